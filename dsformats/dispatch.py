@@ -1,0 +1,227 @@
+"""The library API: list formats, detect, read, write and convert, streaming items from reader to writer."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from dsformats.detect import Detection, best_detections
+from dsformats.errors import (
+    AmbiguousFormatError,
+    DatasetError,
+    DuplicateItemError,
+    FormatNotFoundError,
+    OutputExistsError,
+)
+from dsformats.formats import FormatSpec, Reader
+from dsformats.model import Header, Item
+from dsformats.options import validate_options
+from dsformats.registry import FormatInfo, Registry, default_registry
+from dsformats.report import Report
+
+__all__ = ["convert", "detect", "detect_format", "list_formats", "read", "staged_output", "write", "check_output"]
+
+Progress = Callable[[int, "int | None"], None]
+
+
+def _registry(registry: Registry | None) -> Registry:
+    return registry if registry is not None else default_registry()
+
+
+def list_formats(*, registry: Registry | None = None) -> list[FormatInfo]:
+    """Every loaded format, sorted by name."""
+    return list(_registry(registry).formats.values())
+
+
+def detect(path: str | os.PathLike[str], *, registry: Registry | None = None) -> list[Detection]:
+    """Every plugin's verdict about ``path``, best first."""
+    if not os.path.exists(path):
+        raise DatasetError("no such file or directory", str(path))
+    return _registry(registry).detect(path)
+
+
+def detect_format(path: str | os.PathLike[str], *, registry: Registry | None = None) -> str:
+    """The single best format for ``path``; raises when nothing or several formats tie."""
+    verdicts = detect(path, registry=registry)
+    best = best_detections(verdicts)
+    if not best:
+        raise FormatNotFoundError(f"{path}: no known format detected; give the format with -if")
+    if len(best) > 1:
+        names = [d.format for d in best]
+        raise AmbiguousFormatError(
+            f"{path}: ambiguous format, equally likely: {', '.join(names)}; choose one with -if", names
+        )
+    return best[0].format
+
+
+@contextlib.contextmanager
+def read(
+    path: str | os.PathLike[str],
+    format: str | None = None,
+    *,
+    options: Mapping[str, Any] | None = None,
+    registry: Registry | None = None,
+) -> Iterator[Reader]:
+    """Open a dataset for reading: ``with read(path) as reader: for item in reader.items(): ...``.
+
+    The format is detected when not given. Options are validated before anything is read.
+    """
+    reg = _registry(registry)
+    info = reg.reader_format(format) if format else None
+    checked = validate_options(info.spec.reader_options, options, what="reader option") if info else None
+    if not os.path.exists(path):
+        raise DatasetError("no such file or directory", str(path))
+    if info is None:
+        info = reg.reader_format(detect_format(path, registry=reg))
+        checked = validate_options(info.spec.reader_options, options, what="reader option")
+    assert checked is not None
+    with reg.open_reader(info.name, Path(path), checked) as reader:
+        yield reader
+
+
+def check_output(dst: str | os.PathLike[str], *, overwrite: bool = False) -> bool:
+    """Refuse an existing, non-empty ``dst`` unless ``overwrite``; return whether ``dst`` exists."""
+    target = Path(dst)
+    exists = target.exists() or target.is_symlink()
+    if exists and not overwrite and (not target.is_dir() or any(target.iterdir())):
+        raise OutputExistsError(f"{target}: output exists; pass overwrite (CLI: --overwrite) to replace it")
+    return exists
+
+
+@contextlib.contextmanager
+def staged_output(dst: str | os.PathLike[str], *, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a fresh sibling directory of ``dst``; publish it as ``dst`` only if the block succeeds.
+
+    An existing non-empty ``dst`` is refused unless ``overwrite``; it is replaced only after the new output
+    is complete. On any error (or interrupt) the staging directory is removed and ``dst`` is untouched.
+    """
+    target = Path(dst)
+    exists = check_output(target, overwrite=overwrite)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    token = uuid.uuid4().hex[:8]
+    staging = target.parent / f".{target.name}.dsformats-{token}.tmp"
+    staging.mkdir()
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if exists:
+        trash = target.parent / f".{target.name}.dsformats-{token}.old"
+        os.replace(target, trash)
+        os.replace(staging, target)
+        if trash.is_dir() and not trash.is_symlink():
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            trash.unlink()
+    else:
+        os.replace(staging, target)
+
+
+def _guarded(
+    items: Iterable[Item], spec: FormatSpec, report: Report, progress: Progress | None, total: int | None
+) -> Iterator[Item]:
+    """Check items as they stream by: type, unique (subset, id), and kinds the target cannot hold."""
+    seen: set[tuple[str, str]] = set()
+    supported = spec.annotation_kinds
+    for count, item in enumerate(items, 1):
+        if not isinstance(item, Item):
+            raise TypeError(f"writers accept dsformats.Item objects, got {type(item).__name__}")
+        key = (item.subset, item.id)
+        if key in seen:
+            raise DuplicateItemError(f"duplicate item id {item.id!r} in subset {item.subset!r}")
+        seen.add(key)
+        report.items_read[item.subset] += 1
+        unsupported = [a for a in item.annotations if a.kind not in supported]
+        if unsupported:
+            for ann in unsupported:
+                report.drop(ann.kind, f"{spec.name} cannot store {ann.kind} annotations")
+            item = Item(
+                id=item.id,
+                subset=item.subset,
+                media=item.media,
+                annotations=[a for a in item.annotations if a.kind in supported],
+                attributes=item.attributes,
+            )
+        yield item
+        if progress is not None:
+            progress(count, total)
+
+
+def write(
+    items: Iterable[Item],
+    path: str | os.PathLike[str],
+    format: str,
+    *,
+    header: Header | None = None,
+    options: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
+    registry: Registry | None = None,
+    progress: Progress | None = None,
+    report: Report | None = None,
+    strict: bool = False,
+) -> Report:
+    """Write ``items`` (any iterable, consumed once) as ``format`` into the directory ``path``.
+
+    The output appears only if everything succeeded. With ``strict``, anything dropped is an error and
+    nothing is published. Returns the :class:`Report`.
+    """
+    reg = _registry(registry)
+    info, preset = reg.writer_format(format)
+    checked = validate_options(info.spec.writer_options, {**preset, **(options or {})}, what="writer option")
+    header = header or Header()
+    report = report or Report()
+    report.target_format = info.name
+    with staged_output(path, overwrite=overwrite) as staging:
+        with reg.open_writer(info.name, staging, checked) as writer:
+            writer.write(header, _guarded(items, info.spec, report, progress, header.size_hint), report)
+        if strict and not report.lossless:
+            lost = "; ".join(f"{kind}: {count} ({reason})" for kind, (count, reason) in report.dropped.items())
+            raise DatasetError(f"strict mode: the conversion would lose data ({lost}); nothing was written")
+    return report
+
+
+def convert(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    format: str,
+    *,
+    source_format: str | None = None,
+    reader_options: Mapping[str, Any] | None = None,
+    writer_options: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
+    registry: Registry | None = None,
+    progress: Progress | None = None,
+    strict: bool = False,
+) -> Report:
+    """Convert the dataset at ``src`` into ``format`` at ``dst``, streaming; return the report.
+
+    Every option is validated before anything is read; the input format is detected when not given.
+    """
+    reg = _registry(registry)
+    info, preset = reg.writer_format(format)
+    checked = validate_options(info.spec.writer_options, {**preset, **(writer_options or {})}, what="writer option")
+    if source_format:
+        validate_options(reg.reader_format(source_format).spec.reader_options, reader_options, what="reader option")
+    check_output(dst, overwrite=overwrite)
+    if not source_format:
+        source_format = detect_format(src, registry=reg)
+    report = Report(source_format=reg.reader_format(source_format).name)
+    with read(src, source_format, options=reader_options, registry=reg) as reader:
+        return write(
+            reader.items(),
+            dst,
+            info.name,
+            header=reader.header,
+            options=checked,
+            overwrite=overwrite,
+            registry=reg,
+            progress=progress,
+            report=report,
+            strict=strict,
+        )

@@ -1,0 +1,80 @@
+"""Exceptions raised by dsformats and by format plugins.
+
+Every error a user can cause derives from :class:`DsformatsError`. The CLI prints its message (never a
+traceback) and exits with :attr:`DsformatsError.exit_code`.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AmbiguousFormatError",
+    "DatasetError",
+    "DsformatsError",
+    "DuplicateFormatError",
+    "DuplicateItemError",
+    "FormatNotFoundError",
+    "OptionError",
+    "OutputExistsError",
+    "PluginLoadError",
+    "UnknownFormatError",
+]
+
+
+class DsformatsError(Exception):
+    """Base class of all errors that a user can cause; the message is meant for people."""
+
+    exit_code = 1
+
+
+class DatasetError(DsformatsError):
+    """Bad input or unwritable output. ``location`` names the file, archive member or JSON path."""
+
+    def __init__(self, message: str, location: str | None = None) -> None:
+        self.location = location
+        super().__init__(f"{location}: {message}" if location else message)
+
+
+class DuplicateItemError(DatasetError):
+    """Two items share the same ``(subset, id)``."""
+
+
+class OutputExistsError(DsformatsError):
+    """The output exists and ``overwrite`` was not given."""
+
+    exit_code = 1
+
+
+class OptionError(DsformatsError):
+    """An unknown or invalid reader/writer option, detected before anything is read."""
+
+    exit_code = 2
+
+
+class UnknownFormatError(DsformatsError):
+    """A format name that no loaded plugin provides (or that cannot read/write as asked)."""
+
+    exit_code = 2
+
+
+class FormatNotFoundError(DsformatsError):
+    """Detection found no format for a path."""
+
+    exit_code = 2
+
+
+class AmbiguousFormatError(DsformatsError):
+    """Detection found several formats with the same, highest confidence."""
+
+    exit_code = 3
+
+    def __init__(self, message: str, candidates: list[str]) -> None:
+        self.candidates = candidates
+        super().__init__(message)
+
+
+class PluginLoadError(DsformatsError):
+    """A plugin failed to load or to validate (raised only in strict mode)."""
+
+
+class DuplicateFormatError(PluginLoadError):
+    """Two plugins declare the same format name."""

@@ -1,0 +1,88 @@
+"""The one file-access layer that readers and writers go through.
+
+Readers never call ``open()`` on paths built from dataset content: they use :func:`join_within` to turn a
+name found in a dataset (a COCO ``file_name``, a VOC ``<filename>``, a zip member) into a path that cannot
+leave the dataset root, :func:`walk_files` to list a tree without following symlinks out of it, and
+:func:`open_binary` / :meth:`Media.from_file` to read. Keeping all of it here lets later work swap local paths for
+archives or object storage in one place.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+from dsformats.errors import DatasetError
+
+__all__ = ["join_within", "open_binary", "safe_relative", "walk_files"]
+
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+def safe_relative(name: str, *, location: str | None = None) -> str:
+    """Normalise a dataset-provided relative name to POSIX form; reject anything that escapes.
+
+    Rejected: absolute paths, drive letters, backslash tricks and ``..`` components, with a
+    :class:`DatasetError` naming ``location``.
+    """
+    if not name or "\x00" in name:
+        raise DatasetError(f"invalid empty or NUL-containing path {name!r}", location)
+    if "\\" in name:
+        raise DatasetError(f"path {name!r} contains a backslash", location)
+    if name.startswith("/") or _DRIVE.match(name):
+        raise DatasetError(f"path {name!r} is absolute", location)
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if ".." in parts or not parts:
+        raise DatasetError(f"path {name!r} escapes the dataset directory", location)
+    return "/".join(parts)
+
+
+def join_within(root: Path, name: str, *, location: str | None = None) -> Path:
+    """``root / name`` after :func:`safe_relative`, also refusing symlinks that resolve outside ``root``."""
+    target = root.joinpath(*safe_relative(name, location=location).split("/"))
+    if target.is_symlink() or any(p.is_symlink() for p in target.parents if p != root and root in p.parents):
+        real_root = os.path.realpath(root)
+        real = os.path.realpath(target)
+        if not real.startswith(real_root.rstrip(os.sep) + os.sep):
+            raise DatasetError(f"{name!r} is a symlink that points outside the dataset", location)
+    return target
+
+
+def walk_files(root: Path, *, max_depth: int | None = None) -> Iterator[str]:
+    """Relative POSIX paths of the files under ``root``, sorted per directory.
+
+    Symlinked directories are not entered, and symlinked files are skipped when they resolve outside
+    ``root``.
+    """
+    real_root = os.path.realpath(root).rstrip(os.sep) + os.sep
+
+    def visit(folder: Path, prefix: str, depth: int) -> Iterator[str]:
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as exc:
+            raise DatasetError(f"cannot list directory: {exc.strerror}", str(folder)) from None
+        for entry in entries:
+            rel = prefix + entry.name
+            if entry.is_dir(follow_symlinks=False):
+                if max_depth is None or depth < max_depth:
+                    yield from visit(Path(entry.path), rel + "/", depth + 1)
+            elif entry.is_symlink():
+                real = os.path.realpath(entry.path)
+                if real.startswith(real_root) and os.path.isfile(real):
+                    yield rel
+            elif entry.is_file():
+                yield rel
+
+    return visit(root, "", 1)
+
+
+def open_binary(path: Path) -> IO[bytes]:
+    """Open a file for reading, with a :class:`DatasetError` naming it on failure."""
+    try:
+        return open(path, "rb")
+    except OSError as exc:
+        raise DatasetError(f"cannot open: {exc.strerror or exc}", str(path)) from None
+

@@ -1,0 +1,108 @@
+"""Format metadata and the reader/writer contracts that plugins implement."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from types import TracebackType
+from typing import Any, Protocol, runtime_checkable
+
+import attrs
+
+from dsformats.model import ANNOTATION_KINDS, Header, Item
+from dsformats.options import Option
+from dsformats.report import Report
+
+__all__ = ["FormatSpec", "Reader", "Shard", "Writer"]
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def _check_kinds(_inst: object, _attr: object, value: frozenset[str]) -> None:
+    unknown = set(value) - ANNOTATION_KINDS
+    if unknown:
+        raise ValueError(f"unknown annotation kinds {sorted(unknown)}; known: {sorted(ANNOTATION_KINDS)}")
+
+
+def _check_options(_inst: object, attr: attrs.Attribute, value: tuple[Option, ...]) -> None:
+    names = [n for o in value for n in (o.name, *o.aliases)]
+    if len(set(names)) != len(names):
+        raise ValueError(f"{attr.name} declares an option name twice: {names}")
+
+
+@attrs.frozen(kw_only=True)
+class FormatSpec:
+    """What a plugin declares about one format. Cheap to build: no heavy imports.
+
+    ``annotation_kinds`` lists the kinds the format stores (see ``dsformats.model.ANNOTATION_KINDS``); the
+    dispatcher drops and counts the others before they reach the writer. ``extensions`` are the file
+    suffixes the format's inputs typically have (``.zip``, ``.json``). ``aliases`` are other names that
+    select this format, possibly with preset writer options (``{"coco_instances": {"tasks": "instances"}}``).
+    """
+
+    name: str = attrs.field(validator=attrs.validators.matches_re(_NAME))
+    description: str = ""
+    extensions: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    can_read: bool = True
+    can_write: bool = True
+    annotation_kinds: frozenset[str] = attrs.field(
+        default=frozenset(), converter=frozenset, validator=_check_kinds
+    )
+    reader_options: tuple[Option, ...] = attrs.field(default=(), converter=tuple, validator=_check_options)
+    writer_options: tuple[Option, ...] = attrs.field(default=(), converter=tuple, validator=_check_options)
+    aliases: dict[str, dict[str, Any]] = attrs.field(factory=dict, converter=dict, hash=False)
+
+    @aliases.validator
+    def _check_aliases(self, _attr: object, value: Mapping[str, Any]) -> None:
+        for alias in value:
+            if not _NAME.match(alias):
+                raise ValueError(f"alias {alias!r} is not a valid format name")
+
+
+@attrs.frozen
+class Shard:
+    """An independent part of a dataset that a reader can read on its own (for scale-out engines).
+
+    ``key`` is JSON-serialisable and is passed back as the reader option ``shard``; ``size_hint`` counts
+    its items when cheap to know.
+    """
+
+    key: Any
+    description: str = ""
+    size_hint: int | None = None
+
+
+@runtime_checkable
+class Reader(Protocol):
+    """A dataset being read: a context manager with a header and a single-pass item iterator.
+
+    Items and their media are valid only while the reader is open. Readers may also define
+    ``shards() -> list[Shard]`` when their input splits into independent parts.
+    """
+
+    header: Header
+
+    def __enter__(self) -> Reader: ...
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool | None: ...
+
+    def items(self) -> Iterator[Item]:
+        """Yield the items once, lazily, in a stable order."""
+        ...
+
+
+@runtime_checkable
+class Writer(Protocol):
+    """A dataset being written into a directory that the dispatcher provides and later publishes."""
+
+    def __enter__(self) -> Writer: ...
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool | None: ...
+
+    def write(self, header: Header, items: Iterable[Item], report: Report) -> None:
+        """Consume ``items`` (any iterable, consumed once) and record what was written in ``report``."""
+        ...

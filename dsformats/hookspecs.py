@@ -1,0 +1,71 @@
+"""The hooks a format plugin implements (pluggy project name ``dsformats``).
+
+A plugin is any module or object with functions decorated by :data:`hookimpl`, registered through an entry
+point in the group ``dsformats``::
+
+    [project.entry-points.dsformats]
+    kitti = "dsformats_kitti"
+
+Hooks are called with keyword arguments only; an implementation may accept a subset of the arguments.
+Keep the plugin module light: import Pillow, numpy or JSON libraries inside ``dsformats_open_reader`` and
+``dsformats_open_writer``, not at module level.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:  # pragma: no cover
+    from dsformats.detect import Detection, Probe
+    from dsformats.formats import FormatSpec, Reader, Writer
+
+PROJECT = "dsformats"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+#: Decorate a plugin's hook implementations with this marker.
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def dsformats_formats() -> Sequence[FormatSpec]:
+    """Declare the formats this plugin provides.
+
+    Return a list of :class:`~dsformats.FormatSpec`: name, description, extensions, whether it reads and
+    writes, the annotation kinds it stores, and its reader and writer options as data. Called once when the
+    registry is built; must be cheap and must not import heavy libraries.
+    """
+
+
+@hookspec
+def dsformats_detect(path: Path, probe: Probe) -> Sequence[Detection] | Detection | None:
+    """Say whether ``path`` (a file or a directory) holds one of this plugin's formats.
+
+    Use only ``probe``'s bounded, read-only helpers to look at the data. Return a
+    :class:`~dsformats.Detection` (or a list of them, one per format) with a confidence and a reason;
+    ``Confidence.NONE`` with a reason explains a rejection to ``detect --explain``. Return None to stay
+    silent. Detections for formats the plugin did not declare are ignored.
+    """
+
+
+@hookspec(firstresult=True)
+def dsformats_open_reader(format: str, path: Path, options: Mapping[str, Any]) -> Reader | None:
+    """Return a :class:`~dsformats.Reader` for ``path`` if ``format`` is yours, else None.
+
+    ``options`` has already been validated against the format's ``reader_options``, with every declared
+    option present (defaults filled in). The first non-None result wins. Do not read anything yet: the
+    reader does its work in ``__enter__`` and ``items()``.
+    """
+
+
+@hookspec(firstresult=True)
+def dsformats_open_writer(format: str, path: Path, options: Mapping[str, Any]) -> Writer | None:
+    """Return a :class:`~dsformats.Writer` that writes into the directory ``path`` if ``format`` is yours.
+
+    ``path`` is a fresh staging directory; the dispatcher publishes it at the real destination only after
+    the writer exits without error. ``options`` is validated like the reader's. The first non-None
+    result wins.
+    """

@@ -1,0 +1,410 @@
+"""The neutral data model: items, lazy media, annotations and categories.
+
+Conventions, for every format:
+
+* Coordinates are pixels, 0-based, origin at the top-left corner of the image, and are kept exactly as read
+  (``int`` stays ``int``, ``float`` stays ``float``; nothing is rounded).
+* Sizes are ``(width, height)``.
+* Labels are referenced by **name**; the dataset's :class:`Categories` lists them before any item arrives.
+* Keypoint visibility follows COCO: 0 = not labelled, 1 = labelled but hidden, 2 = visible.
+
+Nothing here imports Pillow or numpy; :class:`Media` and :class:`Mask` import them only when asked to decode.
+"""
+
+from __future__ import annotations
+
+import io
+import posixpath
+import re
+import shutil
+from pathlib import Path
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import IO, TYPE_CHECKING, Any, ClassVar
+
+import attrs
+
+if TYPE_CHECKING:  # pragma: no cover
+    from PIL.Image import Image as PILImage
+
+__all__ = [
+    "ANNOTATION_KINDS",
+    "Annotation",
+    "Bbox",
+    "Caption",
+    "Categories",
+    "Header",
+    "Item",
+    "KeypointSchema",
+    "Label",
+    "LabelDef",
+    "Mask",
+    "Media",
+    "Points",
+    "PolyLine",
+    "Polygon",
+    "Rle",
+    "validate_item_id",
+]
+
+Number = int | float
+Color = tuple[int, int, int]
+
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+def validate_item_id(item_id: str) -> str:
+    """Check that ``item_id`` is a safe relative POSIX path without suffix semantics; return it.
+
+    Rejected: empty ids, backslashes, absolute paths, drive letters, ``.``/``..``/empty components and NUL.
+    Unicode, spaces and other punctuation are allowed.
+    """
+    if not isinstance(item_id, str) or not item_id:
+        raise ValueError(f"item id must be a non-empty string, got {item_id!r}")
+    if "\\" in item_id or "\x00" in item_id:
+        raise ValueError(f"item id {item_id!r} contains a backslash or NUL")
+    if item_id.startswith("/") or _DRIVE.match(item_id):
+        raise ValueError(f"item id {item_id!r} is an absolute path")
+    if any(part in ("", ".", "..") for part in item_id.split("/")):
+        raise ValueError(f"item id {item_id!r} has an empty, '.' or '..' component")
+    return item_id
+
+
+def _check_id(_inst: object, _attr: object, value: str) -> None:
+    validate_item_id(value)
+
+
+# --------------------------------------------------------------------------------------------- media
+
+
+def _open_local(path: str) -> IO[bytes]:
+    from dsformats.fileaccess import open_binary
+
+    return open_binary(Path(path))
+
+
+@attrs.define(eq=False, slots=True)
+class Media:
+    """A lazy image: bytes are opened on demand and nothing is read until used.
+
+    ``name`` locates the source for messages (a path, or ``archive.zip!member``). ``suffix`` is lower-case
+    with its dot (``".jpg"``) and drives byte-for-byte passthrough in writers. ``path`` is set when the
+    bytes are a whole local file, so writers can copy it with the operating system's fast paths.
+
+    A Media object coming from a reader is valid only while that reader is open.
+    """
+
+    name: str
+    suffix: str = attrs.field(converter=lambda s: s.lower())
+    opener: Callable[[], IO[bytes]] = attrs.field(repr=False)
+    path: str | None = None
+    _size: tuple[int, int] | None = attrs.field(default=None, alias="size")
+
+    @classmethod
+    def from_file(cls, path: str | Path, *, size: tuple[int, int] | None = None) -> Media:
+        """Media backed by a local file; the file is not opened until used."""
+        return cls(
+            name=str(path),
+            suffix=posixpath.splitext(str(path))[1],
+            opener=lambda: _open_local(path),
+            path=str(path),
+            size=size,
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes, suffix: str, *, name: str = "<bytes>") -> Media:
+        """Media backed by bytes in memory; ``suffix`` must describe the bytes (e.g. ``".png"``)."""
+        return cls(name=name, suffix=suffix, opener=lambda: io.BytesIO(data))
+
+    def open(self) -> IO[bytes]:
+        """Open the raw bytes for reading; the caller closes the stream."""
+        return self.opener()
+
+    def read_bytes(self) -> bytes:
+        """Return all raw bytes."""
+        with self.opener() as stream:
+            return stream.read()
+
+    def copy_to(self, dst: IO[bytes]) -> None:
+        """Copy the raw bytes into ``dst`` in chunks, without decoding."""
+        with self.opener() as stream:
+            shutil.copyfileobj(stream, dst, 1 << 20)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """``(width, height)``, from the reader when it knew it, else from the image header (no decode)."""
+        if self._size is None:
+            from dsformats.imaging import header_size
+
+            self._size = header_size(self)
+        return self._size
+
+    @property
+    def known_size(self) -> tuple[int, int] | None:
+        """The size if it is already known, without touching the bytes."""
+        return self._size
+
+    def open_image(self) -> PILImage:
+        """Decode with Pillow (imported here, not at module import); the image is fully loaded."""
+        from dsformats.imaging import decode
+
+        return decode(self)
+
+
+# ---------------------------------------------------------------------------------------- annotations
+
+
+def _plain_dict(value: Mapping[str, Any] | None) -> dict[str, Any]:
+    return dict(value or {})
+
+
+def _numbers(value: Iterable[Number]) -> tuple[Number, ...]:
+    return tuple(value)
+
+
+@attrs.frozen(kw_only=True)
+class Annotation:
+    """Fields common to every annotation.
+
+    ``id`` is the annotation's id in its source (0 = none); ``group`` ties annotations of one object
+    together (0 = no group); ``z_order`` orders overlapping shapes; ``attributes`` holds everything else.
+    """
+
+    kind: ClassVar[str] = ""
+    id: int = 0
+    group: int = 0
+    z_order: int = 0
+    attributes: dict[str, Any] = attrs.field(factory=dict, converter=_plain_dict, hash=False)
+
+
+@attrs.frozen(kw_only=True)
+class Label(Annotation):
+    """An image-level label."""
+
+    kind: ClassVar[str] = "label"
+    label: str
+
+
+@attrs.frozen(kw_only=True)
+class Bbox(Annotation):
+    """An axis-aligned box: top-left ``(x, y)``, width ``w`` and height ``h`` in pixels (xywh)."""
+
+    kind: ClassVar[str] = "bbox"
+    x: Number
+    y: Number
+    w: Number
+    h: Number
+    label: str | None = None
+
+    @property
+    def xyxy(self) -> tuple[Number, Number, Number, Number]:
+        """``(x1, y1, x2, y2)``, the corners."""
+        return (self.x, self.y, self.x + self.w, self.y + self.h)
+
+
+@attrs.frozen(kw_only=True)
+class Polygon(Annotation):
+    """A closed polygon; ``points`` is flat ``(x1, y1, x2, y2, ...)`` in pixels, at least 3 vertices."""
+
+    kind: ClassVar[str] = "polygon"
+    points: tuple[Number, ...] = attrs.field(converter=_numbers)
+    label: str | None = None
+
+    @points.validator
+    def _check(self, _attr: object, value: tuple[Number, ...]) -> None:
+        if len(value) % 2 or len(value) < 6:
+            raise ValueError(f"a polygon needs an even number (>= 6) of coordinates, got {len(value)}")
+
+    @property
+    def area(self) -> float:
+        """Shoelace area in square pixels."""
+        xs, ys = self.points[0::2], self.points[1::2]
+        n = len(xs)
+        return abs(sum(xs[i] * ys[(i + 1) % n] - xs[(i + 1) % n] * ys[i] for i in range(n))) / 2
+
+
+@attrs.frozen(kw_only=True)
+class PolyLine(Annotation):
+    """An open polyline; ``points`` is flat ``(x1, y1, x2, y2, ...)`` in pixels, at least 2 vertices."""
+
+    kind: ClassVar[str] = "polyline"
+    points: tuple[Number, ...] = attrs.field(converter=_numbers)
+    label: str | None = None
+
+    @points.validator
+    def _check(self, _attr: object, value: tuple[Number, ...]) -> None:
+        if len(value) % 2 or len(value) < 4:
+            raise ValueError(f"a polyline needs an even number (>= 4) of coordinates, got {len(value)}")
+
+
+@attrs.frozen(kw_only=True)
+class Points(Annotation):
+    """Keypoints: flat ``(x1, y1, ...)`` pixels and one visibility per point (0 absent, 1 hidden, 2 visible).
+
+    The point names and skeleton live in the label's :class:`KeypointSchema`.
+    """
+
+    kind: ClassVar[str] = "points"
+    points: tuple[Number, ...] = attrs.field(converter=_numbers)
+    visibility: tuple[int, ...] = attrs.field(converter=tuple)
+    label: str | None = None
+
+    @visibility.validator
+    def _check(self, _attr: object, value: tuple[int, ...]) -> None:
+        if len(self.points) % 2 or len(value) * 2 != len(self.points):
+            raise ValueError("points needs 2 coordinates and 1 visibility per keypoint")
+        if any(v not in (0, 1, 2) for v in value):
+            raise ValueError(f"keypoint visibility must be 0, 1 or 2, got {value}")
+
+
+@attrs.frozen
+class Rle:
+    """COCO run-length encoding of a binary mask, column-major, starting with a run of zeros.
+
+    ``counts`` is either a list of run lengths (uncompressed) or COCO's compressed string; it is kept as
+    read so that it is written back unchanged. ``size`` is ``(height, width)``, as in COCO.
+    """
+
+    size: tuple[int, int] = attrs.field(converter=tuple)
+    counts: tuple[int, ...] | str = attrs.field(converter=lambda c: c if isinstance(c, str) else tuple(c))
+
+
+@attrs.frozen(kw_only=True)
+class Mask(Annotation):
+    """A binary mask, lazy: either an :class:`Rle` or a ``loader`` returning a 2-D numpy bool array.
+
+    Use :meth:`to_bitmap` and :meth:`to_rle` to convert; both decode only when called.
+    """
+
+    kind: ClassVar[str] = "mask"
+    label: str | None = None
+    rle: Rle | None = None
+    loader: Callable[[], Any] | None = attrs.field(default=None, eq=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        if (self.rle is None) == (self.loader is None):
+            raise ValueError("a Mask needs exactly one of rle= or loader=")
+
+    def to_bitmap(self) -> Any:
+        """The mask as a 2-D numpy bool array of shape ``(height, width)``."""
+        if self.loader is not None:
+            return self.loader()
+        from dsformats.masks import rle_to_bitmap
+
+        assert self.rle is not None
+        return rle_to_bitmap(self.rle)
+
+    def to_rle(self) -> Rle:
+        """The mask as an :class:`Rle` (uncompressed counts when it came from a bitmap)."""
+        if self.rle is not None:
+            return self.rle
+        from dsformats.masks import bitmap_to_rle
+
+        return bitmap_to_rle(self.to_bitmap())
+
+
+@attrs.frozen(kw_only=True)
+class Caption(Annotation):
+    """A free-text caption of the whole image."""
+
+    kind: ClassVar[str] = "caption"
+    caption: str
+
+
+ANNOTATION_TYPES: tuple[type[Annotation], ...] = (Label, Bbox, Polygon, PolyLine, Points, Mask, Caption)
+ANNOTATION_KINDS: frozenset[str] = frozenset(t.kind for t in ANNOTATION_TYPES)
+
+
+# ---------------------------------------------------------------------------------------- categories
+
+
+@attrs.frozen(kw_only=True)
+class LabelDef:
+    """One label of the dataset.
+
+    ``parent`` names a parent label or group (COCO ``supercategory``), ``attributes`` names the attributes
+    its annotations may carry, ``color`` is an RGB triple (VOC palette), ``id`` is the label's numeric id
+    in its source format (COCO ``category_id``), kept so that writers can reuse it.
+    """
+
+    name: str
+    parent: str = ""
+    attributes: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    color: Color | None = attrs.field(default=None, converter=attrs.converters.optional(tuple))
+    id: int | None = None
+
+
+@attrs.frozen(kw_only=True)
+class KeypointSchema:
+    """Keypoint names of a label and its skeleton, as 0-based index pairs into ``names``."""
+
+    names: tuple[str, ...] = attrs.field(converter=tuple)
+    skeleton: tuple[tuple[int, int], ...] = attrs.field(
+        default=(), converter=lambda edges: tuple(tuple(e) for e in edges)
+    )
+
+
+@attrs.frozen(kw_only=True)
+class Categories:
+    """Dataset-level label information, known before the first item.
+
+    ``labels`` is ordered; ``keypoints`` maps a label name to its schema; ``attributes`` names attributes
+    shared by all labels.
+    """
+
+    labels: tuple[LabelDef, ...] = attrs.field(default=(), converter=tuple)
+    keypoints: dict[str, KeypointSchema] = attrs.field(factory=dict, converter=_plain_dict, hash=False)
+    attributes: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+
+    @labels.validator
+    def _unique(self, _attr: object, value: tuple[LabelDef, ...]) -> None:
+        names = [label.name for label in value]
+        if len(set(names)) != len(names):
+            dupes = sorted({n for n in names if names.count(n) > 1})
+            raise ValueError(f"duplicate label names: {', '.join(dupes)}")
+
+    @property
+    def label_names(self) -> list[str]:
+        """The label names, in order."""
+        return [label.name for label in self.labels]
+
+    def get(self, name: str) -> LabelDef | None:
+        """The label called ``name``, or None."""
+        return next((label for label in self.labels if label.name == name), None)
+
+
+@attrs.frozen(kw_only=True)
+class Header:
+    """What a reader knows before its items: categories, subsets (if known) and free-form ``infos``.
+
+    ``size_hint`` is the number of items when known cheaply, used for progress only.
+    """
+
+    categories: Categories = attrs.field(factory=Categories)
+    subsets: tuple[str, ...] | None = attrs.field(
+        default=None, converter=attrs.converters.optional(tuple)
+    )
+    infos: dict[str, Any] = attrs.field(factory=dict, converter=_plain_dict, hash=False)
+    size_hint: int | None = None
+
+
+# -------------------------------------------------------------------------------------------- items
+
+
+@attrs.frozen(kw_only=True)
+class Item:
+    """One dataset sample.
+
+    ``id`` is a relative POSIX path without suffix, possibly nested (``a/b/3``); ``subset`` defaults to
+    ``"default"``; ``media`` is lazy; ``attributes`` holds item-level data (e.g. a source id).
+    """
+
+    id: str = attrs.field(validator=_check_id)
+    subset: str = "default"
+    media: Media | None = attrs.field(default=None, eq=False)
+    annotations: tuple[Annotation, ...] = attrs.field(default=(), converter=tuple)
+    attributes: dict[str, Any] = attrs.field(factory=dict, converter=_plain_dict, hash=False)
+
+    def annotations_of(self, *types: type[Annotation]) -> Iterator[Annotation]:
+        """The annotations that are instances of ``types``."""
+        return (ann for ann in self.annotations if isinstance(ann, types))
+

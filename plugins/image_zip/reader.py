@@ -1,0 +1,129 @@
+"""Read images from a .zip archive, or from every .zip archive under a directory, lazily."""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+
+from dsformats import DatasetError, Header, Item, Media, Shard
+from dsformats.fileaccess import open_binary, safe_relative, walk_files
+from dsformats.imaging import IMAGE_SUFFIXES
+
+from .schema import ARCHIVE_SUFFIX, is_junk, split_member
+
+
+class _Archive:
+    """One open archive and the image members it holds."""
+
+    def __init__(self, path: Path, subset: str) -> None:
+        self.path = path
+        self.subset = subset
+        try:
+            self.zip = zipfile.ZipFile(open_binary(path))
+        except (zipfile.BadZipFile, OSError) as exc:
+            raise DatasetError(f"not a readable zip archive ({exc})", str(path)) from None
+        self.members: list[tuple[str, zipfile.ZipInfo]] = []
+        for info in self.zip.infolist():
+            if info.is_dir() or is_junk(info.filename):
+                continue
+            if split_member(info.filename)[1] not in IMAGE_SUFFIXES:
+                continue
+            item_id = split_member(safe_relative(info.filename, location=f"{path}!{info.filename}"))[0]
+            if info.flag_bits & 0x1:
+                raise DatasetError("member is encrypted", f"{path}!{info.filename}")
+            self.members.append((item_id, info))
+
+    def media(self, info: zipfile.ZipInfo) -> Media:
+        return Media(
+            name=f"{self.path}!{info.filename}",
+            suffix=split_member(info.filename)[1],
+            opener=lambda: self.zip.open(info),
+        )
+
+    def close(self) -> None:
+        fp = self.zip.fp
+        self.zip.close()
+        if fp is not None:
+            fp.close()
+
+
+class ImageZipReader:
+    """Items of one archive, or of all archives under a directory (sorted by path).
+
+    Only the central directories are read when the reader opens; member bytes are read when an item's media
+    is used. ``subset_from="archive"`` puts each archive's items in a subset named after its stem.
+    """
+
+    def __init__(self, path: Path, *, subset_from: str = "none", shard: str | None = None) -> None:
+        self.path = Path(path)
+        self.subset_from = subset_from
+        self.shard = shard
+        self.header = Header()
+        self._archives: list[_Archive] = []
+
+    def _archive_paths(self) -> list[Path]:
+        if self.path.is_file():
+            return [self.path]
+        if not self.path.is_dir():
+            raise DatasetError("no such file or directory", str(self.path))
+        found = [self.path / rel for rel in walk_files(self.path) if rel.lower().endswith(ARCHIVE_SUFFIX)]
+        found = [p for p in found if not is_junk(p.relative_to(self.path).as_posix())]
+        if not found:
+            raise DatasetError("no .zip archive found in this directory", str(self.path))
+        return found
+
+    def __enter__(self) -> ImageZipReader:
+        try:
+            paths = self._archive_paths()
+            if self.shard is not None:
+                paths = [p for p in paths if self._shard_key(p) == self.shard]
+            seen: dict[tuple[str, str], str] = {}
+            stems: dict[str, Path] = {}
+            for path in paths:
+                subset = "default"
+                if self.subset_from == "archive":
+                    subset = path.name[: -len(ARCHIVE_SUFFIX)]
+                    if subset in stems:
+                        raise DatasetError(f"archives {stems[subset]} and {path} would both be subset {subset!r}")
+                    stems[subset] = path
+                archive = _Archive(path, subset)
+                self._archives.append(archive)
+                for item_id, info in archive.members:
+                    where = f"{path}!{info.filename}"
+                    first = seen.setdefault((subset, item_id), where)
+                    if first != where:
+                        raise DatasetError(f"images {first} and {where} have the same item id {item_id!r}")
+        except BaseException:
+            self.close()
+            raise
+        subsets = sorted({a.subset for a in self._archives})
+        self.header = Header(subsets=subsets, size_hint=sum(len(a.members) for a in self._archives))
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close every archive."""
+        for archive in self._archives:
+            archive.close()
+        self._archives = []
+
+    def _shard_key(self, path: Path) -> str:
+        return path.relative_to(self.path).as_posix() if self.path.is_dir() else path.name
+
+    def shards(self) -> list[Shard]:
+        """One shard per archive; pass ``shard=key`` to read only that archive."""
+        return [
+            Shard(self._shard_key(a.path), f"archive {a.path.name}", len(a.members)) for a in self._archives
+        ]
+
+    def items(self) -> Iterator[Item]:
+        """Yield one item per image member, in archive order."""
+        for archive in self._archives:
+            for item_id, info in archive.members:
+                yield Item(id=item_id, subset=archive.subset, media=archive.media(info))

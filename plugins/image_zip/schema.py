@@ -1,0 +1,46 @@
+"""image_zip constants: option values, junk-member rules and defaults."""
+
+from __future__ import annotations
+
+import posixpath
+import zipfile
+
+FORMAT = "image_zip"
+DEFAULT_NAME = "default.zip"
+DEFAULT_IMAGE_EXT = ".jpg"
+ARCHIVE_SUFFIX = ".zip"
+
+#: ``--compression`` choices and the zipfile constants they select.
+COMPRESSION = {
+    "ZIP_STORED": zipfile.ZIP_STORED,
+    "ZIP_DEFLATED": zipfile.ZIP_DEFLATED,
+    "ZIP_BZIP2": zipfile.ZIP_BZIP2,
+    "ZIP_LZMA": zipfile.ZIP_LZMA,
+}
+#: Short spellings accepted for ``--compression`` (matched case-insensitively).
+COMPRESSION_ALIASES = {
+    "stored": "ZIP_STORED",
+    "store": "ZIP_STORED",
+    "deflated": "ZIP_DEFLATED",
+    "deflate": "ZIP_DEFLATED",
+    "bzip2": "ZIP_BZIP2",
+    "lzma": "ZIP_LZMA",
+}
+
+#: Fixed member timestamp, so that the same input always gives the same archive bytes.
+MEMBER_DATE_TIME = (1980, 1, 1, 0, 0, 0)
+
+
+def is_junk(name: str) -> bool:
+    """Directory entries and OS metadata: ``__MACOSX/``, ``._*`` resource forks, ``.DS_Store``, ``Thumbs.db``."""
+    if name.endswith("/"):
+        return True
+    parts = name.split("/")
+    base = parts[-1]
+    return "__MACOSX" in parts[:-1] or base.startswith("._") or base in (".DS_Store", "Thumbs.db", "desktop.ini")
+
+
+def split_member(name: str) -> tuple[str, str]:
+    """``("a/b/1", ".jpg")`` for member ``a/b/1.JPG``: the item id and the lower-case suffix."""
+    stem, suffix = posixpath.splitext(name)
+    return stem, suffix.lower()

@@ -1,0 +1,88 @@
+"""Write images into one .zip archive: byte copies when the suffix is kept, re-encodes when it changes."""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Iterable
+from pathlib import Path
+from types import TracebackType
+
+from dsformats import DatasetError, Header, Item, Report
+from dsformats.fileaccess import safe_relative
+from dsformats.imaging import write_image
+
+from .schema import COMPRESSION, DEFAULT_IMAGE_EXT, MEMBER_DATE_TIME
+
+
+def normalize_ext(ext: str | None) -> str | None:
+    """``"png"`` or ``".PNG"`` -> ``".png"``; None stays None."""
+    if not ext:
+        return None
+    ext = ext.lower()
+    return ext if ext.startswith(".") else "." + ext
+
+
+class ImageZipWriter:
+    """Writes every item's image as member ``[<subset>/]<id><ext>`` of ``<dir>/<name>``."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        name: str = "default.zip",
+        compression: str = "ZIP_STORED",
+        image_ext: str | None = None,
+        subset_dirs: bool = False,
+    ) -> None:
+        self.archive_path = Path(path) / safe_relative(name, location="--name")
+        self.compression = COMPRESSION[compression]
+        self.image_ext = normalize_ext(image_ext)
+        self.subset_dirs = subset_dirs
+
+    def __enter__(self) -> ImageZipWriter:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        return None
+
+    def member_name(self, item: Item) -> str:
+        """The archive member that ``item`` is stored as."""
+        assert item.media is not None
+        ext = self.image_ext or item.media.suffix or DEFAULT_IMAGE_EXT
+        prefix = f"{item.subset}/" if self.subset_dirs else ""
+        return safe_relative(prefix + item.id + ext, location=f"item {item.id!r}")
+
+    def write(self, header: Header, items: Iterable[Item], report: Report) -> None:
+        """Store every item's image; items without one are counted as dropped."""
+        self.archive_path.parent.mkdir(parents=True, exist_ok=True)
+        owners: dict[str, str] = {}
+        folded: dict[str, str] = {}
+        with zipfile.ZipFile(self.archive_path, "w", compression=self.compression) as archive:
+            for item in items:
+                if item.attributes:
+                    report.drop("item attribute", "image_zip stores images only", len(item.attributes))
+                if item.media is None:
+                    report.drop("item without image", "image_zip stores images only")
+                    continue
+                name = self.member_name(item)
+                where = f"{item.subset}/{item.id}"
+                if name in owners:
+                    raise DatasetError(
+                        f"items {owners[name]!r} and {where!r} would both be stored as {name!r}; "
+                        "use --subset-dirs to keep subsets apart"
+                    )
+                owners[name] = where
+                if folded.setdefault(name.lower(), name) != name:
+                    report.warn(
+                        f"members {folded[name.lower()]!r} and {name!r} differ only in case and collide "
+                        "when extracted on a case-insensitive file system"
+                    )
+                info = zipfile.ZipInfo(name, date_time=MEMBER_DATE_TIME)
+                info.compress_type = self.compression
+                info.external_attr = 0o644 << 16
+                with archive.open(info, "w", force_zip64=True) as member:
+                    reencoded = write_image(item.media, member, Path(name).suffix)
+                report.wrote_media(reencoded)
+                report.wrote_item(item.subset)
