@@ -20,11 +20,24 @@ class _Archive:
     def __init__(self, path: Path, subset: str) -> None:
         self.path = path
         self.subset = subset
+        stream = open_binary(path)
         try:
-            self.zip = zipfile.ZipFile(open_binary(path))
-        except (zipfile.BadZipFile, OSError) as exc:
+            self.zip = zipfile.ZipFile(stream)
+        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+            stream.close()
             raise DatasetError(f"not a readable zip archive ({exc})", str(path)) from None
+        except BaseException:
+            stream.close()
+            raise
         self.members: list[tuple[str, zipfile.ZipInfo]] = []
+        try:
+            self._index()
+        except BaseException:
+            self.close()
+            raise
+
+    def _index(self) -> None:
+        path = self.path
         for info in self.zip.infolist():
             if info.is_dir() or is_junk(info.filename):
                 continue
@@ -86,7 +99,9 @@ class ImageZipReader:
                 if self.subset_from == "archive":
                     subset = path.name[: -len(ARCHIVE_SUFFIX)]
                     if subset in stems:
-                        raise DatasetError(f"archives {stems[subset]} and {path} would both be subset {subset!r}")
+                        raise DatasetError(
+                            f"archives {stems[subset]} and {path} would both be subset {subset!r}"
+                        )
                     stems[subset] = path
                 archive = _Archive(path, subset)
                 self._archives.append(archive)

@@ -30,14 +30,17 @@ COMPRESSION_ALIASES = {
 #: Fixed member timestamp, so that the same input always gives the same archive bytes.
 MEMBER_DATE_TIME = (1980, 1, 1, 0, 0, 0)
 
+#: File names that operating systems leave behind; never dataset content.
+JUNK_NAMES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
+
 
 def is_junk(name: str) -> bool:
-    """Directory entries and OS metadata: ``__MACOSX/``, ``._*`` resource forks, ``.DS_Store``, ``Thumbs.db``."""
+    """Directory entries and OS metadata: ``__MACOSX/``, ``._*`` forks, ``.DS_Store``, ``Thumbs.db``."""
     if name.endswith("/"):
         return True
     parts = name.split("/")
     base = parts[-1]
-    return "__MACOSX" in parts[:-1] or base.startswith("._") or base in (".DS_Store", "Thumbs.db", "desktop.ini")
+    return "__MACOSX" in parts[:-1] or base.startswith("._") or base in JUNK_NAMES
 
 
 def split_member(name: str) -> tuple[str, str]:

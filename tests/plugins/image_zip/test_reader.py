@@ -1,0 +1,322 @@
+"""image_zip reader: reference assets, ids, subsets, junk, case, laziness, duplicates, unsafe names."""
+
+from __future__ import annotations
+
+import shutil
+import tracemalloc
+import zipfile
+from pathlib import Path
+
+import pytest
+
+import dsformats
+from dsformats import DatasetError
+
+from .conftest import pixels, read_all, write_zip
+
+# ------------------------------------------------------------------------------------ reference assets
+
+
+def test_can_import(image_zip_assets: Path):
+    """Datumaro's test_can_import: 1.zip holds 1.jpg (10x10)."""
+    archive = image_zip_assets / "1.zip"
+    with zipfile.ZipFile(archive) as zf:
+        raw = zf.read("1.jpg")
+    with dsformats.read(archive, "image_zip") as reader:
+        items = list(reader.items())
+        assert [(i.subset, i.id) for i in items] == [("default", "1")]
+        media = items[0].media
+        assert media.suffix == ".jpg"
+        assert media.name == f"{archive}!1.jpg"
+        assert media.size == (10, 10)
+        assert media.read_bytes() == raw
+        assert reader.header.subsets == ("default",)
+        assert reader.header.size_hint == 1
+
+
+def test_can_import_from_directory(image_zip_assets: Path):
+    """Datumaro's test_can_import_from_directory: both archives land in subset default."""
+    with dsformats.read(image_zip_assets, "image_zip") as reader:
+        items = {(i.subset, i.id): i.media.size for i in reader.items()}
+        assert reader.header.subsets == ("default",)
+    assert items == {("default", "1"): (10, 10), ("default", "2"): (10, 5)}
+
+
+def test_import_detects_format(image_zip_assets: Path):
+    with dsformats.read(image_zip_assets) as reader:
+        assert sorted(i.id for i in reader.items()) == ["1", "2"]
+
+
+def test_subset_from_archive(image_zip_assets: Path):
+    with dsformats.read(image_zip_assets, "image_zip", options={"subset_from": "archive"}) as reader:
+        assert reader.header.subsets == ("1", "2")
+        assert sorted((i.subset, i.id) for i in reader.items()) == [("1", "1"), ("2", "2")]
+
+
+def test_shards_one_per_archive(image_zip_assets: Path):
+    with dsformats.read(image_zip_assets, "image_zip") as reader:
+        shards = reader.shards()
+    assert [(s.key, s.size_hint) for s in shards] == [("1.zip", 1), ("2.zip", 1)]
+
+
+def test_bogus_reader_option_is_rejected(image_zip_assets: Path):
+    with pytest.raises(dsformats.OptionError, match="archive") as info:
+        with dsformats.read(image_zip_assets, "image_zip", options={"subset_from": "folder"}):
+            pass
+    assert "none" in str(info.value)
+    with pytest.raises(dsformats.OptionError, match="subset_from"):
+        with dsformats.read(image_zip_assets, "image_zip", options={"subsets": "x"}):
+            pass
+
+
+# --------------------------------------------------------------------------------------- ids and layout
+
+
+def test_relative_paths(tmp_path: Path, make_image):
+    """Datumaro's test_relative_paths: nested members give nested ids, bytes unchanged."""
+    names = ["1.png", "a/2.png", "a/b/3.png"]
+    data = {name: make_image(4, 3, ".png", seed=n) for n, name in enumerate(names)}
+    archive = write_zip(tmp_path / "in.zip", data)
+    assert read_all(archive) == [
+        ("default", "1", data["1.png"]),
+        ("default", "a/2", data["a/2.png"]),
+        ("default", "a/b/3", data["a/b/3.png"]),
+    ]
+
+
+def test_dot_components_are_normalised(tmp_path: Path, make_image):
+    data = make_image(2, 2, ".png")
+    archive = write_zip(tmp_path / "in.zip", {"./a//b.png": data})
+    assert read_all(archive) == [("default", "a/b", data)]
+
+
+def test_nested_zips_at_any_depth(tmp_path: Path, make_image):
+    root = tmp_path / "data"
+    images = {rel: make_image(3, 3, ".png", seed=n) for n, rel in enumerate(["top", "x/mid", "x/y/z/deep"])}
+    for rel, data in images.items():
+        write_zip(root / f"{rel}.zip", {f"{Path(rel).name}_img.png": data})
+    got = read_all(root, subset_from="archive")
+    assert sorted(got) == [
+        ("deep", "deep_img", images["x/y/z/deep"]),
+        ("mid", "mid_img", images["x/mid"]),
+        ("top", "top_img", images["top"]),
+    ]
+    with dsformats.read(root, "image_zip") as reader:
+        assert [s.key for s in reader.shards()] == ["top.zip", "x/mid.zip", "x/y/z/deep.zip"]
+
+
+def test_same_stem_in_two_folders_with_subset_from_archive(tmp_path: Path, make_image):
+    write_zip(tmp_path / "d" / "a" / "train.zip", {"1.png": make_image(2, 2)})
+    write_zip(tmp_path / "d" / "b" / "train.zip", {"2.png": make_image(2, 2)})
+    with pytest.raises(DatasetError, match="train") as info:
+        read_all(tmp_path / "d", subset_from="archive")
+    assert "a/train.zip" in str(info.value) and "b/train.zip" in str(info.value)
+
+
+def test_junk_members_are_skipped(tmp_path: Path, make_image):
+    good = make_image(5, 4, ".jpg", seed=1)
+    archive = write_zip(
+        tmp_path / "in.zip",
+        [
+            ("__MACOSX/", None),
+            ("__MACOSX/._a.jpg", b"\x00\x05\x16\x07 resource fork"),
+            ("__MACOSX/sub/b.jpg", good),
+            ("._x.jpg", b"\x00\x05\x16\x07"),
+            ("sub/._y.jpg", b"\x00\x05\x16\x07"),
+            (".DS_Store", b"Bud1"),
+            ("sub/.DS_Store", b"Bud1"),
+            ("Thumbs.db", b"junk"),
+            ("sub/", None),
+            ("sub/deeper/", None),
+            ("a.jpg", good),
+        ],
+    )
+    assert read_all(archive) == [("default", "a", good)]
+
+
+def test_non_image_members_are_ignored(tmp_path: Path, make_image):
+    png = make_image(3, 2, ".png")
+    archive = write_zip(
+        tmp_path / "in.zip",
+        {"readme.txt": b"hello", "labels.json": b"{}", "noext": b"x", "img.png": png, "data.csv": b"1,2"},
+    )
+    assert read_all(archive) == [("default", "img", png)]
+
+
+def test_upper_case_suffixes(tmp_path: Path, make_image):
+    jpg = make_image(6, 5, ".jpg", seed=3)
+    tif = make_image(2, 7, ".tif", seed=4)
+    archive = write_zip(tmp_path / "d" / "UPPER.ZIP", {"Photo.JPG": jpg, "scan.TIFF": tif})
+    for path in (archive, archive.parent):
+        with dsformats.read(path, "image_zip") as reader:
+            items = list(reader.items())
+            assert [(i.id, i.media.suffix, i.media.size) for i in items] == [
+                ("Photo", ".jpg", (6, 5)),
+                ("scan", ".tiff", (2, 7)),
+            ]
+            assert [i.media.read_bytes() for i in items] == [jpg, tif]
+    assert read_all(archive.parent, subset_from="archive")[0][:2] == ("UPPER", "Photo")
+
+
+def test_various_pillow_suffixes_are_images(tmp_path: Path, make_image):
+    suffixes = [".bmp", ".webp", ".jpeg", ".tif"]
+    members = {f"i{n}{ext}": make_image(3, 3, ext, seed=n) for n, ext in enumerate(suffixes)}
+    got = read_all(write_zip(tmp_path / "in.zip", members))
+    assert [(i, data) for _, i, data in got] == [(name.split(".")[0], data) for name, data in members.items()]
+
+
+def test_media_pixels_decode(tmp_path: Path, make_image):
+    png = make_image(7, 3, ".png", seed=9)
+    archive = write_zip(tmp_path / "in.zip", {"x.png": png}, compression=zipfile.ZIP_DEFLATED)
+    with dsformats.read(archive, "image_zip") as reader:
+        (item,) = reader.items()
+        image = item.media.open_image()
+        try:
+            assert (image.mode, image.size, image.tobytes()) == pixels(png)
+        finally:
+            image.close()
+
+
+# ---------------------------------------------------------------------------------------------- errors
+
+
+def test_duplicate_ids_in_one_zip(tmp_path: Path, make_image):
+    archive = write_zip(tmp_path / "in.zip", {"a.jpg": make_image(2, 2, ".jpg"), "a.png": make_image(2, 2)})
+    with pytest.raises(DatasetError) as info:
+        read_all(archive)
+    message = str(info.value)
+    assert f"{archive}!a.jpg" in message and f"{archive}!a.png" in message and "'a'" in message
+
+
+def test_duplicate_ids_across_zips_in_subset_default(tmp_path: Path, make_image):
+    one = write_zip(tmp_path / "d" / "one.zip", {"x/1.png": make_image(2, 2)})
+    two = write_zip(tmp_path / "d" / "two.zip", {"x/1.png": make_image(2, 2, seed=1)})
+    with pytest.raises(DatasetError) as info:
+        read_all(tmp_path / "d")
+    assert f"{one}!x/1.png" in str(info.value) and f"{two}!x/1.png" in str(info.value)
+    # With subset_from=archive the same names are in different subsets: no clash.
+    assert sorted((s, i) for s, i, _ in read_all(tmp_path / "d", subset_from="archive")) == [
+        ("one", "x/1"),
+        ("two", "x/1"),
+    ]
+
+
+@pytest.mark.parametrize("member", ["../evil.jpg", "a/../../evil.jpg", "/abs.jpg", "a\\..\\evil.jpg"])
+def test_escaping_member_names_are_rejected(tmp_path: Path, make_image, member: str):
+    archive = write_zip(tmp_path / "in.zip", {"ok.jpg": make_image(2, 2, ".jpg"), member: b"x"})
+    with pytest.raises(DatasetError) as info:
+        read_all(archive)
+    assert f"{archive}!{member}" in str(info.value)
+
+
+def test_not_a_zip_is_a_clear_error(tmp_path: Path):
+    fake = tmp_path / "backup.zip"
+    fake.write_text("this is not a zip\n")
+    with pytest.raises(DatasetError, match="not a readable zip") as info:
+        read_all(fake)
+    assert str(fake) in str(info.value)
+
+
+def test_not_a_zip_in_a_directory_is_a_clear_error(tmp_path: Path, make_image):
+    write_zip(tmp_path / "d" / "a.zip", {"1.png": make_image(2, 2)})
+    (tmp_path / "d" / "b.zip").write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(DatasetError, match="not a readable zip") as info:
+        read_all(tmp_path / "d")
+    assert str(tmp_path / "d" / "b.zip") in str(info.value)
+
+
+def test_directory_without_zips(tmp_path: Path):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "a.jpg").write_bytes(b"x")
+    with pytest.raises(DatasetError, match="no .zip archive"):
+        read_all(tmp_path / "d")
+
+
+def test_missing_path(tmp_path: Path):
+    with pytest.raises(DatasetError, match="no such file"):
+        read_all(tmp_path / "nope.zip")
+
+
+def test_encrypted_member_is_rejected(tmp_path: Path, make_image):
+    archive = write_zip(tmp_path / "in.zip", {"a.png": make_image(2, 2)})
+    data = bytearray(archive.read_bytes())
+    # Set the "encrypted" flag bit in the local header and in the central directory entry.
+    for signature, offset in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        pos = data.index(signature)
+        data[pos + offset] |= 0x1
+    archive.write_bytes(bytes(data))
+    with pytest.raises(DatasetError, match="encrypted") as info:
+        read_all(archive)
+    assert f"{archive}!a.png" in str(info.value)
+
+
+def test_corrupt_member_fails_on_decode_with_its_name(tmp_path: Path, make_image):
+    archive = write_zip(tmp_path / "in.zip", {"bad.jpg": b"\xff\xd8 not really a jpeg"})
+    with dsformats.read(archive, "image_zip") as reader:
+        (item,) = reader.items()
+        assert item.media.read_bytes() == b"\xff\xd8 not really a jpeg"
+        with pytest.raises(DatasetError) as info:
+            item.media.size  # noqa: B018
+    assert f"{archive}!bad.jpg" in str(info.value)
+
+
+# ------------------------------------------------------------------------------------------- laziness
+
+
+def test_no_member_is_opened_before_its_first_read(tmp_path: Path, make_image, monkeypatch):
+    members = {f"{n}.png": make_image(3, 3, seed=n) for n in range(5)}
+    archive = write_zip(tmp_path / "in.zip", members)
+    opened: list[str] = []
+    real_open = zipfile.ZipFile.open
+
+    def counting_open(self, name, *args, **kwargs):
+        opened.append(name if isinstance(name, str) else name.filename)
+        return real_open(self, name, *args, **kwargs)
+
+    monkeypatch.setattr(zipfile.ZipFile, "open", counting_open)
+    monkeypatch.setattr(zipfile.ZipFile, "read", lambda *a, **k: pytest.fail("ZipFile.read called"))
+    with dsformats.read(archive, "image_zip") as reader:
+        items = list(reader.items())
+        assert [i.id for i in items] == ["0", "1", "2", "3", "4"]
+        assert opened == []
+        assert items[3].media.read_bytes() == members["3.png"]
+        assert opened == ["3.png"]
+        assert items[1].media.size == (3, 3)
+        assert opened == ["3.png", "1.png"]
+
+
+def test_items_do_not_hold_member_bytes(tmp_path: Path):
+    """Iterating a ~24 MB archive keeps memory flat: items reference members, not their bytes."""
+    import os
+
+    blob = os.urandom(1 << 20)
+    archive = tmp_path / "big.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for n in range(24):
+            zf.writestr(f"img{n:02}.jpg", blob[n:] + blob[:n])
+    tracemalloc.start()
+    try:
+        with dsformats.read(archive, "image_zip") as reader:
+            items = list(reader.items())
+            _, peak = tracemalloc.get_traced_memory()
+            assert len(items) == 24
+            assert peak < 2 << 20, f"reading the index peaked at {peak:,} bytes"
+            total = 0
+            for item in items:
+                with item.media.open() as stream:
+                    while chunk := stream.read(1 << 16):
+                        total += len(chunk)
+            _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert total == 24 << 20
+    assert peak < 4 << 20, f"streaming all members peaked at {peak:,} bytes"
+
+
+def test_reader_closes_its_archive_files(tmp_path: Path, make_image, image_zip_assets: Path):
+    src = tmp_path / "d"
+    shutil.copytree(image_zip_assets, src)
+    with dsformats.read(src, "image_zip") as reader:
+        items = list(reader.items())
+    with pytest.raises(ValueError):
+        items[0].media.read_bytes()
