@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-import fnmatch
 import os
 import re
 import zipfile
@@ -39,6 +38,12 @@ def best_detections(detections: list[Detection]) -> list[Detection]:
         return []
     top = max(d.confidence for d in positive)
     return [d for d in positive if d.confidence == top]
+
+
+def _glob_regex(pattern: str) -> re.Pattern[str]:
+    parts = re.split(r"(\*\*/?|\*|\?)", pattern)
+    table = {"**/": "(?:.*/)?", "**": ".*", "*": "[^/]*", "?": "[^/]"}
+    return re.compile("".join(table.get(p, re.escape(p)) for p in parts) + r"\Z", re.I)
 
 
 _XML_TAG = re.compile(rb"<([A-Za-z_][\w.:-]*)")
@@ -83,14 +88,15 @@ class Probe:
     def files(self, pattern: str = "*", *, max_depth: int = 3, limit: int | None = None) -> list[str]:
         """Relative POSIX paths of files under the root whose *relative path* matches ``pattern``.
 
-        ``pattern`` is an fnmatch pattern matched case-insensitively (``*.xml``, ``Annotations/*.xml``);
-        a pattern without ``/`` matches the file name at any depth. Walks at most ``max_depth`` levels and
+        ``pattern`` is a glob matched case-insensitively (``*.xml``, ``Annotations/*.xml``, ``**/x.json``):
+        ``*`` and ``?`` stay within one path component, ``**`` crosses them. A pattern without ``/``
+        matches the file name at any depth. Walks at most ``max_depth`` levels and
         ``max_entries`` entries; returns at most ``limit`` results, sorted.
         """
         if not self.root.is_dir():
             return []
         limit = limit or self.max_entries
-        rx = re.compile(fnmatch.translate(pattern), re.I)
+        rx = _glob_regex(pattern)
         by_name = "/" not in pattern
         found: list[str] = []
         seen = 0

@@ -160,17 +160,20 @@ class Registry:
         """
         probe = Probe(path)
         verdicts: list[Detection] = []
-        for impl in self._pm.hook.dsformats_detect.get_hookimpls():
-            owned = [n for n, info in self.formats.items() if info.plugin == impl.plugin_name]
+        plugins = {impl.plugin_name for impl in self._pm.hook.dsformats_detect.get_hookimpls()}
+        for plugin in sorted(plugins):
+            owned = [n for n, info in self.formats.items() if info.plugin == plugin]
             if not owned:
                 continue
-            kwargs = {"path": Path(path), "probe": probe}
+            others = [self._pm.get_plugin(p) for p in plugins - {plugin}]
+            call = self._pm.subset_hook_caller("dsformats_detect", remove_plugins=others)
             try:
-                result = impl.function(**{k: kwargs[k] for k in impl.argnames})
+                results: list[Any] = []
+                for result in call(path=Path(path), probe=probe):
+                    results.extend([result] if isinstance(result, Detection) else list(result or ()))
             except Exception as exc:
                 verdicts.extend(Detection(n, Confidence.NONE, f"detector failed: {exc!r}") for n in owned)
                 continue
-            results = [result] if isinstance(result, Detection) else list(result or ())
             verdicts.extend(d for d in results if isinstance(d, Detection) and d.format in owned)
         return sorted(verdicts, key=lambda d: (-d.confidence, d.format))
 
@@ -196,7 +199,7 @@ def _entry_points() -> list[metadata.EntryPoint]:
             if key not in seen:
                 seen.add(key)
                 result.append(ep)
-    return sorted(result, key=lambda ep: ep.name)
+    return sorted(result, key=lambda ep: (ep.name, _dist(ep)[0] or ""))
 
 
 def _dist(ep: metadata.EntryPoint) -> tuple[str | None, str | None]:

@@ -1,0 +1,248 @@
+"""The dispatcher: option checks before reading, streaming, duplicates, drops, atomic output."""
+
+from __future__ import annotations
+
+import pytest
+
+import dsformats
+from dsformats import (
+    AmbiguousFormatError,
+    Bbox,
+    Caption,
+    Confidence,
+    DatasetError,
+    Detection,
+    DuplicateItemError,
+    FormatNotFoundError,
+    FormatSpec,
+    Header,
+    Item,
+    Label,
+    Media,
+    Option,
+    OptionError,
+    OutputExistsError,
+    build_registry,
+    hookimpl,
+)
+
+
+class Recorder:
+    """An inline plugin: ``rec`` reads N generated items and writes labels to ``labels.txt``."""
+
+    __name__ = "recorder"
+
+    def __init__(self, count=3, fail_at=None, detect=Confidence.LIKELY):
+        self.count, self.fail_at, self.confidence = count, fail_at, detect
+        self.opened_readers = 0
+        self.yielded = 0
+        self.max_in_flight = 0
+
+    @hookimpl
+    def dsformats_formats(self):
+        return [FormatSpec(name="rec", annotation_kinds={"label", "bbox"},
+                           reader_options=(Option(name="count", type="int", default=None),),
+                           writer_options=(Option(name="prefix", default=""),),
+                           aliases={"rec_upper": {"prefix": "UP:"}})]
+
+    @hookimpl
+    def dsformats_detect(self, path, probe):
+        return [Detection("rec", self.confidence, "recorder says so")]
+
+    @hookimpl
+    def dsformats_open_reader(self, format, path, options):
+        if format != "rec":
+            return None
+        self.opened_readers += 1
+        plugin = self
+        count = options["count"] or self.count
+
+        class Reader:
+            header = Header(size_hint=count)
+
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                return None
+
+            def items(self):
+                for i in range(count):
+                    plugin.yielded += 1
+                    yield Item(id=f"n{i}", annotations=[Label(label=f"l{i}"), Caption(caption="c"),
+                                                         Bbox(x=i, y=0, w=1, h=1, label="b")])
+
+        return Reader()
+
+    @hookimpl
+    def dsformats_open_writer(self, format, path, options):
+        if format != "rec":
+            return None
+        plugin = self
+
+        class Writer:
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                return None
+
+            def write(self, header, items, report):
+                with open(path / "labels.txt", "w") as out:
+                    for n, item in enumerate(items):
+                        plugin.max_in_flight = max(plugin.max_in_flight, plugin.yielded - n)
+                        if plugin.fail_at == n:
+                            raise DatasetError("synthetic failure", f"item {item.id}")
+                        for ann in item.annotations:
+                            out.write(f"{options['prefix']}{item.subset}/{item.id}:{ann.kind}\n")
+                            report.wrote_annotation(ann.kind)
+                        report.wrote_item(item.subset)
+
+        return Writer()
+
+
+@pytest.fixture
+def src(tmp_path):
+    (tmp_path / "in").mkdir()
+    return tmp_path / "in"
+
+
+def registry_with(plugin):
+    return build_registry(entrypoints=False, plugins=[plugin])
+
+
+def test_convert_streams_and_reports(tmp_path, src):
+    plugin = Recorder(count=5)
+    report = dsformats.convert(src, tmp_path / "out", "rec", source_format="rec",
+                               registry=registry_with(plugin))
+    lines = (tmp_path / "out" / "labels.txt").read_text().splitlines()
+    assert lines[:2] == ["default/n0:label", "default/n0:bbox"] and len(lines) == 10
+    assert plugin.max_in_flight == 1  # one item at a time: nothing materialised
+    assert report.items_read == {"default": 5} and report.items_written == {"default": 5}
+    assert report.annotations_written == {"label": 5, "bbox": 5}
+    assert report.dropped == {"caption": [5, "rec cannot store caption annotations"]}
+    assert not report.lossless
+    assert report.to_dict()["dropped"] == {"caption": {"count": 5, "reason": "rec cannot store caption annotations"}}
+    assert "DROPPED caption: 5" in report.summary()
+
+
+def test_invalid_options_fail_before_anything_is_read(tmp_path, src):
+    plugin = Recorder()
+    registry = registry_with(plugin)
+    with pytest.raises(OptionError, match="unknown writer option 'bogus'.*valid writer option.*prefix"):
+        dsformats.convert(src, tmp_path / "out", "rec", source_format="rec",
+                          writer_options={"bogus": 1}, registry=registry)
+    with pytest.raises(OptionError, match="reader option 'count'"):
+        dsformats.convert(src, tmp_path / "out", "rec", source_format="rec",
+                          reader_options={"count": "many"}, registry=registry)
+    assert plugin.opened_readers == 0
+    assert not (tmp_path / "out").exists()
+
+
+def test_failure_leaves_no_output_and_no_temporary_files(tmp_path, src):
+    plugin = Recorder(count=5, fail_at=3)
+    with pytest.raises(DatasetError, match="item n3: synthetic failure"):
+        dsformats.convert(src, tmp_path / "out", "rec", source_format="rec",
+                          registry=registry_with(plugin))
+    assert [p.name for p in tmp_path.iterdir()] == ["in"]
+
+
+def test_existing_output_needs_overwrite_and_is_replaced_only_on_success(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("old")
+    with pytest.raises(OutputExistsError, match="--overwrite"):
+        dsformats.convert(tmp_path, out, "rec", source_format="rec", registry=registry_with(Recorder()))
+    assert (out / "keep.txt").read_text() == "old"
+    with pytest.raises(DatasetError):
+        dsformats.convert(tmp_path, out, "rec", source_format="rec", overwrite=True,
+                          registry=registry_with(Recorder(fail_at=1)))
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    dsformats.convert(tmp_path, out, "rec", source_format="rec", overwrite=True, registry=registry_with(Recorder()))
+    assert sorted(p.name for p in out.iterdir()) == ["labels.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    # an empty directory is not "existing output"
+    (tmp_path / "empty").mkdir()
+    dsformats.convert(tmp_path, tmp_path / "empty", "rec", source_format="rec", registry=registry_with(Recorder()))
+
+
+def test_strict_mode_refuses_loss_and_publishes_nothing(tmp_path, src):
+    with pytest.raises(DatasetError, match="strict mode.*caption: 3"):
+        dsformats.convert(src, tmp_path / "out", "rec", source_format="rec", strict=True,
+                          registry=registry_with(Recorder()))
+    assert not (tmp_path / "out").exists()
+
+
+def test_alias_presets_writer_options(tmp_path, src):
+    dsformats.convert(src, tmp_path / "out", "rec_upper", source_format="rec",
+                      registry=registry_with(Recorder(count=1)))
+    assert (tmp_path / "out" / "labels.txt").read_text().startswith("UP:default/n0:label")
+
+
+def test_write_accepts_a_generator_of_user_items_and_rejects_duplicates(tmp_path):
+    registry = registry_with(Recorder())
+
+    def generate():
+        yield Item(id="a", subset="s", annotations=[Label(label="x")])
+        yield Item(id="a", subset="t", annotations=[Label(label="y")])
+
+    report = dsformats.write(generate(), tmp_path / "ok", "rec", registry=registry)
+    assert report.items_written == {"s": 1, "t": 1}
+    assert (tmp_path / "ok" / "labels.txt").read_text() == "s/a:label\nt/a:label\n"
+
+    def duplicated():
+        yield Item(id="a/b", subset="s")
+        yield Item(id="a/b", subset="s")
+
+    with pytest.raises(DuplicateItemError, match="'a/b' in subset 's'"):
+        dsformats.write(duplicated(), tmp_path / "dup", "rec", registry=registry)
+    assert not (tmp_path / "dup").exists()
+    with pytest.raises(TypeError, match="dsformats.Item"):
+        dsformats.write([{"id": "x"}], tmp_path / "bad", "rec", registry=registry)
+
+
+def test_detection_outcomes(tmp_path):
+    assert dsformats.detect_format(tmp_path, registry=registry_with(Recorder())) == "rec"
+    with pytest.raises(FormatNotFoundError, match="use -if|give the format"):
+        dsformats.detect_format(tmp_path, registry=registry_with(Recorder(detect=Confidence.NONE)))
+    with pytest.raises(DatasetError, match="no such file"):
+        dsformats.detect(tmp_path / "missing", registry=registry_with(Recorder()))
+
+
+class Twin(Recorder):
+    __name__ = "twin"
+
+    @hookimpl
+    def dsformats_formats(self):
+        return [FormatSpec(name="twin")]
+
+    @hookimpl
+    def dsformats_detect(self, path, probe):
+        return Detection("twin", Confidence.LIKELY, "me too")
+
+
+def test_ambiguous_detection_lists_the_candidates(tmp_path):
+    registry = build_registry(entrypoints=False, plugins=[Recorder(), Twin()])
+    with pytest.raises(AmbiguousFormatError) as info:
+        dsformats.detect_format(tmp_path, registry=registry)
+    assert info.value.candidates == ["rec", "twin"] and info.value.exit_code == 3
+
+
+class Crashing(Recorder):
+    __name__ = "crashing"
+
+    @hookimpl
+    def dsformats_detect(self, path, probe):
+        raise RuntimeError("detector bug")
+
+
+def test_a_crashing_detector_is_a_verdict_not_a_crash(tmp_path):
+    verdicts = build_registry(entrypoints=False, plugins=[Crashing()]).detect(tmp_path)
+    assert verdicts == [Detection("rec", Confidence.NONE, "detector failed: RuntimeError('detector bug')")]
+
+
+def test_same_format_conversion_is_allowed(tmp_path, make_image):
+    data = make_image(4, 4, ".png", seed=9)
+    dsformats.write([Item(id="x", media=Media.from_bytes(data, ".png"))], tmp_path / "a", "image_zip")
+    report = dsformats.convert(tmp_path / "a", tmp_path / "b", "image_zip", writer_options={"compression": "lzma"})
+    assert report.source_format == "image_zip" and report.media_copied == 1

@@ -1,0 +1,174 @@
+"""The data model: validation, laziness, exact coordinates, masks."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+
+from dsformats import (
+    Bbox,
+    Caption,
+    Categories,
+    Item,
+    KeypointSchema,
+    Label,
+    LabelDef,
+    Mask,
+    Media,
+    Points,
+    PolyLine,
+    Polygon,
+    Rle,
+)
+from dsformats.masks import bitmap_to_rle, compress_counts, decompress_counts, rle_area, rle_to_bitmap
+
+
+@pytest.mark.parametrize("good", ["1", "a/b/3", "ünïcode id", "with space/and-dash_.x", "a.b.c"])
+def test_item_accepts_relative_posix_ids(good):
+    assert Item(id=good).id == good
+
+
+@pytest.mark.parametrize("bad", ["", "/abs", "C:/x", "c:x", "a/../b", "..", "a\\b", "a//b", "./a", "a/.", "a\x00b"])
+def test_item_rejects_unsafe_ids(bad):
+    with pytest.raises(ValueError):
+        Item(id=bad)
+
+
+def test_item_defaults_and_equality():
+    item = Item(id="x", annotations=[Label(label="cat")], attributes={"k": 1})
+    assert item.subset == "default"
+    assert item.annotations == (Label(label="cat"),)
+    assert item == Item(id="x", annotations=(Label(label="cat"),), attributes={"k": 1})
+    assert item != Item(id="x", subset="val", annotations=(Label(label="cat"),), attributes={"k": 1})
+
+
+def test_coordinates_are_kept_exactly():
+    box = Bbox(x=12, y=0.1 + 0.2, w=3.0000001, h=7, label="dog")
+    assert box.x == 12 and isinstance(box.x, int)
+    assert box.y == 0.30000000000000004
+    assert box.w == 3.0000001
+    assert box.xyxy == (12, 0.30000000000000004, 15.0000001, 7.30000000000000004)
+    poly = Polygon(points=[1, 2.5, 3, 4, 5, 6.25], label="a")
+    assert poly.points == (1, 2.5, 3, 4, 5, 6.25)
+    assert isinstance(poly.points[0], int)
+
+
+def test_polygon_area_and_validation():
+    assert Polygon(points=[0, 0, 4, 0, 4, 3, 0, 3]).area == 12
+    with pytest.raises(ValueError):
+        Polygon(points=[0, 0, 1, 1])
+    with pytest.raises(ValueError):
+        Polygon(points=[0, 0, 1, 1, 2])
+    with pytest.raises(ValueError):
+        PolyLine(points=[0, 0])
+
+
+def test_points_visibility_checked():
+    pts = Points(points=[1, 2, 3, 4], visibility=[2, 0], label="person")
+    assert pts.visibility == (2, 0)
+    with pytest.raises(ValueError):
+        Points(points=[1, 2, 3, 4], visibility=[2])
+    with pytest.raises(ValueError):
+        Points(points=[1, 2], visibility=[3])
+
+
+def test_common_annotation_fields():
+    cap = Caption(caption="a cat", id=7, group=2, z_order=1, attributes={"lang": "en"})
+    assert (cap.id, cap.group, cap.z_order, cap.attributes) == (7, 2, 1, {"lang": "en"})
+    assert cap.kind == "caption"
+    assert {Label.kind, Bbox.kind, Polygon.kind, PolyLine.kind, Points.kind, Mask.kind, Caption.kind} == {
+        "label", "bbox", "polygon", "polyline", "points", "mask", "caption"
+    }
+
+
+def test_categories_unique_names_and_lookup():
+    cats = Categories(
+        labels=[LabelDef(name="person", id=1, color=[1, 2, 3]), LabelDef(name="head", parent="person")],
+        keypoints={"person": KeypointSchema(names=["nose", "eye"], skeleton=[[0, 1]])},
+    )
+    assert cats.label_names == ["person", "head"]
+    assert cats.get("person").color == (1, 2, 3)
+    assert cats.get("head").parent == "person"
+    assert cats.keypoints["person"].skeleton == ((0, 1),)
+    assert cats.get("nope") is None
+    with pytest.raises(ValueError, match="duplicate label names: a"):
+        Categories(labels=[LabelDef(name="a"), LabelDef(name="a")])
+
+
+def test_media_is_lazy_and_reads_size_from_header(make_image):
+    data = make_image(13, 7, ".png", seed=3)
+    opened = []
+
+    def opener():
+        opened.append(1)
+        return io.BytesIO(data)
+
+    media = Media(name="m.png", suffix=".PNG", opener=opener)
+    assert media.suffix == ".png"
+    assert opened == [] and media.known_size is None
+    assert media.size == (13, 7)
+    assert len(opened) == 1
+    assert media.size == (13, 7)  # cached
+    assert len(opened) == 1
+    assert media.read_bytes() == data
+    out = io.BytesIO()
+    media.copy_to(out)
+    assert out.getvalue() == data
+    image = media.open_image()
+    assert image.size == (13, 7)
+
+
+def test_media_from_file_knows_size_without_reading(tmp_path, make_image):
+    path = tmp_path / "x.jpg"
+    path.write_bytes(make_image(5, 4, ".jpg"))
+    media = Media.from_file(path, size=(50, 40))
+    assert media.size == (50, 40)  # what the annotation said; the file is not touched
+    assert media.path == str(path) and media.suffix == ".jpg"
+    assert Media.from_file(path).size == (5, 4)
+
+
+def test_mask_needs_exactly_one_source():
+    with pytest.raises(ValueError):
+        Mask(label="a")
+    with pytest.raises(ValueError):
+        Mask(label="a", rle=Rle(size=(1, 1), counts=[1]), loader=lambda: None)
+
+
+def test_rle_roundtrip_random_bitmaps():
+    rng = np.random.default_rng(0)
+    for shape in [(1, 1), (5, 7), (32, 17), (64, 64)]:
+        bitmap = rng.random(shape) > 0.6
+        rle = bitmap_to_rle(bitmap)
+        assert rle.size == shape
+        assert sum(rle.counts) == shape[0] * shape[1]
+        assert np.array_equal(rle_to_bitmap(rle), bitmap)
+        compressed = bitmap_to_rle(bitmap, compressed=True)
+        assert isinstance(compressed.counts, str)
+        assert np.array_equal(rle_to_bitmap(compressed), bitmap)
+        assert rle_area(compressed) == int(bitmap.sum())
+        mask = Mask(label="x", rle=compressed)
+        assert np.array_equal(mask.to_bitmap(), bitmap)
+        assert Mask(label="x", loader=lambda b=bitmap: b).to_rle() == rle
+
+
+def test_rle_matches_pycocotools():
+    from pycocotools import mask as cocomask
+
+    rng = np.random.default_rng(1)
+    bitmap = rng.random((23, 31)) > 0.5
+    reference = cocomask.encode(np.asfortranarray(bitmap.astype(np.uint8)))
+    ours = bitmap_to_rle(bitmap, compressed=True)
+    assert ours.counts == reference["counts"].decode()
+    assert decompress_counts(reference["counts"].decode()) == list(bitmap_to_rle(bitmap).counts)
+    assert compress_counts([0, 5, 3, 1000000, 2]) == cocomask.encode(
+        np.asfortranarray(rle_to_bitmap(Rle(size=(1000010, 1), counts=[0, 5, 3, 1000000, 2])).astype(np.uint8))
+    )["counts"].decode()
+
+
+def test_rle_errors_are_clear():
+    with pytest.raises(ValueError, match="expected 2x2"):
+        rle_to_bitmap(Rle(size=(2, 2), counts=[1, 1]))
+    with pytest.raises(ValueError, match="truncated"):
+        decompress_counts("0h")
