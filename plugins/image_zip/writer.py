@@ -7,9 +7,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
 
-from dsformats import DatasetError, Header, Item, Report
+from dsformats import DatasetError, Header, Item, OptionError, Report
 from dsformats.fileaccess import safe_relative
-from dsformats.imaging import write_image
+from dsformats.imaging import IMAGE_SUFFIXES, write_image
 
 from .schema import COMPRESSION, DEFAULT_IMAGE_EXT, MEMBER_DATE_TIME
 
@@ -37,6 +37,8 @@ class ImageZipWriter:
         self.archive_path = Path(path) / safe_relative(name, location="--name")
         self.compression = COMPRESSION[compression]
         self.image_ext = normalize_ext(image_ext)
+        if self.image_ext is not None and self.image_ext not in IMAGE_SUFFIXES:
+            raise OptionError(f"--image-ext {image_ext!r} is not an image suffix (e.g. .png, .jpg)")
         self.subset_dirs = subset_dirs
 
     def __enter__(self) -> ImageZipWriter:
@@ -57,7 +59,7 @@ class ImageZipWriter:
     def write(self, header: Header, items: Iterable[Item], report: Report) -> None:
         """Store every item's image; items without one are counted as dropped."""
         self.archive_path.parent.mkdir(parents=True, exist_ok=True)
-        owners: dict[str, str] = {}
+        owners: dict[str, tuple[str, str]] = {}
         folded: dict[str, str] = {}
         with zipfile.ZipFile(self.archive_path, "w", compression=self.compression) as archive:
             for item in items:
@@ -68,12 +70,16 @@ class ImageZipWriter:
                     continue
                 name = self.member_name(item)
                 where = f"{item.subset}/{item.id}"
-                if name in owners:
+                # Key on the member path without its suffix: ``1.jpg`` and ``1.png`` are distinct members,
+                # but they would read back as the same item id.
+                stem = name[: -len(Path(name).suffix)] if Path(name).suffix else name
+                if stem in owners:
+                    first, first_name = owners[stem]
                     raise DatasetError(
-                        f"items {owners[name]!r} and {where!r} would both be stored as {name!r}; "
-                        "use --subset-dirs to keep subsets apart"
+                        f"items {first!r} and {where!r} would both be stored as item {stem!r} "
+                        f"(members {first_name!r} and {name!r}); use --subset-dirs to keep subsets apart"
                     )
-                owners[name] = where
+                owners[stem] = (where, name)
                 if folded.setdefault(name.lower(), name) != name:
                     report.warn(
                         f"members {folded[name.lower()]!r} and {name!r} differ only in case and collide "
