@@ -28,9 +28,9 @@ from dsformats.detect import Confidence, Detection, Probe
 from dsformats.errors import DuplicateFormatError, PluginLoadError, UnknownFormatError
 from dsformats.formats import FormatSpec, Reader, Writer
 
-if sys.version_info >= (3, 10):
+if sys.version_info >= (3, 12):
     from importlib import metadata
-else:  # pragma: no cover
+else:  # the backport: the same API, with the newer entry-point fixes
     import importlib_metadata as metadata
 
 __all__ = ["ENTRY_POINT_GROUP", "FormatInfo", "LoadError", "Registry", "build_registry", "default_registry"]
