@@ -1,0 +1,165 @@
+"""A lazy view of one COCO JSON file: top-level sections located by a byte scan, annotations parsed on demand.
+
+``orjson.loads`` of a whole instances file turns 100 MB of JSON into about 600 MB of Python objects. The
+file is instead memory-mapped and scanned once with a C-level regex that only stops at strings and
+brackets (numbers and commas are skipped), which finds the byte span of every top-level value and of every
+element of ``annotations``. Small sections (``info``, ``licenses``, ``categories``, ``images``) are parsed
+with orjson; each annotation is parsed again only when its item is yielded. Memory is the mapped file plus
+three integer arrays.
+"""
+
+from __future__ import annotations
+
+import mmap
+import re
+from array import array
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from dsformats import DatasetError
+from dsformats.fileaccess import open_binary
+
+_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|[{}\[\]:]')
+_WS = b" \t\r\n"
+_BOM = b"\xef\xbb\xbf"
+#: Files up to this size are also fully parsed once, so syntax errors are reported with orjson's position.
+_VALIDATE_LIMIT = 32 << 20
+
+
+class JsonFile:
+    """One JSON object file: ``section(key)`` parses a top-level value; ``element(i)`` one annotation."""
+
+    def __init__(self, path: Path, name: str, list_key: str = "annotations") -> None:
+        self.path = path
+        self.name = name
+        self.list_key = list_key
+        self.spans: dict[str, tuple[int, int]] = {}
+        self.starts = array("q")
+        self.ends = array("q")
+        stream = open_binary(path)
+        try:
+            size = stream.seek(0, 2)
+            self._data: Any = mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
+        finally:
+            stream.close()
+        try:
+            if size <= _VALIDATE_LIMIT:
+                self._validate()
+            self._scan()
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Release the mapping."""
+        if isinstance(self._data, mmap.mmap):
+            self._data.close()
+        self._data = b""
+
+    @property
+    def keys(self) -> list[str]:
+        """Top-level keys, in file order."""
+        return list(self.spans)
+
+    def _validate(self) -> None:
+        data = bytes(self._data)
+        if data.startswith(_BOM):
+            data = data[3:]
+        try:
+            value = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise DatasetError(f"invalid JSON: {exc}", self.name) from None
+        if not isinstance(value, dict):
+            raise DatasetError(f"expected a JSON object at the top level, got {type(value).__name__}", self.name)
+
+    def _scan(self) -> None:
+        data = self._data
+        pos = 0
+        if data[:3] == _BOM:
+            pos = 3
+        while pos < len(data) and data[pos : pos + 1] in (b" ", b"\t", b"\r", b"\n"):
+            pos += 1
+        if data[pos : pos + 1] != b"{":
+            raise DatasetError("expected a JSON object at the top level", self.name)
+        depth = 0
+        key: str | None = None
+        value_start = -1
+        in_list = False
+        elem_start = -1
+        for match in _TOKEN.finditer(data, pos):
+            token = match.group()
+            first = token[:1]
+            if first == b'"':
+                if depth == 1:
+                    if key is None:
+                        key = self._key(token)
+                    elif value_start >= 0:
+                        if data[value_start:match.start()].strip(_WS):
+                            # the previous value was a scalar; this string is the next key
+                            self._close_scalar(key, value_start, match.start())
+                            key = self._key(token)
+                            value_start = -1
+                        else:
+                            self.spans[key] = (match.start(), match.end())
+                            key, value_start = None, -1
+                continue
+            if token == b":":
+                if depth == 1:
+                    value_start = match.end()
+                continue
+            if first in (b"{", b"["):
+                depth += 1
+                if depth == 2:
+                    value_start = match.start()
+                    in_list = key == self.list_key and first == b"["
+                elif depth == 3 and in_list:
+                    elem_start = match.start()
+                continue
+            # closing bracket
+            depth -= 1
+            if depth == 2 and in_list and elem_start >= 0:
+                self.starts.append(elem_start)
+                self.ends.append(match.end())
+                elem_start = -1
+            elif depth == 1:
+                assert key is not None
+                self.spans[key] = (value_start, match.end())
+                key, value_start, in_list = None, -1, False
+            elif depth == 0:
+                if key is not None and value_start >= 0:
+                    self._close_scalar(key, value_start, match.start())
+                return
+        raise DatasetError("truncated or malformed JSON (the top-level object is not closed)", self.name)
+
+    def _key(self, token: bytes) -> str:
+        try:
+            return orjson.loads(token)
+        except orjson.JSONDecodeError:
+            raise DatasetError(f"invalid top-level key {token[:40]!r}", self.name) from None
+
+    def _close_scalar(self, key: str, start: int, end: int) -> None:
+        self.spans[key] = (start, end)
+
+    def section(self, key: str, default: Any = None) -> Any:
+        """The parsed top-level value ``key``, or ``default`` when absent."""
+        span = self.spans.get(key)
+        if span is None:
+            return default
+        raw = bytes(self._data[span[0] : span[1]]).strip(_WS).rstrip(b",")
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise DatasetError(f"invalid JSON: {exc}", f"{self.name}: {key}") from None
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def element(self, index: int) -> Any:
+        """Parse element ``index`` of the list section (``annotations``)."""
+        raw = self._data[self.starts[index] : self.ends[index]]
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise DatasetError(f"invalid JSON: {exc}", f"{self.name}: {self.list_key}[{index}]") from None

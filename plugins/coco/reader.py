@@ -1,0 +1,678 @@
+"""Read COCO task files lazily: categories and images when the reader opens, annotations per item.
+
+Every task file of a subset is indexed once (annotation element -> item) when the reader opens; items are
+then built one at a time, parsing only their own annotations. Several task files of one subset merge into
+one item per image, joined by ``file_name`` (each file's own image ids are resolved within that file).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from dsformats import (
+    Annotation,
+    Bbox,
+    Caption,
+    Categories,
+    DatasetError,
+    Header,
+    Item,
+    KeypointSchema,
+    Label,
+    LabelDef,
+    Mask,
+    Media,
+    Points,
+    Polygon,
+    Rle,
+)
+from dsformats.fileaccess import join_within, open_binary, safe_relative, walk_files
+
+from .jsonindex import JsonFile
+from .schema import (
+    ANNOTATIONS_DIR,
+    AREA_ATTR,
+    CAPTION_ANN_KEYS,
+    CAPTIONS,
+    CATEGORY_TASKS,
+    CROWD_ATTR,
+    DEFAULT_SUBSET,
+    IMAGE_DEFAULTS,
+    IMAGE_ID_ATTR,
+    IMAGE_INFO,
+    IMAGE_KEYS,
+    IMAGES_DIR,
+    INFO_KEY,
+    INSTANCES,
+    ISTHING_ATTR,
+    JSON_SUFFIX,
+    LABEL_ANN_KEYS,
+    LABELS,
+    PANOPTIC,
+    PERSON_KEYPOINTS,
+    ROBOFLOW_JSON,
+    SCORE_ATTR,
+    SEGMENT_KEYS,
+    SHAPE_ANN_KEYS,
+    SHAPE_TASKS,
+    TASK_ATTR,
+    TASKS,
+    TOP_KEYS,
+    file_stem,
+    split_name,
+    split_task_name,
+)
+
+log = logging.getLogger(__name__)
+_MISSING = object()
+
+
+# ------------------------------------------------------------------------------------- value checks
+
+
+def _int(value: Any, where: str, what: str = "an integer") -> int:
+    """An int (an integral float such as ``4.0`` is accepted); DatasetError otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise DatasetError(f"expected {what}, got {value!r}", where)
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise DatasetError(f"expected {what}, got {value!r}", where)
+        return int(value)
+    return value
+
+
+def _number(value: Any, where: str) -> int | float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise DatasetError(f"expected a number, got {value!r}", where)
+    return value
+
+
+def _numbers(value: Any, where: str) -> list[int | float]:
+    if not isinstance(value, list):
+        raise DatasetError(f"expected a list of numbers, got {type(value).__name__}", where)
+    for v in value:
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            raise DatasetError(f"expected a list of numbers, found {v!r}", where)
+    return value
+
+
+def _require(record: dict[str, Any], key: str, where: str) -> Any:
+    value = record.get(key, _MISSING)
+    if value is _MISSING:
+        raise DatasetError(f"missing key {key!r}", where)
+    return value
+
+
+def _dict(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise DatasetError(f"expected an object, got {type(value).__name__}", where)
+    return value
+
+
+# -------------------------------------------------------------------------------------------- sources
+
+
+class _Source:
+    """One task file: where it is, what it holds, and its per-item annotation index."""
+
+    def __init__(self, task: str | None, subset: str, path: Path, images_dir: Path, name: str) -> None:
+        self.task = task
+        self.subset = subset
+        self.path = path
+        self.images_dir = images_dir
+        self.name = name
+        self.json: JsonFile | None = None
+        self.labels: dict[int, str] = {}
+        self.image_ids: dict[int, int] = {}  # item index -> this file's image id
+        self.order: Any = None
+        self.keys: Any = None
+
+    def hits(self, item_index: int) -> Sequence[int]:
+        """Annotation element indices of ``item_index``, in file order."""
+        if self.keys is None or not len(self.keys):
+            return ()
+        lo = int(self.keys.searchsorted(item_index, "left"))
+        hi = int(self.keys.searchsorted(item_index, "right"))
+        return self.order[lo:hi].tolist()
+
+    @property
+    def panoptic_dir(self) -> Path:
+        return self.path.with_suffix("")
+
+
+def _guess_task(json: JsonFile) -> str:
+    """The task of a file whose name has no task prefix, from its first annotation and categories."""
+    if len(json):
+        first = json.element(0)
+        if isinstance(first, dict):
+            if "segments_info" in first:
+                return PANOPTIC
+            if "caption" in first:
+                return CAPTIONS
+            if "keypoints" in first:
+                return PERSON_KEYPOINTS
+            if "bbox" not in first and "segmentation" not in first and "category_id" in first:
+                return LABELS
+        return INSTANCES
+    return INSTANCES if json.section("categories") else IMAGE_INFO
+
+
+def _images_dir_for(root: Path, subset: str) -> Path:
+    """``images/<subset>`` if it exists, else ``images/``, else ``<subset>/`` (mmdetection)."""
+    for candidate in (root / IMAGES_DIR / subset, root / IMAGES_DIR, root / subset):
+        if candidate.is_dir():
+            return candidate
+    return root / IMAGES_DIR / subset
+
+
+def find_sources(path: Path, images_dir: str | None = None) -> list[_Source]:
+    """The task files of a dataset at ``path`` (a directory in any supported layout, or one .json)."""
+    if path.is_file():
+        if path.name == ROBOFLOW_JSON:
+            task, subset = INSTANCES, path.parent.name or DEFAULT_SUBSET
+        else:
+            task, subset = split_task_name(path.stem) or (None, DEFAULT_SUBSET)  # type: ignore[assignment]
+        if images_dir:
+            folder = Path(images_dir)
+        elif path.parent.name == ANNOTATIONS_DIR:
+            folder = _images_dir_for(path.parent.parent, subset)
+        else:
+            folder = path.parent
+        return [_Source(task, subset, path, folder, path.name)]
+    if not path.is_dir():
+        raise DatasetError("no such file or directory", str(path))
+    sources: list[_Source] = []
+    ann_dir = path / ANNOTATIONS_DIR
+    for root, folder in ((path, ann_dir), (path.parent, path)):
+        if not folder.is_dir():
+            continue
+        for rel in walk_files(folder, max_depth=1):
+            parsed = split_task_name(rel[: -len(JSON_SUFFIX)]) if rel.endswith(JSON_SUFFIX) else None
+            if parsed:
+                where = Path(images_dir) if images_dir else _images_dir_for(root, parsed[1])
+                name = f"{folder.name}/{rel}"
+                sources.append(_Source(parsed[0], parsed[1], folder / rel, where, name))
+        if sources:
+            return sources
+    for rel in walk_files(path, max_depth=2):
+        if rel.split("/")[-1] == ROBOFLOW_JSON:
+            subset = rel.split("/")[0] if "/" in rel else DEFAULT_SUBSET
+            json_path = path / rel
+            sources.append(_Source(INSTANCES, subset, json_path, json_path.parent, rel))
+    if not sources:
+        raise DatasetError(
+            "no COCO annotation files found (expected annotations/<task>_<subset>.json, "
+            f"<split>/{ROBOFLOW_JSON} or a .json file)",
+            str(path),
+        )
+    return sources
+
+
+# --------------------------------------------------------------------------------------------- reader
+
+
+class _ItemRecord:
+    __slots__ = ("subset", "id", "file_name", "images_dir", "image_id", "size", "attributes")
+
+    def __init__(self, subset, item_id, file_name, images_dir, image_id, size, attributes) -> None:
+        self.subset = subset
+        self.id = item_id
+        self.file_name = file_name
+        self.images_dir = images_dir
+        self.image_id = image_id
+        self.size = size
+        self.attributes = attributes
+
+
+class CocoReader:
+    """Items of every COCO task file found at ``path``, merged per subset and image.
+
+    ``tasks`` restricts the task files read; ``images_dir`` overrides where images are looked up.
+    """
+
+    def __init__(self, path: Path, *, tasks: Sequence[str] = (), images_dir: str | None = None) -> None:
+        self.path = Path(path)
+        self.tasks = tuple(tasks)
+        self.images_dir = images_dir
+        self.header = Header()
+        self._sources: list[_Source] = []
+        self._items: list[_ItemRecord] = []
+        self._png: tuple[Path, Any, Any] | None = None
+
+    # -- opening
+
+    def __enter__(self) -> CocoReader:
+        try:
+            self._open()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release every mapped file."""
+        for source in self._sources:
+            if source.json is not None:
+                source.json.close()
+        self._sources = []
+        self._png = None
+
+    def _open(self) -> None:
+        sources = find_sources(self.path, self.images_dir)
+        for source in sources:
+            source.json = JsonFile(source.path, source.name)
+            if source.task is None:
+                source.task = _guess_task(source.json)
+        if self.tasks:
+            for source in sources:
+                if source.task not in self.tasks:
+                    assert source.json is not None
+                    source.json.close()
+            sources = [s for s in sources if s.task in self.tasks]
+            if not sources:
+                raise DatasetError(f"no task file for tasks {', '.join(self.tasks)}", str(self.path))
+        sources.sort(key=lambda s: (s.subset, TASKS.index(s.task or INSTANCES)))
+        self._sources = sources
+
+        self._labels: dict[str, LabelDef] = {}
+        self._keypoints: dict[str, KeypointSchema] = {}
+        self._info: dict[str, Any] = {
+            "files": {}, "tasks": {}, "zero_based_skeleton": [], "isthing": {}, "annotation_keys": []
+        }
+        self._by_key: dict[tuple[str, str], int] = {}
+        self._by_id: dict[tuple[str, str], str] = {}
+        annotation_keys: set[str] = set()
+        for source in sources:
+            self._read_source(source, annotation_keys)
+        self._info["annotation_keys"] = sorted(annotation_keys)
+        subsets = list(dict.fromkeys(s.subset for s in sources))
+        self.header = Header(
+            categories=Categories(labels=list(self._labels.values()), keypoints=self._keypoints),
+            subsets=subsets,
+            size_hint=len(self._items),
+            infos={INFO_KEY: self._info},
+        )
+
+    def _read_source(self, source: _Source, annotation_keys: set[str]) -> None:
+        json = source.json
+        assert json is not None and source.task is not None
+        task, name = source.task, source.name
+        for key in ("images", "annotations") + (("categories",) if task in CATEGORY_TASKS else ()):
+            if key not in json.spans:
+                raise DatasetError(f"missing top-level key {key!r}", name)
+        file_info: dict[str, Any] = {
+            "info": json.section("info", _MISSING),
+            "licenses": json.section("licenses", _MISSING),
+            "extra": {k: json.section(k) for k in json.keys if k not in TOP_KEYS},
+        }
+        file_info = {k: v for k, v in file_info.items() if v is not _MISSING}
+        self._info["files"][file_stem(task, source.subset)] = file_info
+        self._info["tasks"].setdefault(source.subset, []).append(task)
+
+        categories = json.section("categories", [])
+        if not isinstance(categories, list):
+            raise DatasetError("expected a list", f"{name}: categories")
+        file_info["categories"] = [self._read_category(source, i, c) for i, c in enumerate(categories)]
+
+        images = json.section("images")
+        if not isinstance(images, list):
+            raise DatasetError("expected a list", f"{name}: images")
+        local: dict[int, int] = {}
+        for i, image in enumerate(images):
+            where = f"{name}: images[{i}]"
+            _dict(image, where)
+            image_id = _int(_require(image, "id", where), f"{where}.id")
+            file_name = _require(image, "file_name", where)
+            if not isinstance(file_name, str):
+                raise DatasetError(f"expected a string, got {file_name!r}", f"{where}.file_name")
+            file_name = safe_relative(file_name, location=f"{where}.file_name")
+            if image_id in local:
+                raise DatasetError(f"duplicate image id {image_id}", f"{where}.id")
+            local[image_id] = self._add_image(source, image, image_id, file_name, where)
+        source.image_ids = {index: image_id for image_id, index in local.items()}
+        self._index(source, local, annotation_keys)
+
+    def _read_category(self, source: _Source, i: int, category: Any) -> str:
+        where = f"{source.name}: categories[{i}]"
+        _dict(category, where)
+        cid = _int(_require(category, "id", where), f"{where}.id")
+        name = _require(category, "name", where)
+        if not isinstance(name, str):
+            raise DatasetError(f"expected a string, got {name!r}", f"{where}.name")
+        if cid in source.labels:
+            raise DatasetError(f"duplicate category id {cid}", f"{where}.id")
+        label = name
+        if name in source.labels.values():
+            label = f"{name}_{cid}"
+            log.warning("%s: duplicate category name %r (id %d) imported as %r", where, name, cid, label)
+        existing = self._labels.get(label)
+        if existing is None:
+            parent = category.get("supercategory") or ""
+            self._labels[label] = LabelDef(name=label, parent=str(parent), id=cid)
+        elif existing.id != cid:
+            log.warning("%s: category %r has id %d here and %s elsewhere", where, label, cid, existing.id)
+        source.labels[cid] = label
+        if "isthing" in category:
+            self._info["isthing"][label] = category["isthing"]
+        if "keypoints" in category or "skeleton" in category:
+            names = category.get("keypoints") or []
+            skeleton = category.get("skeleton") or []
+            if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+                raise DatasetError("expected a list of names", f"{where}.keypoints")
+            edges = []
+            for j, edge in enumerate(skeleton if isinstance(skeleton, list) else [None]):
+                if not isinstance(edge, list) or len(edge) != 2:
+                    raise DatasetError("expected a list of [a, b] pairs", f"{where}.skeleton[{j}]")
+                edges.append((_int(edge[0], f"{where}.skeleton[{j}]"), _int(edge[1], f"{where}.skeleton[{j}]")))
+            zero_based = any(0 in e for e in edges)
+            if zero_based:
+                self._info["zero_based_skeleton"].append(label)
+            else:
+                edges = [(a - 1, b - 1) for a, b in edges]
+            self._keypoints.setdefault(label, KeypointSchema(names=names, skeleton=edges))
+        return label
+
+    def _add_image(self, source: _Source, image: dict, image_id: int, file_name: str, where: str) -> int:
+        key = (source.subset, file_name)
+        index = self._by_key.get(key)
+        if index is not None:
+            return index
+        width, height = image.get("width"), image.get("height")
+        size = None
+        if width and height:
+            size = (_int(width, f"{where}.width"), _int(height, f"{where}.height"))
+        item_id = split_name(file_name)[0]
+        other = self._by_id.setdefault((source.subset, item_id), file_name)
+        if other != file_name:
+            raise DatasetError(f"images {other!r} and {file_name!r} would both be item {item_id!r}", where)
+        attributes: dict[str, Any] = {IMAGE_ID_ATTR: image_id}
+        for k, v in image.items():
+            if k not in IMAGE_KEYS and IMAGE_DEFAULTS.get(k, _MISSING) != v:
+                attributes[k] = v
+        self._by_key[key] = len(self._items)
+        self._items.append(
+            _ItemRecord(source.subset, item_id, file_name, source.images_dir, image_id, size, attributes)
+        )
+        return len(self._items) - 1
+
+    def _index(self, source: _Source, local: dict[int, int], annotation_keys: set[str]) -> None:
+        """Map every annotation element to its item; check image and category references."""
+        import numpy as np
+
+        json = source.json
+        assert json is not None
+        task, name = source.task, source.name
+        if task == IMAGE_INFO:
+            return
+        owners = np.empty(len(json), dtype=np.int64)
+        known = SHAPE_ANN_KEYS if task in SHAPE_TASKS else ()
+        for i in range(len(json)):
+            where = f"{name}: annotations[{i}]"
+            ann = _dict(json.element(i), where)
+            image_id = _int(_require(ann, "image_id", where), f"{where}.image_id")
+            index = local.get(image_id)
+            if index is None:
+                raise DatasetError(f"unknown image id {image_id}", f"{where}.image_id")
+            owners[i] = index
+            if task == PANOPTIC:
+                segments = _require(ann, "segments_info", where)
+                if not isinstance(segments, list):
+                    raise DatasetError("expected a list", f"{where}.segments_info")
+                for j, segment in enumerate(segments):
+                    seg_where = f"{where}.segments_info[{j}]"
+                    _dict(segment, seg_where)
+                    self._category(source, _require(segment, "category_id", seg_where), seg_where)
+                continue
+            _int(_require(ann, "id", where), f"{where}.id")
+            if task != CAPTIONS:
+                self._category(source, _require(ann, "category_id", where), where)
+            if known:
+                annotation_keys.update(k for k in ann if k not in known and k != AREA_ATTR)
+        source.order = np.argsort(owners, kind="stable")
+        source.keys = owners[source.order]
+
+    def _category(self, source: _Source, value: Any, where: str) -> str | None:
+        cid = _int(value, f"{where}.category_id")
+        label = source.labels.get(cid)
+        if label is None and cid != 0:
+            raise DatasetError(f"unknown category id {cid}", f"{where}.category_id")
+        return label
+
+    # -- items
+
+    def items(self) -> Iterator[Item]:
+        """Yield one item per image, subset by subset, in file order."""
+        by_subset: dict[str, list[_Source]] = {}
+        for source in self._sources:
+            by_subset.setdefault(source.subset, []).append(source)
+        for index, record in enumerate(self._items):
+            annotations: list[Annotation] = []
+            state = _ItemState(record)
+            for source in by_subset.get(record.subset, ()):
+                for element in source.hits(index):
+                    annotations.extend(self._convert(source, element, state))
+            path = join_within(record.images_dir, record.file_name, location=record.file_name)
+            yield Item(
+                id=record.id,
+                subset=record.subset,
+                media=Media.from_file(path, size=record.size),
+                annotations=annotations,
+                attributes=record.attributes,
+            )
+
+    def _convert(self, source: _Source, element: int, state: _ItemState) -> list[Annotation]:
+        assert source.json is not None
+        where = f"{source.name}: annotations[{element}]"
+        ann = source.json.element(element)
+        task = source.task
+        if task == PANOPTIC:
+            return self._panoptic(source, ann, where, state)
+        ann_id = _int(ann["id"], f"{where}.id")
+        known = SHAPE_ANN_KEYS if task in SHAPE_TASKS else CAPTION_ANN_KEYS if task == CAPTIONS else LABEL_ANN_KEYS
+        attributes = _attributes(ann, known, where)
+        if task == CAPTIONS:
+            caption = _require(ann, "caption", where)
+            if not isinstance(caption, str):
+                raise DatasetError(f"expected a string, got {caption!r}", f"{where}.caption")
+            return [Caption(caption=caption, id=ann_id, attributes=attributes)]
+        label = self._category(source, ann["category_id"], where)
+        if task == LABELS:
+            if label is None:
+                raise DatasetError("a label annotation needs a declared category", f"{where}.category_id")
+            return [Label(label=label, id=ann_id, attributes=attributes)]
+        if "iscrowd" in ann:
+            attributes[CROWD_ATTR] = bool(_int(ann["iscrowd"], f"{where}.iscrowd"))
+        if task == PERSON_KEYPOINTS:
+            joined = state.instances.get(ann_id)
+            if joined is not None and joined[1] == label:
+                return _points(ann, label, ann_id, joined[0], attributes, where)
+        if task != INSTANCES:
+            attributes[TASK_ATTR] = task
+        group = state.group(ann_id)
+        if task == INSTANCES:
+            state.instances[ann_id] = (group, label)
+        shapes = _shapes(ann, label, ann_id, group, attributes, where, state.record.size)
+        if "keypoints" in ann:
+            shapes.extend(_points(ann, label, ann_id, group, attributes, where))
+        return shapes
+
+    def _panoptic(self, source: _Source, ann: dict, where: str, state: _ItemState) -> list[Annotation]:
+        file_name = _require(ann, "file_name", where)
+        if not isinstance(file_name, str):
+            raise DatasetError(f"expected a string, got {file_name!r}", f"{where}.file_name")
+        png = join_within(source.panoptic_dir, file_name, location=f"{where}.file_name")
+        segments = ann["segments_info"]
+        listed = frozenset(_int(_require(s, "id", f"{where}.segments_info[{j}]"), f"{where}.segments_info[{j}].id")
+                           for j, s in enumerate(segments))
+        masks: list[Annotation] = []
+        for j, segment in enumerate(segments):
+            seg_where = f"{where}.segments_info[{j}]"
+            seg_id = _int(segment["id"], f"{seg_where}.id")
+            label = self._category(source, segment["category_id"], seg_where)
+            attributes = _attributes(segment, SEGMENT_KEYS, seg_where)
+            attributes[CROWD_ATTR] = bool(_int(_require(segment, "iscrowd", seg_where), f"{seg_where}.iscrowd"))
+            if label is not None and label in self._info["isthing"]:
+                attributes[ISTHING_ATTR] = self._info["isthing"][label]
+            attributes[TASK_ATTR] = PANOPTIC
+            masks.append(
+                Mask(
+                    label=label,
+                    id=seg_id,
+                    attributes=attributes,
+                    loader=_SegmentLoader(self, png, seg_id, listed, seg_where),
+                )
+            )
+        return masks
+
+    def panoptic_ids(self, png: Path) -> tuple[Any, Any]:
+        """The segment-id image of a panoptic PNG (``R + 256*G + 256^2*B``) and its distinct ids; cached."""
+        if self._png is not None and self._png[0] == png:
+            return self._png[1], self._png[2]
+        import numpy as np
+        from PIL import Image
+
+        try:
+            with open_binary(png) as stream, Image.open(stream) as image:
+                rgb = np.asarray(image.convert("RGB"), dtype=np.uint32)
+        except DatasetError:
+            raise
+        except Exception as exc:
+            raise DatasetError(f"cannot read panoptic PNG: {exc}", str(png)) from None
+        ids = rgb[..., 0] + 256 * rgb[..., 1] + 65536 * rgb[..., 2]
+        self._png = (png, ids, frozenset(np.unique(ids).tolist()))
+        return ids, self._png[2]
+
+    def shards(self) -> list:
+        """No independent shards: task files of a subset merge."""
+        return []
+
+
+class _SegmentLoader:
+    """Loads one panoptic segment as a bitmap, checking the PNG against ``segments_info``."""
+
+    def __init__(self, reader: CocoReader, png: Path, seg_id: int, listed: frozenset[int], where: str) -> None:
+        self.reader, self.png, self.seg_id, self.listed, self.where = reader, png, seg_id, listed, where
+
+    def __call__(self) -> Any:
+        ids, present = self.reader.panoptic_ids(self.png)
+        if self.seg_id not in present:
+            raise DatasetError(f"segment id {self.seg_id} does not occur in {self.png.name}", self.where)
+        unlisted = sorted(present - self.listed - {0})
+        if unlisted:
+            raise DatasetError(
+                f"{self.png.name} has segment ids {unlisted[:5]} that segments_info does not list", self.where
+            )
+        return ids == self.seg_id
+
+
+class _ItemState:
+    """Per-item bookkeeping while its task files are merged: groups in use, instances by annotation id."""
+
+    def __init__(self, record: _ItemRecord) -> None:
+        self.record = record
+        self.used: set[int] = set()
+        self.instances: dict[int, tuple[int, str | None]] = {}
+
+    def group(self, ann_id: int) -> int:
+        """``ann_id`` when free in this item, else a fresh group number."""
+        group = ann_id if ann_id and ann_id not in self.used else max(self.used | {0}) + 1
+        self.used.add(group)
+        return group
+
+
+def _attributes(ann: dict, known: frozenset[str] | Sequence[str], where: str) -> dict[str, Any]:
+    """The annotation's ``attributes`` dict, then every key with no model field, then ``score``."""
+    nested = ann.get("attributes")
+    attributes = dict(_dict(nested, f"{where}.attributes")) if nested is not None else {}
+    for key, value in ann.items():
+        if key not in known:
+            attributes[key] = value
+    if "score" in ann:
+        attributes[SCORE_ATTR] = _number(ann["score"], f"{where}.score")
+    return attributes
+
+
+def _shapes(
+    ann: dict, label: str | None, ann_id: int, group: int, attributes: dict, where: str, size: Any
+) -> list[Annotation]:
+    shapes: list[Annotation] = []
+    common = {"id": ann_id, "group": group, "attributes": attributes}
+    segmentation = ann.get("segmentation")
+    bbox = ann.get("bbox", _MISSING)
+    if bbox is _MISSING:
+        if not segmentation:
+            raise DatasetError("missing key 'bbox'", where)
+        bbox = []
+    if bbox is None or not isinstance(bbox, list) or (bbox and len(bbox) != 4):
+        raise DatasetError(f"bbox must be a list of 4 numbers [x, y, w, h], got {bbox!r}", f"{where}.bbox")
+    if bbox:
+        x, y, w, h = _numbers(bbox, f"{where}.bbox")
+        shapes.append(Bbox(x=x, y=y, w=w, h=h, label=label, **common))
+    if isinstance(segmentation, list):
+        parts = segmentation if segmentation and isinstance(segmentation[0], list) else [segmentation]
+        for j, part in enumerate(parts):
+            part_where = f"{where}.segmentation[{j}]"
+            if not isinstance(part, list):
+                raise DatasetError(f"expected a polygon (list of numbers), got {part!r}", part_where)
+            if not part:
+                continue
+            _numbers(part, part_where)
+            if len(part) % 2 or len(part) < 6:
+                raise DatasetError(
+                    f"a polygon needs an even number (>= 6) of coordinates, got {len(part)}", part_where
+                )
+            shapes.append(Polygon(points=part, label=label, **common))
+    elif isinstance(segmentation, dict):
+        shapes.append(Mask(rle=_rle(segmentation, f"{where}.segmentation", size), label=label, **common))
+    elif segmentation is not None:
+        raise DatasetError(f"expected polygons or an RLE object, got {segmentation!r}", f"{where}.segmentation")
+    return shapes
+
+
+def _rle(segmentation: dict, where: str, size: tuple[int, int] | None) -> Rle:
+    rle_size = _require(segmentation, "size", where)
+    if not isinstance(rle_size, list) or len(rle_size) != 2:
+        raise DatasetError(f"RLE size must be [height, width], got {rle_size!r}", f"{where}.size")
+    height, width = (_int(v, f"{where}.size") for v in rle_size)
+    if size is not None and (width, height) != tuple(size):
+        raise DatasetError(
+            f"RLE size {height}x{width} does not match the image size {size[1]}x{size[0]} (height x width)",
+            f"{where}.size",
+        )
+    counts = _require(segmentation, "counts", where)
+    if isinstance(counts, list):
+        _numbers(counts, f"{where}.counts")
+        if sum(counts) != height * width or any(c < 0 for c in counts):
+            raise DatasetError(f"RLE counts sum to {sum(counts)}, expected {height * width}", f"{where}.counts")
+        counts = [_int(c, f"{where}.counts") for c in counts]
+    elif not isinstance(counts, str):
+        raise DatasetError(f"RLE counts must be a list or a string, got {counts!r}", f"{where}.counts")
+    return Rle(size=(height, width), counts=counts)
+
+
+def _points(ann: dict, label: str | None, ann_id: int, group: int, attributes: dict, where: str) -> list:
+    values = _numbers(_require(ann, "keypoints", where), f"{where}.keypoints")
+    if len(values) % 3:
+        raise DatasetError(f"keypoints need x, y, v triplets, got {len(values)} values", f"{where}.keypoints")
+    points: list[int | float] = []
+    visibility: list[int] = []
+    for k in range(0, len(values), 3):
+        v = values[k + 2]
+        if v not in (0, 1, 2):
+            raise DatasetError(f"keypoint visibility must be 0, 1 or 2, got {v!r}", f"{where}.keypoints")
+        points += values[k : k + 2]
+        visibility.append(int(v))
+    if not visibility:
+        return []
+    attributes = {k: v for k, v in attributes.items() if k != TASK_ATTR}
+    return [Points(points=points, visibility=visibility, label=label, id=ann_id, group=group, attributes=attributes)]
+
