@@ -34,8 +34,8 @@ from dsformats.model import (
     Mask,
     Media,
     Points,
-    PolyLine,
     Polygon,
+    PolyLine,
     Rle,
 )
 from dsformats.options import IMAGE_EXT, SAVE_IMAGES, Option

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from dsformats import dispatch
-from dsformats.detect import Confidence, best_detections
+from dsformats.detect import best_detections
 from dsformats.errors import DsformatsError, OptionError
 from dsformats.options import build_parser, parse_cli_options
 from dsformats.registry import Registry, build_registry
@@ -171,7 +171,7 @@ def _cmd_detect(args: argparse.Namespace, registry: Registry) -> int:
 
 
 def _cmd_formats(args: argparse.Namespace, registry: Registry) -> int:
-    rows = []
+    rows: list[dict[str, Any]] = []
     for info in registry.formats.values():
         spec = info.spec
         rows.append({
@@ -229,7 +229,7 @@ def _cmd_info(args: argparse.Namespace, registry: Registry) -> int:
     for name in per_label:
         if name not in labels:
             labels.append(name)
-    summary = {
+    summary: dict[str, Any] = {
         "path": str(args.path),
         "items": sum(subsets.values()),
         "subsets": dict(sorted(subsets.items())),

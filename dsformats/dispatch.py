@@ -10,6 +10,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from dsformats.detect import Detection, best_detections
 from dsformats.errors import (
     AmbiguousFormatError,
@@ -141,13 +143,7 @@ def _guarded(
         if unsupported:
             for ann in unsupported:
                 report.drop(ann.kind, f"{spec.name} cannot store {ann.kind} annotations")
-            item = Item(
-                id=item.id,
-                subset=item.subset,
-                media=item.media,
-                annotations=[a for a in item.annotations if a.kind in supported],
-                attributes=item.attributes,
-            )
+            item = attrs.evolve(item, annotations=[a for a in item.annotations if a.kind in supported])
         yield item
         if progress is not None:
             progress(count, total)

@@ -17,8 +17,8 @@ import io
 import posixpath
 import re
 import shutil
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any, ClassVar
 
 import attrs
@@ -76,7 +76,7 @@ def _check_id(_inst: object, _attr: object, value: str) -> None:
 # --------------------------------------------------------------------------------------------- media
 
 
-def _open_local(path: str) -> IO[bytes]:
+def _open_local(path: str | Path) -> IO[bytes]:
     from dsformats.fileaccess import open_binary
 
     return open_binary(Path(path))
@@ -390,6 +390,10 @@ class Header:
 # -------------------------------------------------------------------------------------------- items
 
 
+def _annotations(values: Iterable[Annotation]) -> tuple[Annotation, ...]:
+    return tuple(values)
+
+
 @attrs.frozen(kw_only=True)
 class Item:
     """One dataset sample.
@@ -401,7 +405,7 @@ class Item:
     id: str = attrs.field(validator=_check_id)
     subset: str = "default"
     media: Media | None = attrs.field(default=None, eq=False)
-    annotations: tuple[Annotation, ...] = attrs.field(default=(), converter=tuple)
+    annotations: tuple[Annotation, ...] = attrs.field(default=(), converter=_annotations)
     attributes: dict[str, Any] = attrs.field(factory=dict, converter=_plain_dict, hash=False)
 
     def annotations_of(self, *types: type[Annotation]) -> Iterator[Annotation]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -18,6 +18,10 @@ from dsformats.errors import OptionError
 __all__ = ["IMAGE_EXT", "SAVE_IMAGES", "Option", "build_parser", "parse_cli_options", "validate_options"]
 
 _TYPES = ("str", "int", "float", "bool", "choice", "list")
+
+
+def _strings(values: Iterable[str]) -> tuple[str, ...]:
+    return tuple(values)
 
 
 @attrs.frozen(kw_only=True)
@@ -35,9 +39,9 @@ class Option:
     type: str = attrs.field(default="str", validator=attrs.validators.in_(_TYPES))
     default: Any = None
     help: str = ""
-    choices: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    choices: tuple[str, ...] = attrs.field(default=(), converter=_strings)
     value_aliases: dict[str, str] = attrs.field(factory=dict, converter=dict, hash=False)
-    aliases: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    aliases: tuple[str, ...] = attrs.field(default=(), converter=_strings)
     metavar: str | None = None
 
     @name.validator
@@ -125,16 +129,16 @@ def validate_options(
             by_name[name] = option
     result = {option.name: option.default for option in declared}
     for key, value in (given or {}).items():
-        option = by_name.get(_normalize_key(key))
-        if option is None:
+        found = by_name.get(_normalize_key(key))
+        if found is None:
             valid = ", ".join(o.name for o in declared) or "none"
             close = difflib.get_close_matches(_normalize_key(key), list(by_name), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise OptionError(f"unknown {what} {key!r}{hint}; valid {what}: {valid}")
         try:
-            result[option.name] = option.convert(value)
+            result[found.name] = found.convert(value)
         except (TypeError, ValueError) as exc:
-            raise OptionError(f"{what} {option.name!r}: {exc}") from None
+            raise OptionError(f"{what} {found.name!r}: {exc}") from None
     return result
 
 

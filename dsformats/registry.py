@@ -210,11 +210,11 @@ def _dist(ep: metadata.EntryPoint) -> tuple[str | None, str | None]:
 
 
 def _trace(manager: pluggy.PluginManager) -> None:
-    def before(hook_name: str, impls: list[Any], kwargs: Mapping[str, Any]) -> None:
+    def before(hook_name: str, impls: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
         names = ", ".join(i.plugin_name for i in impls)
         print(f"[dsformats trace] {hook_name}({', '.join(kwargs)}) -> plugins: {names}", file=sys.stderr)
 
-    def after(outcome: Any, hook_name: str, impls: list[Any], kwargs: Mapping[str, Any]) -> None:
+    def after(outcome: Any, hook_name: str, impls: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
         try:
             result = repr(outcome.get_result())
         except BaseException as exc:  # noqa: BLE001 - tracing must not change behaviour
@@ -296,8 +296,8 @@ def build_registry(
                     specs = [h for h in dir(hookspecs) if h.startswith("dsformats_")]
                     close = difflib.get_close_matches(hook_name, specs, 1)
                     hint = f"; did you mean {close[0]}?" if close else ""
-                    dist = origin[impl.plugin_name][0]
-                    fail(LoadError(impl.plugin_name, f"unknown hook {hook_name!r}{hint}", dist))
+                    source = origin[impl.plugin_name][0]
+                    fail(LoadError(impl.plugin_name, f"unknown hook {hook_name!r}{hint}", source))
                     pm.unregister(name=impl.plugin_name)
     pm.check_pending()
 
@@ -316,7 +316,8 @@ def _collect_formats(
         plugin = impl.plugin_name
         dist, version = origin.get(plugin, (None, None))
         try:
-            specs = list(impl.function())
+            declared: Any = impl.function()
+            specs: list[Any] = list(declared or ())
             bad = [s for s in specs if not isinstance(s, FormatSpec)]
             if bad:
                 raise TypeError(f"dsformats_formats must return FormatSpec objects, got {bad[0]!r}")

@@ -26,6 +26,12 @@ SPEC = FormatSpec(
             default="none",
             help="'none': every item in subset 'default'; 'archive': each archive's stem is the subset",
         ),
+        Option(
+            name="shard",
+            default=None,
+            metavar="KEY",
+            help="read only this archive: a key from the reader's shards() (its path relative to the input)",
+        ),
     ),
     writer_options=(
         SAVE_IMAGES,
@@ -70,7 +76,7 @@ def dsformats_open_reader(format: str, path: Path, options: Mapping[str, Any]):
         return None
     from .reader import ImageZipReader
 
-    return ImageZipReader(path, subset_from=options["subset_from"])
+    return ImageZipReader(path, subset_from=options["subset_from"], shard=options.get("shard"))
 
 
 @hookimpl

@@ -91,7 +91,12 @@ class ImageZipReader:
         try:
             paths = self._archive_paths()
             if self.shard is not None:
-                paths = [p for p in paths if self._shard_key(p) == self.shard]
+                keys = [self._shard_key(p) for p in paths]
+                paths = [p for p, key in zip(paths, keys, strict=True) if key == self.shard]
+                if not paths:
+                    raise DatasetError(
+                        f"no shard {self.shard!r}; the shards are: {', '.join(keys)}", str(self.path)
+                    )
             seen: dict[tuple[str, str], str] = {}
             stems: dict[str, Path] = {}
             for path in paths:

@@ -18,8 +18,8 @@ from dsformats import (
     Mask,
     Media,
     Points,
-    PolyLine,
     Polygon,
+    PolyLine,
     Rle,
 )
 from dsformats.masks import bitmap_to_rle, compress_counts, decompress_counts, rle_area, rle_to_bitmap

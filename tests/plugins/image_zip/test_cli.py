@@ -176,7 +176,7 @@ def test_formats_lists_image_zip():
     assert (entry["read"], entry["write"], entry["distribution"]) == (True, True, "dsformats")
     assert entry["plugin"] and entry["extensions"] == [".zip"]
     assert entry["writer_options"] == ["save_images", "image_ext", "name", "compression", "subset_dirs"]
-    assert entry["reader_options"] == ["subset_from"]
+    assert entry["reader_options"] == ["subset_from", "shard"]
 
 
 def test_detect(image_zip_assets: Path, tmp_path: Path):

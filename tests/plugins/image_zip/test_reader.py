@@ -59,6 +59,44 @@ def test_shards_one_per_archive(image_zip_assets: Path):
     assert [(s.key, s.size_hint) for s in shards] == [("1.zip", 1), ("2.zip", 1)]
 
 
+def test_each_shard_reads_one_archive(tmp_path: Path, make_image):
+    root = tmp_path / "d"
+    data = {"a": make_image(2, 2, seed=1), "b": make_image(2, 2, seed=2), "c": make_image(2, 2, seed=3)}
+    write_zip(root / "x.zip", {"a.png": data["a"], "b.png": data["b"]})
+    write_zip(root / "sub" / "y.zip", {"c.png": data["c"]})
+    with dsformats.read(root, "image_zip") as reader:
+        keys = [s.key for s in reader.shards()]
+    assert keys == ["sub/y.zip", "x.zip"]
+    per_shard = {key: read_all(root, shard=key) for key in keys}
+    assert per_shard == {
+        "sub/y.zip": [("default", "c", data["c"])],
+        "x.zip": [("default", "a", data["a"]), ("default", "b", data["b"])],
+    }
+    assert read_all(root) == per_shard["sub/y.zip"] + per_shard["x.zip"]
+    with pytest.raises(DatasetError, match="'z.zip'") as info:
+        read_all(root, shard="z.zip")
+    assert "sub/y.zip, x.zip" in str(info.value)
+
+
+def test_members_can_be_read_interleaved(tmp_path: Path):
+    blobs = {f"{n}.jpg": bytes([n]) * 300_000 + bytes(range(256)) for n in range(3)}
+    archive = write_zip(tmp_path / "in.zip", blobs, compression=zipfile.ZIP_DEFLATED)
+    with dsformats.read(archive, "image_zip") as reader:
+        streams = [item.media.open() for item in reader.items()]
+        try:
+            chunks: list[list[bytes]] = [[], [], []]
+            while True:
+                got = [s.read(4096) for s in streams]
+                if not any(got):
+                    break
+                for parts, chunk in zip(chunks, got, strict=True):
+                    parts.append(chunk)
+        finally:
+            for s in streams:
+                s.close()
+    assert [b"".join(parts) for parts in chunks] == list(blobs.values())
+
+
 def test_bogus_reader_option_is_rejected(image_zip_assets: Path):
     with pytest.raises(dsformats.OptionError, match="archive") as info:
         with dsformats.read(image_zip_assets, "image_zip", options={"subset_from": "folder"}):
