@@ -18,7 +18,7 @@ from dsformats.errors import (
     PluginLoadError,
     UnknownFormatError,
 )
-from dsformats.formats import FormatSpec, Reader, Shard, Writer
+from dsformats.formats import PLUGIN_API_VERSION, FormatSpec, Reader, Shard, Writer
 from dsformats.hookspecs import hookimpl
 from dsformats.model import (
     ANNOTATION_KINDS,
@@ -47,6 +47,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ANNOTATION_KINDS",
     "IMAGE_EXT",
+    "PLUGIN_API_VERSION",
     "SAVE_IMAGES",
     "AmbiguousFormatError",
     "Annotation",

@@ -13,7 +13,11 @@ from dsformats.model import ANNOTATION_KINDS, Header, Item
 from dsformats.options import Option
 from dsformats.report import Report
 
-__all__ = ["FormatSpec", "Reader", "Shard", "Writer"]
+__all__ = ["PLUGIN_API_VERSION", "FormatSpec", "Reader", "Shard", "Writer"]
+
+#: The major version of the plugin API (hooks, model, FormatSpec). A plugin declares the version it was
+#: built for in ``FormatSpec.api_version``; a different major version is refused when plugins load.
+PLUGIN_API_VERSION = 1
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -38,6 +42,7 @@ class FormatSpec:
     dispatcher drops and counts the others before they reach the writer. ``extensions`` are the file
     suffixes the format's inputs typically have (``.zip``, ``.json``). ``aliases`` are other names that
     select this format, possibly with preset writer options (``{"coco_instances": {"tasks": "instances"}}``).
+    ``api_version`` is the plugin API major version the format was built for.
     """
 
     name: str = attrs.field(validator=attrs.validators.matches_re(_NAME))
@@ -51,6 +56,7 @@ class FormatSpec:
     reader_options: tuple[Option, ...] = attrs.field(default=(), converter=tuple, validator=_check_options)
     writer_options: tuple[Option, ...] = attrs.field(default=(), converter=tuple, validator=_check_options)
     aliases: dict[str, dict[str, Any]] = attrs.field(factory=dict, converter=dict, hash=False)
+    api_version: int = PLUGIN_API_VERSION
 
     @aliases.validator
     def _check_aliases(self, _attr: object, value: Mapping[str, Any]) -> None:

@@ -26,7 +26,7 @@ import pluggy
 from dsformats import hookspecs
 from dsformats.detect import Confidence, Detection, Probe
 from dsformats.errors import DuplicateFormatError, PluginLoadError, UnknownFormatError
-from dsformats.formats import FormatSpec, Reader, Writer
+from dsformats.formats import PLUGIN_API_VERSION, FormatSpec, Reader, Writer
 
 if sys.version_info >= (3, 12):
     from importlib import metadata
@@ -328,6 +328,11 @@ def _collect_formats(
             h.plugin_name for h in pm.hook.dsformats_open_writer.get_hookimpls()
         }
         for spec in specs:
+            if spec.api_version != PLUGIN_API_VERSION:
+                fail(LoadError(plugin, f"format {spec.name!r} is built for dsformats plugin API {spec.api_version}, "
+                                       f"but this dsformats provides API {PLUGIN_API_VERSION}; upgrade one of them",
+                               dist))
+                continue
             if (spec.can_read and plugin not in hooks[0]) or (spec.can_write and plugin not in hooks[1]):
                 fail(LoadError(plugin, f"format {spec.name!r} declares read/write without the open hook", dist))
                 continue

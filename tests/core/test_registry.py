@@ -123,6 +123,15 @@ def test_invalid_metadata_is_a_load_error(fake_site):
     assert "noimpl" not in registry.formats
 
 
+def test_incompatible_plugin_api_version_is_refused(fake_site):
+    source = spec_plugin("future").replace('description="from " + __name__', "api_version=2")
+    fake_site.add("future-dist", "future_plugin", source)
+    registry = build_registry()
+    assert "future" not in registry.formats
+    (error,) = [e for e in registry.load_errors if e.plugin == "future_plugin"]
+    assert "built for dsformats plugin API 2" in error.error and "provides API 1" in error.error
+
+
 def test_duplicate_entry_point_name_across_distributions(fake_site):
     fake_site.add("first-dist", "first_mod", spec_plugin("first"), entry_name="same")
     fake_site.add("second-dist", "second_mod", spec_plugin("second"), entry_name="same")
