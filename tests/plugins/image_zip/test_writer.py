@@ -457,3 +457,32 @@ def test_writer_consumes_items_lazily(tmp_path: Path, make_image):
 
     dsformats.write(generate(), out, "image_zip")
     assert opened == ["0", "1", "2"]
+
+
+def test_interrupt_midway_leaves_no_output(tmp_path: Path, make_image):
+    def opener():
+        raise KeyboardInterrupt
+
+    out = tmp_path / "out"
+    items = [image_item("1", make_image(2, 2), ".png"), Item(id="2", media=Media(name="x", suffix=".png",
+                                                                                  opener=opener))]
+    with pytest.raises(KeyboardInterrupt):
+        dsformats.write(items, out, "image_zip")
+    assert siblings(out) == []
+
+
+def test_unsafe_subset_folder_is_refused(tmp_path: Path, make_image):
+    out = tmp_path / "out"
+    with pytest.raises(DatasetError, match="escapes"):
+        dsformats.write([image_item("1", make_image(2, 2), ".png", subset="..")], out, "image_zip",
+                        options={"subset_dirs": True})
+    assert siblings(out) == []
+
+
+def test_unicode_and_spaces_in_ids_round_trip(tmp_path: Path, make_image):
+    data = {"ünï côde/ä b": make_image(2, 2, seed=1), "日本/画像 1": make_image(2, 2, seed=2)}
+    out = tmp_path / "out"
+    dsformats.write([image_item(i, d, ".png") for i, d in data.items()], out, "image_zip")
+    assert zip_members(out / "default.zip") == {f"{i}.png": d for i, d in data.items()}
+    assert all(info.flag_bits & 0x800 for info in zip_infos(out / "default.zip"))
+    assert read_all(out / "default.zip") == [("default", i, d) for i, d in data.items()]
