@@ -1,0 +1,552 @@
+"""Read a Pascal VOC tree lazily: XML boxes with parts and actions, class flags, palette masks, subset lists.
+
+``__enter__`` reads only small files (``labelmap.txt`` and the ``ImageSets`` lists) and lists the data
+directories; XML files and masks are parsed one item at a time in :meth:`VocReader.items`, and images are
+never decoded.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from dsformats import Bbox, Categories, DatasetError, Header, Item, Label, LabelDef, Mask, Media
+from dsformats.fileaccess import join_within, open_binary, safe_relative, walk_files
+from dsformats.imaging import is_image_name
+
+from .schema import (
+    ACTION_SETS,
+    ANNOTATIONS_DIR,
+    BBOX_PIXEL_INCLUSIVE,
+    CLASS_DIR,
+    DATUMARO_IGNORED,
+    DEFAULT_SUBSET,
+    FLAG_FIELDS,
+    IMAGES_DIR,
+    INSTANCE_DIR,
+    LABELMAP_FILE,
+    LAYOUT_SETS,
+    LIST_SUFFIX,
+    MAIN_SETS,
+    MASK_SUFFIX,
+    OBJECT_FIELDS,
+    POINT,
+    POSE,
+    SET_DIRS,
+    SETS_DIR,
+    VOID,
+    VOID_COLOR,
+    XML_SUFFIX,
+    LabelSpec,
+    parse_labelmap,
+    voc_colormap,
+    voc_label_specs,
+)
+
+_FLAG_LINE = re.compile(r"^\S.*\s(-1|0|1)$")
+_ACTION_LINE = re.compile(r"^\S.*\s\d+\s+(-1|0|1)$")
+_OBJECT_TAG = re.compile(r"<object[\s>]")
+
+
+def categories_from_specs(specs: list[LabelSpec]) -> Categories:
+    """Categories for a label map: its labels in order (actions as label attributes), then the parts.
+
+    A part is a label whose ``parent`` is the label that declares it; parts that are also labels of their
+    own keep their place.
+    """
+    labels = {spec.name: LabelDef(name=spec.name, color=spec.color, attributes=spec.actions) for spec in specs}
+    for spec in specs:
+        for part in spec.parts:
+            if part not in labels:
+                labels[part] = LabelDef(name=part, parent=spec.name)
+            elif not labels[part].parent and part != spec.name:
+                old = labels[part]
+                labels[part] = LabelDef(name=part, parent=spec.name, color=old.color, attributes=old.attributes)
+    return Categories(labels=list(labels.values()), attributes=OBJECT_FIELDS[:-1])
+
+
+def _lines(data: bytes, location: str) -> list[tuple[int, str]]:
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"not UTF-8 text ({exc.reason})", location) from None
+    return [
+        (n, line.strip()) for n, line in enumerate(text.splitlines(), 1) if line.strip() and not line.strip().startswith("#")
+    ]
+
+
+def _number(text: str | None, field: str, location: str) -> int | float:
+    """``"12"`` -> 12, ``"12.5"`` -> 12.5; anything else is a DatasetError naming ``field``."""
+    value = (text or "").strip()
+    try:
+        return int(value)
+    except ValueError:
+        pass
+    try:
+        number = float(value)
+    except ValueError:
+        number = float("nan")
+    if number != number or number in (float("inf"), float("-inf")):
+        raise DatasetError(f"<{field}> is not a number: {value!r}", location)
+    return number
+
+
+def _flag(text: str | None) -> Any:
+    """``"1"``/``"0"`` (and true/false) -> bool; other integers stay int; other text stays text."""
+    value = (text or "").strip()
+    lowered = value.lower()
+    if lowered in ("1", "true", "yes"):
+        return True
+    if lowered in ("0", "false", "no", ""):
+        return False
+    try:
+        return int(value)
+    except ValueError:
+        return value
+
+
+class _Object:
+    """One parsed ``<object>``: its box, label, attributes and parts (boxes with labels)."""
+
+    __slots__ = ("label", "box", "attributes", "parts", "line")
+
+    def __init__(self, label: str, box: tuple, attributes: dict[str, Any], parts: list, line: int) -> None:
+        self.label = label
+        self.box = box
+        self.attributes = attributes
+        self.parts = parts
+        self.line = line
+
+
+class VocReader:
+    """Items of a VOC tree, in subset-list order; items found only in the data directories come last.
+
+    Subsets are the stems of the ``ImageSets/{Main,Segmentation,Action,Layout}/<subset>.txt`` lists;
+    ``<label>_<subset>.txt`` class flag files and ``<action>_<subset>.txt`` files are told apart from subset
+    lists by their prefix (a known label or action), a matching subset list, and their content.
+    """
+
+    def __init__(self, path: Path, *, bbox_convention: str = "xyxy") -> None:
+        self.root = Path(path)
+        self.inclusive = bbox_convention == BBOX_PIXEL_INCLUSIVE
+        self.header = Header()
+        self._specs: list[LabelSpec] = []
+        self._has_labelmap = False
+        self._subsets: dict[str, dict[str, None]] = {}
+        self._flags: dict[tuple[str, str], list[Label]] = {}
+        self._images: dict[str, str] = {}
+        self._xmls: set[str] = set()
+        self._class_masks: set[str] = set()
+        self._instance_masks: set[str] = set()
+
+    # ------------------------------------------------------------------------------------ opening
+    def __enter__(self) -> VocReader:
+        if not self.root.is_dir():
+            raise DatasetError("a VOC dataset is a directory", str(self.root))
+        self._specs, self._has_labelmap = self._load_labelmap()
+        self._xmls = self._scan(ANNOTATIONS_DIR, lambda n: n.lower().endswith(XML_SUFFIX))
+        self._class_masks = self._scan(CLASS_DIR, lambda n: n.lower().endswith(MASK_SUFFIX))
+        self._instance_masks = self._scan(INSTANCE_DIR, lambda n: n.lower().endswith(MASK_SUFFIX))
+        self._images = self._scan_images()
+        self._load_lists()
+        listed = {item_id for ids in self._subsets.values() for item_id in ids}
+        found = self._xmls | self._class_masks | self._instance_masks | set(self._images)
+        unlisted = sorted(found - listed)
+        if unlisted:
+            default = self._subsets.setdefault(DEFAULT_SUBSET, {})
+            default.update(dict.fromkeys(unlisted))
+        if not self._subsets:
+            raise DatasetError(
+                "no VOC data found (no ImageSets lists, Annotations, JPEGImages or Segmentation PNGs)",
+                str(self.root),
+            )
+        self._names = [spec.name for spec in self._specs]
+        self._known = set(categories_from_specs(self._specs).label_names)
+        self.header = Header(
+            categories=categories_from_specs(self._specs),
+            subsets=list(self._subsets),
+            size_hint=sum(len(ids) for ids in self._subsets.values()),
+            infos={"labelmap": self._has_labelmap},
+        )
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        return None
+
+    def _read(self, rel: str) -> bytes:
+        with open_binary(join_within(self.root, rel, location=str(self.root))) as stream:
+            return stream.read()
+
+    def _load_labelmap(self) -> tuple[list[LabelSpec], bool]:
+        path = self.root / LABELMAP_FILE
+        if not path.is_file():
+            return voc_label_specs(), False
+        data = self._read(LABELMAP_FILE)
+        try:
+            specs = parse_labelmap(data.decode("utf-8-sig"), str(path))
+        except UnicodeDecodeError as exc:
+            raise DatasetError(f"not UTF-8 text ({exc.reason})", str(path)) from None
+        except ValueError as exc:
+            raise DatasetError(str(exc)) from None
+        if not specs:
+            raise DatasetError("the label map declares no labels", str(path))
+        return specs, True
+
+    def _scan(self, folder: str, keep: Callable[[str], bool]) -> set[str]:
+        base = self.root / folder
+        if not base.is_dir():
+            return set()
+        return {posixpath.splitext(rel)[0] for rel in walk_files(base) if keep(rel)}
+
+    def _scan_images(self) -> dict[str, str]:
+        base = self.root / IMAGES_DIR
+        images: dict[str, str] = {}
+        if base.is_dir():
+            for rel in walk_files(base):
+                if is_image_name(rel):
+                    images.setdefault(posixpath.splitext(rel)[0], rel)
+        return images
+
+    # --------------------------------------------------------------------------------- list files
+    def _load_lists(self) -> None:
+        labels = {spec.name for spec in self._specs} | {p for spec in self._specs for p in spec.parts}
+        actions = {a for spec in self._specs for a in spec.actions}
+        contents: dict[str, dict[str, list[tuple[int, str]]]] = {}
+        for task_dir in SET_DIRS:
+            base = self.root / SETS_DIR / task_dir
+            if not base.is_dir():
+                continue
+            files = [rel for rel in walk_files(base, max_depth=1) if rel.endswith(LIST_SUFFIX)]
+            rel_dir = f"{SETS_DIR}/{task_dir}"
+            contents[task_dir] = {
+                rel[: -len(LIST_SUFFIX)]: _lines(self._read(f"{rel_dir}/{rel}"), str(base / rel)) for rel in files
+            }
+        stems = {stem for files in contents.values() for stem in files}
+        flag_files: list[tuple[str, str, str]] = []
+        for task_dir, files in contents.items():
+            for stem, lines in files.items():
+                kind = self._classify(task_dir, stem, lines, stems, labels, actions)
+                if kind is None:
+                    self._add_list(task_dir, stem, lines)
+                elif kind[0] == "flags":
+                    flag_files.append((kind[1], kind[2], stem))
+        if flag_files and DATUMARO_IGNORED in {f[0] for f in flag_files} and not self._has_labelmap:
+            self._specs.append(LabelSpec(DATUMARO_IGNORED, VOID_COLOR))
+            labels.add(DATUMARO_IGNORED)
+        order = {name: i for i, name in enumerate(spec.name for spec in self._specs)}
+        for label, subset, stem in sorted(flag_files, key=lambda f: (f[1], order.get(f[0], len(order)), f[0])):
+            location = str(self.root / SETS_DIR / MAIN_SETS / (stem + LIST_SUFFIX))
+            if label not in labels:
+                raise DatasetError(
+                    f"class flags for label {label!r}, which is not "
+                    + ("in labelmap.txt" if self._has_labelmap else "a standard VOC label and there is no labelmap.txt"),
+                    location,
+                )
+            self._add_flags(label, subset, contents[MAIN_SETS][stem], location)
+        if {"train", "val", "trainval"} <= set(self._subsets):
+            both = set(self._subsets["train"]) | set(self._subsets["val"])
+            if set(self._subsets["trainval"]) <= both:
+                del self._subsets["trainval"]
+
+    def _classify(
+        self,
+        task_dir: str,
+        stem: str,
+        lines: list[tuple[int, str]],
+        stems: set[str],
+        labels: set[str],
+        actions: set[str],
+    ) -> tuple[str, str, str] | None:
+        """``("flags", label, subset)``, ``("actions", action, subset)`` or None for a subset list."""
+        if task_dir not in (MAIN_SETS, ACTION_SETS) or "_" not in stem:
+            return None
+        pattern = _FLAG_LINE if task_dir == MAIN_SETS else _ACTION_LINE
+        shaped = all(pattern.match(line) for _, line in lines)
+        known = labels if task_dir == MAIN_SETS else actions
+        kind = "flags" if task_dir == MAIN_SETS else "actions"
+        splits = [(stem[:i], stem[i + 1 :]) for i, c in enumerate(stem) if c == "_" and 0 < i < len(stem) - 1]
+        for prefix, subset in sorted(splits, key=lambda s: (s[0] not in known, -len(s[0]))):
+            if subset not in stems:
+                continue
+            if shaped and (prefix in known or lines):
+                return kind, prefix, subset
+        return None
+
+    def _add_list(self, task_dir: str, subset: str, lines: list[tuple[int, str]]) -> None:
+        ids = self._subsets.setdefault(subset, {})
+        location = str(self.root / SETS_DIR / task_dir / (subset + LIST_SUFFIX))
+        for number, line in lines:
+            ids.setdefault(self._list_id(task_dir, line, f"{location}:{number}"), None)
+
+    def _list_id(self, task_dir: str, line: str, location: str) -> str:
+        if task_dir in (ACTION_SETS, LAYOUT_SETS):
+            if '"' in line:
+                if line.count('"') != 2:
+                    raise DatasetError("expected 0 or 2 quotes around the item id", location)
+                item_id = line.split('"')[1]
+            else:
+                words = line.split()
+                item_id = line
+                if len(words) > 1 and words[-1].isdigit() and not self._exists(line):
+                    item_id = line[: line.rfind(words[-1])].strip()
+        else:
+            item_id = line
+        try:
+            return safe_relative(item_id, location=location)
+        except DatasetError:
+            raise
+        except ValueError as exc:
+            raise DatasetError(str(exc), location) from None
+
+    def _exists(self, item_id: str) -> bool:
+        return item_id in self._xmls or item_id in self._images or item_id in self._class_masks
+
+    def _add_flags(self, label: str, subset: str, lines: list[tuple[int, str]], location: str) -> None:
+        ids = self._subsets.setdefault(subset, {})
+        for number, line in lines:
+            fields = line.rsplit(maxsplit=1)
+            if len(fields) != 2:
+                raise DatasetError("expected '<item id> <flag>'", f"{location}:{number}")
+            if fields[1] not in ("-1", "0", "1"):
+                raise DatasetError(f"flag {fields[1]!r} is not -1, 0 or 1", f"{location}:{number}")
+            if fields[1] == "-1":
+                continue
+            item_id = safe_relative(fields[0], location=f"{location}:{number}")
+            ids.setdefault(item_id, None)
+            attributes = {"difficult": True} if fields[1] == "0" else {}
+            self._flags.setdefault((subset, item_id), []).append(Label(label=label, attributes=attributes))
+
+    # -------------------------------------------------------------------------------------- items
+    def items(self) -> Iterator[Item]:
+        """Yield every item of every subset, parsing its XML and masks only then."""
+        for subset, ids in self._subsets.items():
+            for item_id in ids:
+                yield self._item(subset, item_id)
+
+    def _item(self, subset: str, item_id: str) -> Item:
+        size, filename, objects = None, None, []
+        xml_path = None
+        if item_id in self._xmls:
+            xml_path = join_within(self.root, f"{ANNOTATIONS_DIR}/{item_id}{XML_SUFFIX}")
+            size, filename, objects = self._parse_xml(xml_path)
+        media = self._media(item_id, filename, size, str(xml_path))
+        masks = self._masks(item_id, media, objects)
+        linked = {mask.group for mask in masks if mask.group and mask.group <= len(objects)}
+        annotations: list[Any] = []
+        for index, obj in enumerate(objects, 1):
+            group = index if obj.parts or index in linked else 0
+            annotations.append(self._box(obj.box, label=obj.label, group=group, attributes=obj.attributes))
+            annotations.extend(self._box(box, label=name, group=group) for name, box in obj.parts)
+        annotations.extend(self._flags.get((subset, item_id), ()))
+        annotations.extend(masks)
+        return Item(id=item_id, subset=subset, media=media, annotations=annotations)
+
+    def _box(self, box: tuple, **fields: Any) -> Bbox:
+        xmin, ymin, xmax, ymax = box
+        if self.inclusive:
+            return Bbox(x=xmin - 1, y=ymin - 1, w=xmax - xmin + 1, h=ymax - ymin + 1, **fields)
+        return Bbox(x=xmin, y=ymin, w=xmax - xmin, h=ymax - ymin, **fields)
+
+    def _media(self, item_id: str, filename: str | None, size: tuple[int, int] | None, where: str) -> Media | None:
+        images = self.root / IMAGES_DIR
+        if filename:
+            candidates = [filename]
+            if "/" in item_id and "/" not in filename:
+                candidates.append(f"{posixpath.dirname(item_id)}/{filename}")
+            for name in candidates:
+                path = join_within(images, name, location=where)
+                if path.is_file():
+                    return Media.from_file(path, size=size)
+        rel = self._images.get(item_id)
+        if rel is not None:
+            return Media.from_file(join_within(images, rel), size=size)
+        if size is not None:  # the image is missing, but its size is known: keep it
+            return Media.from_file(join_within(images, filename or item_id + ".jpg", location=where), size=size)
+        return None
+
+    # ---------------------------------------------------------------------------------------- XML
+    def _parse_xml(self, path: Path) -> tuple[tuple[int, int] | None, str | None, list[_Object]]:
+        from xml.etree.ElementTree import ParseError
+
+        import defusedxml.ElementTree as DefusedET
+        from defusedxml import DefusedXmlException
+
+        with open_binary(path) as stream:
+            data = stream.read()
+        try:
+            root = DefusedET.fromstring(data)
+        except ParseError as exc:
+            line = exc.position[0] if getattr(exc, "position", None) else None
+            raise DatasetError(f"malformed XML ({exc})", f"{path}:{line}" if line else str(path)) from None
+        except DefusedXmlException as exc:
+            raise DatasetError(f"refused XML ({exc})", str(path)) from None
+        if root.tag != "annotation":
+            raise DatasetError(f"the root element is <{root.tag}>, expected <annotation>", str(path))
+        text = data.decode("utf-8", "replace")
+        starts = [m.start() for m in _OBJECT_TAG.finditer(text)]
+
+        def line_of(index: int, tag: str | None = None) -> str:
+            if index >= len(starts):
+                return str(path)
+            pos = starts[index]
+            if tag is not None:
+                found = text.find(f"<{tag}", pos, starts[index + 1] if index + 1 < len(starts) else len(text))
+                pos = found if found >= 0 else pos
+            return f"{path}:{text.count(chr(10), 0, pos) + 1}"
+
+        size = None
+        width, height = root.findtext("size/width"), root.findtext("size/height")
+        if width and width.strip() and height and height.strip():
+            w = _number(width, "width", str(path))
+            h = _number(height, "height", str(path))
+            if w > 0 and h > 0:
+                size = (int(w), int(h))
+        filename = (root.findtext("filename") or "").strip() or None
+        objects = [self._parse_object(element, i, line_of) for i, element in enumerate(root.findall("object"))]
+        return size, filename, objects
+
+    def _parse_object(self, element: Any, index: int, line_of: Callable[..., str]) -> _Object:
+        name = (element.findtext("name") or "").strip()
+        if not name:
+            raise DatasetError("<object> without <name>", line_of(index))
+        self._check_label(name, line_of(index, "name"))
+        box = self._bndbox(element, line_of(index, "bndbox"))
+        attributes: dict[str, Any] = {}
+        if element.find(POSE) is not None:
+            attributes[POSE] = (element.findtext(POSE) or "").strip()
+        for field in FLAG_FIELDS:
+            attributes[field] = _flag(element.findtext(field))
+        point = element.find(POINT)
+        if point is not None:
+            where = line_of(index, POINT)
+            attributes[POINT] = (_number(point.findtext("x"), "x", where), _number(point.findtext("y"), "y", where))
+        actions = element.find("actions")
+        if actions is not None:
+            for action in actions:
+                attributes[action.tag] = _flag(action.text)
+        for attribute in element.iterfind("attributes/attribute"):
+            key = attribute.findtext("name")
+            if key is None or attribute.find("value") is None:
+                raise DatasetError("<attribute> needs <name> and <value>", line_of(index, "attribute"))
+            attributes[key.strip()] = attribute.findtext("value") or ""
+        parts = []
+        for part_index, part in enumerate(element.findall("part")):
+            part_name = (part.findtext("name") or "").strip()
+            where = line_of(index, "part")
+            if not part_name:
+                raise DatasetError(f"<part> {part_index + 1} without <name>", where)
+            self._check_label(part_name, where)
+            parts.append((part_name, self._bndbox(part, where)))
+        return _Object(name, box, attributes, parts, index)
+
+    def _check_label(self, name: str, where: str) -> None:
+        if name not in self._known:
+            if self._has_labelmap:
+                raise DatasetError(f"unknown label {name!r}: it is not in labelmap.txt", where)
+            raise DatasetError(
+                f"unknown label {name!r}: it is not a standard VOC label; declare it in labelmap.txt", where
+            )
+
+    @staticmethod
+    def _bndbox(element: Any, where: str) -> tuple:
+        box = element.find("bndbox")
+        if box is None:
+            raise DatasetError("missing <bndbox>", where)
+        values = []
+        for field in ("xmin", "ymin", "xmax", "ymax"):
+            if box.find(field) is None:
+                raise DatasetError(f"missing <bndbox>/<{field}>", where)
+            values.append(_number(box.findtext(field), field, where))
+        return tuple(values)
+
+    # -------------------------------------------------------------------------------------- masks
+    def _masks(self, item_id: str, media: Media | None, objects: list[_Object]) -> list[Mask]:
+        has_class = item_id in self._class_masks
+        has_instances = item_id in self._instance_masks
+        if not has_class and not has_instances:
+            return []
+        import numpy as np
+
+        size = media.known_size if media is not None else None
+        if size is None and media is not None and media.path and Path(media.path).is_file():
+            size = media.size
+        classes = self._load_png(f"{CLASS_DIR}/{item_id}{MASK_SUFFIX}", size, instance=False) if has_class else None
+        if classes is not None:
+            size = (classes.shape[1], classes.shape[0])
+        instances = (
+            self._load_png(f"{INSTANCE_DIR}/{item_id}{MASK_SUFFIX}", size, instance=True) if has_instances else None
+        )
+        masks: list[Mask] = []
+        if instances is not None:
+            for value in np.unique(instances).tolist():
+                if value in (0, VOID):
+                    continue
+                obj = objects[value - 1] if value <= len(objects) else None
+                label = obj.label if obj is not None else None
+                if classes is not None:
+                    under = classes[instances == value]
+                    under = under[(under != 0) & (under != VOID)]
+                    if under.size:
+                        label = self._class_name(int(np.bincount(under).argmax()), item_id)
+                group = value if obj is None or obj.label == label else len(objects) + value
+                masks.append(Mask(label=label, group=group, loader=_equals(instances, value)))
+        if classes is not None:
+            rest = classes if instances is None else np.where(instances == 0, classes, 0)
+            for value in np.unique(rest).tolist():
+                if value in (0, VOID):
+                    continue
+                masks.append(Mask(label=self._class_name(value, item_id), loader=_equals(rest, value)))
+        return masks
+
+    def _class_name(self, value: int, item_id: str) -> str:
+        if value >= len(self._names):
+            raise DatasetError(
+                f"class value {value} is not in the label map ({len(self._names)} labels)",
+                str(self.root / CLASS_DIR / (item_id + MASK_SUFFIX)),
+            )
+        return self._names[value]
+
+    def _load_png(self, rel: str, size: tuple[int, int] | None, *, instance: bool) -> Any:
+        import numpy as np
+        from PIL import Image
+
+        path = join_within(self.root, rel)
+        with open_binary(path) as stream:
+            try:
+                image = Image.open(stream)
+                image.load()
+            except Exception as exc:
+                raise DatasetError(f"cannot read mask ({exc})", str(path)) from None
+        if size is not None and image.size != tuple(size):
+            raise DatasetError(
+                f"mask is {image.size[0]}x{image.size[1]} but the image is {size[0]}x{size[1]}", str(path)
+            )
+        if image.mode in ("P", "L"):
+            return np.asarray(image, dtype=np.uint8)
+        if image.mode == "1":
+            return np.asarray(image, dtype=np.uint8)
+        if image.mode not in ("RGB", "RGBA"):
+            raise DatasetError(f"unsupported mask mode {image.mode!r} (expected a palette PNG)", str(path))
+        rgb = np.asarray(image.convert("RGB"), dtype=np.uint32)
+        codes = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+        palette = voc_colormap(256) if instance else [spec.color for spec in self._specs]
+        lookup = {(c[0] << 16) | (c[1] << 8) | c[2]: i for i, c in enumerate(palette) if c is not None}
+        lookup.setdefault((VOID_COLOR[0] << 16) | (VOID_COLOR[1] << 8) | VOID_COLOR[2], VOID)
+        unique, inverse = np.unique(codes, return_inverse=True)
+        mapped = []
+        for code in unique.tolist():
+            if code not in lookup:
+                color = (code >> 16, (code >> 8) & 255, code & 255)
+                raise DatasetError(f"colour {color} is not in the label map", str(path))
+            mapped.append(lookup[code])
+        return np.asarray(mapped, dtype=np.uint8)[inverse].reshape(codes.shape)
+
+
+def _equals(array: Any, value: int) -> Callable[[], Any]:
+    return lambda: array == value

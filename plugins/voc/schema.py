@@ -1,0 +1,200 @@
+"""Pascal VOC constants: directory and file names, the standard labels and palette, tasks and options."""
+
+from __future__ import annotations
+
+import re
+
+FORMAT = "voc"
+
+# -- layout
+ANNOTATIONS_DIR = "Annotations"
+IMAGES_DIR = "JPEGImages"
+CLASS_DIR = "SegmentationClass"
+INSTANCE_DIR = "SegmentationObject"
+SETS_DIR = "ImageSets"
+MAIN_SETS = "Main"
+SEGMENTATION_SETS = "Segmentation"
+ACTION_SETS = "Action"
+LAYOUT_SETS = "Layout"
+#: The ImageSets sub-directories whose ``<subset>.txt`` lists are read, in reading order.
+SET_DIRS = (MAIN_SETS, SEGMENTATION_SETS, ACTION_SETS, LAYOUT_SETS)
+LABELMAP_FILE = "labelmap.txt"
+LABELMAP_HEADER = "# label:color_rgb:parts:actions"
+XML_SUFFIX = ".xml"
+MASK_SUFFIX = ".png"
+LIST_SUFFIX = ".txt"
+DEFAULT_IMAGE_EXT = ".jpg"
+DEFAULT_SUBSET = "default"
+
+# -- tasks (writer option ``tasks``)
+CLASSIFICATION = "classification"
+DETECTION = "detection"
+SEGMENTATION = "segmentation"
+LAYOUT = "layout"
+ACTION = "action"
+TASKS = (CLASSIFICATION, DETECTION, SEGMENTATION, LAYOUT, ACTION)
+
+# -- option values
+BBOX_XYXY = "xyxy"  #: x = xmin, w = xmax - xmin (Datumaro and most converters)
+BBOX_PIXEL_INCLUSIVE = "pixel_inclusive"  #: 1-based inclusive pixels: x = xmin - 1, w = xmax - xmin + 1
+BBOX_CONVENTIONS = (BBOX_XYXY, BBOX_PIXEL_INCLUSIVE)
+LABEL_MAP_SOURCE = "source"
+LABEL_MAP_VOC = "voc"
+LABEL_MAPS = (LABEL_MAP_SOURCE, LABEL_MAP_VOC)
+
+# -- labels
+BACKGROUND = "background"
+#: The 21 standard VOC labels; the index is the class value in SegmentationClass PNGs.
+VOC_LABELS = (
+    BACKGROUND,
+    "aeroplane",
+    "bicycle",
+    "bird",
+    "boat",
+    "bottle",
+    "bus",
+    "car",
+    "cat",
+    "chair",
+    "cow",
+    "diningtable",
+    "dog",
+    "horse",
+    "motorbike",
+    "person",
+    "pottedplant",
+    "sheep",
+    "sofa",
+    "train",
+    "tvmonitor",
+)
+#: Datumaro's 22nd label for the void value; recognised in class flag files (``ignored_<subset>.txt``).
+DATUMARO_IGNORED = "ignored"
+PERSON = "person"
+VOC_PARTS = ("head", "hand", "foot")
+VOC_ACTIONS = (
+    "other",
+    "jumping",
+    "phoning",
+    "playinginstrument",
+    "reading",
+    "ridingbike",
+    "ridinghorse",
+    "running",
+    "takingphoto",
+    "usingcomputer",
+    "walking",
+)
+VOID = 255  #: mask value for void / object boundaries; never a label or an instance
+MAX_INSTANCES = 254  #: instance values 1..254 (255 is void)
+
+#: Object fields stored as elements of ``<object>`` (not in ``<attributes>`` or ``<actions>``).
+FLAG_FIELDS = ("truncated", "occluded", "difficult")
+POSE = "pose"
+POINT = "point"
+OBJECT_FIELDS = (POSE, *FLAG_FIELDS, POINT)
+
+_XML_NAME = re.compile(r"^[A-Za-z_][\w.-]*$")
+
+
+def is_xml_name(name: str) -> bool:
+    """True when ``name`` can be an element tag (``<actions>`` children are named after actions)."""
+    return bool(_XML_NAME.match(name)) and not name.lower().startswith("xml")
+
+
+def voc_colormap(count: int = 256) -> list[tuple[int, int, int]]:
+    """The standard PASCAL VOC palette (bit-interleaved); entry 255 is (224, 224, 192), the void colour."""
+    colors = []
+    for index in range(count):
+        r = g = b = 0
+        value = index
+        for shift in range(7, -1, -1):
+            r |= ((value >> 0) & 1) << shift
+            g |= ((value >> 1) & 1) << shift
+            b |= ((value >> 2) & 1) << shift
+            value >>= 3
+        colors.append((r, g, b))
+    return colors
+
+
+VOID_COLOR = (224, 224, 192)
+
+
+# -- labelmap.txt: "name:r,g,b:part1,part2:action1,action2" per line
+class LabelSpec:
+    """One line of ``labelmap.txt``: a label, its colour (or None), its parts and its actions."""
+
+    __slots__ = ("name", "color", "parts", "actions")
+
+    def __init__(
+        self,
+        name: str,
+        color: tuple[int, int, int] | None = None,
+        parts: tuple[str, ...] = (),
+        actions: tuple[str, ...] = (),
+    ) -> None:
+        self.name = name
+        self.color = color
+        self.parts = tuple(parts)
+        self.actions = tuple(actions)
+
+    def __repr__(self) -> str:
+        return f"LabelSpec({self.name!r}, {self.color!r}, {self.parts!r}, {self.actions!r})"
+
+
+def voc_label_specs() -> list[LabelSpec]:
+    """The 21 standard labels with the VOC colours; ``person`` has the parts and actions."""
+    colors = voc_colormap(len(VOC_LABELS))
+    return [
+        LabelSpec(name, colors[i], *((VOC_PARTS, VOC_ACTIONS) if name == PERSON else ((), ())))
+        for i, name in enumerate(VOC_LABELS)
+    ]
+
+
+def _split_list(text: str) -> tuple[str, ...]:
+    return tuple(p.strip() for p in text.split(",") if p.strip())
+
+
+def parse_labelmap(text: str, location: str) -> list[LabelSpec]:
+    """Parse ``labelmap.txt``; ValueError messages start with ``<location>:<line>``."""
+    specs: list[LabelSpec] = []
+    seen: set[str] = set()
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        fields = line.split(":")
+        if len(fields) != 4:
+            raise ValueError(
+                f"{location}:{number}: expected 4 ':'-separated fields (name:r,g,b:parts:actions), "
+                f"got {len(fields)}"
+            )
+        name, color_text, parts, actions = fields
+        if not name:
+            raise ValueError(f"{location}:{number}: empty label name")
+        if name in seen:
+            raise ValueError(f"{location}:{number}: label {name!r} is defined twice")
+        seen.add(name)
+        color = None
+        if color_text.strip():
+            try:
+                values = tuple(int(c) for c in color_text.split(","))
+            except ValueError:
+                values = ()
+            if len(values) != 3 or not all(0 <= v <= 255 for v in values):
+                raise ValueError(
+                    f"{location}:{number}: label {name!r} has colour {color_text!r}; expected 'r,g,b' "
+                    "with values 0..255"
+                )
+            color = values
+        specs.append(LabelSpec(name, color, _split_list(parts), _split_list(actions)))  # type: ignore[arg-type]
+    return specs
+
+
+def format_labelmap(specs: list[LabelSpec]) -> str:
+    """The text of ``labelmap.txt`` for ``specs`` (Datumaro's layout, with its header comment)."""
+    lines = [LABELMAP_HEADER]
+    for spec in specs:
+        color = ",".join(str(c) for c in spec.color) if spec.color else ""
+        lines.append(f"{spec.name}:{color}:{','.join(spec.parts)}:{','.join(spec.actions)}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,634 @@
+"""Write a Pascal VOC tree: one XML per item, ImageSets lists and flags, palette PNG masks, labelmap.txt.
+
+Items stream through once; only the per-subset id lists (and the class flags of each item) are kept until
+the end, when the list files and ``labelmap.txt`` are written.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import posixpath
+from collections.abc import Iterable
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from xml.etree import ElementTree as ET
+
+from dsformats import Bbox, DatasetError, Header, Item, Label, Mask, Media, Polygon, Report
+from dsformats.fileaccess import safe_relative
+from dsformats.imaging import IMAGE_SUFFIXES, write_image
+
+from .schema import (
+    ACTION,
+    ACTION_SETS,
+    ANNOTATIONS_DIR,
+    BACKGROUND,
+    BBOX_PIXEL_INCLUSIVE,
+    CLASS_DIR,
+    CLASSIFICATION,
+    DEFAULT_IMAGE_EXT,
+    DETECTION,
+    FLAG_FIELDS,
+    IMAGES_DIR,
+    INSTANCE_DIR,
+    LABEL_MAP_VOC,
+    LABELMAP_FILE,
+    LAYOUT,
+    LAYOUT_SETS,
+    LIST_SUFFIX,
+    MAIN_SETS,
+    MASK_SUFFIX,
+    MAX_INSTANCES,
+    OBJECT_FIELDS,
+    PERSON,
+    POINT,
+    POSE,
+    SEGMENTATION,
+    SEGMENTATION_SETS,
+    SETS_DIR,
+    TASKS,
+    VOC_LABELS,
+    VOC_PARTS,
+    VOID,
+    VOID_COLOR,
+    XML_SUFFIX,
+    LabelSpec,
+    format_labelmap,
+    is_xml_name,
+    voc_colormap,
+    voc_label_specs,
+)
+
+_TRUE = ("1", "true", "yes")
+_FALSE = ("0", "false", "no")
+
+
+def normalize_ext(ext: str | None) -> str | None:
+    """``"png"`` or ``".PNG"`` -> ``".png"``; None stays None."""
+    if not ext:
+        return None
+    ext = ext.lower()
+    return ext if ext.startswith(".") else "." + ext
+
+
+def format_number(value: int | float) -> str:
+    """``12`` -> ``"12"``, ``12.5`` -> ``"12.5"``: ints stay ints, floats use Python's shortest repr."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"not a coordinate: {value!r}")
+    return repr(value) if isinstance(value, float) else str(int(value))
+
+
+def add(a: int | float, b: int | float) -> int | float:
+    """``a + b`` without binary noise: ``0.1 + 0.2`` gives ``0.3`` (the shortest value within 4 ulp)."""
+    total = a + b
+    if isinstance(total, int) or not math.isfinite(total):
+        return total
+    tolerance = 4 * math.ulp(total)
+    for digits in range(0, 16):
+        rounded = round(total, digits)
+        if abs(rounded - total) <= tolerance:
+            return rounded
+    return total
+
+
+def _flag_value(value: Any) -> int | None:
+    """``True``/``1``/``"1"``/``"true"`` -> 1, false-like -> 0, other ints stay; None if not a flag."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in _TRUE:
+            return 1
+        if text in _FALSE:
+            return 0
+    return None
+
+
+def _sub(parent: ET.Element, tag: str, text: str | None = None) -> ET.Element:
+    element = ET.SubElement(parent, tag)
+    if text is not None:
+        element.text = text
+    return element
+
+
+class _Labels:
+    """The label map being written: line order = class value in SegmentationClass PNGs."""
+
+    def __init__(self, header: Header, mode: str) -> None:
+        categories = header.categories
+        names = set(categories.label_names)
+        self.part_of = {
+            d.name: d.parent for d in categories.labels if d.parent and d.parent in names and d.parent != d.name
+        }
+        self.added_background = False
+        if mode == LABEL_MAP_VOC:
+            self.specs = voc_label_specs()
+            self.part_of.update({part: PERSON for part in VOC_PARTS})
+            self.standard = True
+            by_name = {spec.name: spec for spec in self.specs}
+            for label in categories.labels:
+                if label.name in by_name or label.name in self.part_of and label.name in VOC_PARTS:
+                    continue
+                self.standard = False
+                if label.name in self.part_of:
+                    parent = by_name.get(self.part_of[label.name])
+                    if parent is not None and label.name not in parent.parts:
+                        parent.parts += (label.name,)
+                        continue
+                spec = LabelSpec(label.name, label.color, (), self._actions(label.attributes))
+                self.specs.append(spec)
+                by_name[spec.name] = spec
+        else:
+            self.standard = False
+            self.specs = [
+                LabelSpec(
+                    d.name,
+                    d.color,
+                    tuple(p for p, parent in self.part_of.items() if parent == d.name),
+                    self._actions(d.attributes),
+                )
+                for d in categories.labels
+                if d.name not in self.part_of
+            ]
+            first = next((s for s in self.specs if s.name == BACKGROUND), None)
+            first = first or next((s for s in self.specs if s.color == (0, 0, 0)), None)
+            if first is None:
+                first = LabelSpec(BACKGROUND, (0, 0, 0))
+                self.added_background = True
+            else:
+                self.specs.remove(first)
+            self.specs.insert(0, first)
+        self.index = {spec.name: i for i, spec in enumerate(self.specs)}
+        self._fill_colors()
+
+    @staticmethod
+    def _actions(attributes: Iterable[str]) -> tuple[str, ...]:
+        return tuple(a for a in attributes if a not in OBJECT_FIELDS and is_xml_name(a))
+
+    def _fill_colors(self) -> None:
+        palette = voc_colormap(256)
+        used = {spec.color for spec in self.specs if spec.color is not None} | {VOID_COLOR}
+        for i, spec in enumerate(self.specs):
+            if spec.color is None:
+                color = palette[i] if i < VOID and palette[i] not in used else None
+                color = color or next((c for c in palette[1:VOID] if c not in used), None)
+                if color is None:  # more than 254 labels: any colour not yet used
+                    color = next((i // 65536, (i // 256) % 256, i % 256) for i in range(1 << 24) if (
+                        (i // 65536, (i // 256) % 256, i % 256) not in used
+                    ))
+                spec.color = color
+                used.add(color)
+
+    def ensure(self, name: str, report: Report) -> None:
+        """Add a label that items use but the header did not declare."""
+        if name in self.index or name in self.part_of:
+            return
+        report.warn(f"label {name!r} is used but not declared in the categories; added to {LABELMAP_FILE}")
+        self.standard = False
+        self.specs.append(LabelSpec(name))
+        self.index[name] = len(self.specs) - 1
+        self._fill_colors()
+
+    def add_action(self, label: str, action: str) -> None:
+        spec = self.specs[self.index[label]] if label in self.index else None
+        if spec is not None and action not in spec.actions:
+            spec.actions += (action,)
+            if not (spec.name == PERSON and action in voc_label_specs()[VOC_LABELS.index(PERSON)].actions):
+                self.standard = False
+
+    def actions(self, label: str) -> tuple[str, ...]:
+        return self.specs[self.index[label]].actions if label in self.index else ()
+
+    def palette(self) -> list[int]:
+        colors = voc_colormap(256)
+        for i, spec in enumerate(self.specs[:VOID]):
+            colors[i] = spec.color  # type: ignore[assignment]
+        colors[VOID] = VOID_COLOR
+        return [c for color in colors for c in color]
+
+
+class VocWriter:
+    """Writes ``Annotations/<id>.xml`` for every item, and the lists, flags and masks of the chosen tasks."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        save_images: bool = False,
+        image_ext: str | None = None,
+        tasks: Iterable[str] = (),
+        label_map: str = "source",
+        bbox_convention: str = "xyxy",
+    ) -> None:
+        self.root = Path(path)
+        self.save_images = save_images
+        self.image_ext = normalize_ext(image_ext)
+        self.tasks = frozenset(tasks) or frozenset(TASKS)
+        self.label_map = label_map
+        self.inclusive = bbox_convention == BBOX_PIXEL_INCLUSIVE
+        self._lists: dict[str, dict[str, list[str]]] = {d: {} for d in (MAIN_SETS, SEGMENTATION_SETS, ACTION_SETS)}
+        self._layout: dict[str, list[str]] = {}
+        self._flags: dict[str, list[tuple[str, dict[str, int]]]] = {}
+        self._any_labels = False
+        self._any_masks = False
+        self._text_attributes = False
+
+    def __enter__(self) -> VocWriter:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        return None
+
+    # --------------------------------------------------------------------------------------- write
+    def write(self, header: Header, items: Iterable[Item], report: Report) -> None:
+        """Write every item, then the list files and the label map."""
+        self.labels = _Labels(header, self.label_map)
+        self.root.mkdir(parents=True, exist_ok=True)
+        for subset in header.subsets or ():
+            self._subset_name(subset)
+        for item in items:
+            self._write_item(item, report)
+        if self.labels.added_background and not self._any_masks:
+            self.labels.specs.pop(0)
+        self._write_lists()
+        if not (self.label_map == LABEL_MAP_VOC and self.labels.standard):
+            (self.root / LABELMAP_FILE).write_text(format_labelmap(self.labels.specs), encoding="utf-8")
+
+    @staticmethod
+    def _subset_name(subset: str) -> str:
+        if not subset or "/" in subset or "\\" in subset or subset in (".", "..") or subset != subset.strip():
+            raise DatasetError(f"subset name {subset!r} cannot be a VOC list file name")
+        return subset
+
+    def _file(self, folder: str, item_id: str, suffix: str) -> Path:
+        path = self.root / folder / (safe_relative(item_id, location=f"item {item_id!r}") + suffix)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def _write_item(self, item: Item, report: Report) -> None:
+        subset = self._subset_name(item.subset)
+        if item.attributes:
+            report.drop("item attribute", "VOC has no item attributes", len(item.attributes))
+        ext = self.image_ext or (item.media.suffix if item.media and item.media.suffix in IMAGE_SUFFIXES else None)
+        ext = ext or DEFAULT_IMAGE_EXT
+        if self.save_images and item.media is not None:
+            with open(self._file(IMAGES_DIR, item.id, ext), "wb") as stream:
+                report.wrote_media(write_image(item.media, stream, ext))
+        size, depth = self._image_info(item.media)
+
+        boxes = [a for a in item.annotations if isinstance(a, Bbox)]
+        shapes = [a for a in item.annotations if isinstance(a, Polygon | Mask)]
+        for ann in (*boxes, *shapes):
+            if ann.label is not None:
+                self.labels.ensure(ann.label, report)
+        objects, parts = self._objects(boxes, report)
+        if SEGMENTATION in self.tasks:
+            segmented = self._write_masks(item, shapes, objects, size, report)
+        else:
+            segmented = False
+            if shapes:
+                objects += self._shape_boxes(shapes, objects, size, report)
+
+        root = ET.Element("annotation")
+        _sub(root, "folder", posixpath.dirname(f"{IMAGES_DIR}/{item.id}"))
+        _sub(root, "filename", item.id + ext)
+        source = _sub(root, "source")
+        for tag in ("database", "annotation", "image"):
+            _sub(source, tag, "Unknown")
+        if size is not None:
+            size_element = _sub(root, "size")
+            _sub(size_element, "width", str(size[0]))
+            _sub(size_element, "height", str(size[1]))
+            if depth is not None:
+                _sub(size_element, "depth", str(depth))
+        _sub(root, "segmented", "1" if segmented else "0")
+        has_actions = False
+        for index, box in enumerate(objects, 1):
+            own_parts = parts.get(index, [])
+            has_actions |= self._object(root, box, own_parts, report)
+            if own_parts:
+                self._layout.setdefault(subset, []).append(f"{self._quoted(item.id)} {index}")
+        ET.indent(root, "  ")
+        self._file(ANNOTATIONS_DIR, item.id, XML_SUFFIX).write_text(
+            ET.tostring(root, encoding="unicode") + "\n", encoding="utf-8"
+        )
+
+        self._lists[MAIN_SETS].setdefault(subset, []).append(item.id)
+        if segmented:
+            self._lists[SEGMENTATION_SETS].setdefault(subset, []).append(item.id)
+        if has_actions:
+            self._lists[ACTION_SETS].setdefault(subset, []).append(item.id)
+        self._classification(item, subset, report)
+        report.wrote_item(subset)
+
+    @staticmethod
+    def _quoted(item_id: str) -> str:
+        if any(c.isspace() for c in item_id):
+            if '"' in item_id:
+                raise DatasetError(f"item id {item_id!r} has both spaces and quotes; VOC layout lists cannot hold it")
+            return f'"{item_id}"'
+        return item_id
+
+    @staticmethod
+    def _image_info(media: Media | None) -> tuple[tuple[int, int] | None, int | None]:
+        """``(size, depth)`` from the image header; the size the reader knew when the image is missing."""
+        if media is None:
+            return None, None
+        if media.path is not None and not os.path.isfile(media.path):
+            return media.known_size, None
+        from PIL import Image
+
+        with media.open() as stream:
+            try:
+                image = Image.open(stream)
+            except Exception as exc:
+                raise DatasetError(f"cannot read image: {exc}", media.name) from None
+            with image:
+                depth = 3 if image.mode == "P" else len(image.getbands())
+                size = media.known_size or image.size
+        return (int(size[0]), int(size[1])), depth
+
+    # ------------------------------------------------------------------------------------- objects
+    def _objects(self, boxes: list[Bbox], report: Report) -> tuple[list[Bbox], dict[int, list[Bbox]]]:
+        """The main boxes (objects, numbered from 1) and the parts attached to each object."""
+        part_of = self.labels.part_of
+        unlabeled = [b for b in boxes if b.label is None]
+        if unlabeled:
+            report.drop("bbox", "VOC objects need a label", len(unlabeled))
+        boxes = [b for b in boxes if b.label is not None]
+
+        def owner_label(box: Bbox) -> str | None:
+            return part_of.get(box.label) if box.group else None  # type: ignore[arg-type]
+
+        is_part = [
+            owner_label(b) is not None
+            and any(o is not b and o.group == b.group and o.label == owner_label(b) for o in boxes)
+            for b in boxes
+        ]
+        objects = [b for b, part in zip(boxes, is_part, strict=True) if not part]
+        parts: dict[int, list[Bbox]] = {}
+        if DETECTION not in self.tasks:
+            if boxes:
+                report.drop("bbox", "--tasks excludes detection", len(boxes))
+            return [], {}
+        for box, part in zip(boxes, is_part, strict=True):
+            if not part:
+                continue
+            if LAYOUT not in self.tasks:
+                report.drop("part", "--tasks excludes layout")
+                continue
+            owner = next(i for i, o in enumerate(objects, 1) if o.group == box.group and o.label == owner_label(box))
+            parts.setdefault(owner, []).append(box)
+        return objects, parts
+
+    def _corners(self, box: Bbox) -> tuple[int | float, ...]:
+        if self.inclusive:
+            return add(box.x, 1), add(box.y, 1), add(box.x, box.w), add(box.y, box.h)
+        return box.x, box.y, add(box.x, box.w), add(box.y, box.h)
+
+    def _bndbox(self, parent: ET.Element, box: Bbox) -> None:
+        element = _sub(parent, "bndbox")
+        for tag, value in zip(("xmin", "ymin", "xmax", "ymax"), self._corners(box), strict=True):
+            _sub(element, tag, format_number(value))
+
+    def _object(self, root: ET.Element, box: Bbox, parts: list[Bbox], report: Report) -> bool:
+        """Write one ``<object>``; True when it has actions."""
+        assert box.label is not None
+        element = _sub(root, "object")
+        _sub(element, "name", box.label)
+        attributes = dict(box.attributes)
+        if POSE in attributes:
+            _sub(element, POSE, str(attributes.pop(POSE)))
+        extra: dict[str, Any] = {}
+        for field in FLAG_FIELDS:
+            value = attributes.pop(field, False)
+            flag = _flag_value(value)
+            _sub(element, field, str(flag if flag is not None else 0))
+            if flag is None:
+                extra[field] = value
+        self._bndbox(element, box)
+        point = attributes.pop(POINT, None)
+        if point is not None:
+            if isinstance(point, list | tuple) and len(point) == 2 and all(
+                isinstance(v, int | float) and not isinstance(v, bool) for v in point
+            ):
+                point_element = _sub(element, POINT)
+                _sub(point_element, "x", format_number(point[0]))
+                _sub(point_element, "y", format_number(point[1]))
+            else:
+                extra[POINT] = point
+        for part in parts:
+            part_element = _sub(element, "part")
+            _sub(part_element, "name", str(part.label))
+            self._bndbox(part_element, part)
+            report.wrote_annotation("bbox")
+            if part.attributes:
+                report.drop("part attribute", "VOC parts have no attributes", len(part.attributes))
+        actions = [
+            (k, v) for k, v in attributes.items() if isinstance(v, bool) and is_xml_name(k)
+        ]
+        if actions and ACTION not in self.tasks:
+            report.drop("action", "--tasks excludes action", len(actions))
+            for key, _ in actions:
+                attributes.pop(key)
+            actions = []
+        if actions:
+            actions_element = _sub(element, "actions")
+            for key, value in actions:
+                self.labels.add_action(box.label, key)
+                _sub(actions_element, key, "1" if value else "0")
+                attributes.pop(key)
+        extra.update(attributes)
+        if extra:
+            block = _sub(element, "attributes")
+            for key, value in extra.items():
+                attribute = _sub(block, "attribute")
+                _sub(attribute, "name", str(key))
+                _sub(attribute, "value", str(value))
+                if not isinstance(value, str) and not self._text_attributes:
+                    self._text_attributes = True
+                    report.warn("VOC <attributes> hold text: non-text attribute values were written as text")
+        report.wrote_annotation("bbox")
+        return bool(actions)
+
+    def _shape_boxes(
+        self, shapes: list[Polygon | Mask], objects: list[Bbox], size: tuple[int, int] | None, report: Report
+    ) -> list[Bbox]:
+        """Boxes of polygons and masks that have no box of their own (``--tasks`` without segmentation)."""
+        boxes = []
+        grouped = {o.group for o in objects if o.group}
+        for shape in shapes:
+            report.drop(shape.kind, "--tasks excludes segmentation (boxes are written for ungrouped shapes)")
+            if DETECTION not in self.tasks or shape.label is None or (shape.group and shape.group in grouped):
+                continue
+            if isinstance(shape, Polygon):
+                xs, ys = shape.points[0::2], shape.points[1::2]
+                x, y = min(xs), min(ys)
+                w, h = add(max(xs), -x), add(max(ys), -y)
+            else:
+                import numpy as np
+
+                bitmap = np.asarray(shape.to_bitmap(), dtype=bool)
+                rows, cols = np.flatnonzero(bitmap.any(axis=1)), np.flatnonzero(bitmap.any(axis=0))
+                if not rows.size:
+                    continue
+                x, y = int(cols[0]), int(rows[0])
+                w, h = int(cols[-1]) + 1 - x, int(rows[-1]) + 1 - y
+            boxes.append(Bbox(x=x, y=y, w=w, h=h, label=shape.label, group=shape.group, attributes=shape.attributes))
+        return boxes
+
+    # --------------------------------------------------------------------------------------- masks
+    def _write_masks(
+        self,
+        item: Item,
+        shapes: list[Polygon | Mask],
+        objects: list[Bbox],
+        size: tuple[int, int] | None,
+        report: Report,
+    ) -> bool:
+        """Paint the shapes into ``SegmentationClass`` and ``SegmentationObject`` PNGs; True if written."""
+        usable = []
+        for shape in shapes:
+            if shape.label is None:
+                report.drop(shape.kind, "VOC masks need a label")
+            elif shape.label not in self.labels.index:
+                report.drop(shape.kind, "part labels have no class value in VOC masks")
+            else:
+                usable.append(shape)
+        if not usable:
+            return False
+        import numpy as np
+
+        bitmaps = [self._bitmap(shape, size, item) for shape in usable]
+        if size is None:
+            shapes_seen = {b.shape for b in bitmaps if b is not None}
+            if len(shapes_seen) != 1:
+                report.drop("polygon", "the image size is unknown, so polygons cannot be rasterised", len(usable))
+                return False
+            height, width = shapes_seen.pop()
+            bitmaps = [b if b is not None else self._bitmap(s, (width, height), item) for s, b in zip(usable, bitmaps, strict=True)]
+        else:
+            width, height = size
+        instance_of = self._instances(usable, objects, item)
+        classes = np.zeros((height, width), dtype=np.uint8)
+        instances = np.zeros((height, width), dtype=np.uint8)
+        order = sorted(range(len(usable)), key=lambda i: usable[i].z_order)
+        for i in order:
+            bitmap = bitmaps[i]
+            if bitmap.shape != (height, width):
+                raise DatasetError(
+                    f"a {usable[i].kind} of label {usable[i].label!r} is {bitmap.shape[1]}x{bitmap.shape[0]} "
+                    f"but the image is {width}x{height}",
+                    f"item {item.id!r}",
+                )
+            value = self.labels.index[usable[i].label]  # type: ignore[index]
+            if value >= VOID:
+                raise DatasetError(f"label {usable[i].label!r} has class value {value}; VOC masks hold 0..254")
+            classes[bitmap] = value
+            instances[bitmap] = instance_of[i] if value else 0
+        present = set(np.unique(instances).tolist())
+        for i, shape in enumerate(usable):
+            if instance_of[i] and instance_of[i] not in present and self.labels.index[shape.label]:  # type: ignore[index]
+                report.drop(shape.kind, "covered entirely by shapes above it")
+            else:
+                report.wrote_annotation(shape.kind)
+        self._save_png(self._file(CLASS_DIR, item.id, MASK_SUFFIX), classes, self.labels.palette())
+        if any(instance_of):
+            self._save_png(self._file(INSTANCE_DIR, item.id, MASK_SUFFIX), instances, None)
+        self._any_masks = True
+        return True
+
+    def _instances(self, shapes: list[Polygon | Mask], objects: list[Bbox], item: Item) -> list[int]:
+        """Instance value per shape: 0 for semantic shapes (no id, no group), the object's index when the
+        shape is grouped with an object of the same label, else the next free value."""
+        by_group = {o.group: i for i, o in enumerate(objects, 1) if o.group}
+        used: set[int] = set()
+        values: list[int] = []
+        for shape in shapes:
+            value = 0
+            if shape.id or shape.group:
+                index = by_group.get(shape.group) if shape.group else None
+                if index is not None and index not in used and objects[index - 1].label == shape.label:
+                    value = index
+                else:
+                    value = max(len(objects), max(used, default=0)) + 1
+                    while value in used:
+                        value += 1
+                if value > MAX_INSTANCES:
+                    raise DatasetError(
+                        f"more than {MAX_INSTANCES} instances (VOC instance masks are 8-bit and 255 is void)",
+                        f"item {item.id!r}",
+                    )
+                used.add(value)
+            values.append(value)
+        return values
+
+    @staticmethod
+    def _bitmap(shape: Polygon | Mask, size: tuple[int, int] | None, item: Item) -> Any:
+        import numpy as np
+
+        if isinstance(shape, Mask):
+            return np.asarray(shape.to_bitmap(), dtype=bool)
+        if size is None:
+            return None
+        from pycocotools import mask as mask_utils
+
+        width, height = size
+        rles = mask_utils.frPyObjects([[float(v) for v in shape.points]], height, width)
+        return mask_utils.decode(mask_utils.merge(rles)).astype(bool)
+
+    @staticmethod
+    def _save_png(path: Path, array: Any, palette: list[int] | None) -> None:
+        from PIL import Image
+
+        image = Image.frombytes("P", (array.shape[1], array.shape[0]), array.tobytes())
+        if palette is None:
+            palette = [c for color in voc_colormap(256) for c in color]
+        image.putpalette(palette)
+        image.save(path, format="PNG", optimize=False)
+
+    # ---------------------------------------------------------------------------- classification
+    def _classification(self, item: Item, subset: str, report: Report) -> None:
+        labels = [a for a in item.annotations if isinstance(a, Label)]
+        if labels and CLASSIFICATION not in self.tasks:
+            report.drop("label", "--tasks excludes classification", len(labels))
+            return
+        if CLASSIFICATION not in self.tasks:
+            return
+        flags: dict[str, int] = {}
+        for label in labels:
+            self.labels.ensure(label.label, report)
+            difficult = _flag_value(label.attributes.get("difficult")) == 1
+            flags[label.label] = max(flags.get(label.label, 0), 0 if difficult else 1)
+            others = {k for k in label.attributes if k != "difficult"}
+            if others:
+                report.drop("label attribute", "VOC class flags hold no attributes", len(others))
+            report.wrote_annotation("label")
+        self._any_labels |= bool(labels)
+        self._flags.setdefault(subset, []).append((item.id, flags))
+
+    # ------------------------------------------------------------------------------------- lists
+    def _write_lists(self) -> None:
+        sets = self.root / SETS_DIR
+        for task_dir, subsets in self._lists.items():
+            for subset, ids in subsets.items():
+                self._write_text(sets / task_dir / (subset + LIST_SUFFIX), ids)
+        for subset, lines in self._layout.items():
+            self._write_text(sets / LAYOUT_SETS / (subset + LIST_SUFFIX), lines)
+        if not (self._any_labels or CLASSIFICATION in self.tasks and len(self.tasks) == 1):
+            return
+        names = [spec.name for spec in self.labels.specs]
+        for subset, rows in self._flags.items():
+            for name in names:
+                lines = [f"{item_id} {flags.get(name, -1): d}" for item_id, flags in rows]
+                self._write_text(sets / MAIN_SETS / f"{name}_{subset}{LIST_SUFFIX}", lines)
+
+    @staticmethod
+    def _write_text(path: Path, lines: list[str]) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
