@@ -1,0 +1,234 @@
+"""CocoReader: every Datumaro fixture layout and task, merging, and errors naming file and JSON path."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+import dsformats
+from dsformats import Bbox, Caption, DatasetError, Label, Mask, Points, Polygon, Rle
+
+
+def read_all(path, **options):
+    with dsformats.read(path, "coco", options=options or None) as reader:
+        return reader.header, {(i.subset, i.id): i for i in reader.items()}
+
+
+def kinds(item):
+    return [a.kind for a in item.annotations]
+
+
+@pytest.fixture
+def coco(datumaro_fixtures) -> Path:
+    return datumaro_fixtures / "coco_dataset"
+
+
+@pytest.mark.parametrize("layout", ["coco_instances", "coco_roboflow", "mmdet_coco", "coco"])
+def test_instances_layouts(coco, layout):
+    header, items = read_all(coco / layout)
+    assert [(lbl.name, lbl.id) for lbl in header.categories.labels][:3] == [("a", 1), ("b", 2), ("c", 4)]
+    assert header.subsets == ("train", "val")
+    a, b = items[("train", "a")], items[("val", "b")]
+    assert a.attributes["id"] == 5 and b.attributes["id"] == 40
+    assert a.media.known_size == (10, 5) and b.media.known_size == (5, 10)
+    assert Path(a.media.path).read_bytes()[:2] == b"\xff\xd8"
+    box = next(a.annotations_of(Bbox))
+    assert (box.x, box.y, box.w, box.h, box.label, box.id, box.group) == (2.0, 2.0, 3.0, 1.0, "b", 1, 1)
+    assert box.attributes["is_crowd"] is False
+    poly = next(b.annotations_of(Polygon))
+    assert poly.points == (0.0, 0.0, 1.0, 0.0, 1.0, 2.0, 0.0, 2.0) and poly.label == "a" and poly.id == 1
+    assert poly.attributes["x"] == 1 and poly.attributes["y"] == "hello"
+    crowd = [m for m in b.annotations_of(Mask) if m.rle is not None and m.attributes.get("coco_task") is None]
+    assert crowd[0].rle == Rle(size=(10, 5), counts=(0, 20, 30)) and crowd[0].attributes["is_crowd"] is True
+    bitmap = crowd[0].to_bitmap()
+    assert bitmap.shape == (10, 5) and bitmap[:, 2:].sum() == 0 and bitmap[:, :2].all()
+
+
+def test_mmdet_and_roboflow_image_dirs(coco):
+    _, items = read_all(coco / "mmdet_coco")
+    assert Path(items[("val", "b")].media.path) == coco / "mmdet_coco" / "val" / "b.jpg"
+    _, items = read_all(coco / "coco_roboflow")
+    assert Path(items[("train", "a")].media.path) == coco / "coco_roboflow" / "train" / "a.jpg"
+
+
+def test_single_json_file_and_images_dir_option(coco, tmp_path):
+    _, items = read_all(coco / "coco_instances" / "annotations" / "instances_val.json")
+    assert list(items) == [("val", "b")]
+    assert Path(items[("val", "b")].media.path) == coco / "coco_instances" / "images" / "val" / "b.jpg"
+    copy = tmp_path / "whatever.json"
+    shutil.copy(coco / "coco_instances" / "annotations" / "instances_val.json", copy)
+    _, items = read_all(copy, images_dir=str(tmp_path / "imgs"))
+    assert list(items) == [("default", "b")]
+    assert Path(items[("default", "b")].media.path) == tmp_path / "imgs" / "b.jpg"
+
+
+def test_keypoints(coco):
+    header, items = read_all(coco / "coco_person_keypoints")
+    assert header.categories.keypoints["a"].skeleton == ((0, 1), (1, 2))
+    points = next(items[("train", "a")].annotations_of(Points))
+    assert points.points == (0, 0, 0, 2, 4, 1) and points.visibility == (0, 1, 2) and points.label == "b"
+    b = items[("val", "b")]
+    pts = list(b.annotations_of(Points))
+    assert [p.visibility for p in pts] == [(2, 2, 2), (2, 2, 2)]
+    assert pts[0].points == (1, 2, 3, 4, 2, 3) and pts[0].group == next(b.annotations_of(Polygon)).group
+
+
+def test_captions_labels_image_info(coco):
+    _, items = read_all(coco / "coco_captions")
+    assert [(c.caption, c.id) for c in items[("val", "b")].annotations_of(Caption)] == [("world", 1), ("text", 2)]
+    _, items = read_all(coco / "coco_labels")
+    assert [(lbl.label, lbl.id) for lbl in items[("val", "b")].annotations_of(Label)] == [("a", 1), ("b", 2)]
+    header, items = read_all(coco / "coco_image_info")
+    assert header.categories.labels == ()
+    assert items[("train", "a")].annotations == () and items[("train", "a")].attributes == {"id": 5}
+
+
+def test_panoptic(coco):
+    _, items = read_all(coco / "coco_panoptic")
+    masks = list(items[("val", "b")].annotations_of(Mask))
+    assert [(m.id, m.label, m.attributes["is_crowd"], m.attributes["isthing"]) for m in masks] == [
+        (7, "a", False, 0), (20, "b", True, 0)]
+    first, second = (m.to_bitmap() for m in masks)
+    assert first.shape == (10, 5) and first[:, :2].all() and first.sum() == 20
+    assert second[:, 2:4].all() and second.sum() == 20
+    (big,) = items[("train", "a")].annotations_of(Mask)
+    assert big.id == 460551 and big.to_bitmap().all()
+
+
+def test_stuff(coco):
+    _, items = read_all(coco / "coco_stuff")
+    (mask,) = items[("train", "a")].annotations_of(Mask)
+    assert mask.rle == Rle(size=(5, 10), counts=(10, 10, 5, 10, 15)) and mask.label == "a" and mask.id == 7
+    assert mask.attributes["coco_task"] == "stuff"
+    assert mask.to_bitmap().sum() == 20
+
+
+def test_all_tasks_merge_into_one_item(coco):
+    header, items = read_all(coco / "coco")
+    assert len(items) == 2 and header.size_hint == 2
+    b = items[("val", "b")]
+    assert sorted(set(kinds(b))) == ["bbox", "caption", "label", "mask", "points", "polygon"]
+    # keypoints joined the instances objects with the same annotation id instead of duplicating them
+    assert len(list(b.annotations_of(Polygon))) == 1
+    groups = {a.group for a in b.annotations if a.group}
+    assert len(groups) == len(set(groups))
+
+
+def test_tasks_option_restricts(coco):
+    _, items = read_all(coco / "coco", tasks="captions")
+    assert set(kinds(items[("val", "b")])) == {"caption"}
+
+
+# ------------------------------------------------------------------------------------------ errors
+
+
+def base_doc():
+    return {
+        "images": [{"id": 1, "file_name": "a.jpg", "width": 4, "height": 3}],
+        "categories": [{"id": 1, "name": "x"}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1], "iscrowd": 0}],
+    }
+
+
+def write_doc(tmp_path, doc, name="instances_train.json"):
+    (tmp_path / "annotations").mkdir(exist_ok=True)
+    path = tmp_path / "annotations" / name
+    path.write_text(json.dumps(doc) if not isinstance(doc, str) else doc)
+    return tmp_path
+
+
+def broken(tmp_path, doc, name="instances_train.json"):
+    root = write_doc(tmp_path, doc, name)
+    with pytest.raises(DatasetError) as info:
+        read_all(root)
+    return str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "where"),
+    [
+        (lambda d: d["annotations"][0].pop("image_id"), "annotations[0]: missing key 'image_id'"),
+        (lambda d: d["annotations"][0].pop("id"), "annotations[0]: missing key 'id'"),
+        (lambda d: d["annotations"][0].pop("category_id"), "annotations[0]: missing key 'category_id'"),
+        (lambda d: d["images"][0].pop("file_name"), "images[0]: missing key 'file_name'"),
+        (lambda d: d.pop("images"), "missing top-level key 'images'"),
+        (lambda d: d["categories"][0].pop("name"), "categories[0]: missing key 'name'"),
+        (lambda d: d["annotations"][0].update(bbox="1,2,3,4"), "annotations[0].bbox"),
+        (lambda d: d["annotations"][0].update(bbox=[1, 2, 3]), "annotations[0].bbox"),
+        (lambda d: d["annotations"][0].update(image_id=9), "annotations[0].image_id: unknown image id 9"),
+        (lambda d: d["annotations"][0].update(category_id=3), "annotations[0].category_id: unknown category"),
+        (lambda d: d["annotations"][0].update(segmentation=[[1, 2, 3, 4]]), "annotations[0].segmentation[0]"),
+        (lambda d: d["annotations"][0].update(segmentation={"size": [2, 2], "counts": [4]}),
+         "annotations[0].segmentation.size"),
+        (lambda d: d["images"][0].update(id="q"), "images[0].id"),
+        (lambda d: d["images"][0].update(file_name="../x.jpg"), "images[0].file_name"),
+    ],
+)
+def test_errors_name_file_and_json_path(tmp_path, mutate, where):
+    doc = base_doc()
+    mutate(doc)
+    message = broken(tmp_path, doc)
+    assert "instances_train.json" in message and where in message
+
+
+def test_truncated_json(tmp_path):
+    text = json.dumps(base_doc())[:-30]
+    message = broken(tmp_path, text)
+    assert "instances_train.json" in message and "JSON" in message
+
+
+def test_truncated_large_file_is_reported_by_scan(tmp_path, monkeypatch):
+    from dsformats_coco import jsonindex
+
+    monkeypatch.setattr(jsonindex, "_VALIDATE_LIMIT", 0)
+    message = broken(tmp_path, json.dumps(base_doc())[:-30])
+    assert "instances_train.json" in message and "truncated" in message
+
+
+def test_panoptic_png_mismatch(tmp_path, make_image):
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    doc = base_doc()
+    doc["annotations"] = [{"image_id": 1, "file_name": "a.png", "segments_info": [
+        {"id": 5, "category_id": 1, "iscrowd": 0}]}]
+    root = write_doc(tmp_path, doc, "panoptic_train.json")
+    png = np.zeros((3, 4, 3), dtype=np.uint8)
+    png[0, 0] = (6, 0, 0)
+    (root / "annotations" / "panoptic_train").mkdir()
+    out = io.BytesIO()
+    Image.fromarray(png, "RGB").save(out, format="PNG")
+    (root / "annotations" / "panoptic_train" / "a.png").write_bytes(out.getvalue())
+    with dsformats.read(root, "coco") as reader:
+        (item,) = reader.items()
+        (mask,) = item.annotations
+        with pytest.raises(DatasetError, match=r"panoptic_train.json: annotations\[0\].segments_info\[0\]"):
+            mask.to_bitmap()
+
+
+def test_duplicate_category_names_are_kept_apart(tmp_path, caplog):
+    doc = base_doc()
+    doc["categories"] = [{"id": 0, "name": "fish", "supercategory": "none"}, {"id": 1, "name": "fish"}]
+    root = write_doc(tmp_path, doc)
+    header, items = read_all(root)
+    assert [(lbl.name, lbl.id) for lbl in header.categories.labels] == [("fish", 0), ("fish_1", 1)]
+    assert next(items[("train", "a")].annotations_of(Bbox)).label == "fish_1"
+    assert "duplicate category name" in caplog.text
+
+
+def test_bom_unknown_keys_and_float_ints(tmp_path):
+    doc = base_doc()
+    doc["type"] = "instances"
+    doc["images"][0]["width"] = 4.0
+    doc["annotations"][0]["extra_key"] = [1]
+    root = write_doc(tmp_path, "\ufeff" + json.dumps(doc))
+    header, items = read_all(root)
+    item = items[("train", "a")]
+    assert item.media.known_size == (4, 3)
+    assert next(item.annotations_of(Bbox)).attributes["extra_key"] == [1]
+    assert header.infos["coco"]["files"]["instances_train"]["extra"] == {"type": "instances"}
