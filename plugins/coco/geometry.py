@@ -7,6 +7,7 @@ pixel, including 1-pixel-thin parts that contour tracers drop.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,7 +34,10 @@ def rle_json(rle: Rle) -> dict[str, Any]:
 def polygons_bitmap(polygons: Sequence[Sequence[float]], height: int, width: int) -> Any:
     """Rasterise polygons (flat coordinate lists) into one bool bitmap."""
     rles = mask_utils.frPyObjects([[float(v) for v in p] for p in polygons], height, width)
-    return mask_utils.decode(mask_utils.merge(rles)).astype(bool)
+    with warnings.catch_warnings():
+        # pycocotools' Cython decode trips numpy 2's __array__(copy=...) DeprecationWarning
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return mask_utils.decode(mask_utils.merge(rles)).astype(bool)
 
 
 def bitmap_rle(bitmap: Any) -> dict[str, Any]:
