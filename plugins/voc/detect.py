@@ -20,9 +20,7 @@ def detect(probe: Probe) -> Detection:
         if not wrong:
             return Detection(FORMAT, Confidence.CERTAIN, f"{ANNOTATIONS_DIR}/*.xml with <annotation> roots")
         return Detection(FORMAT, Confidence.NONE, f"XML files that are not VOC annotations: {wrong[0]}")
-    lists = [
-        rel for task_dir in SET_DIRS for rel in probe.files(f"{SETS_DIR}/{task_dir}/*.txt", max_depth=3, limit=1)
-    ]
+    lists = [rel for task_dir in SET_DIRS for rel in probe.files(f"{SETS_DIR}/{task_dir}/*.txt", max_depth=3, limit=1)]
     data = [d for d in (IMAGES_DIR, CLASS_DIR, INSTANCE_DIR) if probe.is_dir(d)]
     if lists and data:
         return Detection(FORMAT, Confidence.LIKELY, f"{SETS_DIR} lists beside {', '.join(data)}")

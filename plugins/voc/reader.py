@@ -49,6 +49,7 @@ from .schema import (
 
 _FLAG_LINE = re.compile(r"^\S.*\s(-1|0|1)$")
 _ACTION_LINE = re.compile(r"^\S.*\s\d+\s+(-1|0|1)$")
+_NUMBERED_LINE = re.compile(r"^\S.*\s[-+]?\d+$")
 _OBJECT_TAG = re.compile(r"<object[\s>]")
 
 
@@ -75,7 +76,9 @@ def _lines(data: bytes, location: str) -> list[tuple[int, str]]:
     except UnicodeDecodeError as exc:
         raise DatasetError(f"not UTF-8 text ({exc.reason})", location) from None
     return [
-        (n, line.strip()) for n, line in enumerate(text.splitlines(), 1) if line.strip() and not line.strip().startswith("#")
+        (n, line.strip())
+        for n, line in enumerate(text.splitlines(), 1)
+        if line.strip() and not line.strip().startswith("#")
     ]
 
 
@@ -245,7 +248,9 @@ class VocReader:
             if label not in labels:
                 raise DatasetError(
                     f"class flags for label {label!r}, which is not "
-                    + ("in labelmap.txt" if self._has_labelmap else "a standard VOC label and there is no labelmap.txt"),
+                    + (
+                        "in labelmap.txt" if self._has_labelmap else "a standard VOC label and there is no labelmap.txt"
+                    ),
                     location,
                 )
             self._add_flags(label, subset, contents[MAIN_SETS][stem], location)
@@ -274,7 +279,8 @@ class VocReader:
         for prefix, subset in sorted(splits, key=lambda s: (s[0] not in known, -len(s[0]))):
             if subset not in stems:
                 continue
-            if shaped and (prefix in known or lines):
+            numbered = lines and all(_NUMBERED_LINE.match(line) for _, line in lines)
+            if (shaped or (numbered and prefix in known)) and (prefix in known or lines):
                 return kind, prefix, subset
         return None
 

@@ -166,8 +166,7 @@ def parse_labelmap(text: str, location: str) -> list[LabelSpec]:
         fields = line.split(":")
         if len(fields) != 4:
             raise ValueError(
-                f"{location}:{number}: expected 4 ':'-separated fields (name:r,g,b:parts:actions), "
-                f"got {len(fields)}"
+                f"{location}:{number}: expected 4 ':'-separated fields (name:r,g,b:parts:actions), got {len(fields)}"
             )
         name, color_text, parts, actions = fields
         if not name:

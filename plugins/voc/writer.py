@@ -176,9 +176,11 @@ class _Labels:
                 color = palette[i] if i < VOID and palette[i] not in used else None
                 color = color or next((c for c in palette[1:VOID] if c not in used), None)
                 if color is None:  # more than 254 labels: any colour not yet used
-                    color = next((i // 65536, (i // 256) % 256, i % 256) for i in range(1 << 24) if (
-                        (i // 65536, (i // 256) % 256, i % 256) not in used
-                    ))
+                    color = next(
+                        (i // 65536, (i // 256) % 256, i % 256)
+                        for i in range(1 << 24)
+                        if ((i // 65536, (i // 256) % 256, i % 256) not in used)
+                    )
                 spec.color = color
                 used.add(color)
 
@@ -414,8 +416,10 @@ class VocWriter:
         self._bndbox(element, box)
         point = attributes.pop(POINT, None)
         if point is not None:
-            if isinstance(point, list | tuple) and len(point) == 2 and all(
-                isinstance(v, int | float) and not isinstance(v, bool) for v in point
+            if (
+                isinstance(point, list | tuple)
+                and len(point) == 2
+                and all(isinstance(v, int | float) and not isinstance(v, bool) for v in point)
             ):
                 point_element = _sub(element, POINT)
                 _sub(point_element, "x", format_number(point[0]))
@@ -429,9 +433,7 @@ class VocWriter:
             report.wrote_annotation("bbox")
             if part.attributes:
                 report.drop("part attribute", "VOC parts have no attributes", len(part.attributes))
-        actions = [
-            (k, v) for k, v in attributes.items() if isinstance(v, bool) and is_xml_name(k)
-        ]
+        actions = [(k, v) for k, v in attributes.items() if isinstance(v, bool) and is_xml_name(k)]
         if actions and ACTION not in self.tasks:
             report.drop("action", "--tasks excludes action", len(actions))
             for key, _ in actions:
@@ -511,7 +513,10 @@ class VocWriter:
                 report.drop("polygon", "the image size is unknown, so polygons cannot be rasterised", len(usable))
                 return False
             height, width = shapes_seen.pop()
-            bitmaps = [b if b is not None else self._bitmap(s, (width, height), item) for s, b in zip(usable, bitmaps, strict=True)]
+            bitmaps = [
+                b if b is not None else self._bitmap(s, (width, height), item)
+                for s, b in zip(usable, bitmaps, strict=True)
+            ]
         else:
             width, height = size
         instance_of = self._instances(usable, objects, item)

@@ -1,0 +1,268 @@
+"""VOC reader: Datumaro's reference trees, the layout variants other tools write, and broken inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import dsformats
+from dsformats import Bbox, DatasetError, Label, Mask
+
+from .helpers import copy_fixture, obj, read_all, save_palette_png, write_file, xml
+
+STANDARD = (
+    "background aeroplane bicycle bird boat bottle bus car cat chair cow diningtable dog horse motorbike "
+    "person pottedplant sheep sofa train tvmonitor"
+).split()
+ACTIONS = (
+    "other jumping phoning playinginstrument reading ridingbike ridinghorse running takingphoto "
+    "usingcomputer walking"
+).split()
+
+
+# ------------------------------------------------------------------------------------ Datumaro fixtures
+def test_voc_dataset1_items(datumaro_fixtures, tmp_path):
+    root = copy_fixture(datumaro_fixtures, "voc_dataset1", tmp_path)
+    header, items, snaps = read_all(root)
+    assert [(i.subset, i.id) for i in items] == [("test", "2007_000002"), ("train", "2007_000001")]
+    assert header.subsets == ("test", "train")
+
+    empty, item = items
+    assert empty.annotations == ()
+    assert empty.media.path.endswith("JPEGImages/2007_000002.jpg")
+    assert item.media.known_size == (20, 10)
+
+    boxes = [a for a in item.annotations if isinstance(a, Bbox)]
+    cat, person, head = boxes
+    assert cat == Bbox(
+        x=1, y=2, w=2, h=2, label="cat",
+        attributes={"pose": "Unspecified", "truncated": True, "occluded": False, "difficult": False},
+    )
+    assert isinstance(cat.x, int) and isinstance(cat.w, int)
+    assert (person.label, person.x, person.y, person.w, person.h) == ("person", 4, 5, 2, 2)
+    assert person.group != 0
+    expected_actions = {name: i % 2 == 0 for i, name in enumerate(ACTIONS)}
+    assert person.attributes == {"truncated": False, "occluded": False, "difficult": False, **expected_actions}
+    assert head == Bbox(x=5.5, y=6, w=2.0, h=2, label="head", group=person.group)
+
+    labels = sorted(a.label for a in item.annotations if isinstance(a, Label))
+    assert labels == sorted(
+        "aeroplane bird bottle car chair diningtable horse person sheep train ignored".split()
+    )
+    (mask,) = [a for a in item.annotations if isinstance(a, Mask)]
+    assert mask.label == "bicycle"
+    assert mask.group not in (0, person.group)  # instance 1 is not the first object (a cat)
+    bitmap = mask.to_bitmap()
+    assert bitmap.shape == (10, 20) and bitmap.all()
+
+
+def test_voc_dataset1_categories(datumaro_fixtures, tmp_path):
+    root = copy_fixture(datumaro_fixtures, "voc_dataset1", tmp_path)
+    header, _, _ = read_all(root)
+    categories = header.categories
+    assert categories.label_names == [*STANDARD, "ignored", "head", "hand", "foot"]
+    assert categories.get("cat").color == (64, 0, 0)
+    assert categories.get("person").attributes == tuple(ACTIONS)
+    assert categories.get("head").parent == "person"
+    assert categories.get("ignored").color == (224, 224, 192)
+
+
+def test_voc_dataset2_labelmap_floats_and_no_images(datumaro_fixtures, tmp_path):
+    root = copy_fixture(datumaro_fixtures, "voc_dataset2", tmp_path)
+    header, items, _ = read_all(root)
+    assert header.categories.label_names == [*STANDARD, "ignored"]
+    assert header.categories.get("person").attributes == ()
+    assert [(i.subset, i.id) for i in items] == [("trainval", x) for x in ("@", "a", "b", "c", "d")]
+    by_id = {i.id: i for i in items}
+    assert by_id["@"].annotations == ()
+    assert all(i.media is None for i in items)  # no JPEGImages and no <size>
+    (box,) = by_id["a"].annotations
+    assert box == Bbox(
+        x=1.0, y=2.0, w=3.0, h=4.0, label="background",
+        attributes={"truncated": False, "occluded": True, "difficult": False},
+    )
+    assert isinstance(box.x, float)
+    assert [(a.label, a.x, a.y, a.w, a.h) for i in items[2:] for a in i.annotations] == [
+        ("aeroplane", 2.0, 2.0, 5.0, 4.0),
+        ("bicycle", 3.0, 1.0, 8.0, 5.0),
+        ("bird", 4.0, 4.0, 4.0, 4.0),
+    ]
+
+
+def test_voc_dataset3_skips_blank_and_comment_lines(datumaro_fixtures, tmp_path):
+    root = copy_fixture(datumaro_fixtures, "voc_dataset3", tmp_path)
+    header, items, _ = read_all(root)
+    assert header.subsets == ("train",)
+    (item,) = items
+    assert item.id == "2007_000001"
+    assert [(a.label, a.x, a.y, a.w, a.h) for a in item.annotations] == [("cat", 1, 2, 2, 2)]
+
+
+def test_pixel_inclusive_convention(datumaro_fixtures, tmp_path):
+    root = copy_fixture(datumaro_fixtures, "voc_dataset3", tmp_path)
+    _, (item,), _ = read_all(root, bbox_convention="pixel_inclusive")
+    (box,) = item.annotations
+    assert (box.x, box.y, box.w, box.h) == (0, 1, 3, 3)
+
+
+# ------------------------------------------------------------------------------------ layouts
+def test_palette_masks_with_void_border(tmp_path, make_image):
+    write_file(tmp_path, "Annotations/x.xml", xml(obj("cat", (0, 0, 2, 2)) + obj("dog", (2, 0, 4, 2)), size=(4, 3, 3)))
+    (tmp_path / "JPEGImages").mkdir()
+    (tmp_path / "JPEGImages/x.jpg").write_bytes(make_image(4, 3, ".jpg"))
+    cat, dog = STANDARD.index("cat"), STANDARD.index("dog")
+    save_palette_png(tmp_path / "SegmentationClass/x.png", [[cat, cat, 255, dog], [cat, 255, dog, dog], [0, 0, 0, 0]])
+    save_palette_png(tmp_path / "SegmentationObject/x.png", [[1, 1, 255, 2], [1, 255, 2, 2], [0, 0, 0, 0]])
+    _, (item,), _ = read_all(tmp_path)
+    boxes = [a for a in item.annotations if isinstance(a, Bbox)]
+    masks = [a for a in item.annotations if isinstance(a, Mask)]
+    assert [(m.label, m.group) for m in masks] == [("cat", boxes[0].group), ("dog", boxes[1].group)]
+    assert boxes[0].group == 1 and boxes[1].group == 2
+    assert masks[0].to_bitmap().tolist() == [[True, True, False, False], [True, False, False, False], [False] * 4]
+    assert masks[1].to_bitmap().tolist() == [[False, False, False, True], [False, False, True, True], [False] * 4]
+
+
+def test_class_only_and_instance_only_masks(tmp_path):
+    cat = STANDARD.index("cat")
+    save_palette_png(tmp_path / "SegmentationClass/c.png", [[0, cat], [255, cat]])
+    save_palette_png(tmp_path / "SegmentationObject/i.png", [[0, 1], [1, 255]])
+    write_file(tmp_path, "Annotations/i.xml", xml(obj("dog", (0, 0, 2, 2)), size=(2, 2, 3)))
+    write_file(tmp_path, "ImageSets/Main/train.txt", "c\ni\n")
+    _, items, _ = read_all(tmp_path)
+    c, i = items
+    (mask,) = c.annotations
+    assert (mask.label, mask.group, mask.to_bitmap().tolist()) == ("cat", 0, [[False, True], [False, True]])
+    box, mask = i.annotations
+    assert (mask.label, mask.group) == ("dog", box.group) and box.group == 1
+    assert mask.to_bitmap().tolist() == [[False, True], [True, False]]
+
+
+def test_subsets_with_underscores_and_flag_files(tmp_path):
+    write_file(tmp_path, "ImageSets/Main/train.txt", "a\n")
+    write_file(tmp_path, "ImageSets/Main/train_extra.txt", "b\nc d\n")
+    write_file(tmp_path, "ImageSets/Main/cat_train_extra.txt", "b  1\nc d  0\n")
+    write_file(tmp_path, "ImageSets/Main/train_train.txt", "a  1\n")
+    write_file(tmp_path, "ImageSets/Main/dog_train.txt", "a -1\n")
+    header, items, _ = read_all(tmp_path)
+    assert header.subsets == ("train", "train_extra")
+    assert [(i.subset, i.id, i.annotations) for i in items] == [
+        ("train", "a", (Label(label="train"),)),
+        ("train_extra", "b", (Label(label="cat"),)),
+        ("train_extra", "c d", (Label(label="cat", attributes={"difficult": True}),)),
+    ]
+
+
+def test_items_without_lists_filename_fallbacks_and_tolerance(tmp_path, make_image):
+    # LabelImg style: basename <filename> for a nested id; no <size>, <depth> or <occluded>; no list files.
+    write_file(tmp_path, "Annotations/sub/deep.xml", xml(obj("cat", (1.5, 2, 3.25, 4)), filename="deep.png", size=None))
+    write_file(tmp_path, "Annotations/other.xml", xml(obj("dog"), filename="missing.jpg", size=None))
+    (tmp_path / "JPEGImages/sub").mkdir(parents=True)
+    (tmp_path / "JPEGImages/sub/deep.png").write_bytes(make_image(6, 5, ".png"))
+    (tmp_path / "JPEGImages/other.bmp").write_bytes(make_image(7, 3, ".bmp"))
+    header, items, _ = read_all(tmp_path)
+    assert header.subsets == ("default",)
+    other, deep = items
+    assert deep.id == "sub/deep" and deep.media.path.endswith("JPEGImages/sub/deep.png")
+    assert deep.media.size == (6, 5)
+    assert (deep.annotations[0].x, deep.annotations[0].w) == (1.5, 1.75)
+    assert deep.annotations[0].attributes["occluded"] is False
+    assert other.media.path.endswith("JPEGImages/other.bmp")  # stem search
+
+
+def test_trainval_is_skipped_when_train_and_val_cover_it(tmp_path):
+    write_file(tmp_path, "ImageSets/Main/train.txt", "a\n")
+    write_file(tmp_path, "ImageSets/Main/val.txt", "b\n")
+    write_file(tmp_path, "ImageSets/Main/trainval.txt", "a\nb\n")
+    header, items, _ = read_all(tmp_path)
+    assert header.subsets == ("train", "val")
+    assert [(i.subset, i.id) for i in items] == [("train", "a"), ("val", "b")]
+
+
+def test_layout_lists_with_object_index_and_quotes(tmp_path):
+    write_file(tmp_path, "ImageSets/Layout/train.txt", 'a 1\n"b c" 2\n')
+    _, items, _ = read_all(tmp_path)
+    assert [i.id for i in items] == ["a", "b c"]
+
+
+def test_point_and_attributes(tmp_path):
+    extra = (
+        "<point><x>1.5</x><y>2</y></point><attributes><attribute><name>color</name><value>red</value>"
+        "</attribute></attributes><difficult>1</difficult>"
+    )
+    write_file(tmp_path, "Annotations/a.xml", xml(obj("cat", extra=extra)))
+    _, (item,), _ = read_all(tmp_path)
+    assert item.annotations[0].attributes == {
+        "truncated": False, "occluded": False, "difficult": True, "point": (1.5, 2), "color": "red",
+    }
+
+
+# ------------------------------------------------------------------------------------ broken inputs
+def _error(tmp_path) -> str:
+    with pytest.raises(DatasetError) as info:
+        read_all(tmp_path)
+    return str(info.value)
+
+
+def test_malformed_xml_names_file_and_line(tmp_path):
+    write_file(tmp_path, "Annotations/a.xml", "<annotation>\n<object>\n<name>cat</nam>\n</object>\n</annotation>\n")
+    message = _error(tmp_path)
+    assert "Annotations/a.xml:3" in message and "malformed XML" in message
+
+
+def test_unknown_label_without_labelmap(tmp_path):
+    write_file(tmp_path, "Annotations/a.xml", xml(obj("cat") + obj("unicorn")))
+    message = _error(tmp_path)
+    assert "Annotations/a.xml:" in message and "'unicorn'" in message and "labelmap.txt" in message
+    line = int(message.split("a.xml:")[1].split(":")[0])
+    text = (tmp_path / "Annotations/a.xml").read_text().splitlines()
+    assert "<name>unicorn</name>" in text[line - 1]
+
+
+def test_unknown_label_with_labelmap(tmp_path):
+    write_file(tmp_path, "labelmap.txt", "background:0,0,0::\ncat:1,2,3::\n")
+    write_file(tmp_path, "Annotations/a.xml", xml(obj("dog")))
+    assert "not in labelmap.txt" in _error(tmp_path)
+
+
+def test_mask_of_wrong_size(tmp_path):
+    write_file(tmp_path, "Annotations/a.xml", xml(obj("cat"), size=(4, 4, 3)))
+    save_palette_png(tmp_path / "SegmentationClass/a.png", np.zeros((3, 5)))
+    message = _error(tmp_path)
+    assert "SegmentationClass/a.png" in message and "5x3" in message and "4x4" in message
+
+
+def test_mask_with_undeclared_class(tmp_path):
+    save_palette_png(tmp_path / "SegmentationClass/a.png", [[30]])
+    message = _error(tmp_path)
+    assert "SegmentationClass/a.png" in message and "class value 30" in message
+
+
+def test_missing_image_is_reported_with_its_path(tmp_path):
+    write_file(tmp_path, "Annotations/a.xml", xml(obj("cat"), filename="a.jpg"))
+    _, (item,), _ = read_all(tmp_path)
+    assert item.media.known_size == (20, 10)  # the size survives
+    with pytest.raises(DatasetError, match=r"JPEGImages/a\.jpg"):
+        dsformats.convert(tmp_path, tmp_path / "out", "voc", source_format="voc", writer_options={"save_images": True})
+
+
+@pytest.mark.parametrize(
+    ("rel", "text", "expected"),
+    [
+        ("ImageSets/Main/cat_train.txt", "a 3\n", "cat_train.txt:1: flag '3'"),
+        ("ImageSets/Layout/train.txt", '"a 1\n', "train.txt:1: expected 0 or 2 quotes"),
+        ("labelmap.txt", "cat\n", "labelmap.txt:1: expected 4"),
+        ("labelmap.txt", "cat:1,2::\n", "labelmap.txt:1: label 'cat' has colour"),
+        ("ImageSets/Main/unicorn_train.txt", "a  1\n", "label 'unicorn'"),
+    ],
+)
+def test_broken_lists_and_labelmap(tmp_path, rel, text, expected):
+    write_file(tmp_path, "ImageSets/Main/train.txt", "a\n")
+    write_file(tmp_path, rel, text)
+    assert expected in _error(tmp_path)
+
+
+def test_not_a_directory(tmp_path):
+    path = write_file(tmp_path, "file.xml", "<annotation/>")
+    with pytest.raises(DatasetError, match="directory"):
+        with dsformats.read(path, "voc"):
+            pass
