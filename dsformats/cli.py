@@ -46,10 +46,11 @@ def _parser() -> argparse.ArgumentParser:
     conv.add_argument("-f", "--format", required=True, metavar="FMT", help="output format")
     conv.add_argument("-o", "--output", required=True, metavar="DST", help="output directory")
     conv.add_argument("--overwrite", action="store_true", help="replace an existing output")
-    conv.add_argument(
-        "-io", "--input-option", action="append", default=[], metavar="KEY=VALUE", help="a reader option"
-    )
+    conv.add_argument("-io", "--input-option", action="append", default=[], metavar="KEY=VALUE", help="a reader option")
     conv.add_argument("--strict", action="store_true", help="fail (exit 1, no output) if anything is dropped")
+    conv.add_argument(
+        "--skip-bad-items", action="store_true", help="skip items that cannot be read or written, and list them"
+    )
     conv.add_argument("--report", metavar="FILE.json", help="also save the conversion report as JSON")
     conv.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no report on stdout")
 
@@ -110,6 +111,7 @@ def _cmd_convert(args: argparse.Namespace, extra: list[str], registry: Registry)
             writer_options=writer_options,
             overwrite=args.overwrite,
             strict=args.strict,
+            skip_bad_items=args.skip_bad_items,
             registry=registry,
             progress=progress,
         )
@@ -145,12 +147,18 @@ def _cmd_detect(args: argparse.Namespace, registry: Registry) -> int:
     code = EXIT_OK if len(best) == 1 else EXIT_USAGE if not best else EXIT_AMBIGUOUS
     if args.json:
         shown = verdicts if args.explain else best
-        print(json.dumps({
-            "path": str(args.path),
-            "formats": [d.format for d in best],
-            "detections": [{"format": d.format, "confidence": d.confidence.name.lower(), "reason": d.reason}
-                           for d in shown],
-        }, indent=2))
+        print(
+            json.dumps(
+                {
+                    "path": str(args.path),
+                    "formats": [d.format for d in best],
+                    "detections": [
+                        {"format": d.format, "confidence": d.confidence.name.lower(), "reason": d.reason} for d in shown
+                    ],
+                },
+                indent=2,
+            )
+        )
         return code
     if args.explain:
         reported = {d.format for d in verdicts}
@@ -174,20 +182,22 @@ def _cmd_formats(args: argparse.Namespace, registry: Registry) -> int:
     rows: list[dict[str, Any]] = []
     for info in registry.formats.values():
         spec = info.spec
-        rows.append({
-            "name": info.name,
-            "read": spec.can_read,
-            "write": spec.can_write,
-            "description": spec.description,
-            "distribution": info.distribution,
-            "version": info.version,
-            "plugin": info.plugin,
-            "extensions": list(spec.extensions),
-            "annotation_kinds": sorted(spec.annotation_kinds),
-            "aliases": sorted(spec.aliases),
-            "reader_options": [o.name for o in spec.reader_options],
-            "writer_options": [o.name for o in spec.writer_options],
-        })
+        rows.append(
+            {
+                "name": info.name,
+                "read": spec.can_read,
+                "write": spec.can_write,
+                "description": spec.description,
+                "distribution": info.distribution,
+                "version": info.version,
+                "plugin": info.plugin,
+                "extensions": list(spec.extensions),
+                "annotation_kinds": sorted(spec.annotation_kinds),
+                "aliases": sorted(spec.aliases),
+                "reader_options": [o.name for o in spec.reader_options],
+                "writer_options": [o.name for o in spec.writer_options],
+            }
+        )
     errors = [str(e) for e in registry.load_errors]
     if args.json:
         print(json.dumps({"formats": rows, "load_errors": errors, "disabled": list(registry.disabled)}, indent=2))

@@ -23,6 +23,7 @@ from dsformats.errors import (
 from dsformats.formats import FormatSpec, Reader
 from dsformats.model import Header, Item
 from dsformats.options import validate_options
+from dsformats.policy import bad_item, skipping_bad_items
 from dsformats.registry import FormatInfo, Registry, default_registry
 from dsformats.report import Report
 
@@ -136,7 +137,8 @@ def _guarded(
             raise TypeError(f"writers accept dsformats.Item objects, got {type(item).__name__}")
         key = (item.subset, item.id)
         if key in seen:
-            raise DuplicateItemError(f"duplicate item id {item.id!r} in subset {item.subset!r}")
+            bad_item(DuplicateItemError(f"duplicate item id {item.id!r} in subset {item.subset!r}"))
+            continue
         seen.add(key)
         report.items_read[item.subset] += 1
         unsupported = [a for a in item.annotations if a.kind not in supported]
@@ -161,11 +163,13 @@ def write(
     progress: Progress | None = None,
     report: Report | None = None,
     strict: bool = False,
+    skip_bad_items: bool = False,
 ) -> Report:
     """Write ``items`` (any iterable, consumed once) as ``format`` into the directory ``path``.
 
-    The output appears only if everything succeeded. With ``strict``, anything dropped is an error and
-    nothing is published. Returns the :class:`Report`.
+    The output appears only if everything succeeded. With ``strict``, anything dropped or skipped is an
+    error and nothing is published. With ``skip_bad_items``, bad items are skipped and listed in
+    ``report.skipped`` instead of failing the run. Returns the :class:`Report`.
     """
     reg = _registry(registry)
     info, preset = reg.writer_format(format)
@@ -173,11 +177,14 @@ def write(
     header = header or Header()
     report = report or Report()
     report.target_format = info.name
-    with staged_output(path, overwrite=overwrite) as staging:
+    with staged_output(path, overwrite=overwrite) as staging, skipping_bad_items(report, skip_bad_items):
         with reg.open_writer(info.name, staging, checked) as writer:
             writer.write(header, _guarded(items, info.spec, report, progress, header.size_hint), report)
         if strict and not report.lossless:
-            lost = "; ".join(f"{kind}: {count} ({reason})" for kind, (count, reason) in report.dropped.items())
+            lost = "; ".join(
+                [f"{kind}: {count} ({reason})" for kind, (count, reason) in report.dropped.items()]
+                + ([f"{len(report.skipped)} bad items skipped"] if report.skipped else [])
+            )
             raise DatasetError(f"strict mode: the conversion would lose data ({lost}); nothing was written")
     return report
 
@@ -194,6 +201,7 @@ def convert(
     registry: Registry | None = None,
     progress: Progress | None = None,
     strict: bool = False,
+    skip_bad_items: bool = False,
 ) -> Report:
     """Convert the dataset at ``src`` into ``format`` at ``dst``, streaming; return the report.
 
@@ -208,7 +216,10 @@ def convert(
     if not source_format:
         source_format = detect_format(src, registry=reg)
     report = Report(source_format=reg.reader_format(source_format).name)
-    with read(src, source_format, options=reader_options, registry=reg) as reader:
+    with (
+        skipping_bad_items(report, skip_bad_items),
+        read(src, source_format, options=reader_options, registry=reg) as reader,
+    ):
         return write(
             reader.items(),
             dst,
@@ -220,4 +231,5 @@ def convert(
             progress=progress,
             report=report,
             strict=strict,
+            skip_bad_items=skip_bad_items,
         )

@@ -85,4 +85,3 @@ def open_binary(path: Path) -> IO[bytes]:
         return open(path, "rb")
     except OSError as exc:
         raise DatasetError(f"cannot open: {exc.strerror or exc}", str(path)) from None
-

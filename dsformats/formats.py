@@ -50,9 +50,7 @@ class FormatSpec:
     extensions: tuple[str, ...] = attrs.field(default=(), converter=tuple)
     can_read: bool = True
     can_write: bool = True
-    annotation_kinds: frozenset[str] = attrs.field(
-        default=frozenset(), converter=frozenset, validator=_check_kinds
-    )
+    annotation_kinds: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset, validator=_check_kinds)
     reader_options: tuple[Option, ...] = attrs.field(default=(), converter=tuple, validator=_check_options)
     writer_options: tuple[Option, ...] = attrs.field(default=(), converter=tuple, validator=_check_options)
     aliases: dict[str, dict[str, Any]] = attrs.field(factory=dict, converter=dict, hash=False)

@@ -7,16 +7,27 @@ the functions that need pixels or headers.
 from __future__ import annotations
 
 import io
+import warnings
 from typing import IO, TYPE_CHECKING
 
 from dsformats.errors import DatasetError
+from dsformats.limits import max_image_pixels
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL.Image import Image as PILImage
 
     from dsformats.model import Media
 
-__all__ = ["IMAGE_SUFFIXES", "decode", "encode", "header_size", "is_image_name", "same_encoding", "write_image"]
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "decode",
+    "encode",
+    "header_size",
+    "is_image_name",
+    "reencode",
+    "same_encoding",
+    "write_image",
+]
 
 #: Raster suffixes that Pillow reads by itself (no Ghostscript, no stub handlers, no video), lower-case.
 IMAGE_SUFFIXES: frozenset[str] = frozenset(
@@ -50,14 +61,23 @@ def _pil():
     return Image
 
 
-def _open(media: Media) -> PILImage:
+def _open(media: Media, *, decoding: bool) -> PILImage:
+    """Open with Pillow. When ``decoding``, images over the pixel limit are an error, not a warning."""
     Image = _pil()
     stream = media.open()
     try:
-        return Image.open(stream)
-    except Image.DecompressionBombError as exc:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error" if decoding else "ignore", Image.DecompressionBombWarning)
+            Image.MAX_IMAGE_PIXELS = max_image_pixels() if decoding else None
+            return Image.open(stream)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         stream.close()
-        raise DatasetError(f"image is too large to decode safely ({exc})", media.name) from None
+        raise DatasetError(
+            f"image is too large to decode safely ({exc}); raise DSFORMATS_MAX_IMAGE_PIXELS to allow it", media.name
+        ) from None
+    except DatasetError:
+        stream.close()
+        raise
     except Exception as exc:  # Pillow raises many types for broken data
         stream.close()
         raise DatasetError(f"cannot read image: {exc}", media.name) from None
@@ -65,7 +85,7 @@ def _open(media: Media) -> PILImage:
 
 def header_size(media: Media) -> tuple[int, int]:
     """``(width, height)`` read from the image header; pixels are not decoded."""
-    image = _open(media)
+    image = _open(media, decoding=False)
     try:
         return image.size
     finally:
@@ -74,7 +94,7 @@ def header_size(media: Media) -> tuple[int, int]:
 
 def decode(media: Media) -> PILImage:
     """Decode ``media`` fully with Pillow and return the image."""
-    image = _open(media)
+    image = _open(media, decoding=True)
     try:
         image.load()
     except Exception as exc:
@@ -103,18 +123,26 @@ def encode(image: PILImage, suffix: str) -> bytes:
     return out.getvalue()
 
 
+def reencode(media: Media, suffix: str) -> bytes:
+    """Decode ``media`` and encode it for ``suffix``; raises :class:`DatasetError` naming the media."""
+    image = decode(media)
+    try:
+        return encode(image, suffix)
+    except DatasetError as exc:
+        raise DatasetError(str(exc), media.name) from None
+    finally:
+        image.close()
+
+
 def write_image(media: Media, dst: IO[bytes], suffix: str) -> bool:
     """Write ``media`` into ``dst`` as an image with ``suffix``.
 
-    The bytes are copied unchanged when the suffix is the media's own; otherwise the image is decoded and
-    re-encoded, so that the content always matches the suffix. Returns True when it re-encoded.
+    The bytes are copied unchanged when the suffix names the media's own encoding; otherwise the image is
+    decoded and re-encoded (before anything is written), so that the content always matches the suffix.
+    Returns True when it re-encoded.
     """
     if same_encoding(suffix, media.suffix):
         media.copy_to(dst)
         return False
-    image = decode(media)
-    try:
-        dst.write(encode(image, suffix))
-    finally:
-        image.close()
+    dst.write(reencode(media, suffix))
     return True

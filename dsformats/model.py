@@ -13,15 +13,19 @@ Nothing here imports Pillow or numpy; :class:`Media` and :class:`Mask` import th
 
 from __future__ import annotations
 
+import contextlib
 import io
 import posixpath
 import re
 import shutil
+import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, ClassVar
 
 import attrs
+
+from dsformats.errors import DatasetError, DsformatsError
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL.Image import Image as PILImage
@@ -121,13 +125,25 @@ class Media:
 
     def read_bytes(self) -> bytes:
         """Return all raw bytes."""
-        with self.opener() as stream:
-            return stream.read()
+        with self._reading():
+            with self.opener() as stream:
+                return stream.read()
 
     def copy_to(self, dst: IO[bytes]) -> None:
         """Copy the raw bytes into ``dst`` in chunks, without decoding."""
-        with self.opener() as stream:
-            shutil.copyfileobj(stream, dst, 1 << 20)
+        with self._reading():
+            with self.opener() as stream:
+                shutil.copyfileobj(stream, dst, 1 << 20)
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[None]:
+        """Turn low-level read failures (I/O, bad CRC, truncation) into a DatasetError naming the media."""
+        try:
+            yield
+        except DsformatsError:
+            raise
+        except (OSError, EOFError, ValueError, zipfile.BadZipFile) as exc:
+            raise DatasetError(f"cannot read: {exc}", self.name) from None
 
     @property
     def size(self) -> tuple[int, int]:
@@ -380,9 +396,7 @@ class Header:
     """
 
     categories: Categories = attrs.field(factory=Categories)
-    subsets: tuple[str, ...] | None = attrs.field(
-        default=None, converter=attrs.converters.optional(tuple)
-    )
+    subsets: tuple[str, ...] | None = attrs.field(default=None, converter=attrs.converters.optional(tuple))
     infos: dict[str, Any] = attrs.field(factory=dict, converter=_plain_dict, hash=False)
     size_hint: int | None = None
 
@@ -411,4 +425,3 @@ class Item:
     def annotations_of(self, *types: type[Annotation]) -> Iterator[Annotation]:
         """The annotations that are instances of ``types``."""
         return (ann for ann in self.annotations if isinstance(ann, types))
-

@@ -107,8 +107,7 @@ IMAGE_EXT = Option(
     type="str",
     default=None,
     metavar="EXT",
-    help="write images with this suffix (e.g. .png), re-encoding those that differ; "
-    "default: each image's own suffix",
+    help="write images with this suffix (e.g. .png), re-encoding those that differ; default: each image's own suffix",
 )
 
 
@@ -148,9 +147,7 @@ def build_parser(declared: Sequence[Option], *, prog: str, description: str = ""
     for option in declared:
         flags = [option.flag, *("--" + a.replace("_", "-") for a in option.aliases)]
         if option.type == "bool":
-            parser.add_argument(
-                *flags, dest=option.name, action="store_true", default=None, help=option.help
-            )
+            parser.add_argument(*flags, dest=option.name, action="store_true", default=None, help=option.help)
             parser.add_argument(
                 "--no-" + option.flag[2:], dest=option.name, action="store_false", help=argparse.SUPPRESS
             )
@@ -171,6 +168,9 @@ def parse_cli_options(declared: Sequence[Option], args: Sequence[str], *, prog: 
     words = list(args)
     if words[:1] == ["--"]:
         words = words[1:]
-    namespace = build_parser(declared, prog=prog).parse_args(words)
+    namespace, unknown = build_parser(declared, prog=prog).parse_known_args(words)
+    if unknown:
+        valid = " ".join(option.flag for option in declared) or "none"
+        raise OptionError(f"{prog}: unknown option(s) {' '.join(unknown)}; valid options: {valid}")
     given = {k: v for k, v in vars(namespace).items() if v is not None}
     return validate_options(declared, given, what=f"{prog} option")

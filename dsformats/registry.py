@@ -324,14 +324,20 @@ def _collect_formats(
         except Exception as exc:
             fail(LoadError(plugin, f"dsformats_formats failed: {exc!r}", dist), exc)
             continue
-        hooks = {h.plugin_name for h in pm.hook.dsformats_open_reader.get_hookimpls()}, {
-            h.plugin_name for h in pm.hook.dsformats_open_writer.get_hookimpls()
-        }
+        hooks = (
+            {h.plugin_name for h in pm.hook.dsformats_open_reader.get_hookimpls()},
+            {h.plugin_name for h in pm.hook.dsformats_open_writer.get_hookimpls()},
+        )
         for spec in specs:
             if spec.api_version != PLUGIN_API_VERSION:
-                fail(LoadError(plugin, f"format {spec.name!r} is built for dsformats plugin API {spec.api_version}, "
-                                       f"but this dsformats provides API {PLUGIN_API_VERSION}; upgrade one of them",
-                               dist))
+                fail(
+                    LoadError(
+                        plugin,
+                        f"format {spec.name!r} is built for dsformats plugin API {spec.api_version}, "
+                        f"but this dsformats provides API {PLUGIN_API_VERSION}; upgrade one of them",
+                        dist,
+                    )
+                )
                 continue
             if (spec.can_read and plugin not in hooks[0]) or (spec.can_write and plugin not in hooks[1]):
                 fail(LoadError(plugin, f"format {spec.name!r} declares read/write without the open hook", dist))

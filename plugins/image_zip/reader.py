@@ -10,6 +10,8 @@ from types import TracebackType
 from dsformats import DatasetError, Header, Item, Media, Shard
 from dsformats.fileaccess import open_binary, safe_relative, walk_files
 from dsformats.imaging import IMAGE_SUFFIXES
+from dsformats.limits import ZipBudget
+from dsformats.policy import bad_item
 
 from .schema import ARCHIVE_SUFFIX, is_junk, split_member
 
@@ -37,15 +39,21 @@ class _Archive:
             raise
 
     def _index(self) -> None:
-        path = self.path
+        budget = ZipBudget(str(self.path))
         for info in self.zip.infolist():
             if info.is_dir() or is_junk(info.filename):
                 continue
             if split_member(info.filename)[1] not in IMAGE_SUFFIXES:
                 continue
-            item_id = split_member(safe_relative(info.filename, location=f"{path}!{info.filename}"))[0]
-            if info.flag_bits & 0x1:
-                raise DatasetError("member is encrypted", f"{path}!{info.filename}")
+            where = f"{self.path}!{info.filename}"
+            try:
+                budget.check(info)
+                item_id = split_member(safe_relative(info.filename, location=where))[0]
+                if info.flag_bits & 0x1:
+                    raise DatasetError("member is encrypted", where)
+            except DatasetError as exc:
+                bad_item(exc)
+                continue
             self.members.append((item_id, info))
 
     def media(self, info: zipfile.ZipInfo) -> Media:

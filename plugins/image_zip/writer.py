@@ -9,7 +9,8 @@ from types import TracebackType
 
 from dsformats import DatasetError, Header, Item, OptionError, Report
 from dsformats.fileaccess import safe_relative
-from dsformats.imaging import IMAGE_SUFFIXES, write_image
+from dsformats.imaging import IMAGE_SUFFIXES, reencode, same_encoding
+from dsformats.policy import bad_item
 
 from .schema import COMPRESSION, DEFAULT_IMAGE_EXT, MEMBER_DATE_TIME
 
@@ -85,10 +86,19 @@ class ImageZipWriter:
                         f"members {folded[name.lower()]!r} and {name!r} differ only in case and collide "
                         "when extracted on a case-insensitive file system"
                     )
+                suffix = Path(name).suffix
+                try:  # re-encode before the member exists, so a bad image can be skipped cleanly
+                    payload = None if same_encoding(suffix, item.media.suffix) else reencode(item.media, suffix)
+                except DatasetError as exc:
+                    bad_item(exc)
+                    continue
                 info = zipfile.ZipInfo(name, date_time=MEMBER_DATE_TIME)
                 info.compress_type = self.compression
                 info.external_attr = 0o644 << 16
                 with archive.open(info, "w", force_zip64=True) as member:
-                    reencoded = write_image(item.media, member, Path(name).suffix)
-                report.wrote_media(reencoded)
+                    if payload is None:
+                        item.media.copy_to(member)
+                    else:
+                        member.write(payload)
+                report.wrote_media(payload is not None)
                 report.wrote_item(item.subset)

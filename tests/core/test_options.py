@@ -66,7 +66,7 @@ def test_cli_words_parse_into_validated_options():
 
 
 def test_cli_errors_carry_text():
-    with pytest.raises(OptionError, match="unrecognized arguments: --bogus"):
+    with pytest.raises(OptionError, match=r"unknown option\(s\) --bogus; valid options: --save-images --image-ext --count"):
         parse_cli_options(DECLARED, ["--bogus"], prog="fmt")
     with pytest.raises(OptionError, match="invalid choice 'x'"):
         parse_cli_options(DECLARED, ["--mode", "x"], prog="fmt")

@@ -356,5 +356,5 @@ def test_reader_closes_its_archive_files(tmp_path: Path, make_image, image_zip_a
     shutil.copytree(image_zip_assets, src)
     with dsformats.read(src, "image_zip") as reader:
         items = list(reader.items())
-    with pytest.raises(ValueError):
+    with pytest.raises(dsformats.DatasetError, match=r"1\.zip!1\.jpg: cannot read: .*closed"):
         items[0].media.read_bytes()

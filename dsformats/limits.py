@@ -1,0 +1,76 @@
+"""Safety limits for untrusted input, configurable through environment variables.
+
+| variable | default | guards against |
+| --- | --- | --- |
+| ``DSFORMATS_ZIP_MAX_MEMBER`` | 4 GiB | one archive member that inflates beyond this size |
+| ``DSFORMATS_ZIP_MAX_TOTAL`` | 1 TiB | an archive whose members inflate beyond this in total |
+| ``DSFORMATS_ZIP_MAX_RATIO`` | 1000 | a member (over 1 MiB inflated) compressed more than this ratio (zip bombs) |
+| ``DSFORMATS_MAX_IMAGE_PIXELS`` | Pillow's limit (89,478,485) | decoding an image with more pixels |
+
+Sizes accept suffixes ``K``, ``M``, ``G`` and ``T`` (powers of 1024). Archives of real images compress by
+ratios near 1, so stored archives of tens of GB pass; a 42.zip-style bomb does not.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+
+from dsformats.errors import DatasetError
+
+__all__ = ["ZipBudget", "max_image_pixels"]
+
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+_RATIO_FLOOR = 1 << 20  # members smaller than this may compress arbitrarily well
+
+
+def _size(name: str, default: int) -> int:
+    text = os.environ.get(name, "").strip().upper().removesuffix("IB").removesuffix("B")
+    if not text:
+        return default
+    unit = text[-1] if text[-1] in _UNITS else ""
+    try:
+        return int(float(text[: len(text) - len(unit)]) * _UNITS[unit])
+    except ValueError:
+        raise DatasetError(f"invalid size {os.environ[name]!r} in {name}") from None
+
+
+def max_image_pixels() -> int | None:
+    """The decode limit in pixels (``DSFORMATS_MAX_IMAGE_PIXELS``; 0 disables it)."""
+    value = _size("DSFORMATS_MAX_IMAGE_PIXELS", 89_478_485)
+    return value or None
+
+
+class ZipBudget:
+    """Checks the declared sizes of an archive's members before any of them is inflated.
+
+    ``zipfile`` never inflates a member beyond its declared size, so checking the declarations is enough.
+    """
+
+    def __init__(self, archive: str) -> None:
+        self.archive = archive
+        self.max_member = _size("DSFORMATS_ZIP_MAX_MEMBER", 4 << 30)
+        self.max_total = _size("DSFORMATS_ZIP_MAX_TOTAL", 1 << 40)
+        self.max_ratio = _size("DSFORMATS_ZIP_MAX_RATIO", 1000)
+        self.total = 0
+
+    def check(self, info: zipfile.ZipInfo) -> None:
+        """Raise :class:`DatasetError` naming the member when it breaks a limit."""
+        where = f"{self.archive}!{info.filename}"
+        if info.file_size > self.max_member:
+            raise DatasetError(
+                f"member inflates to {info.file_size:,} bytes, over the limit of {self.max_member:,} "
+                "(DSFORMATS_ZIP_MAX_MEMBER)",
+                where,
+            )
+        if info.file_size > _RATIO_FLOOR and info.file_size > self.max_ratio * max(info.compress_size, 1):
+            raise DatasetError(
+                f"member compression ratio {info.file_size / max(info.compress_size, 1):,.0f} exceeds "
+                f"{self.max_ratio} (DSFORMATS_ZIP_MAX_RATIO); this looks like a zip bomb",
+                where,
+            )
+        self.total += info.file_size
+        if self.total > self.max_total:
+            raise DatasetError(
+                f"archive inflates to more than {self.max_total:,} bytes (DSFORMATS_ZIP_MAX_TOTAL)", where
+            )
