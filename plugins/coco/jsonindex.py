@@ -25,7 +25,7 @@ _TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|[{}\[\]:]')
 _WS = b" \t\r\n"
 _BOM = b"\xef\xbb\xbf"
 #: Files up to this size are also fully parsed once, so syntax errors are reported with orjson's position.
-_VALIDATE_LIMIT = 32 << 20
+_VALIDATE_LIMIT = 4 << 20
 
 
 class JsonFile:
