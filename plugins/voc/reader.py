@@ -42,6 +42,7 @@ from .schema import (
     VOID_COLOR,
     XML_SUFFIX,
     LabelSpec,
+    add,
     parse_labelmap,
     voc_colormap,
     voc_label_specs,
@@ -197,8 +198,6 @@ class VocReader:
             raise DatasetError(f"not UTF-8 text ({exc.reason})", str(path)) from None
         except ValueError as exc:
             raise DatasetError(str(exc)) from None
-        if not specs:
-            raise DatasetError("the label map declares no labels", str(path))
         return specs, True
 
     def _scan(self, folder: str, keep: Callable[[str], bool]) -> set[str]:
@@ -356,8 +355,8 @@ class VocReader:
     def _box(self, box: tuple, **fields: Any) -> Bbox:
         xmin, ymin, xmax, ymax = box
         if self.inclusive:
-            return Bbox(x=xmin - 1, y=ymin - 1, w=xmax - xmin + 1, h=ymax - ymin + 1, **fields)
-        return Bbox(x=xmin, y=ymin, w=xmax - xmin, h=ymax - ymin, **fields)
+            xmin, ymin = add(xmin, -1), add(ymin, -1)
+        return Bbox(x=xmin, y=ymin, w=add(xmax, -xmin), h=add(ymax, -ymin), **fields)
 
     def _media(self, item_id: str, filename: str | None, size: tuple[int, int] | None, where: str) -> Media | None:
         images = self.root / IMAGES_DIR

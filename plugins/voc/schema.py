@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 FORMAT = "voc"
@@ -197,3 +198,16 @@ def format_labelmap(specs: list[LabelSpec]) -> str:
         color = ",".join(str(c) for c in spec.color) if spec.color else ""
         lines.append(f"{spec.name}:{color}:{','.join(spec.parts)}:{','.join(spec.actions)}")
     return "\n".join(lines) + "\n"
+
+
+def add(a: int | float, b: int | float) -> int | float:
+    """``a + b`` without binary noise: ``0.1 + 0.2`` gives ``0.3`` (the shortest value within 4 ulp)."""
+    total = a + b
+    if isinstance(total, int) or not math.isfinite(total):
+        return total
+    tolerance = 4 * math.ulp(total)
+    for digits in range(0, 16):
+        rounded = round(total, digits)
+        if abs(rounded - total) <= tolerance:
+            return rounded
+    return total

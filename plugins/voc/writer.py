@@ -6,7 +6,6 @@ the end, when the list files and ``labelmap.txt`` are written.
 
 from __future__ import annotations
 
-import math
 import os
 import posixpath
 from collections.abc import Iterable
@@ -54,6 +53,7 @@ from .schema import (
     VOID_COLOR,
     XML_SUFFIX,
     LabelSpec,
+    add,
     format_labelmap,
     is_xml_name,
     voc_colormap,
@@ -77,19 +77,6 @@ def format_number(value: int | float) -> str:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"not a coordinate: {value!r}")
     return repr(value) if isinstance(value, float) else str(int(value))
-
-
-def add(a: int | float, b: int | float) -> int | float:
-    """``a + b`` without binary noise: ``0.1 + 0.2`` gives ``0.3`` (the shortest value within 4 ulp)."""
-    total = a + b
-    if isinstance(total, int) or not math.isfinite(total):
-        return total
-    tolerance = 4 * math.ulp(total)
-    for digits in range(0, 16):
-        rounded = round(total, digits)
-        if abs(rounded - total) <= tolerance:
-            return rounded
-    return total
 
 
 def _flag_value(value: Any) -> int | None:
@@ -583,9 +570,13 @@ class VocWriter:
             return None
         from pycocotools import mask as mask_utils
 
+        from dsformats import Rle
+        from dsformats.masks import rle_to_bitmap
+
         width, height = size
-        rles = mask_utils.frPyObjects([[float(v) for v in shape.points]], height, width)
-        return mask_utils.decode(mask_utils.merge(rles)).astype(bool)
+        rle = mask_utils.merge(mask_utils.frPyObjects([[float(v) for v in shape.points]], height, width))
+        counts = rle["counts"]
+        return rle_to_bitmap(Rle(size=rle["size"], counts=counts.decode() if isinstance(counts, bytes) else counts))
 
     @staticmethod
     def _save_png(path: Path, array: Any, palette: list[int] | None) -> None:

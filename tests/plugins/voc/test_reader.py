@@ -15,8 +15,7 @@ STANDARD = (
     "person pottedplant sheep sofa train tvmonitor"
 ).split()
 ACTIONS = (
-    "other jumping phoning playinginstrument reading ridingbike ridinghorse running takingphoto "
-    "usingcomputer walking"
+    "other jumping phoning playinginstrument reading ridingbike ridinghorse running takingphoto usingcomputer walking"
 ).split()
 
 
@@ -35,7 +34,11 @@ def test_voc_dataset1_items(datumaro_fixtures, tmp_path):
     boxes = [a for a in item.annotations if isinstance(a, Bbox)]
     cat, person, head = boxes
     assert cat == Bbox(
-        x=1, y=2, w=2, h=2, label="cat",
+        x=1,
+        y=2,
+        w=2,
+        h=2,
+        label="cat",
         attributes={"pose": "Unspecified", "truncated": True, "occluded": False, "difficult": False},
     )
     assert isinstance(cat.x, int) and isinstance(cat.w, int)
@@ -46,9 +49,7 @@ def test_voc_dataset1_items(datumaro_fixtures, tmp_path):
     assert head == Bbox(x=5.5, y=6, w=2.0, h=2, label="head", group=person.group)
 
     labels = sorted(a.label for a in item.annotations if isinstance(a, Label))
-    assert labels == sorted(
-        "aeroplane bird bottle car chair diningtable horse person sheep train ignored".split()
-    )
+    assert labels == sorted("aeroplane bird bottle car chair diningtable horse person sheep train ignored".split())
     (mask,) = [a for a in item.annotations if isinstance(a, Mask)]
     assert mask.label == "bicycle"
     assert mask.group not in (0, person.group)  # instance 1 is not the first object (a cat)
@@ -78,7 +79,11 @@ def test_voc_dataset2_labelmap_floats_and_no_images(datumaro_fixtures, tmp_path)
     assert all(i.media is None for i in items)  # no JPEGImages and no <size>
     (box,) = by_id["a"].annotations
     assert box == Bbox(
-        x=1.0, y=2.0, w=3.0, h=4.0, label="background",
+        x=1.0,
+        y=2.0,
+        w=3.0,
+        h=4.0,
+        label="background",
         attributes={"truncated": False, "occluded": True, "difficult": False},
     )
     assert isinstance(box.x, float)
@@ -192,7 +197,11 @@ def test_point_and_attributes(tmp_path):
     write_file(tmp_path, "Annotations/a.xml", xml(obj("cat", extra=extra)))
     _, (item,), _ = read_all(tmp_path)
     assert item.annotations[0].attributes == {
-        "truncated": False, "occluded": False, "difficult": True, "point": (1.5, 2), "color": "red",
+        "truncated": False,
+        "occluded": False,
+        "difficult": True,
+        "point": (1.5, 2),
+        "color": "red",
     }
 
 

@@ -1,0 +1,382 @@
+"""VOC writer: round trips of every task (masks and image bytes included), options, losses, the CLI."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import dsformats
+from dsformats import (
+    Bbox,
+    Caption,
+    Categories,
+    DatasetError,
+    Header,
+    Item,
+    Label,
+    LabelDef,
+    Mask,
+    Media,
+    Points,
+    Polygon,
+    Rle,
+)
+from dsformats.masks import rle_to_bitmap
+
+from .helpers import copy_fixture, mask_set, normalized, read_all
+
+FLAGS = {"truncated": False, "occluded": False, "difficult": False}
+
+
+def _write(items, out, header=None, **options):
+    if isinstance(header, Categories):
+        header = Header(categories=header)
+    return dsformats.write(items, out, "voc", header=header, options=options)
+
+
+def _cats(*names, **colors):
+    return Categories(labels=[LabelDef(name=n, color=colors.get(n)) for n in names])
+
+
+def _image(make_image, w=8, h=6, suffix=".png", seed=0):
+    return Media.from_bytes(make_image(w, h, suffix, seed=seed), suffix, name=f"img{seed}{suffix}")
+
+
+def _bitmap(rows):
+    return np.asarray(rows, dtype=bool)
+
+
+# ------------------------------------------------------------------------------------ detection
+def test_detection_round_trip_keeps_numbers_exact(tmp_path, make_image):
+    boxes = [
+        Bbox(x=12, y=3, w=10, h=2, label="cat", attributes={**FLAGS, "pose": "Left", "truncated": True}),
+        Bbox(x=0.1, y=0.2, w=0.2, h=1.4, label="dog", attributes={**FLAGS, "difficult": True}),
+        Bbox(x=1, y=1, w=2, h=2, label="dog", attributes={**FLAGS, "color": "red", "point": (1, 2.5)}),
+    ]
+    item = Item(id="a", subset="train", media=_image(make_image, 40, 20), annotations=boxes)
+    report = _write([item], tmp_path / "out", _cats("cat", "dog"), save_images=True)
+    text = (tmp_path / "out/Annotations/a.xml").read_text()
+    assert "<xmin>12</xmin>" in text and "<xmax>22</xmax>" in text
+    assert "<xmin>0.1</xmin>" in text and "<xmax>0.30000000000000004</xmax>" not in text
+    assert "<xmax>0.3</xmax>" in text and "<ymax>1.6</ymax>" in text
+    assert "<width>40</width>" in text and "<depth>3</depth>" in text
+    assert report.annotations_written["bbox"] == 3 and report.lossless
+
+    header, (back,), snaps = read_all(tmp_path / "out")
+    assert (back.id, back.subset) == ("a", "train")
+    assert list(back.annotations) == [
+        boxes[0],
+        Bbox(x=0.1, y=0.2, w=0.2, h=1.4, label="dog", attributes={**FLAGS, "difficult": True}),
+        boxes[2],
+    ]
+    assert snaps[("train", "a")]["media"] == item.media.read_bytes()
+    assert header.categories.label_names == ["cat", "dog"]  # background only when masks need it
+
+
+def test_pixel_inclusive_convention_round_trip(tmp_path):
+    item = Item(id="a", annotations=[Bbox(x=0, y=1, w=3, h=3, label="cat", attributes=FLAGS)])
+    _write([item], tmp_path / "out", _cats("cat"), bbox_convention="pixel_inclusive")
+    text = (tmp_path / "out/Annotations/a.xml").read_text()
+    assert "<xmin>1</xmin>" in text and "<ymin>2</ymin>" in text and "<xmax>3</xmax>" in text
+    _, (back,), _ = read_all(tmp_path / "out", bbox_convention="pixel_inclusive")
+    assert back.annotations == item.annotations
+    _, (plain,), _ = read_all(tmp_path / "out")
+    assert (plain.annotations[0].x, plain.annotations[0].w) == (1, 2)
+
+
+def test_object_less_items_keep_size_and_membership(tmp_path, make_image):
+    items = [
+        Item(id="empty", subset="val", media=Media.from_file(tmp_path / "none.jpg", size=(30, 20))),
+        Item(id="no_media", subset="val"),
+    ]
+    _write(items, tmp_path / "out", _cats("cat"))
+    assert (tmp_path / "out/Annotations/empty.xml").is_file()
+    _, back, _ = read_all(tmp_path / "out")
+    assert [(i.subset, i.id, i.annotations) for i in back] == [("val", "empty", ()), ("val", "no_media", ())]
+    assert back[0].media.known_size == (30, 20) and back[1].media is None
+
+
+def test_nested_ids_spaces_and_non_ascii(tmp_path, make_image):
+    ids = ["a/b/c", "with space", "кириллица с пробелом", "q/1"]
+    items = [
+        Item(
+            id=item_id,
+            subset="train",
+            media=_image(make_image, seed=i, suffix=".jpg" if i % 2 else ".png"),
+            annotations=[Bbox(x=1, y=1, w=2, h=2, label="person", attributes=FLAGS), Label(label="person")],
+        )
+        for i, item_id in enumerate(ids)
+    ]
+    _write(items, tmp_path / "out", _cats("person"), save_images=True)
+    assert (tmp_path / "out/JPEGImages/a/b/c.png").is_file()
+    _, back, snaps = read_all(tmp_path / "out")
+    assert [i.id for i in back] == ids
+    for original, copy in zip(items, back, strict=True):
+        assert normalized(copy) == normalized(original)
+        assert snaps[("train", original.id)]["media"] == original.media.read_bytes()
+
+
+def test_image_ext_reencodes_only_when_it_differs(tmp_path, make_image):
+    items = [
+        Item(id="p", media=_image(make_image, suffix=".png")),
+        Item(id="j", media=_image(make_image, suffix=".jpg")),
+    ]
+    report = _write(items, tmp_path / "out", _cats("cat"), save_images=True, image_ext="jpg")
+    assert (report.media_copied, report.media_reencoded) == (1, 1)
+    assert (tmp_path / "out/JPEGImages/p.jpg").read_bytes()[:2] == b"\xff\xd8"
+    assert "<filename>p.jpg</filename>" in (tmp_path / "out/Annotations/p.xml").read_text()
+
+
+def test_grayscale_depth(tmp_path, make_image):
+    from tests.conftest import random_image_bytes
+
+    data = random_image_bytes(5, 4, ".png", mode="L")
+    item = Item(id="g", media=Media.from_bytes(data, ".png"), annotations=[Bbox(x=0, y=0, w=1, h=1, label="cat")])
+    _write([item], tmp_path / "out", _cats("cat"), save_images=True)
+    assert "<depth>1</depth>" in (tmp_path / "out/Annotations/g.xml").read_text()
+    _, _, snaps = read_all(tmp_path / "out")
+    assert snaps[("default", "g")]["media"] == data
+
+
+# ------------------------------------------------------------------------------------ segmentation
+def test_segmentation_round_trip_instances_and_semantic(tmp_path, make_image):
+    cat = _bitmap([[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 0, 0]])
+    dog = _bitmap([[0, 0, 1, 1], [0, 0, 1, 1], [0, 0, 0, 0]])
+    grass = _bitmap([[0, 0, 0, 0], [0, 0, 0, 0], [1, 1, 1, 1]])
+    annotations = [
+        Bbox(x=0, y=0, w=2, h=2, label="cat", group=1, attributes=FLAGS),
+        Mask(label="cat", group=1, loader=lambda: cat),
+        Mask(label="dog", group=7, loader=lambda: dog),
+        Mask(label="grass", loader=lambda: grass),
+    ]
+    item = Item(id="s", subset="train", media=_image(make_image, 4, 3), annotations=annotations)
+    _write([item], tmp_path / "out", _cats("cat", "dog", "grass", grass=(10, 200, 30)))
+
+    with Image.open(tmp_path / "out/SegmentationClass/s.png") as image:
+        assert image.mode == "P"
+        classes = np.asarray(image)
+        palette = image.getpalette()
+    with Image.open(tmp_path / "out/SegmentationObject/s.png") as image:
+        assert image.mode == "P"
+        instances = np.asarray(image)
+    assert classes.tolist() == [[1, 1, 2, 2], [1, 1, 2, 2], [3, 3, 3, 3]]
+    assert instances.tolist() == [[1, 1, 2, 2], [1, 1, 2, 2], [0, 0, 0, 0]]
+    assert palette[9:12] == [10, 200, 30] and palette[255 * 3 : 256 * 3] == [224, 224, 192]
+    labelmap = (tmp_path / "out/labelmap.txt").read_text()
+    assert "background:0,0,0::" in labelmap and "grass:10,200,30::" in labelmap
+
+    _, (back,), _ = read_all(tmp_path / "out")
+    assert mask_set(back) == mask_set(item)
+    box = next(a for a in back.annotations if isinstance(a, Bbox))
+    groups = {a.label: a.group for a in back.annotations if isinstance(a, Mask)}
+    assert groups["cat"] == box.group != 0 and groups["dog"] not in (0, box.group) and groups["grass"] == 0
+    assert "<segmented>1</segmented>" in (tmp_path / "out/Annotations/s.xml").read_text()
+    assert (tmp_path / "out/ImageSets/Segmentation/train.txt").read_text() == "s\n"
+
+
+def test_overlapping_masks_follow_z_order(tmp_path):
+    full = np.ones((2, 2), dtype=bool)
+    left = _bitmap([[1, 0], [1, 0]])
+    annotations = [
+        Mask(label="b", id=1, z_order=2, loader=lambda: left),
+        Mask(label="a", id=2, z_order=1, loader=lambda: full),
+    ]
+    _write([Item(id="z", annotations=annotations)], tmp_path / "out", _cats("a", "b"))
+    _, (back,), _ = read_all(tmp_path / "out")
+    assert sorted((m.label, m.to_bitmap().tolist()) for m in back.annotations) == [
+        ("a", [[False, True], [False, True]]),
+        ("b", [[True, False], [True, False]]),
+    ]
+
+
+def test_polygons_are_rasterised(tmp_path, make_image):
+    from pycocotools import mask as mask_utils
+
+    points = (1, 1, 8, 1, 8, 5, 1, 5)
+    item = Item(id="p", media=_image(make_image, 10, 8), annotations=[Polygon(points=points, label="cat", id=3)])
+    report = _write([item], tmp_path / "out", _cats("cat"))
+    assert report.annotations_written["polygon"] == 1
+    _, (back,), _ = read_all(tmp_path / "out")
+    (mask,) = back.annotations
+    rle = mask_utils.merge(mask_utils.frPyObjects([list(map(float, points))], 8, 10))
+    expected = rle_to_bitmap(Rle(size=rle["size"], counts=rle["counts"].decode()))
+    assert (mask.label, mask.to_bitmap().tolist()) == ("cat", expected.tolist())
+    assert expected.sum() == 28  # a 7x4 rectangle
+
+
+def test_more_than_254_instances_is_an_error(tmp_path):
+    masks = []
+    for i in range(300):
+        bitmap = np.zeros((20, 20), dtype=bool)
+        bitmap.flat[i] = True
+        masks.append(Mask(label="cat", id=i + 1, loader=lambda b=bitmap: b))
+    with pytest.raises(DatasetError, match="more than 254 instances"):
+        _write([Item(id="many", annotations=masks)], tmp_path / "out", _cats("cat"))
+    assert not (tmp_path / "out").exists()
+
+
+def test_mask_of_wrong_size_is_an_error(tmp_path, make_image):
+    item = Item(
+        id="w", media=_image(make_image, 4, 4), annotations=[Mask(label="cat", loader=lambda: np.ones((3, 3), bool))]
+    )
+    with pytest.raises(DatasetError, match="3x3 but the image is 4x4"):
+        _write([item], tmp_path / "out", _cats("cat"))
+
+
+# ------------------------------------------------------------------------------------ other tasks
+def test_classification_flags_with_reference_spacing(tmp_path):
+    items = [
+        Item(
+            id="a", subset="train", annotations=[Label(label="cat"), Label(label="dog", attributes={"difficult": True})]
+        ),
+        Item(id="b c", subset="train"),
+    ]
+    _write(items, tmp_path / "out", _cats("cat", "dog"))
+    assert (tmp_path / "out/ImageSets/Main/cat_train.txt").read_text() == "a  1\nb c -1\n"
+    assert (tmp_path / "out/ImageSets/Main/dog_train.txt").read_text() == "a  0\nb c -1\n"
+    _, back, _ = read_all(tmp_path / "out")
+    assert [(i.id, i.annotations) for i in back] == [(i.id, i.annotations) for i in items]
+
+
+def test_layout_and_actions_round_trip(tmp_path):
+    header = Header(
+        categories=Categories(
+            labels=[
+                LabelDef(name="person", attributes=("jumping", "reading")),
+                LabelDef(name="head", parent="person"),
+                LabelDef(name="hand", parent="person"),
+                LabelDef(name="dog"),
+            ]
+        )
+    )
+    annotations = [
+        Bbox(x=1, y=1, w=5, h=5, label="person", group=1, attributes={**FLAGS, "jumping": True, "reading": False}),
+        Bbox(x=2, y=2, w=1, h=1, label="head", group=1),
+        Bbox(x=3, y=3, w=1, h=1.5, label="hand", group=1),
+        Bbox(x=0, y=0, w=1, h=1, label="head", attributes=FLAGS),  # not grouped: an object of its own
+        Bbox(x=0, y=0, w=3, h=3, label="dog", attributes=FLAGS),
+    ]
+    report = _write([Item(id="a b", subset="train", annotations=annotations)], tmp_path / "out", header)
+    assert report.lossless
+    assert (tmp_path / "out/ImageSets/Layout/train.txt").read_text() == '"a b" 1\n'
+    assert (tmp_path / "out/ImageSets/Action/train.txt").read_text() == "a b\n"
+    assert "person:128,0,0:head,hand:jumping,reading" in (tmp_path / "out/labelmap.txt").read_text()
+    back_header, (back,), _ = read_all(tmp_path / "out")
+    assert back_header.categories.get("head").parent == "person"
+    assert back_header.categories.get("person").attributes == ("jumping", "reading")
+    assert normalized(back) == normalized(Item(id="x", annotations=annotations))
+
+
+def test_tasks_detection_keeps_boxes_and_counts_the_rest(tmp_path, make_image):
+    annotations = [
+        Polygon(points=(1, 1, 4, 1, 4, 3), label="cat", id=5),
+        Bbox(x=0, y=0, w=2, h=2, label="dog", group=2, attributes=FLAGS),
+        Mask(label="dog", group=2, loader=lambda: np.ones((6, 8), bool)),
+        Label(label="cat"),
+        Caption(caption="hello"),
+        Points(points=(1, 1), visibility=(2,), label="cat"),
+    ]
+    item = Item(id="t", media=_image(make_image, 8, 6), annotations=annotations)
+    report = dsformats.write([item], tmp_path / "out", "voc_detection", header=Header(categories=_cats("cat", "dog")))
+    assert set(report.dropped) == {"polygon", "mask", "label", "caption", "points"}
+    assert not (tmp_path / "out/SegmentationClass").exists()
+    _, (back,), _ = read_all(tmp_path / "out")
+    assert sorted((a.label, a.x, a.y, a.w, a.h) for a in back.annotations) == [("cat", 1, 1, 3, 2), ("dog", 0, 0, 2, 2)]
+
+
+def test_subsets_with_underscores_round_trip(tmp_path):
+    items = [
+        Item(id="a", subset="train", annotations=[Label(label="train")]),
+        Item(id="b", subset="train_extra", annotations=[Label(label="cat")]),
+        Item(id="c", subset="extra"),
+    ]
+    _write(items, tmp_path / "out", _cats("cat", "train"))
+    header, back, _ = read_all(tmp_path / "out")
+    assert set(header.subsets) == {"train", "train_extra", "extra"}
+    assert sorted((i.subset, i.id, i.annotations) for i in back) == sorted(
+        (i.subset, i.id, i.annotations) for i in items
+    )
+
+
+# ------------------------------------------------------------------------------------ label maps
+def test_label_map_voc_and_undeclared_labels(tmp_path):
+    item = Item(id="a", annotations=[Bbox(x=0, y=0, w=1, h=1, label="cat", attributes=FLAGS)])
+    _write([item], tmp_path / "std", _cats("cat"), label_map="voc")
+    assert not (tmp_path / "std/labelmap.txt").exists()
+
+    odd = Item(id="a", annotations=[Bbox(x=0, y=0, w=1, h=1, label="unicorn", attributes=FLAGS)])
+    report = _write([odd], tmp_path / "odd", _cats("cat"), label_map="voc")
+    assert any("unicorn" in w for w in report.warnings)
+    lines = (tmp_path / "odd/labelmap.txt").read_text().splitlines()
+    assert lines[1] == "background:0,0,0::" and lines[-1].startswith("unicorn:")
+    header, (back,), _ = read_all(tmp_path / "odd")
+    assert back.annotations == odd.annotations and "unicorn" in header.categories.label_names
+
+
+def test_custom_colours_survive(tmp_path):
+    cats = _cats("background", "road", "car", road=(128, 64, 128), car=(0, 0, 142), background=(0, 0, 0))
+    mask = Mask(label="car", id=1, loader=lambda: _bitmap([[1, 0]]))
+    _write([Item(id="m", annotations=[mask])], tmp_path / "out", cats)
+    assert (tmp_path / "out/labelmap.txt").read_text().splitlines()[1:] == [
+        "background:0,0,0::",
+        "road:128,64,128::",
+        "car:0,0,142::",
+    ]
+    header, _, _ = read_all(tmp_path / "out")
+    assert [(label.name, label.color) for label in header.categories.labels] == [
+        ("background", (0, 0, 0)),
+        ("road", (128, 64, 128)),
+        ("car", (0, 0, 142)),
+    ]
+
+
+# ------------------------------------------------------------------------------------ fixtures and CLI
+@pytest.mark.parametrize("name", ["voc_dataset1", "voc_dataset2", "voc_dataset3"])
+def test_datumaro_fixtures_round_trip(datumaro_fixtures, tmp_path, name):
+    src = copy_fixture(datumaro_fixtures, name, tmp_path)
+    report = dsformats.convert(src, tmp_path / "out", "voc", writer_options={"save_images": True})
+    assert report.lossless
+    header_a, items_a, snaps_a = read_all(src)
+    header_b, items_b, snaps_b = read_all(tmp_path / "out")
+    assert header_a.categories == header_b.categories
+    assert [(i.subset, i.id, normalized(i), mask_set(i)) for i in items_a] == [
+        (i.subset, i.id, normalized(i), mask_set(i)) for i in items_b
+    ]
+    assert [s["media"] for s in snaps_a.values()] == [s["media"] for s in snaps_b.values()]
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "dsformats", *map(str, args)], capture_output=True, text=True)
+
+
+def test_cli_image_zip_to_voc_and_back(datumaro_fixtures, tmp_path):
+    src = datumaro_fixtures / "image_zip_dataset"
+    done = _cli(
+        "convert", "-i", src, "-if", "image_zip", "-f", "voc", "-o", tmp_path / "voc", "-q", "--", "--save-images"
+    )
+    assert done.returncode == 0, done.stderr
+    originals = {}
+    for archive in sorted(src.glob("*.zip")):
+        with zipfile.ZipFile(archive) as zf:
+            originals.update({name: zf.read(name) for name in zf.namelist()})
+    for name, data in originals.items():
+        assert (tmp_path / "voc/JPEGImages" / name).read_bytes() == data
+        assert (tmp_path / "voc/Annotations" / name).with_suffix(".xml").is_file()
+
+    done = _cli("convert", "-i", tmp_path / "voc", "-f", "image_zip", "-o", tmp_path / "zip", "-q")
+    assert done.returncode == 0, done.stderr
+    with zipfile.ZipFile(tmp_path / "zip/default.zip") as zf:
+        assert {name: zf.read(name) for name in zf.namelist()} == originals
+
+
+def test_cli_reports_a_broken_voc_tree_without_traceback(tmp_path):
+    (tmp_path / "bad/Annotations").mkdir(parents=True)
+    (tmp_path / "bad/Annotations/a.xml").write_text("<annotation><object></annotation>")
+    done = _cli("convert", "-i", tmp_path / "bad", "-if", "voc", "-f", "voc", "-o", tmp_path / "out", "-q")
+    assert done.returncode == 1
+    assert "Annotations/a.xml:1" in done.stderr and "Traceback" not in done.stderr
