@@ -421,11 +421,8 @@ class VocWriter:
             if part.attributes:
                 report.drop("part attribute", "VOC parts have no attributes", len(part.attributes))
         actions = [(k, v) for k, v in attributes.items() if isinstance(v, bool) and is_xml_name(k)]
-        if actions and ACTION not in self.tasks:
-            report.drop("action", "--tasks excludes action", len(actions))
-            for key, _ in actions:
-                attributes.pop(key)
-            actions = []
+        if ACTION not in self.tasks:
+            actions = []  # booleans stay in <attributes>, as text
         if actions:
             actions_element = _sub(element, "actions")
             for key, value in actions:
@@ -619,6 +616,8 @@ class VocWriter:
         if not (self._any_labels or CLASSIFICATION in self.tasks and len(self.tasks) == 1):
             return
         names = [spec.name for spec in self.labels.specs]
+        flagged = {name for rows in self._flags.values() for _, flags in rows for name in flags}
+        names += sorted(flagged - set(names))  # part labels used as image labels
         for subset, rows in self._flags.items():
             for name in names:
                 lines = [f"{item_id} {flags.get(name, -1): d}" for item_id, flags in rows]

@@ -380,3 +380,20 @@ def test_cli_reports_a_broken_voc_tree_without_traceback(tmp_path):
     done = _cli("convert", "-i", tmp_path / "bad", "-if", "voc", "-f", "voc", "-o", tmp_path / "out", "-q")
     assert done.returncode == 1
     assert "Annotations/a.xml:1" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_without_action_task_booleans_stay_as_text_attributes(tmp_path):
+    box = Bbox(x=0, y=0, w=1, h=1, label="person", attributes={**FLAGS, "jumping": True})
+    report = _write([Item(id="a", annotations=[box])], tmp_path / "out", _cats("person"), tasks="detection")
+    assert "<actions>" not in (tmp_path / "out/Annotations/a.xml").read_text()
+    assert report.lossless and any("text" in w for w in report.warnings)
+    _, (back,), _ = read_all(tmp_path / "out")
+    assert back.annotations[0].attributes["jumping"] == "True"
+
+
+def test_part_labels_as_image_labels(tmp_path):
+    header = Header(categories=Categories(labels=[LabelDef(name="person"), LabelDef(name="head", parent="person")]))
+    item = Item(id="a", annotations=[Label(label="head")])
+    _write([item], tmp_path / "out", header)
+    _, (back,), _ = read_all(tmp_path / "out")
+    assert back.annotations == item.annotations
