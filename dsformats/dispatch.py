@@ -23,7 +23,7 @@ from dsformats.errors import (
 from dsformats.formats import FormatSpec, Reader
 from dsformats.model import Header, Item
 from dsformats.options import validate_options
-from dsformats.policy import bad_item, skipping_bad_items
+from dsformats.policy import bad_item, reporting
 from dsformats.registry import FormatInfo, Registry, default_registry
 from dsformats.report import Report
 
@@ -177,7 +177,7 @@ def write(
     header = header or Header()
     report = report or Report()
     report.target_format = info.name
-    with staged_output(path, overwrite=overwrite) as staging, skipping_bad_items(report, skip_bad_items):
+    with staged_output(path, overwrite=overwrite) as staging, reporting(report, skip_bad_items=skip_bad_items):
         with reg.open_writer(info.name, staging, checked) as writer:
             writer.write(header, _guarded(items, info.spec, report, progress, header.size_hint), report)
         if strict and not report.lossless:
@@ -217,7 +217,7 @@ def convert(
         source_format = detect_format(src, registry=reg)
     report = Report(source_format=reg.reader_format(source_format).name)
     with (
-        skipping_bad_items(report, skip_bad_items),
+        reporting(report, skip_bad_items=skip_bad_items),
         read(src, source_format, options=reader_options, registry=reg) as reader,
     ):
         return write(

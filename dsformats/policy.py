@@ -1,7 +1,9 @@
-"""The error policy for bad items: fail on the first (the default), or skip and report them.
+"""The error policy for bad items, and the warning channel of readers and writers.
 
 Readers and writers call :func:`bad_item` when one item cannot be used, then skip that item if the call
-returns. The dispatcher chooses the policy for the duration of a conversion.
+returns: the default policy raises (fail on the first bad item), ``--skip-bad-items`` records the error in
+the report and returns. :func:`warn` records a warning in the current conversion's report (and logs it).
+The dispatcher sets both up for the duration of a conversion.
 """
 
 from __future__ import annotations
@@ -14,26 +16,37 @@ from collections.abc import Iterator
 from dsformats.errors import DatasetError
 from dsformats.report import Report
 
-__all__ = ["bad_item", "skipping_bad_items"]
+__all__ = ["bad_item", "reporting", "warn"]
 
 _log = logging.getLogger("dsformats")
-_report: contextvars.ContextVar[Report | None] = contextvars.ContextVar("dsformats_skip_report", default=None)
+_current: contextvars.ContextVar[tuple[Report, bool] | None] = contextvars.ContextVar(
+    "dsformats_reporting", default=None
+)
 
 
 def bad_item(error: DatasetError) -> None:
     """Raise ``error`` under the default policy; under ``--skip-bad-items``, record it and return."""
-    report = _report.get()
-    if report is None:
+    current = _current.get()
+    if current is None or not current[1]:
         raise error
     _log.warning("skipped: %s", error)
-    report.skipped.append(str(error))
+    current[0].skipped.append(str(error))
+
+
+def warn(message: str) -> None:
+    """Record a warning in the current conversion's report (logged when there is none)."""
+    current = _current.get()
+    if current is None:
+        _log.warning("%s", message)
+    else:
+        current[0].warn(message)
 
 
 @contextlib.contextmanager
-def skipping_bad_items(report: Report, enabled: bool = True) -> Iterator[None]:
-    """Within the block, :func:`bad_item` records into ``report`` instead of raising (when ``enabled``)."""
-    token = _report.set(report if enabled else None)
+def reporting(report: Report, *, skip_bad_items: bool = False) -> Iterator[None]:
+    """Within the block, :func:`warn` and :func:`bad_item` report into ``report``."""
+    token = _current.set((report, skip_bad_items))
     try:
         yield
     finally:
-        _report.reset(token)
+        _current.reset(token)

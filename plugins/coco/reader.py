@@ -7,7 +7,6 @@ one item per image, joined by ``file_name`` (each file's own image ids are resol
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -31,6 +30,7 @@ from dsformats import (
     Rle,
 )
 from dsformats.fileaccess import join_within, open_binary, safe_relative, walk_files
+from dsformats.policy import warn
 
 from .jsonindex import JsonFile
 from .schema import (
@@ -67,7 +67,6 @@ from .schema import (
     split_task_name,
 )
 
-log = logging.getLogger(__name__)
 _MISSING = object()
 
 
@@ -353,13 +352,13 @@ class CocoReader:
         label = name
         if name in source.labels.values():
             label = f"{name}_{cid}"
-            log.warning("%s: duplicate category name %r (id %d) imported as %r", where, name, cid, label)
+            warn(f"{where}: duplicate category name {name!r} (id {cid}) imported as {label!r}")
         existing = self._labels.get(label)
         if existing is None:
             parent = category.get("supercategory") or ""
             self._labels[label] = LabelDef(name=label, parent=str(parent), id=cid)
         elif existing.id != cid:
-            log.warning("%s: category %r has id %d here and %s elsewhere", where, label, cid, existing.id)
+            warn(f"{where}: category {label!r} has id {cid} here and {existing.id} elsewhere")
         source.labels[cid] = label
         if "isthing" in category:
             self._info["isthing"][label] = category["isthing"]

@@ -66,7 +66,8 @@ def test_cli_words_parse_into_validated_options():
 
 
 def test_cli_errors_carry_text():
-    with pytest.raises(OptionError, match=r"unknown option\(s\) --bogus; valid options: --save-images --image-ext --count"):
+    expected = r"unknown option\(s\) --bogus; valid options: --save-images --image-ext --count"
+    with pytest.raises(OptionError, match=expected):
         parse_cli_options(DECLARED, ["--bogus"], prog="fmt")
     with pytest.raises(OptionError, match="invalid choice 'x'"):
         parse_cli_options(DECLARED, ["--mode", "x"], prog="fmt")

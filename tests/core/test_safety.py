@@ -11,7 +11,7 @@ import pytest
 import dsformats
 from dsformats import DatasetError, Item, Media
 from dsformats.limits import ZipBudget, max_image_pixels
-from dsformats.policy import bad_item, skipping_bad_items
+from dsformats.policy import bad_item, reporting, warn
 
 
 def png_header_only(width: int, height: int) -> bytes:
@@ -93,9 +93,12 @@ def test_bad_item_raises_by_default_and_records_when_skipping():
     with pytest.raises(DatasetError, match="x.xml: broken"):
         bad_item(error)
     report = dsformats.Report()
-    with skipping_bad_items(report):
+    with reporting(report, skip_bad_items=True):
         bad_item(error)
-    assert report.skipped == ["x.xml: broken"]
+        warn("something odd")
+    assert report.skipped == ["x.xml: broken"] and report.warnings == ["something odd"]
+    with reporting(report), pytest.raises(DatasetError):
+        bad_item(error)
     with pytest.raises(DatasetError):
         bad_item(error)  # the policy ends with the block
 

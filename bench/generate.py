@@ -1,0 +1,134 @@
+"""Deterministic benchmark data: the same dataset as COCO, image_zip and (through dsformats) VOC.
+
+    python bench/generate.py --images 10000 --objects 7 --image-size full --out /dev/shm/dsformats-bench
+
+Images are JPEGs with smooth content and mild noise (about 37 KB at 640x480), so that they compress like
+photographs. Each image has ``--objects`` objects: a polygon (with its box) for most, and a crowd RLE mask
+for about 1%. The COCO JSON is written directly (not by dsformats), so the COCO source is independent of
+the writer being measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import math
+import random
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+SIZES = {"tiny": (32, 24), "small": (160, 120), "full": (640, 480)}
+LABELS = ["person", "car", "dog", "cat", "bicycle", "bus", "chair", "bottle", "horse", "sheep"]
+
+
+def _image(rng: random.Random, width: int, height: int) -> bytes:
+    """A JPEG of smooth random colour fields with mild noise (about 37 KB at 640x480)."""
+    import numpy as np
+    from PIL import Image
+
+    gen = np.random.default_rng(rng.getrandbits(32))
+    coarse = gen.integers(0, 256, size=(max(height // 16, 1), max(width // 16, 1), 3), dtype=np.uint8)
+    smooth = np.asarray(Image.fromarray(coarse, "RGB").resize((width, height), Image.BILINEAR), dtype=np.int16)
+    noisy = np.clip(smooth + gen.integers(-2, 3, size=smooth.shape, dtype=np.int16), 0, 255).astype(np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(noisy, "RGB").save(out, "JPEG", quality=75)
+    return out.getvalue()
+
+
+def _object(rng: random.Random, width: int, height: int) -> tuple[list[float], list[float]]:
+    """A polygon (flat xy, 10 vertices on a jittered ellipse) and its box (x, y, w, h)."""
+    w = rng.uniform(0.1, 0.5) * width
+    h = rng.uniform(0.1, 0.5) * height
+    cx = rng.uniform(w / 2, width - w / 2)
+    cy = rng.uniform(h / 2, height - h / 2)
+    points = []
+    for k in range(10):
+        angle = 2 * math.pi * k / 10
+        r = rng.uniform(0.7, 1.0)
+        points += [round(cx + r * w / 2 * math.cos(angle), 2), round(cy + r * h / 2 * math.sin(angle), 2)]
+    xs, ys = points[0::2], points[1::2]
+    box = [min(xs), min(ys), round(max(xs) - min(xs), 2), round(max(ys) - min(ys), 2)]
+    return points, box
+
+
+def _crowd_rle(points: list[float], width: int, height: int) -> dict:
+    """An uncompressed (counts list) RLE of the polygon, as crowd annotations usually have."""
+    from pycocotools import mask as cocomask
+
+    from dsformats.masks import bitmap_to_rle
+
+    bitmap = cocomask.decode(cocomask.frPyObjects([points], height, width))[:, :, 0]
+    return {"size": [height, width], "counts": list(bitmap_to_rle(bitmap).counts)}
+
+
+def generate(out: Path, images: int, objects: int, image_size: str, seed: int = 0) -> Path:
+    """Write ``out/coco``, ``out/image_zip`` and ``out/voc``; returns ``out``. Reuses a complete earlier run."""
+    import orjson
+
+    marker = out / "COMPLETE"
+    if marker.exists() and marker.read_text() == f"{images} {objects} {image_size} {seed}":
+        return out
+    shutil.rmtree(out, ignore_errors=True)
+    width, height = SIZES[image_size]
+    rng = random.Random(seed)
+    coco = out / "coco"
+    image_dir = coco / "images" / "default"
+    image_dir.mkdir(parents=True)
+    (coco / "annotations").mkdir()
+    (out / "image_zip").mkdir()
+    records, annotations = [], []
+    with zipfile.ZipFile(out / "image_zip" / "images.zip", "w") as archive:
+        for n in range(1, images + 1):
+            name = f"{n:06d}.jpg"
+            data = _image(rng, width, height)
+            (image_dir / name).write_bytes(data)
+            archive.writestr(name, data)
+            records.append({"id": n, "file_name": name, "width": width, "height": height})
+            for _ in range(objects):
+                points, box = _object(rng, width, height)
+                crowd = rng.random() < 0.01
+                ann = {
+                    "id": len(annotations) + 1,
+                    "image_id": n,
+                    "category_id": rng.randrange(len(LABELS)) + 1,
+                    "bbox": box,
+                    "area": round(box[2] * box[3] * 0.75, 2),
+                    "iscrowd": int(crowd),
+                    "segmentation": _crowd_rle(points, width, height) if crowd else [points],
+                }
+                annotations.append(ann)
+    doc = {
+        "info": {"description": "dsformats benchmark", "version": "1"},
+        "licenses": [],
+        "images": records,
+        "annotations": annotations,
+        "categories": [{"id": i + 1, "name": name, "supercategory": ""} for i, name in enumerate(LABELS)],
+    }
+    (coco / "annotations" / "instances_default.json").write_bytes(orjson.dumps(doc))
+    voc = subprocess.run(
+        [sys.executable, "-m", "dsformats", "convert", "-q", "-if", "coco", "-i", str(coco), "-f", "voc",
+         "-o", str(out / "voc"), "--", "--save-images", "--tasks", "detection"],
+        capture_output=True, text=True,
+    )
+    if voc.returncode:
+        raise SystemExit(f"making the VOC copy failed: {voc.stderr}")
+    marker.write_text(f"{images} {objects} {image_size} {seed}")
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=1000)
+    parser.add_argument("--objects", type=int, default=7)
+    parser.add_argument("--image-size", choices=sorted(SIZES), default="full")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=Path("/dev/shm/dsformats-bench/data"))
+    args = parser.parse_args()
+    print(generate(args.out, args.images, args.objects, args.image_size, args.seed))
+
+
+if __name__ == "__main__":
+    main()

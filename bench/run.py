@@ -1,0 +1,211 @@
+"""Benchmark dsformats conversions, optionally side by side with Datumaro, as whole processes.
+
+    python bench/run.py --images 10000 --runs 3 --peers        # the README table
+    python bench/run.py --images 200 --runs 1                  # a smoke run
+
+Each workload runs as a separate process, ``--runs`` times per tool; the table shows the best (minimum) and
+median wall time, and the peak RSS measured from outside the process (``wait4``). ``--peers`` installs
+Datumaro into its own virtualenv (``bench/.venv-datumaro``, created on first use) and runs the same
+workloads with it. Outputs go under ``--work`` (default ``/dev/shm/dsformats-bench``), because this machine's
+disk slows file creation for minutes after a mass delete. No timing is asserted here: the targets are read
+off the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from generate import generate  # noqa: E402
+
+DSFORMATS = [sys.executable, "-m", "dsformats"]
+
+
+@dataclass
+class Workload:
+    """One conversion, as a dsformats command and the equivalent Datumaro command."""
+
+    name: str
+    ours: list[str]
+    theirs: list[str] | None
+    floor: str | None = None
+    results: dict[str, list[tuple[float, int]]] = field(default_factory=dict)
+
+
+def workloads(data: Path, out: Path) -> list[Workload]:
+    """The workloads of the performance issue, with ``{out}`` output folders."""
+    coco, voc, izip = data / "coco", data / "voc", data / "image_zip"
+
+    def convert(src_fmt: str, src: Path, fmt: str, *extra: str) -> list[str]:
+        return [*DSFORMATS, "convert", "-q", "-if", src_fmt, "-i", str(src), "-f", fmt, "-o", "{out}", *extra]
+
+    def datum(src_fmt: str, src: Path, fmt: str, *extra: str) -> list[str]:
+        return ["{datum}", "convert", "-if", src_fmt, "-i", str(src), "-f", fmt, "-o", "{out}", *extra]
+
+    return [
+        Workload("COCO → VOC detection, with images",
+                 convert("coco", coco, "voc", "--", "--tasks", "detection", "--save-images"),
+                 datum("coco", coco, "voc_detection", "--", "--save-media")),
+        Workload("COCO → VOC all tasks, with images",
+                 convert("coco", coco, "voc", "--", "--save-images"),
+                 datum("coco", coco, "voc", "--", "--save-media")),
+        Workload("VOC → COCO", convert("voc", voc, "coco"), datum("voc", voc, "coco")),
+        Workload("COCO → COCO (annotations)", convert("coco", coco, "coco"), datum("coco", coco, "coco"),
+                 floor="json"),
+        Workload("image_zip → COCO image_info", convert("image_zip", izip, "coco", "--", "--tasks", "image_info"),
+                 datum("image_zip", izip, "coco_image_info"), floor="zip_list"),
+        Workload("COCO → image_zip", convert("coco", coco, "image_zip"), datum("coco", coco, "image_zip"),
+                 floor="copy"),
+        Workload("image_zip → image_zip (deflated)",
+                 convert("image_zip", izip, "image_zip", "--", "--compression", "deflated"),
+                 datum("image_zip", izip, "image_zip", "--", "--compression", "ZIP_DEFLATED"), floor="copy"),
+        Workload("format detection (whole process)", [*DSFORMATS, "detect", str(coco)],
+                 ["{datum}", "detect", str(coco)]),
+    ]
+
+
+def run_once(command: list[str], out: Path, datum: str | None) -> tuple[float, int]:
+    """Run a command; return (seconds, peak RSS in bytes). Fails loudly on a non-zero exit."""
+    shutil.rmtree(out, ignore_errors=True)
+    argv = [a.replace("{out}", str(out)).replace("{datum}", datum or "datum") for a in command]
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    if proc.returncode not in (0,):
+        raise SystemExit(f"failed ({proc.returncode}): {' '.join(argv)}\n{stderr[-2000:]}")
+    return elapsed, usage.ru_maxrss * 1024
+
+
+def floors(data: Path, work: Path) -> dict[str, float]:
+    """What the hardware allows: orjson load+dump, listing the zip, copying the image bytes."""
+    import orjson
+
+    result = {}
+    source = data / "coco" / "annotations" / "instances_default.json"
+    start = time.perf_counter()
+    (work / "floor.json").write_bytes(orjson.dumps(orjson.loads(source.read_bytes())))
+    result["json"] = time.perf_counter() - start
+    start = time.perf_counter()
+    with zipfile.ZipFile(data / "image_zip" / "images.zip") as archive:
+        archive.infolist()
+    result["zip_list"] = time.perf_counter() - start
+    start = time.perf_counter()
+    with zipfile.ZipFile(work / "floor.zip", "w") as archive:
+        for path in sorted((data / "coco" / "images" / "default").iterdir()):
+            archive.writestr(path.name, path.read_bytes())
+    result["copy"] = time.perf_counter() - start
+    return result
+
+
+def ensure_datumaro(venv: Path) -> str:
+    """The ``datum`` executable of a virtualenv holding Datumaro, created (pip install) when missing."""
+    datum = venv / "bin" / "datum"
+    if not datum.exists():
+        print(f"installing Datumaro into {venv} ...", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "datumaro[cli]"], check=True)
+    return str(datum)
+
+
+def machine() -> str:
+    """One line describing the machine."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{cpu}, {os.cpu_count()} cores, {memory:.0f} GiB RAM, Python {platform.python_version()}"
+
+
+def fmt_time(values: list[tuple[float, int]]) -> str:
+    times = [t for t, _ in values]
+    return f"{min(times):.2f} s (median {statistics.median(times):.2f})"
+
+
+def fmt_mem(values: list[tuple[float, int]]) -> str:
+    return f"{max(m for _, m in values) / 2**20:.0f} MB"
+
+
+def table(loads: list[Workload], floor_times: dict[str, float], header: str) -> str:
+    peers = any("datumaro" in w.results for w in loads)
+    cols = ["workload", "dsformats", "peak RSS"]
+    if peers:
+        cols += ["Datumaro", "peak RSS", "speed-up", "memory ratio"]
+    cols += ["floor"]
+    lines = [header, "", "| " + " | ".join(cols) + " |", "|" + " --- |" * len(cols)]
+    for w in loads:
+        ours = w.results["dsformats"]
+        row = [w.name, fmt_time(ours), fmt_mem(ours)]
+        if peers:
+            theirs = w.results.get("datumaro")
+            if theirs:
+                speed = min(t for t, _ in theirs) / min(t for t, _ in ours)
+                memory = max(m for _, m in ours) / max(m for _, m in theirs)
+                row += [fmt_time(theirs), fmt_mem(theirs), f"{speed:.1f}×", f"{memory:.2f}"]
+            else:
+                row += ["—"] * 4
+        floor = floor_times.get(w.floor or "")
+        row += [f"{floor:.2f} s ({min(t for t, _ in ours) / floor:.1f}× floor)" if floor else "—"]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=1000)
+    parser.add_argument("--objects", type=int, default=7)
+    parser.add_argument("--image-size", choices=("tiny", "small", "full"), default="full")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--peers", action="store_true", help="also run Datumaro (installed on first use)")
+    parser.add_argument("--datumaro-venv", type=Path, default=HERE / ".venv-datumaro")
+    parser.add_argument("--work", type=Path, default=Path("/dev/shm/dsformats-bench"))
+    parser.add_argument("--only", help="run only workloads whose name contains this text")
+    parser.add_argument("--markdown", type=Path, default=None, help="write the table here (default: print only)")
+    args = parser.parse_args(argv)
+
+    datum = ensure_datumaro(args.datumaro_venv) if args.peers else None
+    data = generate(args.work / f"data-{args.images}-{args.objects}-{args.image_size}", args.images, args.objects,
+                    args.image_size)
+    out = args.work / "out"
+    out.mkdir(parents=True, exist_ok=True)
+    loads = [w for w in workloads(data, out) if not args.only or args.only in w.name]
+    floor_times = floors(data, out)
+    for w in loads:
+        tools = [("dsformats", w.ours)] + ([("datumaro", w.theirs)] if datum and w.theirs else [])
+        for tool, command in tools:
+            target = out / tool
+            w.results[tool] = [run_once(command, target, datum) for _ in range(args.runs)]
+            print(f"{w.name:<40} {tool:<10} {fmt_time(w.results[tool])}  {fmt_mem(w.results[tool])}",
+                  file=sys.stderr)
+        shutil.rmtree(out / "dsformats", ignore_errors=True)
+        shutil.rmtree(out / "datumaro", ignore_errors=True)
+    header = (f"{args.images:,} images ({args.image_size}, {args.objects} objects each), best of {args.runs} runs; "
+              f"{machine()}.")
+    text = table(loads, floor_times, header)
+    print(text)
+    if args.markdown:
+        args.markdown.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
