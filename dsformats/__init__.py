@@ -38,7 +38,7 @@ from dsformats.model import (
     PolyLine,
     Rle,
 )
-from dsformats.options import IMAGE_EXT, SAVE_IMAGES, Option
+from dsformats.options import IMAGE_EXT, JOBS, SAVE_IMAGES, Option
 from dsformats.registry import FormatInfo, Registry, build_registry, default_registry
 from dsformats.report import Report
 
@@ -47,6 +47,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ANNOTATION_KINDS",
     "IMAGE_EXT",
+    "JOBS",
     "PLUGIN_API_VERSION",
     "SAVE_IMAGES",
     "AmbiguousFormatError",

@@ -25,6 +25,7 @@ __all__ = [
     "header_size",
     "is_image_name",
     "reencode",
+    "reencode_task",
     "same_encoding",
     "write_image",
 ]
@@ -132,6 +133,14 @@ def reencode(media: Media, suffix: str) -> bytes:
         raise DatasetError(str(exc), media.name) from None
     finally:
         image.close()
+
+
+def reencode_task(payload: tuple[bytes, str, str, str]) -> bytes:
+    """``reencode`` for worker processes: ``(data, source suffix, name, target suffix)`` -> encoded bytes."""
+    from dsformats.model import Media
+
+    data, source_suffix, name, suffix = payload
+    return reencode(Media.from_bytes(data, source_suffix, name=name), suffix)
 
 
 def write_image(media: Media, dst: IO[bytes], suffix: str) -> bool:

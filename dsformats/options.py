@@ -15,7 +15,7 @@ import attrs
 
 from dsformats.errors import OptionError
 
-__all__ = ["IMAGE_EXT", "SAVE_IMAGES", "Option", "build_parser", "parse_cli_options", "validate_options"]
+__all__ = ["IMAGE_EXT", "JOBS", "SAVE_IMAGES", "Option", "build_parser", "parse_cli_options", "validate_options"]
 
 _TYPES = ("str", "int", "float", "bool", "choice", "list")
 
@@ -108,6 +108,17 @@ IMAGE_EXT = Option(
     default=None,
     metavar="EXT",
     help="write images with this suffix (e.g. .png), re-encoding those that differ; default: each image's own suffix",
+)
+
+
+#: The common writer option: worker processes for re-encoding images and rendering masks.
+JOBS = Option(
+    name="jobs",
+    type="int",
+    default=None,
+    metavar="N",
+    help="worker processes for image re-encoding and mask rendering (default: the number of CPUs); "
+    "the output is the same for any N",
 )
 
 

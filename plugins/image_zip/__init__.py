@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from dsformats import IMAGE_EXT, SAVE_IMAGES, FormatSpec, Option, Probe, hookimpl
+from dsformats import IMAGE_EXT, JOBS, SAVE_IMAGES, FormatSpec, Option, Probe, hookimpl
 
 from .schema import COMPRESSION, COMPRESSION_ALIASES, DEFAULT_NAME, FORMAT
 
@@ -36,6 +36,7 @@ SPEC = FormatSpec(
     writer_options=(
         SAVE_IMAGES,
         IMAGE_EXT,
+        JOBS,
         Option(name="name", default=DEFAULT_NAME, metavar="NAME", help="archive file name"),
         Option(
             name="compression",
@@ -92,4 +93,5 @@ def dsformats_open_writer(format: str, path: Path, options: Mapping[str, Any]):
         compression=options["compression"],
         image_ext=options["image_ext"],
         subset_dirs=options["subset_dirs"],
+        jobs=options["jobs"],
     )

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from dsformats import DatasetError, Header, Item, OptionError, Report
 from dsformats.fileaccess import safe_relative
-from dsformats.imaging import IMAGE_SUFFIXES, reencode, same_encoding
+from dsformats.imaging import IMAGE_SUFFIXES, reencode_task, same_encoding
+from dsformats.parallel import ordered_map
 from dsformats.policy import bad_item
 
 from .schema import COMPRESSION, DEFAULT_IMAGE_EXT, MEMBER_DATE_TIME
@@ -34,6 +36,7 @@ class ImageZipWriter:
         compression: str = "ZIP_STORED",
         image_ext: str | None = None,
         subset_dirs: bool = False,
+        jobs: int | None = None,
     ) -> None:
         self.archive_path = Path(path) / safe_relative(name, location="--name")
         self.compression = COMPRESSION[compression]
@@ -41,6 +44,7 @@ class ImageZipWriter:
         if self.image_ext is not None and self.image_ext not in IMAGE_SUFFIXES:
             raise OptionError(f"--image-ext {image_ext!r} is not an image suffix (e.g. .png, .jpg)")
         self.subset_dirs = subset_dirs
+        self.jobs = jobs
 
     def __enter__(self) -> ImageZipWriter:
         return self
@@ -60,45 +64,53 @@ class ImageZipWriter:
     def write(self, header: Header, items: Iterable[Item], report: Report) -> None:
         """Store every item's image; items without one are counted as dropped."""
         self.archive_path.parent.mkdir(parents=True, exist_ok=True)
-        owners: dict[str, tuple[str, str]] = {}
-        folded: dict[str, str] = {}
+        planned = ordered_map(reencode_task, self._plan(items, report), jobs=self.jobs, catch=(DatasetError,))
         with zipfile.ZipFile(self.archive_path, "w", compression=self.compression) as archive:
-            for item in items:
-                if item.attributes:
-                    report.drop("item attribute", "image_zip stores images only", len(item.attributes))
-                if item.media is None:
-                    report.drop("item without image", "image_zip stores images only")
+            for (item, name), result in planned:
+                if isinstance(result, DatasetError):
+                    bad_item(result)
                     continue
-                name = self.member_name(item)
-                where = f"{item.subset}/{item.id}"
-                # Key on the member path without its suffix: ``1.jpg`` and ``1.png`` are distinct members,
-                # but they would read back as the same item id.
-                stem = name[: -len(Path(name).suffix)] if Path(name).suffix else name
-                if stem in owners:
-                    first, first_name = owners[stem]
-                    raise DatasetError(
-                        f"items {first!r} and {where!r} would both be stored as item {stem!r} "
-                        f"(members {first_name!r} and {name!r}); use --subset-dirs to keep subsets apart"
-                    )
-                owners[stem] = (where, name)
-                if folded.setdefault(name.lower(), name) != name:
-                    report.warn(
-                        f"members {folded[name.lower()]!r} and {name!r} differ only in case and collide "
-                        "when extracted on a case-insensitive file system"
-                    )
-                suffix = Path(name).suffix
-                try:  # re-encode before the member exists, so a bad image can be skipped cleanly
-                    payload = None if same_encoding(suffix, item.media.suffix) else reencode(item.media, suffix)
-                except DatasetError as exc:
-                    bad_item(exc)
-                    continue
+                assert item.media is not None
                 info = zipfile.ZipInfo(name, date_time=MEMBER_DATE_TIME)
                 info.compress_type = self.compression
                 info.external_attr = 0o644 << 16
                 with archive.open(info, "w", force_zip64=True) as member:
-                    if payload is None:
+                    if result is None:
                         item.media.copy_to(member)
                     else:
-                        member.write(payload)
-                report.wrote_media(payload is not None)
+                        member.write(result)
+                report.wrote_media(result is not None)
                 report.wrote_item(item.subset)
+
+    def _plan(self, items: Iterable[Item], report: Report) -> Iterator[tuple[tuple[Item, str], Any]]:
+        """Check each item's member name; pair it with a re-encode task, or None for a byte copy."""
+        owners: dict[str, tuple[str, str]] = {}
+        folded: dict[str, str] = {}
+        for item in items:
+            if item.attributes:
+                report.drop("item attribute", "image_zip stores images only", len(item.attributes))
+            if item.media is None:
+                report.drop("item without image", "image_zip stores images only")
+                continue
+            name = self.member_name(item)
+            where = f"{item.subset}/{item.id}"
+            # Key on the member path without its suffix: ``1.jpg`` and ``1.png`` are distinct members,
+            # but they would read back as the same item id.
+            stem = name[: -len(Path(name).suffix)] if Path(name).suffix else name
+            if stem in owners:
+                first, first_name = owners[stem]
+                raise DatasetError(
+                    f"items {first!r} and {where!r} would both be stored as item {stem!r} "
+                    f"(members {first_name!r} and {name!r}); use --subset-dirs to keep subsets apart"
+                )
+            owners[stem] = (where, name)
+            if folded.setdefault(name.lower(), name) != name:
+                report.warn(
+                    f"members {folded[name.lower()]!r} and {name!r} differ only in case and collide "
+                    "when extracted on a case-insensitive file system"
+                )
+            suffix = Path(name).suffix
+            if same_encoding(suffix, item.media.suffix):
+                yield (item, name), None
+            else:  # re-encoded (in a worker) before the member exists, so a bad image can be skipped cleanly
+                yield (item, name), (item.media.read_bytes(), item.media.suffix, item.media.name, suffix)

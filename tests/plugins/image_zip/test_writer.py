@@ -486,3 +486,30 @@ def test_unicode_and_spaces_in_ids_round_trip(tmp_path: Path, make_image):
     assert zip_members(out / "default.zip") == {f"{i}.png": d for i, d in data.items()}
     assert all(info.flag_bits & 0x800 for info in zip_infos(out / "default.zip"))
     assert read_all(out / "default.zip") == [("default", i, d) for i, d in data.items()]
+
+
+def test_parallel_reencode_gives_the_same_bytes_as_one_job(tmp_path, make_image):
+    items = [
+        dsformats.Item(id=f"img/{n}", media=dsformats.Media.from_bytes(make_image(24, 16, ".jpg", seed=n), ".jpg"))
+        for n in range(12)
+    ]
+    one = dsformats.write(items, tmp_path / "one", "image_zip", options={"image_ext": ".png", "jobs": 1})
+    two = dsformats.write(iter(items), tmp_path / "two", "image_zip", options={"image_ext": ".png", "jobs": 2})
+    assert one.media_reencoded == two.media_reencoded == 12
+    assert (tmp_path / "one" / "default.zip").read_bytes() == (tmp_path / "two" / "default.zip").read_bytes()
+    with zipfile.ZipFile(tmp_path / "two" / "default.zip") as archive:
+        assert archive.namelist() == [f"img/{n}.png" for n in range(12)]
+
+
+def test_parallel_reencode_skips_bad_images_in_order(tmp_path, make_image):
+    items = [dsformats.Item(id=str(n), media=dsformats.Media.from_bytes(make_image(8, 8, ".jpg", seed=n), ".jpg"))
+             for n in range(4)]
+    items[1] = dsformats.Item(id="1", media=dsformats.Media.from_bytes(b"garbage", ".jpg", name="broken.jpg"))
+    report = dsformats.write(items, tmp_path / "o", "image_zip", options={"image_ext": ".png", "jobs": 2},
+                             skip_bad_items=True)
+    assert report.skipped and "broken.jpg: cannot read image" in report.skipped[0]
+    with zipfile.ZipFile(tmp_path / "o" / "default.zip") as archive:
+        assert archive.namelist() == ["0.png", "2.png", "3.png"]
+    with pytest.raises(dsformats.DatasetError, match="broken.jpg"):
+        dsformats.write(items, tmp_path / "p", "image_zip", options={"image_ext": ".png", "jobs": 2})
+    assert not (tmp_path / "p").exists()

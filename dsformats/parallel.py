@@ -1,0 +1,92 @@
+"""Ordered parallel work for writers: decode/encode images and render masks on every core.
+
+Writers stream items in order and must write them in order, so that the output bytes do not depend on the
+number of workers. :func:`ordered_map` runs a picklable function over payloads in worker processes, keeps at
+most a small window of payloads in flight (memory stays bounded), and yields results in input order.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import os
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
+
+__all__ = ["ordered_map", "resolve_jobs"]
+
+C = TypeVar("C")
+R = TypeVar("R")
+
+def resolve_jobs(jobs: int | None) -> int:
+    """``jobs`` itself, or the number of usable CPUs when None or below 1."""
+    if jobs and jobs > 0:
+        return jobs
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return os.cpu_count() or 1
+
+
+def ordered_map(
+    function: Callable[[Any], R],
+    tasks: Iterable[tuple[C, Any]],
+    *,
+    jobs: int | None = 1,
+    window: int | None = None,
+    catch: tuple[type[Exception], ...] = (),
+) -> Iterator[tuple[C, Any]]:
+    """Yield ``(context, function(payload))`` for each ``(context, payload)`` of ``tasks``, in order.
+
+    ``function`` and payloads must be picklable when ``jobs > 1``; contexts never leave this process. A
+    payload of None is not submitted: its result is None. Exceptions of the types in ``catch`` are yielded
+    as results instead of raised. With ``jobs == 1`` everything runs inline. At most ``window`` (default
+    ``4 * jobs``) payloads are in flight.
+    """
+    workers = resolve_jobs(jobs)
+    if workers == 1:
+        for context, payload in tasks:
+            yield context, _call(function, payload, catch)
+        return
+    import multiprocessing
+
+    limit = window or 4 * workers
+    method = "forkserver" if sys.platform.startswith("linux") else "spawn"
+    pending: collections.deque[tuple[C, concurrent.futures.Future[R] | None]] = collections.deque()
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method)) as pool:
+        try:
+            for context, payload in tasks:
+                pending.append((context, None if payload is None else pool.submit(function, payload)))
+                while len(pending) > limit or (pending and _ready(pending[0][1])):
+                    first, future = pending.popleft()
+                    yield first, _result(future, catch)
+            while pending:
+                first, future = pending.popleft()
+                yield first, _result(future, catch)
+        finally:
+            for _, future in pending:
+                if future is not None:
+                    future.cancel()
+
+
+def _call(function: Callable[[Any], R], payload: Any, catch: tuple[type[Exception], ...]) -> Any:
+    if payload is None:
+        return None
+    try:
+        return function(payload)
+    except catch as exc:
+        return exc
+
+
+def _result(future: concurrent.futures.Future[Any] | None, catch: tuple[type[Exception], ...]) -> Any:
+    if future is None:
+        return None
+    try:
+        return future.result()
+    except catch as exc:
+        return exc
+
+
+def _ready(future: concurrent.futures.Future[Any] | None) -> bool:
+    return future is None or future.done()
