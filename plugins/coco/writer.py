@@ -292,7 +292,7 @@ class CocoWriter:
     def _annotations(
         self, item: Item, subset: _SubsetSpool, index: int, size: tuple[int, int] | None, report: Report
     ) -> None:
-        groups: dict[tuple[str, int], list[Annotation]] = {}
+        groups: dict[tuple[Any, ...], list[Annotation]] = {}
         panoptic: list[Mask] = []
         for position, ann in enumerate(item.annotations):
             if isinstance(ann, Caption):
@@ -310,7 +310,13 @@ class CocoWriter:
                 assert isinstance(ann, Mask)
                 panoptic.append(ann)
             elif isinstance(ann, (*_SHAPES, Points)):
-                key = ("group", ann.group) if ann.group else ("single", position)
+                # One COCO object = the shapes of one group *and label* (VOC groups a person's parts, which
+                # carry other labels, with it: those stay separate objects). A COCO object has one box, so a
+                # second box of the same group and label starts an object of its own.
+                label = getattr(ann, "label", None)
+                key: tuple[Any, ...] = ("group", ann.group, label) if ann.group else ("single", position)
+                if isinstance(ann, Bbox) and any(isinstance(a, Bbox) for a in groups.get(key, ())):
+                    key = ("single", position)
                 groups.setdefault(key, []).append(ann)
             else:
                 report.drop(ann.kind, f"coco cannot store {ann.kind} annotations")
