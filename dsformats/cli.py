@@ -1,4 +1,4 @@
-"""The command line: ``python -m dsformats convert|detect|formats|info``.
+"""The command line: ``python -m dsformats convert|detect|formats|info|preview``.
 
 Exit codes: 0 success; 1 conversion error; 2 usage error, unknown format or nothing detected; 3 ambiguous
 detection. Help texts and format lists are rendered from the registry.
@@ -29,24 +29,96 @@ class _UsageParser(argparse.ArgumentParser):
         raise OptionError(f"{self.prog}: {message}")
 
 
+_MAIN_EXAMPLES = """\
+examples:
+  dsformats formats                                     # the installed formats
+  dsformats detect data/ --explain                      # every format's verdict and reason
+  dsformats info data/coco                              # items, labels, annotation kinds, image sizes
+  dsformats convert -i examples/zips -f coco -o out/coco -- --save-images
+  dsformats convert -i data/voc -f image_zip -o out -- --name data.zip --compression ZIP_DEFLATED
+  dsformats preview data/voc -o previews/ -n 16         # annotated PNGs + previews/contact_sheet.png
+
+Run 'dsformats COMMAND -h' for a command's options and 'dsformats convert -f FMT -i . -o . -- -h' for a
+format's writer options.
+exit codes: 0 ok, 1 conversion error, 2 usage error or nothing detected, 3 ambiguous format (use -if)
+"""
+
+_CONVERT_EXAMPLES = """\
+examples:
+  dsformats convert -i examples/zips -f coco -o out/coco -- --save-images
+  dsformats convert -i examples/coco -f voc -o out/voc --report report.json -- --tasks detection --save-images
+  dsformats convert -i examples/voc -if voc -f coco -o out/coco --strict
+  dsformats convert -i examples/zips -f image_zip -o out/zip -- --name data.zip --compression ZIP_DEFLATED
+  dsformats convert -f voc -i . -o . -- -h              # the writer options of voc
+
+Writer options come after '--'; reader options are given as -io KEY=VALUE. A report of what was read,
+written and dropped is printed afterwards; --strict makes any loss exit 1 without publishing the output.
+"""
+
+_DETECT_EXAMPLES = """\
+examples:
+  dsformats detect examples/coco                        # prints: coco
+  dsformats detect examples/voc --explain               # every format's verdict and reason
+  dsformats detect data/ --explain --json
+"""
+
+_FORMATS_EXAMPLES = """\
+examples:
+  dsformats formats
+  dsformats formats --verbose                           # options, annotation kinds, plugin load errors
+  dsformats formats --json
+"""
+
+_INFO_EXAMPLES = """\
+examples:
+  dsformats info examples/coco
+  dsformats info examples/zips -io subset_from=archive --json
+  dsformats info big_dataset/ --no-sizes                # skip reading image headers
+
+Image sizes are read from image headers only (no decoding), or taken from the annotation files.
+"""
+
+_PREVIEW_EXAMPLES = """\
+examples:
+  dsformats preview examples/voc -o previews/           # first 16 items + previews/contact_sheet.png
+  dsformats preview examples/coco -o previews/ -n 4 --subset train
+  dsformats preview examples/coco -o previews/ --ids img_000 img_002
+
+Boxes, polygons, polylines, masks (translucent), keypoints with skeletons, labels and captions are drawn
+in the dataset's label colours when it has them, else in stable colours hashed from the label names.
+"""
+
+
 def _parser() -> argparse.ArgumentParser:
+    from dsformats import __version__
+
+    raw = argparse.RawDescriptionHelpFormatter
     parser = _UsageParser(
         prog="dsformats",
         description="Read, write and convert computer-vision dataset formats.",
-        epilog="Run 'dsformats formats' for the installed formats and 'dsformats convert -f FMT -- -h' "
-        "for a format's writer options.",
+        epilog=_MAIN_EXAMPLES,
+        formatter_class=raw,
     )
+    parser.add_argument("--version", action="version", version=f"dsformats {__version__}")
     parser.add_argument("--strict-plugins", action="store_true", help="fail if any plugin fails to load")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of unexpected errors")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_UsageParser)
 
-    conv = commands.add_parser("convert", help="convert a dataset to another format (streaming)")
+    def command(name: str, help: str, epilog: str) -> argparse.ArgumentParser:
+        return commands.add_parser(name, help=help, description=help, epilog=epilog, formatter_class=raw)
+
+    def input_format(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("-if", "--input-format", metavar="FMT", help="input format (detected when omitted)")
+        sub.add_argument(
+            "-io", "--input-option", action="append", default=[], metavar="KEY=VALUE", help="a reader option"
+        )
+
+    conv = command("convert", "convert a dataset to another format (streaming)", _CONVERT_EXAMPLES)
     conv.add_argument("-i", "--input", required=True, metavar="SRC", help="input file or directory")
-    conv.add_argument("-if", "--input-format", metavar="FMT", help="input format (detected when omitted)")
     conv.add_argument("-f", "--format", required=True, metavar="FMT", help="output format")
     conv.add_argument("-o", "--output", required=True, metavar="DST", help="output directory")
+    input_format(conv)
     conv.add_argument("--overwrite", action="store_true", help="replace an existing output")
-    conv.add_argument("-io", "--input-option", action="append", default=[], metavar="KEY=VALUE", help="a reader option")
     conv.add_argument("--strict", action="store_true", help="fail (exit 1, no output) if anything is dropped")
     conv.add_argument(
         "--skip-bad-items", action="store_true", help="skip items that cannot be read or written, and list them"
@@ -54,20 +126,32 @@ def _parser() -> argparse.ArgumentParser:
     conv.add_argument("--report", metavar="FILE.json", help="also save the conversion report as JSON")
     conv.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no report on stdout")
 
-    det = commands.add_parser("detect", help="detect the format of a dataset")
+    det = command("detect", "detect the format of a dataset", _DETECT_EXAMPLES)
     det.add_argument("path", metavar="PATH")
     det.add_argument("--explain", action="store_true", help="show every format's verdict and reason")
     det.add_argument("--json", action="store_true", help="machine-readable output")
 
-    fmts = commands.add_parser("formats", help="list the installed formats")
+    fmts = command("formats", "list the installed formats", _FORMATS_EXAMPLES)
     fmts.add_argument("-v", "--verbose", action="store_true", help="options, sources and plugin load errors")
     fmts.add_argument("--json", action="store_true", help="machine-readable output")
 
-    info = commands.add_parser("info", help="summarise a dataset: items, labels, annotations")
+    info = command("info", "summarise a dataset: items, labels, annotations, image sizes", _INFO_EXAMPLES)
     info.add_argument("path", metavar="PATH")
-    info.add_argument("-if", "--input-format", metavar="FMT", help="input format (detected when omitted)")
-    info.add_argument("-io", "--input-option", action="append", default=[], metavar="KEY=VALUE")
+    input_format(info)
     info.add_argument("--json", action="store_true", help="machine-readable output")
+    info.add_argument("--no-sizes", action="store_true", help="do not read image headers for sizes")
+    info.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    prev = command("preview", "draw annotations on images: one PNG per item and a contact sheet", _PREVIEW_EXAMPLES)
+    prev.add_argument("path", metavar="PATH")
+    prev.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory (created)")
+    input_format(prev)
+    prev.add_argument(
+        "-n", type=int, default=16, metavar="N", help="render the first N selected items, 0 for all (default: 16)"
+    )
+    prev.add_argument("--subset", metavar="S", help="only items of this subset")
+    prev.add_argument("--ids", nargs="+", metavar="ID", help="only these item ids")
+    prev.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary")
     return parser
 
 
@@ -221,41 +305,162 @@ def _cmd_formats(args: argparse.Namespace, registry: Registry) -> int:
     return EXIT_OK
 
 
-def _cmd_info(args: argparse.Namespace, registry: Registry) -> int:
+class _SizeStats:
+    """Exact min, median and max of image widths and heights in memory bounded by the number of *distinct*
+    values (a Counter per dimension), not by the number of items: fine for millions of images."""
+
+    def __init__(self) -> None:
+        self.widths: Counter[int] = Counter()
+        self.heights: Counter[int] = Counter()
+
+    def add(self, size: tuple[int, int]) -> None:
+        self.widths[int(size[0])] += 1
+        self.heights[int(size[1])] += 1
+
+    @staticmethod
+    def _median(counts: Counter[int]) -> float:
+        total = sum(counts.values())
+        lower, upper = (total - 1) // 2, total // 2
+        seen, low = 0, None
+        for value in sorted(counts):
+            seen += counts[value]
+            if low is None and seen > lower:
+                low = value
+            if seen > upper:
+                return (low + value) / 2 if low != value else value  # type: ignore[operator]
+        raise AssertionError("unreachable")
+
+    def summary(self) -> dict[str, Any] | None:
+        if not self.widths:
+            return None
+        return {
+            name: {"min": min(counts), "median": self._median(counts), "max": max(counts)}
+            for name, counts in (("width", self.widths), ("height", self.heights))
+        }
+
+
+def _info_summary(args: argparse.Namespace, registry: Registry) -> dict[str, Any]:
     subsets: Counter[str] = Counter()
     kinds: Counter[str] = Counter()
     per_label: dict[str, Counter[str]] = {}
-    with dispatch.read(
-        args.path, args.input_format, options=_key_values(args.input_option), registry=registry
-    ) as reader:
-        labels = reader.header.categories.label_names
-        for item in reader.items():
-            subsets[item.subset] += 1
-            for ann in item.annotations:
-                kinds[ann.kind] += 1
-                label = getattr(ann, "label", None)
-                if label is not None:
-                    per_label.setdefault(label, Counter())[ann.kind] += 1
+    unlabeled: Counter[str] = Counter()
+    annotated = without_media = unreadable = 0
+    sizes = _SizeStats()
+    options = _key_values(args.input_option)
+    if args.input_format:
+        format_name = registry.reader_format(args.input_format).name
+    else:
+        format_name = dispatch.detect_format(args.path, registry=registry)
+    progress, close = _progress_bar(args.quiet or args.json)
+    try:
+        with dispatch.read(args.path, format_name, options=options, registry=registry) as reader:
+            header = reader.header
+            labels = header.categories.label_names
+            for count, item in enumerate(reader.items(), 1):
+                subsets[item.subset] += 1
+                annotated += bool(item.annotations)
+                for ann in item.annotations:
+                    kinds[ann.kind] += 1
+                    label = getattr(ann, "label", None)
+                    if label is not None:
+                        per_label.setdefault(label, Counter())[ann.kind] += 1
+                    elif ann.kind != "caption":
+                        unlabeled[ann.kind] += 1
+                if item.media is None:
+                    without_media += 1
+                elif not args.no_sizes or item.media.known_size is not None:
+                    try:
+                        sizes.add(item.media.size)
+                    except DsformatsError:
+                        unreadable += 1
+                if progress is not None:
+                    progress(count, header.size_hint)
+    finally:
+        close()
     for name in per_label:
         if name not in labels:
             labels.append(name)
-    summary: dict[str, Any] = {
+    items = sum(subsets.values())
+    return {
         "path": str(args.path),
-        "items": sum(subsets.values()),
+        "format": format_name,
+        "items": items,
         "subsets": dict(sorted(subsets.items())),
+        "images": {
+            "with_annotations": annotated,
+            "without_annotations": items - annotated,
+            "without_media": without_media,
+            "unreadable": unreadable,
+            "size": sizes.summary(),
+        },
+        "annotation_kinds": sorted(kinds),
         "annotations": dict(sorted(kinds.items())),
+        "unlabeled": dict(sorted(unlabeled.items())),
         "labels": {name: dict(sorted(per_label.get(name, Counter()).items())) for name in labels},
     }
+
+
+def _cmd_info(args: argparse.Namespace, registry: Registry) -> int:
+    summary = _info_summary(args, registry)
     if args.json:
         print(json.dumps(summary, indent=2))
         return EXIT_OK
-    print(f"{summary['path']}: {summary['items']:,} items")
+    images = summary["images"]
+    print(f"{summary['path']} ({summary['format']}): {summary['items']:,} items")
     for subset, count in summary["subsets"].items():
-        print(f"  subset {subset}: {count:,}")
+        print(f"  {subset}: {count:,}")
+    print(f"with annotations: {images['with_annotations']:,}; without: {images['without_annotations']:,}")
+    if images["without_media"]:
+        print(f"items without an image: {images['without_media']:,}")
+    if images["unreadable"]:
+        print(f"unreadable image headers: {images['unreadable']:,}")
+    size = images["size"]
+    if size:
+        print("image size (min / median / max, from headers):")
+        for dim in ("width", "height"):
+            print(f"  {dim}: {size[dim]['min']:,} / {size[dim]['median']:,} / {size[dim]['max']:,}")
+    elif args.no_sizes:
+        print("image size: not read (--no-sizes)")
+    print("annotation kinds: " + (", ".join(summary["annotation_kinds"]) or "none"))
     print("annotations: " + (", ".join(f"{k}: {v:,}" for k, v in summary["annotations"].items()) or "none"))
-    print(f"labels ({len(labels)}):")
+    if summary["unlabeled"]:
+        print("without a label: " + ", ".join(f"{k}: {v:,}" for k, v in summary["unlabeled"].items()))
+    print(f"labels ({len(summary['labels'])}):")
+    width = max((len(name) for name in summary["labels"]), default=0)
     for name, counts in summary["labels"].items():
-        print(f"  {name}: " + (", ".join(f"{k}: {v:,}" for k, v in counts.items()) or "unused"))
+        print(f"  {name:<{width}}  " + (", ".join(f"{k}: {v:,}" for k, v in counts.items()) or "unused"))
+    return EXIT_OK
+
+
+def _cmd_preview(args: argparse.Namespace, registry: Registry) -> int:
+    from dsformats.preview import render_previews
+
+    if args.n < 0:
+        raise OptionError("dsformats preview: -n must be 0 (all) or more")
+    progress, close = _progress_bar(args.quiet)
+    try:
+        result = render_previews(
+            args.path,
+            args.output,
+            format=args.input_format,
+            options=_key_values(args.input_option),
+            limit=args.n,
+            subset=args.subset,
+            ids=args.ids,
+            registry=registry,
+            progress=progress,
+        )
+    finally:
+        close()
+    for note in result.notes:
+        print(f"dsformats: note: {note}", file=sys.stderr)
+    if not args.quiet:
+        print(f"wrote {len(result.images):,} preview(s) to {args.output}")
+        if result.contact_sheet is not None:
+            print(f"contact sheet: {result.contact_sheet}")
+    if not result.images:
+        print("dsformats: no item was rendered", file=sys.stderr)
+        return EXIT_ERROR
     return EXIT_OK
 
 
@@ -279,6 +484,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_detect(args, registry)
         if args.command == "formats":
             return _cmd_formats(args, registry)
+        if args.command == "preview":
+            return _cmd_preview(args, registry)
         return _cmd_info(args, registry)
     except DsformatsError as exc:
         print(f"dsformats: error: {exc}", file=sys.stderr)

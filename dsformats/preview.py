@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from dsformats.errors import DsformatsError
-from dsformats.model import Bbox, Caption, Categories, Item, Label, Mask, Points, PolyLine, Polygon
+from dsformats.model import Bbox, Caption, Categories, Item, Label, Mask, Points, Polygon, PolyLine
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL.Image import Image as PILImage
@@ -217,6 +217,18 @@ def _output_path(out_dir: Path, item: Item) -> Path:
     return out_dir / subset / f"{item.id}.png"
 
 
+def _thumbnail(image: PILImage) -> PILImage:
+    """``image`` fitted into a ``SHEET_CELL`` square: shrunk smoothly, or enlarged by a whole factor."""
+    from PIL import Image
+
+    factor = SHEET_CELL // max(image.width, image.height)
+    if factor > 1:
+        return image.resize((image.width * factor, image.height * factor), Image.Resampling.NEAREST)
+    thumb = image.copy()
+    thumb.thumbnail((SHEET_CELL, SHEET_CELL))
+    return thumb
+
+
 def _contact_sheet(thumbs: list[tuple[str, PILImage]], path: Path) -> None:
     """A grid of ``SHEET_CELL``-pixel cells, each with a caption strip, about square."""
     from PIL import Image, ImageDraw
@@ -232,7 +244,7 @@ def _contact_sheet(thumbs: list[tuple[str, PILImage]], path: Path) -> None:
         sheet.paste(thumb, (x + (SHEET_CELL - thumb.width) // 2, y + (SHEET_CELL - thumb.height) // 2))
         text = name
         while len(text) > 4 and draw.textlength(text, font=font) > SHEET_CELL - 4:
-            text = "…" + text[2:]
+            text = "..." + text[4:]
         draw.text((x + 2, y + SHEET_CELL + 1), text, fill=(230, 230, 230), font=font)
     sheet.save(path, format="PNG")
 
@@ -285,9 +297,7 @@ def render_previews(
                     image.save(file, format="PNG")
                     result.images.append(file)
                     if contact_sheet and len(thumbs) < SHEET_MAX:
-                        thumb = image.copy()
-                        thumb.thumbnail((SHEET_CELL, SHEET_CELL))
-                        thumbs.append((f"{item.subset}/{item.id}", thumb))
+                        thumbs.append((f"{item.subset}/{item.id}", _thumbnail(image)))
             if progress is not None:
                 progress(done, total)
             if limit and done >= limit:
@@ -299,4 +309,3 @@ def render_previews(
         result.contact_sheet = target / "contact_sheet.png"
         _contact_sheet(thumbs, result.contact_sheet)
     return result
-
