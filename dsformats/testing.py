@@ -136,11 +136,12 @@ def _annotations(rng: random.Random, kinds: Iterable[str], labels: Sequence[str]
     width, height = size
     anns: list[Annotation] = []
     for kind in sorted(kinds):
+        if kind == "label":  # image-level labels are a set: no label twice on one image
+            anns.extend(Label(label=name) for name in rng.sample(list(labels), rng.randrange(0, min(3, len(labels)))))
+            continue
         for _ in range(rng.randrange(0, 3)):
             label = rng.choice(labels)
-            if kind == "label":
-                anns.append(Label(label=label))
-            elif kind == "bbox":
+            if kind == "bbox":
                 x, y, w, h = _box(rng, width, height)
                 anns.append(Bbox(x=x, y=y, w=w, h=h, label=label))
             elif kind == "polygon":
