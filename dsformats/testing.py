@@ -85,6 +85,8 @@ KEYPOINT_LABEL = "person"
 KEYPOINT_NAMES = ("nose", "left_eye", "right_eye")
 
 Normalizer = Callable[[Item], Item]
+#: Modules a plugin's entry-point module must not import (the metadata has to load without them).
+HEAVY_MODULES = ("PIL", "numpy", "orjson", "json", "defusedxml", "xml.etree", "pycocotools")
 
 
 # ------------------------------------------------------------------------------------------ generation
@@ -365,7 +367,7 @@ def assert_metadata(format_name: str, *, registry: Registry | None = None, check
     """The format is registered, built for this plugin API, declares known kinds and options as data.
 
     With ``check_light_import``, importing the plugin module in a fresh interpreter must not import
-    Pillow or numpy (the metadata has to load without heavy dependencies).
+    any of :data:`HEAVY_MODULES` (the metadata has to load without heavy dependencies).
     """
     reg = _reg(registry)
     assert format_name in reg.formats, (
@@ -394,7 +396,7 @@ def assert_metadata(format_name: str, *, registry: Registry | None = None, check
     module = getattr(plugin, "__name__", None)
     if check_light_import and module and type(plugin).__name__ == "module" and module in sys.modules:
         code = (
-            f"import sys, {module}; heavy = [m for m in ('PIL', 'numpy', 'orjson', 'pycocotools') if m in sys.modules];"
+            f"import sys, {module}; heavy = [m for m in {HEAVY_MODULES!r} if m in sys.modules];"
             " print(','.join(heavy))"
         )
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)

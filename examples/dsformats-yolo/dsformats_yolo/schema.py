@@ -8,7 +8,6 @@ else (anchors, multi-line strings, nested mappings besides ``names``) is refused
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -62,6 +61,8 @@ def scalar(text: str, where: str = "data.yaml") -> Any:
     if len(text) >= 2 and text[0] == text[-1] == "'":
         return text[1:-1].replace("''", "'")
     if len(text) >= 2 and text[0] == text[-1] == '"':
+        import json  # here, not at module level: listing formats must stay light
+
         try:
             return json.loads(text)
         except ValueError:
@@ -141,6 +142,8 @@ def parse_yaml(text: str, location: str = DATA_YAML) -> dict[str, Any]:
 
 def quote(value: str) -> str:
     """``value`` as a YAML scalar: plain when unambiguous, else double-quoted (JSON escapes)."""
+    import json
+
     plain = _PLAIN.match(value) and value.lower() not in _SPECIAL and value == value.strip()
     return value if plain and not _FLOAT.match(value) else json.dumps(value, ensure_ascii=False)
 
