@@ -62,15 +62,16 @@ def _pil():
     return Image
 
 
-def _open(media: Media, *, decoding: bool) -> PILImage:
-    """Open with Pillow. When ``decoding``, images over the pixel limit are an error, not a warning."""
+def _open(media: Media, *, decoding: bool) -> tuple[PILImage, IO[bytes]]:
+    """Open with Pillow; return the image and its stream, which the caller closes (Pillow does not close
+    streams it was given). When ``decoding``, images over the pixel limit are an error, not a warning."""
     Image = _pil()
     stream = media.open()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error" if decoding else "ignore", Image.DecompressionBombWarning)
             Image.MAX_IMAGE_PIXELS = max_image_pixels() if decoding else None
-            return Image.open(stream)
+            return Image.open(stream), stream
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         stream.close()
         raise DatasetError(
@@ -86,21 +87,24 @@ def _open(media: Media, *, decoding: bool) -> PILImage:
 
 def header_size(media: Media) -> tuple[int, int]:
     """``(width, height)`` read from the image header; pixels are not decoded."""
-    image = _open(media, decoding=False)
+    image, stream = _open(media, decoding=False)
     try:
         return image.size
     finally:
         image.close()
+        stream.close()
 
 
 def decode(media: Media) -> PILImage:
     """Decode ``media`` fully with Pillow and return the image."""
-    image = _open(media, decoding=True)
+    image, stream = _open(media, decoding=True)
     try:
         image.load()
     except Exception as exc:
         image.close()
         raise DatasetError(f"cannot decode image: {exc}", media.name) from None
+    finally:
+        stream.close()
     return image
 
 
