@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from dsformats import dispatch
-from dsformats.detect import best_detections
+from dsformats.detect import Confidence, Detection, best_detections
 from dsformats.errors import DsformatsError, OptionError
 from dsformats.options import build_parser, parse_cli_options
 from dsformats.registry import Registry, build_registry
@@ -229,8 +229,11 @@ def _cmd_detect(args: argparse.Namespace, registry: Registry) -> int:
     verdicts = dispatch.detect(args.path, registry=registry)
     best = best_detections(verdicts)
     code = EXIT_OK if len(best) == 1 else EXIT_USAGE if not best else EXIT_AMBIGUOUS
+    reported = {d.format for d in verdicts}
+    silent = [Detection(name, Confidence.NONE, "no verdict from its plugin") for name in registry.readers()]
+    silent = [d for d in silent if d.format not in reported]
     if args.json:
-        shown = verdicts if args.explain else best
+        shown = [*verdicts, *silent] if args.explain else best
         print(
             json.dumps(
                 {
@@ -245,12 +248,8 @@ def _cmd_detect(args: argparse.Namespace, registry: Registry) -> int:
         )
         return code
     if args.explain:
-        reported = {d.format for d in verdicts}
-        for d in verdicts:
+        for d in [*verdicts, *silent]:
             print(f"{d.format}: {d.confidence.name.lower()}, {d.reason}")
-        for name in registry.readers():
-            if name not in reported:
-                print(f"{name}: none, no verdict from its plugin")
     if not best:
         print(f"dsformats: no known format detected at {args.path}", file=sys.stderr)
     elif len(best) > 1:
