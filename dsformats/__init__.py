@@ -41,6 +41,7 @@ from dsformats.model import (
 from dsformats.options import IMAGE_EXT, JOBS, SAVE_IMAGES, Option
 from dsformats.registry import FormatInfo, Registry, build_registry, default_registry
 from dsformats.report import Report
+from dsformats.verify import verify
 
 __version__ = "0.1.0"
 
@@ -94,5 +95,6 @@ __all__ = [
     "hookimpl",
     "list_formats",
     "read",
+    "verify",
     "write",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import uuid
@@ -106,13 +107,21 @@ def staged_output(dst: str | os.PathLike[str], *, overwrite: bool = False) -> It
     target = Path(dst)
     exists = check_output(target, overwrite=overwrite)
     target.parent.mkdir(parents=True, exist_ok=True)
-    token = uuid.uuid4().hex[:8]
+    _remove_stale_staging(target)
+    token = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
     staging = target.parent / f".{target.name}.dsformats-{token}.tmp"
     staging.mkdir()
     try:
         yield staging
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(exc, OSError):  # a full disk, a quota, a read-only file system: say so, not a traceback
+            full = exc.errno in {errno.ENOSPC, errno.EFBIG, errno.EROFS, getattr(errno, "EDQUOT", errno.ENOSPC)}
+            raise DatasetError(
+                f"{'cannot write the output' if full else 'I/O error'} ({exc.strerror or exc}); "
+                "nothing was published and the temporary output was removed",
+                exc.filename if isinstance(exc.filename, str) else str(target),
+            ) from exc
         raise
     if exists:
         trash = target.parent / f".{target.name}.dsformats-{token}.old"
@@ -124,6 +133,52 @@ def staged_output(dst: str | os.PathLike[str], *, overwrite: bool = False) -> It
             trash.unlink()
     else:
         os.replace(staging, target)
+
+
+_STALE_AFTER = 24 * 3600  # seconds; used where a staging directory's process cannot be checked
+
+
+def _remove_stale_staging(target: Path) -> None:
+    """Remove ``.<name>.dsformats-<pid>-<token>.tmp`` / ``.old`` siblings left by killed runs.
+
+    A sibling is stale when the process that created it is gone (POSIX), or, when that cannot be checked
+    (Windows, or names without a pid), when it is older than a day. A running conversion's staging
+    directory is never touched.
+    """
+    import time
+
+    prefix = f".{target.name}.dsformats-"
+    try:
+        siblings = [p for p in target.parent.iterdir() if p.name.startswith(prefix)]
+    except OSError:
+        return
+    for path in siblings:
+        if not path.name.endswith((".tmp", ".old")):
+            continue
+        pid_text = path.name[len(prefix) :].split("-", 1)[0]
+        stale = False
+        if pid_text.isdigit() and len(path.name[len(prefix) :].split("-", 1)) == 2 and os.name == "posix":
+            pid = int(pid_text)
+            if pid != os.getpid():
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    stale = True
+                except OSError:
+                    pass  # alive but not ours
+        if not stale:
+            with contextlib.suppress(OSError):
+                stale = time.time() - path.lstat().st_mtime > _STALE_AFTER
+        if stale and path.name.endswith(".old") and not (target.exists() or target.is_symlink()):
+            with contextlib.suppress(OSError):  # killed between the two renames: restore the previous output
+                os.replace(path, target)
+            continue
+        if stale:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    path.unlink()
 
 
 def _guarded(

@@ -16,11 +16,14 @@ from collections.abc import Iterator
 from dsformats.errors import DatasetError
 from dsformats.report import Report
 
-__all__ = ["bad_item", "reporting", "warn"]
+__all__ = ["bad_item", "collecting", "reporting", "warn"]
 
 _log = logging.getLogger("dsformats")
 _current: contextvars.ContextVar[tuple[Report, bool] | None] = contextvars.ContextVar(
     "dsformats_reporting", default=None
+)
+_collected: contextvars.ContextVar[list[DatasetError] | None] = contextvars.ContextVar(
+    "dsformats_collected", default=None
 )
 
 
@@ -31,6 +34,9 @@ def bad_item(error: DatasetError) -> None:
         raise error
     _log.warning("skipped: %s", error)
     current[0].skipped.append(str(error))
+    collected = _collected.get()
+    if collected is not None:
+        collected.append(error)
 
 
 def warn(message: str) -> None:
@@ -50,3 +56,14 @@ def reporting(report: Report, *, skip_bad_items: bool = False) -> Iterator[None]
         yield
     finally:
         _current.reset(token)
+
+
+@contextlib.contextmanager
+def collecting() -> Iterator[list[DatasetError]]:
+    """Within the block, errors skipped by :func:`bad_item` are also appended to the yielded list."""
+    errors: list[DatasetError] = []
+    token = _collected.set(errors)
+    try:
+        yield errors
+    finally:
+        _collected.reset(token)
