@@ -9,6 +9,9 @@ import attrs
 
 __all__ = ["Report"]
 
+#: How many skipped items :meth:`Report.summary` names (the JSON report has all of them).
+SHOWN_SKIPPED = 10
+
 
 @attrs.define
 class Report:
@@ -93,5 +96,8 @@ class Report:
             lines.append(f"DROPPED {kind}: {count:,} ({reason})")
         if self.skipped:
             lines.append(f"SKIPPED items: {len(self.skipped):,}")
+            lines.extend(f"  {entry}" for entry in self.skipped[:SHOWN_SKIPPED])
+            if len(self.skipped) > SHOWN_SKIPPED:
+                lines.append(f"  ... and {len(self.skipped) - SHOWN_SKIPPED:,} more (all in the JSON report)")
         lines.extend(f"warning: {w}" for w in self.warnings)
         return "\n".join(lines)
