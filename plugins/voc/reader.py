@@ -17,6 +17,7 @@ from typing import Any
 from dsformats import Bbox, Categories, DatasetError, Header, Item, Label, LabelDef, Mask, Media
 from dsformats.fileaccess import join_within, open_binary, safe_relative, walk_files
 from dsformats.imaging import is_image_name
+from dsformats.policy import bad_item
 
 from .schema import (
     ACTION_SETS,
@@ -332,7 +333,12 @@ class VocReader:
         """Yield every item of every subset, parsing its XML and masks only then."""
         for subset, ids in self._subsets.items():
             for item_id in ids:
-                yield self._item(subset, item_id)
+                try:
+                    item = self._item(subset, item_id)
+                except DatasetError as exc:  # a broken XML or mask spoils one item: skip it under the policy
+                    bad_item(exc)
+                    continue
+                yield item
 
     def _item(self, subset: str, item_id: str) -> Item:
         size, filename, objects = None, None, []

@@ -17,6 +17,7 @@ from xml.etree import ElementTree as ET
 from dsformats import Bbox, DatasetError, Header, Item, Label, Mask, Media, Polygon, Report
 from dsformats.fileaccess import safe_relative
 from dsformats.imaging import IMAGE_SUFFIXES, write_image
+from dsformats.policy import bad_item
 
 from .schema import (
     ACTION,
@@ -224,6 +225,7 @@ class VocWriter:
         self._any_labels = False
         self._any_masks = False
         self._text_attributes = False
+        self._folded: dict[str, str] = {}
 
     def __enter__(self) -> VocWriter:
         return self
@@ -265,10 +267,24 @@ class VocWriter:
             report.drop("item attribute", "VOC has no item attributes", len(item.attributes))
         ext = self.image_ext or (item.media.suffix if item.media and item.media.suffix in IMAGE_SUFFIXES else None)
         ext = ext or DEFAULT_IMAGE_EXT
+        self._check_case(item.id, report)
         if self.save_images and item.media is not None:
-            with open(self._file(IMAGES_DIR, item.id, ext), "wb") as stream:
-                report.wrote_media(write_image(item.media, stream, ext))
-        size, depth = self._image_info(item.media)
+            target = self._file(IMAGES_DIR, item.id, ext)
+            try:
+                with open(target, "wb") as stream:
+                    reencoded = write_image(item.media, stream, ext)
+            except DatasetError as exc:  # a missing or undecodable image: skip the item under the policy
+                target.unlink(missing_ok=True)
+                bad_item(exc)
+                return
+            report.wrote_media(reencoded)
+        try:
+            size, depth = self._image_info(item.media)
+        except DatasetError as exc:  # a corrupt image is copied as is; only its size may be unknown
+            assert item.media is not None
+            size, depth = item.media.known_size, None
+            if size is None:
+                report.warn(f"image size unknown for {item.subset}/{item.id}: {exc}")
 
         boxes = [a for a in item.annotations if isinstance(a, Bbox)]
         shapes = [a for a in item.annotations if isinstance(a, Polygon | Mask)]
@@ -314,6 +330,15 @@ class VocWriter:
             self._lists[ACTION_SETS].setdefault(subset, []).append(item.id)
         self._classification(item, subset, report)
         report.wrote_item(subset)
+
+    def _check_case(self, item_id: str, report: Report) -> None:
+        """Warn when ``item_id`` differs from an earlier id only in case (its files would collide)."""
+        first = self._folded.setdefault(item_id.casefold(), item_id)
+        if first != item_id:
+            report.warn(
+                f"item ids {first!r} and {item_id!r} differ only in case; their files collide on a "
+                "case-insensitive file system"
+            )
 
     @staticmethod
     def _quoted(item_id: str) -> str:
