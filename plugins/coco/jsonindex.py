@@ -88,10 +88,17 @@ class JsonFile:
         value_start = -1
         in_list = False
         elem_start = -1
+        elem_end = -1  # end of the list's previous element (or its "["): a scalar element hides in between
         for match in _TOKEN.finditer(data, pos):
             token = match.group()
             first = token[:1]
             if first == b'"':
+                if depth == 2 and in_list:  # a string element: indexed, so that reading it names its place
+                    self._gap(elem_end, match.start())
+                    self.starts.append(match.start())
+                    self.ends.append(match.end())
+                    elem_end = match.end()
+                    continue
                 if depth == 1:
                     if key is None:
                         key = self._key(token)
@@ -114,7 +121,9 @@ class JsonFile:
                 if depth == 2:
                     value_start = match.start()
                     in_list = key == self.list_key and first == b"["
+                    elem_end = match.end()
                 elif depth == 3 and in_list:
+                    self._gap(elem_end, match.start())
                     elem_start = match.start()
                 continue
             # closing bracket
@@ -123,7 +132,10 @@ class JsonFile:
                 self.starts.append(elem_start)
                 self.ends.append(match.end())
                 elem_start = -1
+                elem_end = match.end()
             elif depth == 1:
+                if in_list:
+                    self._gap(elem_end, match.start())
                 assert key is not None
                 self.spans[key] = (value_start, match.end())
                 key, value_start, in_list = None, -1, False
@@ -132,6 +144,20 @@ class JsonFile:
                     self._close_scalar(key, value_start, match.start())
                 return
         raise DatasetError("truncated or malformed JSON (the top-level object is not closed)", self.name)
+
+    def _gap(self, start: int, end: int) -> None:
+        """Between two elements of the list section there may only be a comma: anything else is a scalar."""
+        gap = self._data[start:end].strip(b" \t\r\n,")
+        if gap:
+            text = bytes(gap[:40]).decode("utf-8", "replace")
+            raise DatasetError(
+                f"expected an object, got {text!r}", f"{self.name}: {self.list_key}[{len(self.starts)}]"
+            )
+
+    def is_list(self, key: str) -> bool:
+        """Whether the top-level value ``key`` is a JSON array (checked without parsing it)."""
+        span = self.spans.get(key)
+        return span is not None and bytes(self._data[span[0] : span[0] + 1]) == b"["
 
     def _key(self, token: bytes) -> str:
         try:

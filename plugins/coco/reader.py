@@ -30,7 +30,7 @@ from dsformats import (
     Rle,
 )
 from dsformats.fileaccess import join_within, open_binary, safe_relative, walk_files
-from dsformats.policy import warn
+from dsformats.policy import bad_item, warn
 
 from .jsonindex import JsonFile
 from .schema import (
@@ -289,6 +289,7 @@ class CocoReader:
         }
         self._by_key: dict[tuple[str, str], int] = {}
         self._by_id: dict[tuple[str, str], str] = {}
+        self._bad: set[int] = set()  # items with a bad annotation, skipped under --skip-bad-items
         annotation_keys: set[str] = set()
         for source in sources:
             self._read_source(source, annotation_keys)
@@ -308,6 +309,8 @@ class CocoReader:
         for key in ("images", "annotations") + (("categories",) if task in CATEGORY_TASKS else ()):
             if key not in json.spans:
                 raise DatasetError(f"missing top-level key {key!r}", name)
+        if not json.is_list("annotations"):
+            raise DatasetError("expected a list", f"{name}: annotations")
         file_info: dict[str, Any] = {
             "info": json.section("info", _MISSING),
             "licenses": json.section("licenses", _MISSING),
@@ -326,19 +329,26 @@ class CocoReader:
         if not isinstance(images, list):
             raise DatasetError("expected a list", f"{name}: images")
         local: dict[int, int] = {}
+        dead: set[int] = set()  # ids of images skipped as bad items: their annotations go with them
         for i, image in enumerate(images):
             where = f"{name}: images[{i}]"
-            _dict(image, where)
-            image_id = _int(_require(image, "id", where), f"{where}.id")
-            file_name = _require(image, "file_name", where)
-            if not isinstance(file_name, str):
-                raise DatasetError(f"expected a string, got {file_name!r}", f"{where}.file_name")
-            file_name = safe_relative(file_name, location=f"{where}.file_name")
-            if image_id in local:
-                raise DatasetError(f"duplicate image id {image_id}", f"{where}.id")
-            local[image_id] = self._add_image(source, image, image_id, file_name, where)
+            image_id = None
+            try:
+                _dict(image, where)
+                image_id = _int(_require(image, "id", where), f"{where}.id")
+                file_name = _require(image, "file_name", where)
+                if not isinstance(file_name, str):
+                    raise DatasetError(f"expected a string, got {file_name!r}", f"{where}.file_name")
+                file_name = safe_relative(file_name, location=f"{where}.file_name")
+                if image_id in local:
+                    raise DatasetError(f"duplicate image id {image_id}", f"{where}.id")
+                local[image_id] = self._add_image(source, image, image_id, file_name, where)
+            except DatasetError as exc:
+                bad_item(exc)
+                if image_id is not None and image_id not in local:
+                    dead.add(image_id)
         source.image_ids = {index: image_id for image_id, index in local.items()}
-        self._index(source, local, annotation_keys)
+        self._index(source, local, annotation_keys, dead)
 
     def _read_category(self, source: _Source, i: int, category: Any) -> str:
         where = f"{source.name}: categories[{i}]"
@@ -403,41 +413,60 @@ class CocoReader:
         )
         return len(self._items) - 1
 
-    def _index(self, source: _Source, local: dict[int, int], annotation_keys: set[str]) -> None:
-        """Map every annotation element to its item; check image and category references."""
+    def _index(self, source: _Source, local: dict[int, int], annotation_keys: set[str], dead: set[int]) -> None:
+        """Map every annotation element to its item; check image and category references.
+
+        Under ``--skip-bad-items`` a bad annotation skips its item (or only itself when its image is unknown).
+        """
         import numpy as np
 
         json = source.json
         assert json is not None
-        task, name = source.task, source.name
+        task = source.task
         if task == IMAGE_INFO:
             return
         owners = np.empty(len(json), dtype=np.int64)
         known = SHAPE_ANN_KEYS if task in SHAPE_TASKS else ()
         for i in range(len(json)):
-            where = f"{name}: annotations[{i}]"
-            ann = _dict(json.element(i), where)
-            image_id = _int(_require(ann, "image_id", where), f"{where}.image_id")
-            index = local.get(image_id)
-            if index is None:
-                raise DatasetError(f"unknown image id {image_id}", f"{where}.image_id")
-            owners[i] = index
-            if task == PANOPTIC:
-                segments = _require(ann, "segments_info", where)
-                if not isinstance(segments, list):
-                    raise DatasetError("expected a list", f"{where}.segments_info")
-                for j, segment in enumerate(segments):
-                    seg_where = f"{where}.segments_info[{j}]"
-                    _dict(segment, seg_where)
-                    self._category(source, _require(segment, "category_id", seg_where), seg_where)
-                continue
-            _int(_require(ann, "id", where), f"{where}.id")
-            if task != CAPTIONS:
-                self._category(source, _require(ann, "category_id", where), where)
-            if known:
-                annotation_keys.update(k for k in ann if k not in known and k != AREA_ATTR)
+            owners[i] = -1
+            try:
+                self._index_one(source, i, local, dead, owners, known, annotation_keys)
+            except DatasetError as exc:
+                bad_item(exc)
+                if owners[i] >= 0:
+                    self._bad.add(int(owners[i]))
         source.order = np.argsort(owners, kind="stable")
         source.keys = owners[source.order]
+
+    def _index_one(
+        self, source: _Source, i: int, local: dict[int, int], dead: set[int], owners: Any, known: Any,
+        annotation_keys: set[str],
+    ) -> None:
+        assert source.json is not None
+        task, name = source.task, source.name
+        where = f"{name}: annotations[{i}]"
+        ann = _dict(source.json.element(i), where)
+        image_id = _int(_require(ann, "image_id", where), f"{where}.image_id")
+        index = local.get(image_id)
+        if index is None:
+            if image_id in dead:
+                return
+            raise DatasetError(f"unknown image id {image_id}", f"{where}.image_id")
+        owners[i] = index
+        if task == PANOPTIC:
+            segments = _require(ann, "segments_info", where)
+            if not isinstance(segments, list):
+                raise DatasetError("expected a list", f"{where}.segments_info")
+            for j, segment in enumerate(segments):
+                seg_where = f"{where}.segments_info[{j}]"
+                _dict(segment, seg_where)
+                self._category(source, _require(segment, "category_id", seg_where), seg_where)
+            return
+        _int(_require(ann, "id", where), f"{where}.id")
+        if task != CAPTIONS:
+            self._category(source, _require(ann, "category_id", where), where)
+        if known:
+            annotation_keys.update(k for k in ann if k not in known and k != AREA_ATTR)
 
     def _category(self, source: _Source, value: Any, where: str) -> str | None:
         cid = _int(value, f"{where}.category_id")
@@ -454,12 +483,18 @@ class CocoReader:
         for source in self._sources:
             by_subset.setdefault(source.subset, []).append(source)
         for index, record in enumerate(self._items):
+            if index in self._bad:
+                continue
             annotations: list[Annotation] = []
             state = _ItemState(record)
-            for source in by_subset.get(record.subset, ()):
-                for element in source.hits(index):
-                    annotations.extend(self._convert(source, element, state))
-            path = join_within(record.images_dir, record.file_name, location=record.file_name)
+            try:
+                for source in by_subset.get(record.subset, ()):
+                    for element in source.hits(index):
+                        annotations.extend(self._convert(source, element, state))
+                path = join_within(record.images_dir, record.file_name, location=record.file_name)
+            except DatasetError as exc:  # one bad annotation (or image path) skips its item under the policy
+                bad_item(exc)
+                continue
             yield Item(
                 id=record.id,
                 subset=record.subset,
@@ -655,6 +690,15 @@ def _rle(segmentation: dict, where: str, size: tuple[int, int] | None) -> Rle:
         counts = [_int(c, f"{where}.counts") for c in counts]
     elif not isinstance(counts, str):
         raise DatasetError(f"RLE counts must be a list or a string, got {counts!r}", f"{where}.counts")
+    else:
+        from dsformats.masks import decompress_counts
+
+        try:
+            runs = decompress_counts(counts)
+        except ValueError as exc:
+            raise DatasetError(str(exc), f"{where}.counts") from None
+        if sum(runs) != height * width or any(c < 0 for c in runs):
+            raise DatasetError(f"RLE counts sum to {sum(runs)}, expected {height * width}", f"{where}.counts")
     return Rle(size=(height, width), counts=counts)
 
 

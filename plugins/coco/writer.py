@@ -19,6 +19,7 @@ import orjson
 from dsformats import Annotation, Bbox, Caption, DatasetError, Header, Item, Label, Mask, Points, Polygon, Report
 from dsformats.fileaccess import safe_relative
 from dsformats.imaging import write_image
+from dsformats.policy import bad_item
 
 from . import geometry
 from .schema import (
@@ -195,6 +196,7 @@ class CocoWriter:
         scratch = self.root / _SPOOL
         scratch.mkdir()
         self._subsets: dict[str, _SubsetSpool] = {}
+        self._folded: dict[str, str] = {}
         for subset in header.subsets or ():
             (self.root / IMAGES_DIR / subset).mkdir(parents=True, exist_ok=True)
         for item in items:
@@ -227,12 +229,19 @@ class CocoWriter:
     def _write_item(self, item: Item, report: Report) -> None:
         subset = self._subset(item.subset)
         ext = self.image_ext or (item.media.suffix if item.media is not None else "") or DEFAULT_IMAGE_EXT
-        file_name = item.id + ext
+        file_name = safe_relative(item.id + ext, location=f"item {item.id!r}")
         if self.save_images and item.media is not None:
+            self._check_case(item.subset, file_name, report)
             target = self.root / IMAGES_DIR / item.subset / file_name
             target.parent.mkdir(parents=True, exist_ok=True)
-            with open(target, "wb") as stream:
-                report.wrote_media(write_image(item.media, stream, ext))
+            try:
+                with open(target, "wb") as stream:
+                    reencoded = write_image(item.media, stream, ext)
+            except DatasetError as exc:  # a missing or undecodable image: skip the item under the policy
+                target.unlink(missing_ok=True)
+                bad_item(exc)
+                return
+            report.wrote_media(reencoded)
         size = self._size(item, report)
         explicit = 0 if self.reindex else _explicit_id(item.attributes.get(IMAGE_ID_ATTR))
         if explicit in subset.explicit:
@@ -253,6 +262,15 @@ class CocoWriter:
         subset.count += 1
         self._annotations(item, subset, index, size, report)
         report.wrote_item(item.subset)
+
+    def _check_case(self, folder: str, name: str, report: Report) -> None:
+        """Warn when ``folder/name`` differs from an earlier file only in case (they collide on some systems)."""
+        path = f"{folder}/{name}"
+        first = self._folded.setdefault(path.casefold(), path)
+        if first != path:
+            report.warn(
+                f"files {first!r} and {path!r} differ only in case; they collide on a case-insensitive file system"
+            )
 
     # -- routing
 
@@ -516,7 +534,8 @@ class CocoWriter:
             }
             infos.append(info)
             report.wrote_annotation("mask")
-        png_name = item.id + PANOPTIC_SUFFIX
+        png_name = safe_relative(item.id + PANOPTIC_SUFFIX, location=f"item {item.id!r}")
+        self._check_case(f"{ANNOTATIONS_DIR}/{file_stem(PANOPTIC, item.subset)}", png_name, report)
         target = self.root / ANNOTATIONS_DIR / f"{file_stem(PANOPTIC, item.subset)}" / png_name
         target.parent.mkdir(parents=True, exist_ok=True)
         from PIL import Image
