@@ -197,7 +197,7 @@ def test_info(image_zip_assets: Path):
     proc = run("info", image_zip_assets)
     assert proc.returncode == 0, proc.stderr
     assert "2 items" in proc.stdout
-    assert "subset default: 2" in proc.stdout
+    assert "\n  default: 2\n" in proc.stdout
     proc = run("info", image_zip_assets, "-io", "subset_from=archive", "--json")
     summary = json.loads(proc.stdout)
     assert (summary["items"], summary["subsets"], summary["annotations"]) == (2, {"1": 1, "2": 1}, {})
