@@ -105,9 +105,9 @@ def staged_output(dst: str | os.PathLike[str], *, overwrite: bool = False) -> It
     is complete. On any error (or interrupt) the staging directory is removed and ``dst`` is untouched.
     """
     target = Path(dst)
+    _remove_stale_staging(target)
     exists = check_output(target, overwrite=overwrite)
     target.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_staging(target)
     token = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
     staging = target.parent / f".{target.name}.dsformats-{token}.tmp"
     staging.mkdir()
@@ -115,12 +115,17 @@ def staged_output(dst: str | os.PathLike[str], *, overwrite: bool = False) -> It
         yield staging
     except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
-        if isinstance(exc, OSError):  # a full disk, a quota, a read-only file system: say so, not a traceback
-            full = exc.errno in {errno.ENOSPC, errno.EFBIG, errno.EROFS, getattr(errno, "EDQUOT", errno.ENOSPC)}
+        # A full disk, a quota or a read-only file system: say so, not a traceback (nor "cannot read" when the
+        # failed write happened inside a media copy, which wraps it).
+        cause: BaseException | None = exc
+        while cause is not None and not isinstance(cause, OSError):
+            cause = cause.__cause__ or cause.__context__
+        full = isinstance(cause, OSError) and cause.errno in _FULL
+        if isinstance(cause, OSError) and (full or isinstance(exc, OSError)):
             raise DatasetError(
-                f"{'cannot write the output' if full else 'I/O error'} ({exc.strerror or exc}); "
+                f"{'cannot write the output' if full else 'I/O error'} ({cause.strerror or cause}); "
                 "nothing was published and the temporary output was removed",
-                exc.filename if isinstance(exc.filename, str) else str(target),
+                cause.filename if isinstance(cause.filename, str) else str(target),
             ) from exc
         raise
     if exists:
@@ -135,6 +140,7 @@ def staged_output(dst: str | os.PathLike[str], *, overwrite: bool = False) -> It
         os.replace(staging, target)
 
 
+_FULL = {errno.ENOSPC, errno.EFBIG, errno.EROFS, getattr(errno, "EDQUOT", errno.ENOSPC)}
 _STALE_AFTER = 24 * 3600  # seconds; used where a staging directory's process cannot be checked
 
 

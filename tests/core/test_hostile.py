@@ -1,0 +1,238 @@
+"""Core safety against hostile inputs and hostile conditions: path checks, symlinks, SIGKILL, a full disk."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+import dsformats
+from dsformats import DatasetError, Item, Media
+from dsformats.dispatch import staged_output
+from dsformats.fileaccess import join_within, safe_relative, walk_files
+
+from ..conftest import random_image_bytes
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+# ------------------------------------------------------------------------------------------- path checks
+@pytest.mark.parametrize(
+    "name",
+    ["../x", "a/../../x", "/etc/passwd", "C:/x", "c:x", "C:\\x", "..\\x", "a\\b", "\\\\host\\share", "", ".", "a\x00b"],
+)
+def test_safe_relative_refuses_escapes_naming_the_location(name):
+    with pytest.raises(DatasetError, match="^where: "):
+        safe_relative(name, location="where")
+
+
+@pytest.mark.parametrize("name", ["a", "a/b", "./a", "a//b", "naïve/日本 1.jpg", "a..b", "...", "ab:c"])
+def test_safe_relative_accepts_odd_but_safe_names(name):
+    assert ".." not in safe_relative(name).split("/")
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="no symlinks")
+def test_symlinks_out_of_the_root_are_neither_listed_nor_joined(tmp_path):
+    outside = tmp_path / "outside"
+    (outside / "dir").mkdir(parents=True)
+    (outside / "secret.jpg").write_bytes(b"s")
+    root = tmp_path / "root"
+    (root / "sub").mkdir(parents=True)
+    (root / "in.jpg").write_bytes(b"i")
+    os.symlink(outside / "secret.jpg", root / "file-link.jpg")
+    os.symlink(outside / "dir", root / "dir-link")
+    os.symlink(root / "in.jpg", root / "sub" / "inner-link.jpg")  # stays inside: allowed
+    os.symlink(root, root / "sub" / "loop")  # a loop is not entered
+    assert list(walk_files(root)) == ["in.jpg", "sub/inner-link.jpg"]
+    with pytest.raises(DatasetError, match="symlink that points outside"):
+        join_within(root, "file-link.jpg", location="x")
+    with pytest.raises(DatasetError, match="symlink that points outside"):
+        join_within(root, "dir-link/a.jpg", location="x")
+    assert join_within(root, "sub/inner-link.jpg").is_file()
+
+
+# ------------------------------------------------------------------------------------------------- verify
+def test_verify_reports_a_dataset_that_cannot_be_opened(tmp_path):
+    (tmp_path / "bad.zip").write_bytes(b"PK\x03\x04 not really")
+    ((location, error),) = dsformats.verify(tmp_path / "bad.zip", "image_zip")
+    assert location.endswith("bad.zip") and "zip" in str(error)
+
+
+def test_verify_of_a_sound_dataset_is_empty(tmp_path):
+    items = [Item(id=str(i), media=Media.from_bytes(random_image_bytes(4, 4, seed=i), ".png")) for i in range(3)]
+    dsformats.write(items, tmp_path / "out", "coco", options={"save_images": True})
+    assert dsformats.verify(tmp_path / "out") == []
+
+
+def test_verify_lists_every_bad_file_not_just_the_first(tmp_path):
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "in.zip", "w") as archive:
+        archive.writestr("ok.png", random_image_bytes(4, 4))
+        archive.writestr("cut.png", random_image_bytes(16, 16)[:40])
+        archive.writestr("text.jpg", b"hello")
+        archive.writestr("../evil.png", random_image_bytes(4, 4))
+    locations = sorted(loc.split("!")[1] for loc, _ in dsformats.verify(tmp_path / "in.zip"))
+    assert locations == ["../evil.png", "cut.png", "text.jpg"]
+
+
+# ------------------------------------------------------------------------------------------ atomic output
+def _run(script: str, *args: str, **kwargs) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(script), *args],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs,
+    )
+
+
+SLOW_WRITE = """
+    import sys, time, io
+    from pathlib import Path
+    from PIL import Image
+    import dsformats
+    from dsformats import Item, Media, Bbox
+
+    out, fmt, marker = sys.argv[1], sys.argv[2], Path(sys.argv[3])
+
+    def png(i):
+        buffer = io.BytesIO()
+        Image.new("RGB", (8, 6), (i, 2 * i % 256, 3)).save(buffer, format="PNG")
+        return buffer.getvalue()
+
+    def items():
+        for i in range(1000):
+            if i == 20:
+                marker.write_text("mid-write")
+                time.sleep(60)  # killed here
+            yield Item(id=f"new{i}", media=Media.from_bytes(png(i), ".png"),
+                       annotations=[Bbox(x=1, y=1, w=2, h=2, label="cat")])
+
+    dsformats.write(items(), out, fmt, overwrite=True, options={"save_images": True} if fmt != "image_zip" else {})
+"""
+
+
+def _snapshot(path: Path) -> dict[str, bytes]:
+    return {p.relative_to(path).as_posix(): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+def _staging(parent: Path) -> list[str]:
+    return sorted(p.name for p in parent.iterdir() if ".dsformats-" in p.name)
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="POSIX only")
+@pytest.mark.parametrize("fmt", ["image_zip", "voc", "coco"])
+def test_sigkill_mid_write_keeps_the_previous_output_and_the_next_run_cleans_up(tmp_path, fmt):
+    out = tmp_path / "out"
+    old = [Item(id="old", media=Media.from_bytes(random_image_bytes(4, 4), ".png"))]
+    options = {"save_images": True} if fmt != "image_zip" else {}
+    dsformats.write(old, out, fmt, options=options)
+    before = _snapshot(out)
+    marker = tmp_path / "marker"
+    process = _run(SLOW_WRITE, str(out), fmt, str(marker))
+    deadline = time.monotonic() + 60
+    while not marker.exists():
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "the writer never got going"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.communicate()
+    assert process.returncode == -signal.SIGKILL
+    assert _snapshot(out) == before  # the previous output is intact
+    (stale,) = _staging(tmp_path)
+    assert stale.startswith(".out.dsformats-") and stale.endswith(".tmp") and any((tmp_path / stale).rglob("*"))
+
+    new = [Item(id="new", media=Media.from_bytes(random_image_bytes(4, 4, seed=1), ".png"))]
+    dsformats.write(new, out, fmt, options=options, overwrite=True)
+    assert _staging(tmp_path) == []  # the killed run's staging directory is gone
+    with dsformats.read(out, fmt) as reader:
+        assert [i.id for i in reader.items()] == ["new"]
+
+
+def test_a_running_conversions_staging_directory_is_left_alone(tmp_path):
+    live = tmp_path / f".out.dsformats-{os.getppid()}-abcdef12.tmp"  # our parent is alive
+    live.mkdir()
+    dead = tmp_path / ".out.dsformats-999999999-abcdef12.tmp"
+    dead.mkdir()
+    with staged_output(tmp_path / "out") as staging:
+        (staging / "f").write_text("x")
+    assert _staging(tmp_path) == [live.name]
+
+
+def test_a_rename_interrupted_between_old_and_new_restores_the_previous_output(tmp_path):
+    previous = tmp_path / ".out.dsformats-999999999-abcdef12.old"
+    previous.mkdir()
+    (previous / "keep.txt").write_text("previous output")
+    leftover = tmp_path / ".out.dsformats-999999999-abcdef12.tmp"
+    leftover.mkdir()
+    with pytest.raises(dsformats.OutputExistsError):  # the previous output is back in place, so refused
+        with staged_output(tmp_path / "out"):
+            pass
+    assert (tmp_path / "out" / "keep.txt").read_text() == "previous output"
+    assert _staging(tmp_path) == []
+
+
+FULL_DISK = """
+    import builtins, errno, io, os, sys
+
+    limit = int(sys.argv[1])
+    real_open = builtins.open
+
+    class Full:
+        written = 0
+
+        def __init__(self, stream, name):
+            self._stream, self._name = stream, name
+
+        def write(self, data):
+            Full.written += len(data)
+            if Full.written > limit:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), self._name)
+            return self._stream.write(data)
+
+        def __getattr__(self, name):
+            return getattr(self._stream, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return self._stream.__exit__(*exc)
+
+        def __iter__(self):
+            return iter(self._stream)
+
+    def full_open(file, mode="r", *args, **kwargs):
+        stream = real_open(file, mode, *args, **kwargs)
+        if any(m in mode for m in "wax") and ".dsformats-" in str(file):
+            return Full(stream, str(file))
+        return stream
+
+    builtins.open = io.open = full_open
+    from dsformats.cli import main
+
+    sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.parametrize("fmt", ["image_zip", "voc", "coco"])
+def test_a_full_disk_is_a_clear_error_and_removes_the_temporary_output(tmp_path, fmt):
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "in.zip", "w") as archive:
+        for i in range(30):
+            archive.writestr(f"{i}.png", random_image_bytes(32, 32, seed=i))
+    args = ["convert", "-i", str(tmp_path / "in.zip"), "-if", "image_zip", "-f", fmt, "-o", str(tmp_path / "out")]
+    if fmt != "image_zip":
+        args += ["--", "--save-images"]
+    process = _run(FULL_DISK, "20000", *args)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 1, (stdout, stderr)
+    assert "dsformats: error:" in stderr and "No space left on device" in stderr and "Traceback" not in stderr
+    assert "nothing was published" in stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.zip"]
