@@ -8,8 +8,9 @@ and annotation (the sets of ids in use). The scratch folder is deleted before th
 
 from __future__ import annotations
 
+import itertools
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
@@ -125,8 +126,9 @@ class _TaskSpool:
         self.count = 0
 
     def add(self, image_index: int, ann_id: int | None, record: dict[str, Any], label: str | None) -> None:
-        if ann_id is not None:
-            if ann_id in self.used or ann_id <= 0:
+        """Spool a record; a missing or taken id is 0 (assigned at the end), a negative id is a link token."""
+        if ann_id is not None and ann_id >= 0:
+            if ann_id in self.used or ann_id == 0:
                 ann_id = 0
             else:
                 self.used.add(ann_id)
@@ -144,11 +146,33 @@ class _SubsetSpool:
         self.explicit: set[int] = set()
         self.count = 0
         self.tasks: dict[str, _TaskSpool] = {}
+        self.linked: dict[int, int] = {}  # link token -> the id given to every record carrying it
+        self.tokens = 0
 
     def task(self, name: str) -> _TaskSpool:
         if name not in self.tasks:
             self.tasks[name] = _TaskSpool(self.scratch / f"{self.index}-{name}.jsonl")
         return self.tasks[name]
+
+    def link(self, ann_id: int, tasks: Sequence[str]) -> int:
+        """An id for one object written to several task files: ``ann_id`` when free in all, else a token.
+
+        A token (negative) becomes, at the end, the same fresh id in every file, so the object reads back once.
+        """
+        spools = [self.task(name) for name in tasks]
+        if ann_id > 0 and all(ann_id not in spool.used for spool in spools):
+            return ann_id  # each file's add() then takes it
+        self.tokens -= 1
+        return self.tokens
+
+    def resolve(self, token: int) -> int:
+        """The id of a link token: the lowest id free in every task file of this subset."""
+        if token not in self.linked:
+            taken = set().union(*(spool.used for spool in self.tasks.values()))
+            self.linked[token] = next(n for n in itertools.count(1) if n not in taken)
+            for spool in self.tasks.values():
+                spool.used.add(self.linked[token])
+        return self.linked[token]
 
 
 class CocoWriter:
@@ -355,15 +379,18 @@ class CocoWriter:
             for ann in members:
                 report.drop(ann.kind, f"coco: no task among --tasks {','.join(self.tasks)} holds it")
             return
+        link: int | None = None
         if shape_task is not None:
             mode = "mask" if shape_task == STUFF else self.mode
             ann_id, record, label = self._instance(shapes, [], mode, size, report)
+            if keypoints:  # the same object goes to two files: give it the same id in both
+                link = ann_id = subset.link(ann_id, [shape_task, PERSON_KEYPOINTS])
             subset.task(shape_task).add(index, ann_id, record, label)
             for ann in shapes:
                 report.wrote_annotation(ann.kind)
         if keypoints:
             ann_id, record, label = self._instance(shapes, points, self.mode, size, report)
-            subset.task(PERSON_KEYPOINTS).add(index, ann_id, record, label)
+            subset.task(PERSON_KEYPOINTS).add(index, ann_id if link is None else link, record, label)
             report.wrote_annotation("points", len(points))
             if shape_task is None:
                 for ann in shapes:
@@ -631,24 +658,28 @@ class CocoWriter:
                 shutil.copyfileobj(part, out, 1 << 20)
             out.write(b'\n],\n"annotations":[')
             if spool is not None:
-                self._write_annotations(spool, image_ids, out)
+                self._write_annotations(spool, subset, image_ids, out)
             out.write(b"\n]")
             for key, value in (kept.get("extra") or {}).items():
                 out.write(b",\n" + orjson.dumps(key) + b":" + orjson.dumps(value))
             out.write(b"}\n")
 
-    def _write_annotations(self, spool: _TaskSpool, image_ids: list[int], out: IO[bytes]) -> None:
+    def _write_annotations(
+        self, spool: _TaskSpool, subset: _SubsetSpool, image_ids: list[int], out: IO[bytes]
+    ) -> None:
         next_id = 1
         with open(spool.path, "rb") as lines:
             for n, line in enumerate(lines):
                 image_index, ann_id, record = orjson.loads(line)
                 head: dict[str, Any] = {}
                 if ann_id is not None:
-                    if not ann_id:
+                    if ann_id < 0:
+                        ann_id = subset.resolve(ann_id)
+                    elif not ann_id:
                         while next_id in spool.used:
                             next_id += 1
                         ann_id = next_id
-                        next_id += 1
+                        spool.used.add(ann_id)
                     head["id"] = ann_id
                 head["image_id"] = image_ids[image_index]
                 out.write((b",\n" if n else b"\n") + orjson.dumps({**head, **record}))

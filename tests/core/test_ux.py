@@ -402,8 +402,6 @@ def test_skipped_items_are_counted_and_named(tmp_path, make_image):
         assert archive.namelist() == ["good.png"]
 
 
-@pytest.mark.xfail(strict=True, reason="coco writer: an object written to both instances and person_keypoints "
-                   "gets different ids in the two files when source ids repeat, so it reads back twice")
 def test_coco_keypoint_objects_with_per_image_ids_read_back_once(tmp_path):
     image = io.BytesIO()
     Image.new("RGB", (32, 32)).save(image, format="PNG")
