@@ -18,7 +18,6 @@ from dsformats.model import (
 )
 
 
-
 def _numbers(values: Iterable[Any]) -> tuple[float, ...]:
     return tuple(float(v) for v in values)
 

@@ -25,7 +25,6 @@ from dsformats.testing.checks import (
 from dsformats.testing.generate import DEFAULT_LABELS, generate_items
 
 
-
 class FormatConformance:
     """Subclass as ``class TestMyFormat(FormatConformance): format_name = "myformat"``.
 

@@ -34,8 +34,6 @@ Normalizer = Callable[[Item], Item]
 HEAVY_MODULES = ("PIL", "numpy", "orjson", "json", "defusedxml", "xml.etree", "pycocotools")
 
 
-
-
 def random_image(rng: random.Random, width: int, height: int, suffix: str) -> bytes:
     """Encode an RGB image of random (not constant) pixels for ``suffix`` (``.png``, ``.jpg``, ...)."""
     import io
