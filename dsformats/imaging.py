@@ -7,8 +7,12 @@ the functions that need pixels or headers.
 from __future__ import annotations
 
 import io
+import os
+import shutil
 import warnings
-from typing import IO, TYPE_CHECKING
+import zlib
+from collections.abc import Sequence
+from typing import IO, TYPE_CHECKING, Any
 
 from dsformats.errors import DatasetError
 from dsformats.limits import max_image_pixels
@@ -22,11 +26,14 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "decode",
     "encode",
+    "encode_palette_png",
+    "header_info",
     "header_size",
     "is_image_name",
     "reencode",
     "reencode_task",
     "same_encoding",
+    "save_image",
     "write_image",
 ]
 
@@ -159,3 +166,97 @@ def write_image(media: Media, dst: IO[bytes], suffix: str) -> bool:
         return False
     dst.write(reencode(media, suffix))
     return True
+
+
+def save_image(media: Media, target: str | os.PathLike[str], suffix: str) -> bool:
+    """Write ``media`` to the file ``target`` as an image with ``suffix``; True when it re-encoded.
+
+    Like :func:`write_image`, but a local file with the same encoding is copied with the operating
+    system's fast path (``sendfile``) into a new, independent file (never a link).
+    """
+    if media.path is not None and same_encoding(suffix, media.suffix):
+        try:
+            shutil.copyfile(media.path, target)
+        except OSError as exc:
+            if os.path.isfile(media.path) and os.access(media.path, os.R_OK):
+                raise  # the target is the problem
+            raise DatasetError(f"cannot read: {exc.strerror or exc}", media.name) from None
+        return False
+    with open(target, "wb") as stream:
+        return write_image(media, stream, suffix)
+
+
+# ------------------------------------------------------------------------------------- header info
+_JPEG_SOF = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
+_JPEG_BANDS = {1: 1, 3: 3, 4: 4}  # Pillow opens these as L, RGB and CMYK
+_PNG_BANDS = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}  # colour type -> bands (palette images count as 3)
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def header_info(media: Media, limit: int = 1 << 16) -> tuple[int, int, int] | None:
+    """``(width, height, depth)`` of a JPEG or PNG from its first bytes, without Pillow; None when unsure.
+
+    ``depth`` is the number of bands Pillow would report (3 for palette images). Anything that is not a
+    plainly laid-out JPEG or PNG gives None, and callers fall back to Pillow.
+    """
+    try:
+        with media.open() as stream:
+            head = stream.read(limit)
+    except (OSError, DatasetError):
+        return None
+    if head.startswith(_PNG_SIGNATURE):
+        if len(head) < 26 or head[12:16] != b"IHDR":
+            return None
+        width, height = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+        bands = _PNG_BANDS.get(head[25])
+        return (width, height, bands) if bands and width and height else None
+    if not head.startswith(b"\xff\xd8"):
+        return None
+    pos, end = 2, len(head)
+    while pos + 4 <= end:
+        if head[pos] != 0xFF:
+            return None
+        marker = head[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # markers without a length
+            pos += 2
+            continue
+        if marker in (0xD9, 0xDA):  # end of image or start of scan before any frame header
+            return None
+        if marker in _JPEG_SOF:
+            if pos + 10 > end:
+                return None
+            height = int.from_bytes(head[pos + 5 : pos + 7], "big")
+            width = int.from_bytes(head[pos + 7 : pos + 9], "big")
+            bands = _JPEG_BANDS.get(head[pos + 9])
+            return (width, height, bands) if bands and width and height else None
+        pos += 2 + int.from_bytes(head[pos + 2 : pos + 4], "big")
+    return None
+
+
+# ---------------------------------------------------------------------------------- palette PNGs
+def encode_palette_png(array: Any, palette: Sequence[int] | bytes) -> bytes:
+    """An 8-bit palette PNG of a 2-D uint8 array; the same bytes for the same input on any machine.
+
+    Written directly (no Pillow): unfiltered rows, deflated with zlib's run-length strategy, which
+    suits label masks (long runs of one value) and is several times faster than Pillow's default.
+    """
+    import numpy as np
+
+    height, width = array.shape
+    rows = np.zeros((height, width + 1), dtype=np.uint8)  # a leading 0 per row: filter type "none"
+    rows[:, 1:] = array
+    compressor = zlib.compressobj(6, zlib.DEFLATED, 15, 9, zlib.Z_RLE)
+    data = compressor.compress(rows.data) + compressor.flush()
+    colors = bytes(palette)[:768]
+    colors = colors[: len(colors) - len(colors) % 3]
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return len(body).to_bytes(4, "big") + kind + body + zlib.crc32(body, zlib.crc32(kind)).to_bytes(4, "big")
+
+    header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes((8, 3, 0, 0, 0))
+    return b"".join(
+        (_PNG_SIGNATURE, chunk(b"IHDR", header), chunk(b"PLTE", colors), chunk(b"IDAT", data), chunk(b"IEND", b""))
+    )

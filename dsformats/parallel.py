@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import itertools
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
@@ -49,6 +50,22 @@ def ordered_map(
         for context, payload in tasks:
             yield context, _call(function, payload, catch)
         return
+    iterator = iter(tasks)
+    # No process pool until there is work for it: while payloads are None, results pass straight through.
+    for context, payload in iterator:
+        if payload is not None:
+            yield from _pooled(function, itertools.chain([(context, payload)], iterator), workers, window, catch)
+            return
+        yield context, None
+
+
+def _pooled(
+    function: Callable[[Any], R],
+    tasks: Iterable[tuple[C, Any]],
+    workers: int,
+    window: int | None,
+    catch: tuple[type[Exception], ...],
+) -> Iterator[tuple[C, Any]]:
     import multiprocessing
 
     limit = window or 4 * workers

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from dsformats import IMAGE_EXT, SAVE_IMAGES, FormatSpec, Option, Probe, hookimpl
+from dsformats import IMAGE_EXT, JOBS, SAVE_IMAGES, FormatSpec, Option, Probe, hookimpl
 
 from .schema import BBOX_CONVENTIONS, BBOX_XYXY, FORMAT, LABEL_MAP_SOURCE, LABEL_MAPS, TASKS
 
@@ -61,6 +61,7 @@ SPEC = FormatSpec(
             aliases=("coordinate_mode",),
             help=_BBOX_HELP,
         ),
+        JOBS,
     ),
     aliases={f"voc_{task}": {"tasks": task} for task in TASKS},
 )
@@ -104,4 +105,5 @@ def dsformats_open_writer(format: str, path: Path, options: Mapping[str, Any]):
         tasks=options["tasks"],
         label_map=options["label_map"],
         bbox_convention=options["bbox_convention"],
+        jobs=options["jobs"],
     )

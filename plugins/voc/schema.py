@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 
@@ -105,6 +106,11 @@ def is_xml_name(name: str) -> bool:
 
 def voc_colormap(count: int = 256) -> list[tuple[int, int, int]]:
     """The standard PASCAL VOC palette (bit-interleaved); entry 255 is (224, 224, 192), the void colour."""
+    return list(_colormap(count))  # a fresh list: callers may change entries
+
+
+@functools.lru_cache(maxsize=8)
+def _colormap(count: int) -> tuple[tuple[int, int, int], ...]:
     colors = []
     for index in range(count):
         r = g = b = 0
@@ -115,7 +121,7 @@ def voc_colormap(count: int = 256) -> list[tuple[int, int, int]]:
             b |= ((value >> 2) & 1) << shift
             value >>= 3
         colors.append((r, g, b))
-    return colors
+    return tuple(colors)
 
 
 VOID_COLOR = (224, 224, 192)

@@ -6,17 +6,18 @@ the end, when the list files and ``labelmap.txt`` are written.
 
 from __future__ import annotations
 
+import functools
 import os
 import posixpath
 from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
-from xml.etree import ElementTree as ET
 
 from dsformats import Bbox, DatasetError, Header, Item, Label, Mask, Media, Polygon, Report
 from dsformats.fileaccess import safe_relative
-from dsformats.imaging import IMAGE_SUFFIXES, write_image
+from dsformats.imaging import IMAGE_SUFFIXES, encode_palette_png, header_info, save_image
+from dsformats.parallel import ordered_map
 from dsformats.policy import bad_item
 
 from .schema import (
@@ -95,11 +96,53 @@ def _flag_value(value: Any) -> int | None:
     return None
 
 
-def _sub(parent: ET.Element, tag: str, text: str | None = None) -> ET.Element:
-    element = ET.SubElement(parent, tag)
-    if text is not None:
-        element.text = text
-    return element
+class _Node:
+    """An XML element being built: its tag and children (nodes, or leaf elements already rendered).
+
+    Serialised by :func:`_render` exactly as ``ElementTree.indent(root, "  ")`` + ``tostring`` would,
+    several times faster.
+    """
+
+    __slots__ = ("tag", "children")
+
+    def __init__(self, tag: str) -> None:
+        self.tag = tag
+        self.children: list[_Node | str] = []
+
+
+def _escape(text: str) -> str:
+    if "&" in text:
+        text = text.replace("&", "&amp;")
+    if "<" in text:
+        text = text.replace("<", "&lt;")
+    if ">" in text:
+        text = text.replace(">", "&gt;")
+    return text
+
+
+def _sub(parent: _Node, tag: str, text: str | None = None) -> _Node:
+    """Add a child: an element with ``text`` is a leaf (rendered now); one without is a container."""
+    if text is None:
+        node = _Node(tag)
+        parent.children.append(node)
+        return node
+    parent.children.append(f"<{tag}>{_escape(text)}</{tag}>" if text else f"<{tag} />")
+    return parent
+
+
+def _render(node: _Node, out: list[str], level: int = 0) -> None:
+    if not node.children:
+        out.append(f"<{node.tag} />")
+        return
+    inner = "\n" + "  " * (level + 1)
+    out.append(f"<{node.tag}>")
+    for child in node.children:
+        out.append(inner)
+        if isinstance(child, str):
+            out.append(child)
+        else:
+            _render(child, out, level + 1)
+    out.append("\n" + "  " * level + f"</{node.tag}>")
 
 
 class _Labels:
@@ -212,8 +255,11 @@ class VocWriter:
         tasks: Iterable[str] = (),
         label_map: str = "source",
         bbox_convention: str = "xyxy",
+        jobs: int | None = None,
     ) -> None:
         self.root = Path(path)
+        self.jobs = jobs
+        self._dirs: set[str] = set()
         self.save_images = save_images
         self.image_ext = normalize_ext(image_ext)
         self.tasks = frozenset(tasks) or frozenset(TASKS)
@@ -242,8 +288,12 @@ class VocWriter:
         self.root.mkdir(parents=True, exist_ok=True)
         for subset in header.subsets or ():
             self._subset_name(subset)
-        for item in items:
-            self._write_item(item, report)
+        # Masks are rasterised and PNG-encoded in worker processes, in item order (the same bytes for any
+        # number of jobs); everything else is written here while the workers run.
+        planned = ordered_map(render_masks, (self._write_item(item, report) for item in items), jobs=self.jobs)
+        for context, result in planned:
+            if result is not None:
+                self._finish_masks(context, result, report)
         if self.labels.added_background and not self._any_masks:
             self.labels.specs.pop(0)
         self._write_lists()
@@ -258,10 +308,14 @@ class VocWriter:
 
     def _file(self, folder: str, item_id: str, suffix: str) -> Path:
         path = self.root / folder / (safe_relative(item_id, location=f"item {item_id!r}") + suffix)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        parent = os.path.dirname(path)
+        if parent not in self._dirs:
+            os.makedirs(parent, exist_ok=True)
+            self._dirs.add(parent)
         return path
 
-    def _write_item(self, item: Item, report: Report) -> None:
+    def _write_item(self, item: Item, report: Report) -> tuple[Any, Any]:
+        """Write the item's image, XML and list entries; return ``(context, mask payload or None)``."""
         subset = self._subset_name(item.subset)
         if item.attributes:
             report.drop("item attribute", "VOC has no item attributes", len(item.attributes))
@@ -271,12 +325,11 @@ class VocWriter:
         if self.save_images and item.media is not None:
             target = self._file(IMAGES_DIR, item.id, ext)
             try:
-                with open(target, "wb") as stream:
-                    reencoded = write_image(item.media, stream, ext)
+                reencoded = save_image(item.media, target, ext)
             except DatasetError as exc:  # a missing or undecodable image: skip the item under the policy
                 target.unlink(missing_ok=True)
                 bad_item(exc)
-                return
+                return None, None
             report.wrote_media(reencoded)
         try:
             size, depth = self._image_info(item.media)
@@ -292,14 +345,18 @@ class VocWriter:
             if ann.label is not None:
                 self.labels.ensure(ann.label, report)
         objects, parts = self._objects(boxes, report)
+        context = payload = None
         if SEGMENTATION in self.tasks:
-            segmented = self._write_masks(item, shapes, objects, size, report)
+            planned = self._plan_masks(item, shapes, objects, size, report)
+            if planned is not None:
+                context, payload = planned
+            segmented = payload is not None
         else:
             segmented = False
             if shapes:
                 objects += self._shape_boxes(shapes, objects, size, report)
 
-        root = ET.Element("annotation")
+        root = _Node("annotation")
         _sub(root, "folder", posixpath.dirname(f"{IMAGES_DIR}/{item.id}"))
         _sub(root, "filename", item.id + ext)
         source = _sub(root, "source")
@@ -318,10 +375,11 @@ class VocWriter:
             has_actions |= self._object(root, box, own_parts, report)
             if own_parts:
                 self._layout.setdefault(subset, []).append(f"{self._quoted(item.id)} {index}")
-        ET.indent(root, "  ")
-        self._file(ANNOTATIONS_DIR, item.id, XML_SUFFIX).write_text(
-            ET.tostring(root, encoding="unicode") + "\n", encoding="utf-8"
-        )
+        out: list[str] = []
+        _render(root, out)
+        out.append("\n")
+        with open(self._file(ANNOTATIONS_DIR, item.id, XML_SUFFIX), "w", encoding="utf-8") as stream:
+            stream.write("".join(out))
 
         self._lists[MAIN_SETS].setdefault(subset, []).append(item.id)
         if segmented:
@@ -330,6 +388,7 @@ class VocWriter:
             self._lists[ACTION_SETS].setdefault(subset, []).append(item.id)
         self._classification(item, subset, report)
         report.wrote_item(subset)
+        return context, payload
 
     def _check_case(self, item_id: str, report: Report) -> None:
         """Warn when ``item_id`` differs from an earlier id only in case (its files would collide)."""
@@ -355,6 +414,10 @@ class VocWriter:
             return None, None
         if media.path is not None and not os.path.isfile(media.path):
             return media.known_size, None
+        info = header_info(media)
+        if info is not None:
+            size = media.known_size or info[:2]
+            return (int(size[0]), int(size[1])), info[2]
         from PIL import Image
 
         with media.open() as stream:
@@ -405,12 +468,12 @@ class VocWriter:
             return add(box.x, 1), add(box.y, 1), add(box.x, box.w), add(box.y, box.h)
         return box.x, box.y, add(box.x, box.w), add(box.y, box.h)
 
-    def _bndbox(self, parent: ET.Element, box: Bbox) -> None:
+    def _bndbox(self, parent: _Node, box: Bbox) -> None:
         element = _sub(parent, "bndbox")
         for tag, value in zip(("xmin", "ymin", "xmax", "ymax"), self._corners(box), strict=True):
             _sub(element, tag, format_number(value))
 
-    def _object(self, root: ET.Element, box: Bbox, parts: list[Bbox], report: Report) -> bool:
+    def _object(self, root: _Node, box: Bbox, parts: list[Bbox], report: Report) -> bool:
         """Write one ``<object>``; True when it has actions."""
         assert box.label is not None
         element = _sub(root, "object")
@@ -494,15 +557,20 @@ class VocWriter:
         return boxes
 
     # --------------------------------------------------------------------------------------- masks
-    def _write_masks(
+    def _plan_masks(
         self,
         item: Item,
         shapes: list[Polygon | Mask],
         objects: list[Bbox],
         size: tuple[int, int] | None,
         report: Report,
-    ) -> bool:
-        """Paint the shapes into ``SegmentationClass`` and ``SegmentationObject`` PNGs; True if written."""
+    ) -> tuple[Any, Any] | None:
+        """Check the shapes to paint into ``SegmentationClass`` and ``SegmentationObject`` PNGs.
+
+        Returns ``(context, payload)`` for :func:`render_masks` (run in a worker) and
+        :meth:`_finish_masks`, or None when the item gets no masks. Every error is raised here, in item
+        order; the worker only rasterises and encodes.
+        """
         usable = []
         for shape in shapes:
             if shape.label is None:
@@ -512,50 +580,53 @@ class VocWriter:
             else:
                 usable.append(shape)
         if not usable:
-            return False
+            return None
         import numpy as np
 
-        bitmaps = [self._bitmap(shape, size, item) for shape in usable]
+        bitmaps = [np.asarray(s.to_bitmap(), dtype=bool) if isinstance(s, Mask) else None for s in usable]
         if size is None:
             shapes_seen = {b.shape for b in bitmaps if b is not None}
             if len(shapes_seen) != 1:
                 report.drop("polygon", "the image size is unknown, so polygons cannot be rasterised", len(usable))
-                return False
+                return None
             height, width = shapes_seen.pop()
-            bitmaps = [
-                b if b is not None else self._bitmap(s, (width, height), item)
-                for s, b in zip(usable, bitmaps, strict=True)
-            ]
         else:
             width, height = size
         instance_of = self._instances(usable, objects, item)
-        classes = np.zeros((height, width), dtype=np.uint8)
-        instances = np.zeros((height, width), dtype=np.uint8)
-        order = sorted(range(len(usable)), key=lambda i: usable[i].z_order)
-        for i in order:
-            bitmap = bitmaps[i]
-            if bitmap.shape != (height, width):
+        layers = []
+        for i in sorted(range(len(usable)), key=lambda i: usable[i].z_order):
+            shape, bitmap = usable[i], bitmaps[i]
+            if bitmap is not None and bitmap.shape != (height, width):
                 raise DatasetError(
-                    f"a {usable[i].kind} of label {usable[i].label!r} is {bitmap.shape[1]}x{bitmap.shape[0]} "
+                    f"a {shape.kind} of label {shape.label!r} is {bitmap.shape[1]}x{bitmap.shape[0]} "
                     f"but the image is {width}x{height}",
                     f"item {item.id!r}",
                 )
-            value = self.labels.index[usable[i].label]  # type: ignore[index]
+            value = self.labels.index[shape.label]  # type: ignore[index]
             if value >= VOID:
-                raise DatasetError(f"label {usable[i].label!r} has class value {value}; VOC masks hold 0..254")
-            classes[bitmap] = value
-            instances[bitmap] = instance_of[i] if value else 0
-        present = set(np.unique(instances).tolist())
-        for i, shape in enumerate(usable):
-            if instance_of[i] and instance_of[i] not in present and self.labels.index[shape.label]:  # type: ignore[index]
-                report.drop(shape.kind, "covered entirely by shapes above it")
-            else:
-                report.wrote_annotation(shape.kind)
-        self._save_png(self._file(CLASS_DIR, item.id, MASK_SUFFIX), classes, self.labels.palette())
-        if any(instance_of):
-            self._save_png(self._file(INSTANCE_DIR, item.id, MASK_SUFFIX), instances, None)
+                raise DatasetError(f"label {shape.label!r} has class value {value}; VOC masks hold 0..254")
+            data = np.packbits(bitmap) if bitmap is not None else [float(v) for v in shape.points]  # type: ignore[union-attr]
+            layers.append((data, value, instance_of[i] if value else 0))
         self._any_masks = True
-        return True
+        shown = [(s.kind, instance_of[i], self.labels.index[s.label]) for i, s in enumerate(usable)]  # type: ignore[index]
+        context = (item.id, shown, any(instance_of))
+        return context, (width, height, layers, bytes(self.labels.palette()), any(instance_of))
+
+    def _finish_masks(self, context: Any, result: tuple[bytes, bytes | None, frozenset[int]], report: Report) -> None:
+        """Write the PNGs a worker encoded, and count each shape as written or covered."""
+        item_id, shown, with_instances = context
+        classes, instances, present = result
+        for kind, instance, value in shown:
+            if instance and instance not in present and value:
+                report.drop(kind, "covered entirely by shapes above it")
+            else:
+                report.wrote_annotation(kind)
+        with open(self._file(CLASS_DIR, item_id, MASK_SUFFIX), "wb") as stream:
+            stream.write(classes)
+        if with_instances:
+            assert instances is not None
+            with open(self._file(INSTANCE_DIR, item_id, MASK_SUFFIX), "wb") as stream:
+                stream.write(instances)
 
     def _instances(self, shapes: list[Polygon | Mask], objects: list[Bbox], item: Item) -> list[int]:
         """Instance value per shape: 0 for semantic shapes (no id, no group), the object's index when the
@@ -581,34 +652,6 @@ class VocWriter:
                 used.add(value)
             values.append(value)
         return values
-
-    @staticmethod
-    def _bitmap(shape: Polygon | Mask, size: tuple[int, int] | None, item: Item) -> Any:
-        import numpy as np
-
-        if isinstance(shape, Mask):
-            return np.asarray(shape.to_bitmap(), dtype=bool)
-        if size is None:
-            return None
-        from pycocotools import mask as mask_utils
-
-        from dsformats import Rle
-        from dsformats.masks import rle_to_bitmap
-
-        width, height = size
-        rle = mask_utils.merge(mask_utils.frPyObjects([[float(v) for v in shape.points]], height, width))
-        counts = rle["counts"]
-        return rle_to_bitmap(Rle(size=rle["size"], counts=counts.decode() if isinstance(counts, bytes) else counts))
-
-    @staticmethod
-    def _save_png(path: Path, array: Any, palette: list[int] | None) -> None:
-        from PIL import Image
-
-        image = Image.frombytes("P", (array.shape[1], array.shape[0]), array.tobytes())
-        if palette is None:
-            palette = [c for color in voc_colormap(256) for c in color]
-        image.putpalette(palette)
-        image.save(path, format="PNG", optimize=False)
 
     # ---------------------------------------------------------------------------- classification
     def _classification(self, item: Item, subset: str, report: Report) -> None:
@@ -652,3 +695,73 @@ class VocWriter:
     def _write_text(path: Path, lines: list[str]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+
+
+@functools.lru_cache(maxsize=1)
+def _instance_palette() -> bytes:
+    return bytes(c for color in voc_colormap(256) for c in color)
+
+
+def render_masks(payload: tuple[int, int, list[tuple[Any, int, int]], bytes, bool]) -> tuple[bytes, Any, Any]:
+    """Paint one item's layers into class and instance masks and encode both as palette PNGs.
+
+    ``payload`` is ``(width, height, layers, class palette, with instances)``; each layer, in z order, is
+    ``(polygon as flat [x, y, ...] or np.packbits of a bitmap, class value, instance value)``. Polygons are
+    rasterised with pycocotools, like COCO tools do. Returns ``(class PNG, instance PNG or None, instance
+    values present)``. Runs in worker processes: the result depends on the payload only.
+    """
+    import numpy as np
+
+    width, height, layers, palette, with_instances = payload
+    # Painted column-major (the layout of COCO RLEs): pixel (x, y) is at x * height + y.
+    classes = np.zeros(width * height, dtype=np.uint8)
+    instances = np.zeros(width * height, dtype=np.uint8)
+    painted = []
+    for data, value, instance in layers:
+        if isinstance(data, list):
+            from pycocotools import mask as mask_utils
+
+            counts = mask_utils.frPyObjects([data], height, width)[0]["counts"]
+            where: Any = _foreground(_decompress(counts))
+        else:
+            where = np.unpackbits(data, count=width * height).reshape(height, width).T.reshape(-1).view(bool)
+        classes[where] = value
+        instances[where] = instance
+        painted.append((where, instance))
+    # an instance is present when a shape above did not cover all of it (checked on its own pixels only)
+    present = frozenset(v for where, v in painted if v and (instances[where] == v).any())
+    classes = classes.reshape(width, height)
+    instances = instances.reshape(width, height)
+    class_png = encode_palette_png(classes.T, palette)
+    instance_png = encode_palette_png(instances.T, _instance_palette()) if with_instances else None
+    return class_png, instance_png, present
+
+
+def _decompress(text: bytes) -> Any:
+    """Run lengths of a compressed COCO RLE string (``dsformats.masks.decompress_counts``, vectorised)."""
+    import numpy as np
+
+    chars = np.frombuffer(text, dtype=np.uint8).astype(np.int64) - 48
+    if not chars.size:
+        return chars
+    last = np.flatnonzero((chars & 0x20) == 0)  # the last character of each number
+    firsts = np.concatenate(([0], last[:-1] + 1))
+    position = np.arange(len(chars)) - np.repeat(firsts, last - firsts + 1)
+    values = np.add.reduceat((chars & 0x1F) << (5 * position), firsts)
+    negative = (chars[last] & 0x10) != 0
+    values[negative] |= -1 << (5 * (last - firsts + 1)[negative])
+    counts = values.copy()  # from the fourth on, each count is stored as the difference to the one two back
+    counts[1::2] = np.cumsum(values[1::2])
+    counts[2::2] = np.cumsum(values[2::2])
+    return counts
+
+
+def _foreground(counts: Any) -> Any:
+    """Flat (column-major) indices of the foreground pixels of run lengths ``counts``."""
+    import numpy as np
+
+    ends = np.cumsum(counts)[1::2]
+    lengths = counts[1::2]
+    starts = ends - lengths
+    total = int(lengths.sum())
+    return np.arange(total) + np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)

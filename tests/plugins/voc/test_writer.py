@@ -397,3 +397,79 @@ def test_part_labels_as_image_labels(tmp_path):
     _write([item], tmp_path / "out", header)
     _, (back,), _ = read_all(tmp_path / "out")
     assert back.annotations == item.annotations
+
+
+# ------------------------------------------------------------------------------- parallel masks
+def _mask_items(make_image, count=6):
+    """Items with overlapping polygons (some covered entirely), crowd RLEs and bitmap masks."""
+    from pycocotools import mask as mask_utils
+
+    rng = np.random.default_rng(3)
+    items = []
+    for i in range(count):
+        w, h = 37 + i, 29
+        annotations = []
+        for k in range(5):
+            x, y = rng.uniform(0, w - 8), rng.uniform(0, h - 8)
+            points = [x, y, x + rng.uniform(3, 12), y + 0.5, x + rng.uniform(2, 9), y + rng.uniform(3, 11)]
+            label = ("cat", "dog", "grass")[k % 3]
+            annotations.append(Polygon(points=points, label=label, id=k + 1, group=k + 1, z_order=k % 2))
+        annotations.append(Polygon(points=[0, 0, w, 0, w, h, 0, h], label="dog", id=9, group=9, z_order=-1))
+        crowd = mask_utils.frPyObjects([[1, 1, 20, 2, 9, 15]], h, w)[0]
+        annotations.append(Mask(rle=Rle(size=(h, w), counts=crowd["counts"].decode()), label="cat", id=7, group=7))
+        bitmap = np.zeros((h, w), dtype=bool)
+        bitmap[3:9, 20:30] = True
+        annotations.append(Mask(label="grass", loader=lambda b=bitmap: b, z_order=2))
+        items.append(Item(id=f"m{i}", subset="train", media=_image(make_image, w, h, seed=i), annotations=annotations))
+    return items
+
+
+def _tree(root):
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_masks_are_the_same_bytes_for_any_number_of_jobs(tmp_path, make_image):
+    items = _mask_items(make_image)
+    one = _write(items, tmp_path / "one", _cats("cat", "dog", "grass"), save_images=True, jobs=1)
+    two = _write(items, tmp_path / "two", _cats("cat", "dog", "grass"), save_images=True, jobs=2)
+    first, second = _tree(tmp_path / "one"), _tree(tmp_path / "two")
+    assert sum(name.startswith("SegmentationObject/") for name in first) == len(items)
+    assert first == second
+    assert one.annotations_written == two.annotations_written and one.dropped == two.dropped
+    assert any("covered" in reason for _, reason in one.dropped.values())
+
+
+def test_polygon_masks_match_pycocotools_rasterisation(tmp_path, make_image):
+    from pycocotools import mask as mask_utils
+
+    items = _mask_items(make_image, count=3)
+    _write(items, tmp_path / "out", _cats("cat", "dog", "grass"), jobs=1)
+    for item in items:
+        w, h = item.media.size
+        expected = np.zeros((h, w), dtype=np.uint8)
+        names = {"cat": 1, "dog": 2, "grass": 3}
+        shapes = sorted(
+            (a for a in item.annotations if isinstance(a, Polygon | Mask)), key=lambda a: a.z_order
+        )
+        for shape in shapes:
+            if isinstance(shape, Polygon):
+                rle = mask_utils.frPyObjects([list(map(float, shape.points))], h, w)[0]
+                bitmap = rle_to_bitmap(Rle(size=(h, w), counts=rle["counts"].decode()))
+            else:
+                bitmap = np.asarray(shape.to_bitmap(), dtype=bool)
+            expected[bitmap] = names[shape.label]
+        with Image.open(tmp_path / f"out/SegmentationClass/{item.id}.png") as image:
+            assert image.mode == "P"
+            assert np.asarray(image).tolist() == expected.tolist()
+
+
+def test_xml_text_is_escaped_like_elementtree(tmp_path):
+    from xml.etree import ElementTree as ET
+
+    box = Bbox(x=0, y=0, w=1, h=1, label="a&b<c>", attributes={**FLAGS, "note": "x < y & z", "empty": ""})
+    _write([Item(id="a", annotations=[box])], tmp_path / "out", _cats("a&b<c>"))
+    text = (tmp_path / "out/Annotations/a.xml").read_text()
+    root = ET.fromstring(text)
+    ET.indent(root, "  ")
+    assert text == ET.tostring(root, encoding="unicode") + "\n"
+    assert "<name>a&amp;b&lt;c&gt;</name>" in text and "<value />" in text
