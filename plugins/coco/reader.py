@@ -7,6 +7,7 @@ one item per image, joined by ``file_name`` (each file's own image ids are resol
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -68,6 +69,33 @@ from .schema import (
 )
 
 _MISSING = object()
+
+
+class _Joiner:
+    """:func:`join_within` with the symlink checks of intermediate directories remembered.
+
+    ``join_within`` tests every parent of the target, which costs more than reading a small file; here a
+    directory is tested once. Any symlink found (file or directory) goes through ``join_within`` itself.
+    """
+
+    def __init__(self) -> None:
+        self._linked: dict[tuple[Path, str], bool] = {}
+
+    def __call__(self, root: Path, name: str, *, location: str | None = None) -> Path:
+        rel = safe_relative(name, location=location)
+        target = root.joinpath(*rel.split("/"))
+        folder = rel.rpartition("/")[0]
+        if folder:
+            linked = self._linked.get((root, folder))
+            if linked is None:
+                parts = folder.split("/")
+                linked = any(os.path.islink(root.joinpath(*parts[: i + 1])) for i in range(len(parts)))
+                self._linked[(root, folder)] = linked
+            if linked:
+                return join_within(root, name, location=location)
+        if os.path.islink(target):
+            return join_within(root, name, location=location)
+        return target
 
 
 # ------------------------------------------------------------------------------------- value checks
@@ -482,6 +510,7 @@ class CocoReader:
         by_subset: dict[str, list[_Source]] = {}
         for source in self._sources:
             by_subset.setdefault(source.subset, []).append(source)
+        join = _Joiner()
         for index, record in enumerate(self._items):
             if index in self._bad:
                 continue
@@ -491,7 +520,7 @@ class CocoReader:
                 for source in by_subset.get(record.subset, ()):
                     for element in source.hits(index):
                         annotations.extend(self._convert(source, element, state))
-                path = join_within(record.images_dir, record.file_name, location=record.file_name)
+                path = join(record.images_dir, record.file_name, location=record.file_name)
             except DatasetError as exc:  # one bad annotation (or image path) skips its item under the policy
                 bad_item(exc)
                 continue

@@ -7,6 +7,7 @@ never decoded.
 
 from __future__ import annotations
 
+import os
 import posixpath
 import re
 from collections.abc import Callable, Iterator
@@ -53,6 +54,60 @@ _FLAG_LINE = re.compile(r"^\S.*\s(-1|0|1)$")
 _ACTION_LINE = re.compile(r"^\S.*\s\d+\s+(-1|0|1)$")
 _NUMBERED_LINE = re.compile(r"^\S.*\s[-+]?\d+$")
 _OBJECT_TAG = re.compile(r"<object[\s>]")
+
+
+_SAFE_ENCODING = re.compile(rb"""encoding\s*=\s*["'](?:utf-?8|us-ascii|ascii|iso-8859-1|latin-?1)["']""", re.I)
+
+
+def _fast_parse(data: bytes) -> Any:
+    """The C ElementTree parse of a document that cannot declare entities, else None (use defusedxml).
+
+    defusedxml guards against entity declarations (billion laughs, external entities) in a DTD. A document
+    without ``<!`` anywhere has no DTD (nor comments or CDATA, which also take the careful path), and one
+    without NUL bytes in an ASCII-compatible encoding cannot spell ``<!`` differently; so for these the
+    plain parser is as safe, and several times faster. Malformed documents also return None, so their
+    errors come from the defusedxml path.
+    """
+    from xml.etree.ElementTree import ParseError, fromstring
+
+    if b"<!" in data or b"\x00" in data:
+        return None
+    head = data[3:] if data.startswith(b"\xef\xbb\xbf") else data
+    if head.lstrip()[:5] == b"<?xml":
+        declaration = head[: head.find(b"?>")]
+        if b"encoding" in declaration and not _SAFE_ENCODING.search(declaration):
+            return None
+    try:
+        return fromstring(data)
+    except ParseError:
+        return None
+
+
+class _Joiner:
+    """:func:`join_within` with the symlink checks of intermediate directories remembered.
+
+    ``join_within`` tests every parent of the target, which costs more than reading a small file; here a
+    directory is tested once. Any symlink found (file or directory) goes through ``join_within`` itself.
+    """
+
+    def __init__(self) -> None:
+        self._linked: dict[tuple[Path, str], bool] = {}
+
+    def __call__(self, root: Path, name: str, *, location: str | None = None) -> Path:
+        rel = safe_relative(name, location=location)
+        target = root.joinpath(*rel.split("/"))
+        folder = rel.rpartition("/")[0]
+        if folder:
+            linked = self._linked.get((root, folder))
+            if linked is None:
+                parts = folder.split("/")
+                linked = any(os.path.islink(root.joinpath(*parts[: i + 1])) for i in range(len(parts)))
+                self._linked[(root, folder)] = linked
+            if linked:
+                return join_within(root, name, location=location)
+        if os.path.islink(target):
+            return join_within(root, name, location=location)
+        return target
 
 
 def categories_from_specs(specs: list[LabelSpec]) -> Categories:
@@ -138,6 +193,7 @@ class VocReader:
     def __init__(self, path: Path, *, bbox_convention: str = "xyxy") -> None:
         self.root = Path(path)
         self.inclusive = bbox_convention == BBOX_PIXEL_INCLUSIVE
+        self._join = _Joiner()
         self.header = Header()
         self._specs: list[LabelSpec] = []
         self._has_labelmap = False
@@ -344,7 +400,7 @@ class VocReader:
         size, filename, objects = None, None, []
         xml_path = None
         if item_id in self._xmls:
-            xml_path = join_within(self.root, f"{ANNOTATIONS_DIR}/{item_id}{XML_SUFFIX}")
+            xml_path = self._join(self.root, f"{ANNOTATIONS_DIR}/{item_id}{XML_SUFFIX}")
             size, filename, objects = self._parse_xml(xml_path)
         media = self._media(item_id, filename, size, str(xml_path))
         masks = self._masks(item_id, media, objects)
@@ -371,12 +427,12 @@ class VocReader:
             if "/" in item_id and "/" not in filename:
                 candidates.append(f"{posixpath.dirname(item_id)}/{filename}")
             for name in candidates:
-                path = join_within(images, name, location=where)
+                path = self._join(images, name, location=where)
                 if path.is_file():
                     return Media.from_file(path, size=size)
         rel = self._images.get(item_id)
         if rel is not None:
-            return Media.from_file(join_within(images, rel), size=size)
+            return Media.from_file(self._join(images, rel), size=size)
         if size is not None:  # the image is missing, but its size is known: keep it
             return Media.from_file(join_within(images, filename or item_id + ".jpg", location=where), size=size)
         return None
@@ -391,7 +447,9 @@ class VocReader:
         with open_binary(path) as stream:
             data = stream.read()
         try:
-            root = DefusedET.fromstring(data)
+            root = _fast_parse(data)
+            if root is None:
+                root = DefusedET.fromstring(data)
         except ParseError as exc:
             line = exc.position[0] if getattr(exc, "position", None) else None
             raise DatasetError(f"malformed XML ({exc})", f"{path}:{line}" if line else str(path)) from None
@@ -399,10 +457,15 @@ class VocReader:
             raise DatasetError(f"refused XML ({exc})", str(path)) from None
         if root.tag != "annotation":
             raise DatasetError(f"the root element is <{root.tag}>, expected <annotation>", str(path))
-        text = data.decode("utf-8", "replace")
-        starts = [m.start() for m in _OBJECT_TAG.finditer(text)]
+        text, starts = "", []
+        scanned = False
 
         def line_of(index: int, tag: str | None = None) -> str:
+            nonlocal text, starts, scanned
+            if not scanned:  # only when a location is needed
+                text = data.decode("utf-8", "replace")
+                starts = [m.start() for m in _OBJECT_TAG.finditer(text)]
+                scanned = True
             if index >= len(starts):
                 return str(path)
             pos = starts[index]
@@ -426,8 +489,9 @@ class VocReader:
         name = (element.findtext("name") or "").strip()
         if not name:
             raise DatasetError("<object> without <name>", line_of(index))
-        self._check_label(name, line_of(index, "name"))
-        box = self._bndbox(element, line_of(index, "bndbox"))
+        if name not in self._known:
+            self._check_label(name, line_of(index, "name"))
+        box = self._bndbox(element, lambda: line_of(index, "bndbox"))
         attributes: dict[str, Any] = {}
         if element.find(POSE) is not None:
             attributes[POSE] = (element.findtext(POSE) or "").strip()
@@ -465,15 +529,23 @@ class VocReader:
             )
 
     @staticmethod
-    def _bndbox(element: Any, where: str) -> tuple:
+    def _bndbox(element: Any, where: str | Callable[[], str]) -> tuple:
+        """The four corners; ``where`` (or a function giving it) locates errors."""
         box = element.find("bndbox")
         if box is None:
-            raise DatasetError("missing <bndbox>", where)
+            raise DatasetError("missing <bndbox>", where if isinstance(where, str) else where())
         values = []
         for field in ("xmin", "ymin", "xmax", "ymax"):
-            if box.find(field) is None:
-                raise DatasetError(f"missing <bndbox>/<{field}>", where)
-            values.append(_number(box.findtext(field), field, where))
+            child = box.find(field)
+            try:
+                if child is None:
+                    raise DatasetError(f"missing <bndbox>/<{field}>")
+                values.append(_number(child.text or "", field, ""))
+            except DatasetError:  # again, with the location (computed only now)
+                location = where if isinstance(where, str) else where()
+                if child is None:
+                    raise DatasetError(f"missing <bndbox>/<{field}>", location) from None
+                values.append(_number(child.text or "", field, location))
         return tuple(values)
 
     # -------------------------------------------------------------------------------------- masks
