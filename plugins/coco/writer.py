@@ -22,7 +22,6 @@ from dsformats.fileaccess import safe_relative
 from dsformats.imaging import write_image
 from dsformats.policy import bad_item
 
-from . import geometry
 from .schema import (
     ANNOTATIONS_DIR,
     AREA_ATTR,
@@ -50,6 +49,18 @@ from .schema import (
     TASKS,
     file_stem,
 )
+
+
+class _LazyGeometry:
+    """``geometry`` imported on first use: it loads numpy and pycocotools, which box-only data never needs."""
+
+    def __getattr__(self, name: str) -> Any:
+        from . import geometry as module
+
+        return getattr(module, name)
+
+
+geometry = _LazyGeometry()
 
 _SPOOL = ".coco-spool"
 _SHAPES = (Bbox, Polygon, Mask)

@@ -713,25 +713,33 @@ def render_masks(payload: tuple[int, int, list[tuple[Any, int, int]], bytes, boo
     import numpy as np
 
     width, height, layers, palette, with_instances = payload
-    # Painted column-major (the layout of COCO RLEs): pixel (x, y) is at x * height + y.
-    classes = np.zeros(width * height, dtype=np.uint8)
-    instances = np.zeros(width * height, dtype=np.uint8)
-    painted = []
-    for data, value, instance in layers:
+    total = width * height
+    # Each layer as the ends of its runs, column-major (the layout of COCO RLEs): runs alternate
+    # background, foreground, ... from pixel 0. The picture is composed in run space: the boundaries of all
+    # layers cut the image into segments, each inside one run of every layer, and a segment takes the value
+    # of the top-most layer whose foreground covers it. Only the final images are pixel-sized.
+    layer_ends = []
+    for data, _, _ in layers:
         if isinstance(data, list):
             from pycocotools import mask as mask_utils
 
-            counts = mask_utils.frPyObjects([data], height, width)[0]["counts"]
-            where: Any = _foreground(_decompress(counts))
+            ends = np.cumsum(_decompress(mask_utils.frPyObjects([data], height, width)[0]["counts"]))
         else:
-            where = np.unpackbits(data, count=width * height).reshape(height, width).T.reshape(-1).view(bool)
-        classes[where] = value
-        instances[where] = instance
-        painted.append((where, instance))
-    # an instance is present when a shape above did not cover all of it (checked on its own pixels only)
-    present = frozenset(v for where, v in painted if v and (instances[where] == v).any())
-    classes = classes.reshape(width, height)
-    instances = instances.reshape(width, height)
+            flat = np.unpackbits(data, count=total).reshape(height, width).T.reshape(-1)
+            changes = np.flatnonzero(flat[1:] != flat[:-1]) + 1
+            ends = np.concatenate(([0] if total and flat[0] else [], changes, [total])).astype(np.int64)
+        layer_ends.append(ends)
+    bounds = np.sort(np.concatenate([np.zeros(1, dtype=np.int64), np.full(1, total, dtype=np.int64), *layer_ends]))
+    bounds = bounds[np.concatenate(([True], bounds[1:] != bounds[:-1]))]  # np.unique, without its hashing
+    starts, lengths = bounds[:-1], np.diff(bounds)
+    owner = np.zeros(len(starts), dtype=np.intp)
+    for number, ends in enumerate(layer_ends, 1):
+        owner[(np.searchsorted(ends, starts, side="right") & 1).astype(bool)] = number
+    class_values = np.array([0, *(value for _, value, _ in layers)], dtype=np.uint8)[owner]
+    instance_values = np.array([0, *(instance for _, _, instance in layers)], dtype=np.uint8)[owner]
+    present = frozenset(instance_values.tolist()) - {0}
+    classes = np.repeat(class_values, lengths).reshape(width, height)
+    instances = np.repeat(instance_values, lengths).reshape(width, height)
     class_png = encode_palette_png(classes.T, palette)
     instance_png = encode_palette_png(instances.T, _instance_palette()) if with_instances else None
     return class_png, instance_png, present
@@ -755,13 +763,3 @@ def _decompress(text: bytes) -> Any:
     counts[2::2] = np.cumsum(values[2::2])
     return counts
 
-
-def _foreground(counts: Any) -> Any:
-    """Flat (column-major) indices of the foreground pixels of run lengths ``counts``."""
-    import numpy as np
-
-    ends = np.cumsum(counts)[1::2]
-    lengths = counts[1::2]
-    starts = ends - lengths
-    total = int(lengths.sum())
-    return np.arange(total) + np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
