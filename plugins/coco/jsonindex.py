@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import mmap
 import re
+import sys
 from array import array
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,28 @@ _WS = b" \t\r\n"
 _BOM = b"\xef\xbb\xbf"
 #: Files up to this size are also fully parsed once, so syntax errors are reported with orjson's position.
 _VALIDATE_LIMIT = 4 << 20
+
+
+def _element_pattern() -> re.Pattern[bytes] | None:
+    """A regex matching one JSON object or array with brackets balanced up to 5 levels deep (cached).
+
+    It skips a whole annotation in one C-level match, where the token loop would stop at every string and
+    bracket. Possessive quantifiers keep failed matches linear; they need Python 3.11, so older Pythons
+    use the token loop only.
+    """
+    global _ELEMENT
+    if _ELEMENT is None and sys.version_info >= (3, 11):
+        string = rb'"(?:[^"\\]++|\\.)*+"'
+        inner = rb'(?:[^{}\[\]"]++|' + string + rb")*+"
+        group = b""
+        for _ in range(5):
+            group = rb"(?:\{" + inner + rb"\}|\[" + inner + rb"\])"
+            inner = rb'(?:[^{}\[\]"]++|' + string + b"|" + group + rb")*+"
+        _ELEMENT = re.compile(group)
+    return _ELEMENT
+
+
+_ELEMENT: re.Pattern[bytes] | None = None
 
 
 class JsonFile:
@@ -89,7 +112,13 @@ class JsonFile:
         in_list = False
         elem_start = -1
         elem_end = -1  # end of the list's previous element (or its "["): a scalar element hides in between
-        for match in _TOKEN.finditer(data, pos):
+        element = _element_pattern()
+        search = _TOKEN.search
+        while True:
+            match = search(data, pos)
+            if match is None:
+                break
+            pos = match.end()
             token = match.group()
             first = token[:1]
             if first == b'"':
@@ -122,8 +151,19 @@ class JsonFile:
                     value_start = match.start()
                     in_list = key == self.list_key and first == b"["
                     elem_end = match.end()
+                    whole = None if in_list or element is None or key is None else element.match(data, value_start)
+                    if whole is not None:  # another top-level value (``images``), skipped at once
+                        self.spans[key] = (value_start, whole.end())
+                        key, value_start, depth, pos = None, -1, 1, whole.end()
                 elif depth == 3 and in_list:
                     self._gap(elem_end, match.start())
+                    whole = element.match(data, match.start()) if element is not None else None
+                    if whole is not None:  # the whole element at once, in C (nesting up to 5 levels)
+                        self.starts.append(match.start())
+                        self.ends.append(whole.end())
+                        depth -= 1
+                        elem_end = pos = whole.end()
+                        continue
                     elem_start = match.start()
                 continue
             # closing bracket

@@ -118,9 +118,14 @@ def _number(value: Any, where: str) -> int | float:
     return value
 
 
+_NUMBER_TYPES = frozenset({int, float})
+
+
 def _numbers(value: Any, where: str) -> list[int | float]:
     if not isinstance(value, list):
         raise DatasetError(f"expected a list of numbers, got {type(value).__name__}", where)
+    if _NUMBER_TYPES.issuperset(map(type, value)):  # the common case, checked in C
+        return value
     for v in value:
         if isinstance(v, bool) or not isinstance(v, int | float):
             raise DatasetError(f"expected a list of numbers, found {v!r}", where)

@@ -232,3 +232,36 @@ def test_bom_unknown_keys_and_float_ints(tmp_path):
     assert item.media.known_size == (4, 3)
     assert next(item.annotations_of(Bbox)).attributes["extra_key"] == [1]
     assert header.infos["coco"]["files"]["instances_train"]["extra"] == {"type": "instances"}
+
+
+def test_json_index_fast_skips_match_the_token_scan(tmp_path, monkeypatch):
+    import orjson
+
+    from dsformats_coco import jsonindex
+
+    deep = {"a": [[[[[[1, {"b": "]}"}]]]]]]}  # deeper than the one-match skip: falls back to tokens
+    doc = {
+        "info": {"x": "} ] \" {"},
+        "images": [{"id": 1, "file_name": "a\\\"[.jpg"}],
+        "annotations": [
+            {"id": 1, "image_id": 1, "segmentation": [[1, 2, 3, 4, 5, 6]], "note": "[{\"}"},
+            deep,
+            "text ]",
+            {"id": 2, "segmentation": {"size": [2, 2], "counts": "0]1"}},
+        ],
+        "categories": [],
+    }
+    path = tmp_path / "a.json"
+    path.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
+
+    def index():
+        json = jsonindex.JsonFile(path, "a.json")
+        try:
+            return dict(json.spans), [json.element(i) for i in range(len(json))], {k: json.section(k) for k in json.keys}
+        finally:
+            json.close()
+
+    fast = index()
+    monkeypatch.setattr(jsonindex, "_element_pattern", lambda: None)
+    assert fast == index()
+    assert fast[1] == doc["annotations"]
