@@ -470,8 +470,8 @@ class VocWriter:
 
     def _bndbox(self, parent: _Node, box: Bbox) -> None:
         element = _sub(parent, "bndbox")
-        for tag, value in zip(("xmin", "ymin", "xmax", "ymax"), self._corners(box), strict=True):
-            _sub(element, tag, format_number(value))
+        xmin, ymin, xmax, ymax = (format_number(value) for value in self._corners(box))
+        element.children += (f"<xmin>{xmin}</xmin>", f"<ymin>{ymin}</ymin>", f"<xmax>{xmax}</xmax>", f"<ymax>{ymax}</ymax>")
 
     def _object(self, root: _Node, box: Bbox, parts: list[Bbox], report: Report) -> bool:
         """Write one ``<object>``; True when it has actions."""
@@ -485,7 +485,7 @@ class VocWriter:
         for field in FLAG_FIELDS:
             value = attributes.pop(field, False)
             flag = _flag_value(value)
-            _sub(element, field, str(flag if flag is not None else 0))
+            element.children.append(f"<{field}>{flag if flag is not None else 0}</{field}>")  # digits only
             if flag is None:
                 extra[field] = value
         self._bndbox(element, box)
