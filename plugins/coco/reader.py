@@ -119,6 +119,7 @@ def _number(value: Any, where: str) -> int | float:
 
 
 _NUMBER_TYPES = frozenset({int, float})
+_INT_TYPE = frozenset({int})
 
 
 def _numbers(value: Any, where: str) -> list[int | float]:
@@ -719,9 +720,10 @@ def _rle(segmentation: dict, where: str, size: tuple[int, int] | None) -> Rle:
     counts = _require(segmentation, "counts", where)
     if isinstance(counts, list):
         _numbers(counts, f"{where}.counts")
-        if sum(counts) != height * width or any(c < 0 for c in counts):
+        if sum(counts) != height * width or (counts and min(counts) < 0):
             raise DatasetError(f"RLE counts sum to {sum(counts)}, expected {height * width}", f"{where}.counts")
-        counts = [_int(c, f"{where}.counts") for c in counts]
+        if not _INT_TYPE.issuperset(map(type, counts)):  # integral floats (4.0) become ints
+            counts = [_int(c, f"{where}.counts") for c in counts]
     elif not isinstance(counts, str):
         raise DatasetError(f"RLE counts must be a list or a string, got {counts!r}", f"{where}.counts")
     else:
