@@ -140,6 +140,9 @@ def _parser() -> argparse.ArgumentParser:
     input_format(info)
     info.add_argument("--json", action="store_true", help="machine-readable output")
     info.add_argument("--no-sizes", action="store_true", help="do not read image headers for sizes")
+    info.add_argument(
+        "--verify", action="store_true", help="also decode every image and mask; list the broken ones (exit 1 if any)"
+    )
     info.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     prev = command("preview", "draw annotations on images: one PNG per item and a contact sheet", _PREVIEW_EXAMPLES)
@@ -401,9 +404,25 @@ def _info_summary(args: argparse.Namespace, registry: Registry) -> dict[str, Any
 
 def _cmd_info(args: argparse.Namespace, registry: Registry) -> int:
     summary = _info_summary(args, registry)
+    problems: list[tuple[str, DsformatsError]] = []
+    if args.verify:
+        from dsformats.verify import verify
+
+        problems = verify(args.path, summary["format"], registry=registry)
+        summary["verify"] = [{"location": where, "error": str(error)} for where, error in problems]
+    code = EXIT_ERROR if problems else EXIT_OK
     if args.json:
         print(json.dumps(summary, indent=2))
-        return EXIT_OK
+        return code
+    _print_info(summary, args)
+    if args.verify:
+        print(f"verify: {len(problems):,} broken" + (":" if problems else " (every image and mask decodes)"))
+        for _, error in problems:
+            print(f"  {error}")
+    return code
+
+
+def _print_info(summary: dict[str, Any], args: argparse.Namespace) -> None:
     images = summary["images"]
     print(f"{summary['path']} ({summary['format']}): {summary['items']:,} items")
     for subset, count in summary["subsets"].items():
@@ -428,7 +447,6 @@ def _cmd_info(args: argparse.Namespace, registry: Registry) -> int:
     width = max((len(name) for name in summary["labels"]), default=0)
     for name, counts in summary["labels"].items():
         print(f"  {name:<{width}}  " + (", ".join(f"{k}: {v:,}" for k, v in counts.items()) or "unused"))
-    return EXIT_OK
 
 
 def _cmd_preview(args: argparse.Namespace, registry: Registry) -> int:

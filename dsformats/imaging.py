@@ -87,6 +87,9 @@ def _open(media: Media, *, decoding: bool) -> tuple[PILImage, IO[bytes]]:
     except DatasetError:
         stream.close()
         raise
+    except Image.UnidentifiedImageError:
+        stream.close()
+        raise DatasetError("cannot read image: not a recognised image format, or truncated", media.name) from None
     except Exception as exc:  # Pillow raises many types for broken data
         stream.close()
         raise DatasetError(f"cannot read image: {exc}", media.name) from None

@@ -236,3 +236,25 @@ def test_a_full_disk_is_a_clear_error_and_removes_the_temporary_output(tmp_path,
     assert "dsformats: error:" in stderr and "No space left on device" in stderr and "Traceback" not in stderr
     assert "nothing was published" in stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.zip"]
+
+
+def test_info_verify_lists_broken_images_and_exits_1(tmp_path, make_image):
+    import json
+    import subprocess
+    import sys
+    import zipfile
+
+    good = make_image(6, 4, ".png", seed=2)
+    with zipfile.ZipFile(tmp_path / "a.zip", "w") as archive:
+        archive.writestr("ok.png", good)
+        archive.writestr("cut.png", good[:40])
+    run = [sys.executable, "-m", "dsformats", "info", str(tmp_path / "a.zip"), "--verify"]
+    text = subprocess.run(run, capture_output=True, text=True)
+    assert text.returncode == 1
+    assert "verify: 1 broken:" in text.stdout and "a.zip!cut.png: cannot read image" in text.stdout
+    data = json.loads(subprocess.run([*run, "--json"], capture_output=True, text=True).stdout)
+    assert [entry["location"] for entry in data["verify"]] == [f"{tmp_path / 'a.zip'}!cut.png"]
+    with zipfile.ZipFile(tmp_path / "b.zip", "w") as archive:
+        archive.writestr("ok.png", good)
+    clean = subprocess.run(run[:4] + [str(tmp_path / "b.zip"), "--verify"], capture_output=True, text=True)
+    assert clean.returncode == 0 and "verify: 0 broken (every image and mask decodes)" in clean.stdout
