@@ -404,7 +404,7 @@ def _info_summary(args: argparse.Namespace, registry: Registry) -> dict[str, Any
 
 def _cmd_info(args: argparse.Namespace, registry: Registry) -> int:
     summary = _info_summary(args, registry)
-    problems: list[tuple[str, DsformatsError]] = []
+    problems: Sequence[tuple[str, DsformatsError]] = []
     if args.verify:
         from dsformats.verify import verify
 

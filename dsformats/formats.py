@@ -22,6 +22,18 @@ PLUGIN_API_VERSION = 1
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
+def _strs(values: Iterable[str]) -> tuple[str, ...]:
+    return tuple(values)
+
+
+def _kinds(values: Iterable[str]) -> frozenset[str]:
+    return frozenset(values)
+
+
+def _options(values: Iterable[Option]) -> tuple[Option, ...]:
+    return tuple(values)
+
+
 def _check_kinds(_inst: object, _attr: object, value: frozenset[str]) -> None:
     unknown = set(value) - ANNOTATION_KINDS
     if unknown:
@@ -47,12 +59,12 @@ class FormatSpec:
 
     name: str = attrs.field(validator=attrs.validators.matches_re(_NAME))
     description: str = ""
-    extensions: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    extensions: tuple[str, ...] = attrs.field(default=(), converter=_strs)
     can_read: bool = True
     can_write: bool = True
-    annotation_kinds: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset, validator=_check_kinds)
-    reader_options: tuple[Option, ...] = attrs.field(default=(), converter=tuple, validator=_check_options)
-    writer_options: tuple[Option, ...] = attrs.field(default=(), converter=tuple, validator=_check_options)
+    annotation_kinds: frozenset[str] = attrs.field(default=frozenset(), converter=_kinds, validator=_check_kinds)
+    reader_options: tuple[Option, ...] = attrs.field(default=(), converter=_options, validator=_check_options)
+    writer_options: tuple[Option, ...] = attrs.field(default=(), converter=_options, validator=_check_options)
     aliases: dict[str, dict[str, Any]] = attrs.field(factory=dict, converter=dict, hash=False)
     api_version: int = PLUGIN_API_VERSION
 

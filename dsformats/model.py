@@ -177,6 +177,30 @@ def _numbers(value: Iterable[Number]) -> tuple[Number, ...]:
     return tuple(value)
 
 
+def _ints(value: Iterable[int]) -> tuple[int, ...]:
+    return tuple(value)
+
+
+def _strs(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
+
+
+def _optional_strs(value: Iterable[str] | None) -> tuple[str, ...] | None:
+    return None if value is None else tuple(value)
+
+
+def _color(value: Iterable[int] | None) -> Color | None:
+    if value is None:
+        return None
+    r, g, b = value
+    return (r, g, b)
+
+
+def _pair(value: Iterable[int]) -> tuple[int, int]:
+    first, second = value
+    return (first, second)
+
+
 @attrs.frozen(kw_only=True)
 class Annotation:
     """Fields common to every annotation.
@@ -261,7 +285,7 @@ class Points(Annotation):
 
     kind: ClassVar[str] = "points"
     points: tuple[Number, ...] = attrs.field(converter=_numbers)
-    visibility: tuple[int, ...] = attrs.field(converter=tuple)
+    visibility: tuple[int, ...] = attrs.field(converter=_ints)
     label: str | None = None
 
     @visibility.validator
@@ -280,7 +304,7 @@ class Rle:
     read so that it is written back unchanged. ``size`` is ``(height, width)``, as in COCO.
     """
 
-    size: tuple[int, int] = attrs.field(converter=tuple)
+    size: tuple[int, int] = attrs.field(converter=_pair)
     counts: tuple[int, ...] | str = attrs.field(converter=lambda c: c if isinstance(c, str) else tuple(c))
 
 
@@ -344,8 +368,8 @@ class LabelDef:
 
     name: str
     parent: str = ""
-    attributes: tuple[str, ...] = attrs.field(default=(), converter=tuple)
-    color: Color | None = attrs.field(default=None, converter=attrs.converters.optional(tuple))
+    attributes: tuple[str, ...] = attrs.field(default=(), converter=_strs)
+    color: Color | None = attrs.field(default=None, converter=_color)
     id: int | None = None
 
 
@@ -353,10 +377,14 @@ class LabelDef:
 class KeypointSchema:
     """Keypoint names of a label and its skeleton, as 0-based index pairs into ``names``."""
 
-    names: tuple[str, ...] = attrs.field(converter=tuple)
+    names: tuple[str, ...] = attrs.field(converter=_strs)
     skeleton: tuple[tuple[int, int], ...] = attrs.field(
         default=(), converter=lambda edges: tuple(tuple(e) for e in edges)
     )
+
+
+def _label_defs(values: Iterable[LabelDef]) -> tuple[LabelDef, ...]:
+    return tuple(values)
 
 
 @attrs.frozen(kw_only=True)
@@ -367,9 +395,9 @@ class Categories:
     shared by all labels.
     """
 
-    labels: tuple[LabelDef, ...] = attrs.field(default=(), converter=tuple)
+    labels: tuple[LabelDef, ...] = attrs.field(default=(), converter=_label_defs)
     keypoints: dict[str, KeypointSchema] = attrs.field(factory=dict, converter=_plain_dict, hash=False)
-    attributes: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    attributes: tuple[str, ...] = attrs.field(default=(), converter=_strs)
 
     @labels.validator
     def _unique(self, _attr: object, value: tuple[LabelDef, ...]) -> None:
@@ -396,7 +424,7 @@ class Header:
     """
 
     categories: Categories = attrs.field(factory=Categories)
-    subsets: tuple[str, ...] | None = attrs.field(default=None, converter=attrs.converters.optional(tuple))
+    subsets: tuple[str, ...] | None = attrs.field(default=None, converter=_optional_strs)
     infos: dict[str, Any] = attrs.field(factory=dict, converter=_plain_dict, hash=False)
     size_hint: int | None = None
 

@@ -24,6 +24,10 @@ def _strings(values: Iterable[str]) -> tuple[str, ...]:
     return tuple(values)
 
 
+def _str_dict(values: Mapping[str, str]) -> dict[str, str]:
+    return dict(values)
+
+
 @attrs.frozen(kw_only=True)
 class Option:
     """One option of a reader or writer.
@@ -40,7 +44,7 @@ class Option:
     default: Any = None
     help: str = ""
     choices: tuple[str, ...] = attrs.field(default=(), converter=_strings)
-    value_aliases: dict[str, str] = attrs.field(factory=dict, converter=dict, hash=False)
+    value_aliases: dict[str, str] = attrs.field(factory=dict, converter=_str_dict, hash=False)
     aliases: tuple[str, ...] = attrs.field(default=(), converter=_strings)
     metavar: str | None = None
 

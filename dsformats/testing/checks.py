@@ -192,7 +192,7 @@ def assert_round_trip(
                 assert item.media.read_bytes() == source.media.read_bytes(), (
                     f"{format_name}: image bytes of {item.id!r} changed; a kept suffix must copy bytes unchanged"
                 )
-    used = {getattr(a, "label", None) for i in items for a in i.annotations} - {None}
+    used: set[str] = {label for i in items for a in i.annotations if (label := getattr(a, "label", None)) is not None}
     missing = sorted(used - set(read_labels))
     assert not missing, f"{format_name}: labels {missing} are missing from the header read back ({read_labels})"
     norm = normalize or (lambda item: item)

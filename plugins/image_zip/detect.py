@@ -37,7 +37,8 @@ def detect(probe: Probe) -> Detection:
     archives = [f for f in files if f.lower().endswith(ARCHIVE_SUFFIX)]
     if not archives:
         return Detection(FORMAT, Confidence.NONE, "no .zip archive in the directory")
-    good, mixed = [], []
+    good: list[str] = []
+    mixed: list[str] = []
     for rel in archives:
         verdict = _zip_verdict(probe, rel)
         if verdict and verdict[0]:
