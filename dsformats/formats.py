@@ -34,6 +34,10 @@ def _options(values: Iterable[Option]) -> tuple[Option, ...]:
     return tuple(values)
 
 
+def _alias_dict(values: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {name: dict(preset) for name, preset in values.items()}
+
+
 def _check_kinds(_inst: object, _attr: object, value: frozenset[str]) -> None:
     unknown = set(value) - ANNOTATION_KINDS
     if unknown:
@@ -65,7 +69,7 @@ class FormatSpec:
     annotation_kinds: frozenset[str] = attrs.field(default=frozenset(), converter=_kinds, validator=_check_kinds)
     reader_options: tuple[Option, ...] = attrs.field(default=(), converter=_options, validator=_check_options)
     writer_options: tuple[Option, ...] = attrs.field(default=(), converter=_options, validator=_check_options)
-    aliases: dict[str, dict[str, Any]] = attrs.field(factory=dict, converter=dict, hash=False)
+    aliases: dict[str, dict[str, Any]] = attrs.field(factory=dict, converter=_alias_dict, hash=False)
     api_version: int = PLUGIN_API_VERSION
 
     @aliases.validator
