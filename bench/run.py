@@ -14,12 +14,14 @@ off the table.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import zipfile
 from dataclasses import dataclass, field
@@ -28,7 +30,6 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from generate import generate  # noqa: E402
 
 DSFORMATS = [sys.executable, "-m", "dsformats"]
 
@@ -81,12 +82,15 @@ def run_once(command: list[str], out: Path, datum: str | None) -> tuple[float, i
     """Run a command; return (seconds, peak RSS in bytes). Fails loudly on a non-zero exit."""
     shutil.rmtree(out, ignore_errors=True)
     argv = [a.replace("{out}", str(out)).replace("{datum}", datum or "datum") for a in command]
-    start = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    # stderr goes to a file: a pipe read only after the exit deadlocks once the child writes 64 KB to it
+    with tempfile.TemporaryFile() as errors:
+        start = time.perf_counter()
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=errors)
+        _, status, usage = os.wait4(proc.pid, 0)
+        elapsed = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        errors.seek(0)
+        stderr = errors.read().decode(errors="replace")
     if proc.returncode not in (0,):
         raise SystemExit(f"failed ({proc.returncode}): {' '.join(argv)}\n{stderr[-2000:]}")
     return elapsed, usage.ru_maxrss * 1024
@@ -171,6 +175,10 @@ def table(loads: list[Workload], floor_times: dict[str, float], header: str) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--floors"]:  # internal: measure the floors in a child process, print them as JSON
+        print(json.dumps(floors(Path(argv[1]), Path(argv[2]))))
+        return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=1000)
     parser.add_argument("--objects", type=int, default=7)
@@ -184,12 +192,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     datum = ensure_datumaro(args.datumaro_venv) if args.peers else None
-    data = generate(args.work / f"data-{args.images}-{args.objects}-{args.image_size}", args.images, args.objects,
-                    args.image_size)
+    # Generation and the floors run in child processes: Linux carries a process's peak RSS across exec, so
+    # a parent that once held the parsed JSON would inflate every measured child's peak RSS.
+    data = args.work / f"data-{args.images}-{args.objects}-{args.image_size}"
+    subprocess.run([sys.executable, str(HERE / "generate.py"), "--images", str(args.images), "--objects",
+                    str(args.objects), "--image-size", args.image_size, "--out", str(data)], check=True,
+                   stdout=subprocess.DEVNULL)
     out = args.work / "out"
     out.mkdir(parents=True, exist_ok=True)
     loads = [w for w in workloads(data, out) if not args.only or args.only in w.name]
-    floor_times = floors(data, out)
+    floor_times = json.loads(subprocess.run([sys.executable, str(HERE / "run.py"), "--floors", str(data), str(out)],
+                                            check=True, capture_output=True, text=True).stdout)
     for w in loads:
         tools = [("dsformats", w.ours)] + ([("datumaro", w.theirs)] if datum and w.theirs else [])
         for tool, command in tools:
