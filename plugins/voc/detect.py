@@ -13,7 +13,8 @@ def detect(probe: Probe) -> Detection:
     """CERTAIN for VOC XML annotations, LIKELY for ImageSets lists beside VOC data folders, NONE otherwise."""
     if not probe.is_dir():
         return Detection(FORMAT, Confidence.NONE, "a VOC dataset is a directory")
-    xmls = probe.files(f"{ANNOTATIONS_DIR}/*.xml", max_depth=4, limit=_SAMPLE)
+    # the pattern is anchored at the root: Annotations/<file> is two levels deep, so look no deeper
+    xmls = probe.files(f"{ANNOTATIONS_DIR}/*.xml", max_depth=2, limit=_SAMPLE)
     if xmls:
         roots = {rel: probe.xml_root(rel) for rel in xmls}
         wrong = [f"{rel} (<{tag}>)" for rel, tag in roots.items() if tag != "annotation"]
