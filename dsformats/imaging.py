@@ -204,9 +204,17 @@ def header_info(media: Media, limit: int = 1 << 16) -> tuple[int, int, int] | No
     """
     try:
         with media.open() as stream:
-            head = stream.read(limit)
+            head = stream.read(4096)
+            info = _header_info(head)
+            if info is None and len(head) == 4096:  # a JPEG with big APP segments (EXIF thumbnails)
+                head += stream.read(limit - len(head))
+                info = _header_info(head)
     except (OSError, DatasetError):
         return None
+    return info
+
+
+def _header_info(head: bytes) -> tuple[int, int, int] | None:
     if head.startswith(_PNG_SIGNATURE):
         if len(head) < 26 or head[12:16] != b"IHDR":
             return None
@@ -263,3 +271,4 @@ def encode_palette_png(array: Any, palette: Sequence[int] | bytes) -> bytes:
     return b"".join(
         (_PNG_SIGNATURE, chunk(b"IHDR", header), chunk(b"PLTE", colors), chunk(b"IDAT", data), chunk(b"IEND", b""))
     )
+
