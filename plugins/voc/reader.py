@@ -142,10 +142,11 @@ def _lines(data: bytes, location: str) -> list[tuple[int, str]]:
 def _number(text: str | None, field: str, location: str) -> int | float:
     """``"12"`` -> 12, ``"12.5"`` -> 12.5; anything else is a DatasetError naming ``field``."""
     value = (text or "").strip()
-    try:
-        return int(value)
-    except ValueError:
-        pass
+    if "." not in value:  # int() never takes a dot: skip the exception for decimals
+        try:
+            return int(value)
+        except ValueError:
+            pass
     try:
         number = float(value)
     except ValueError:
