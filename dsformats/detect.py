@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import enum
+import itertools
 import os
 import re
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import attrs
 
@@ -55,16 +57,28 @@ class Probe:
 
     Every helper takes paths relative to the root (``""`` is the root itself), refuses paths that leave
     it, reads at most a bounded number of bytes or entries, and never follows a symlink out of the root.
+    The root is a local path or a UPath (inside an archive, on object storage); ``root`` keeps its type.
     """
 
-    def __init__(self, root: str | os.PathLike[str], *, max_entries: int = 10_000) -> None:
-        self.root = Path(root)
+    def __init__(self, root: str | os.PathLike[str] | Any, *, max_entries: int = 10_000) -> None:
+        self.local = not (not isinstance(root, (str, os.PathLike)) and hasattr(root, "fs"))
+        self.root: Any = Path(root) if self.local else root
         self.max_entries = max_entries
-        self._real_root = os.path.realpath(self.root)
+        self._real_root = os.path.realpath(self.root) if self.local else ""
 
     # -- paths
-    def path(self, rel: str = "") -> Path:
-        """The absolute path of ``rel``; raises ValueError when it would leave the root."""
+    def path(self, rel: str = "") -> Any:
+        """The path of ``rel`` (a ``Path`` or UPath like the root); raises ValueError when it would leave the root."""
+        if not self.local:
+            if not rel:
+                return self.root
+            from dsformats.errors import DatasetError
+            from dsformats.fileaccess import safe_relative
+
+            try:
+                return self.root.joinpath(*safe_relative(rel).split("/"))
+            except DatasetError:
+                raise ValueError(f"{rel!r} is outside the probed root") from None
         target = self.root / rel if rel else self.root
         real = os.path.realpath(target)
         if real != self._real_root and not real.startswith(self._real_root.rstrip(os.sep) + os.sep):
@@ -75,14 +89,14 @@ class Probe:
         """True when ``rel`` is a directory inside the root."""
         try:
             return self.path(rel).is_dir()
-        except ValueError:
+        except (OSError, ValueError):
             return False
 
     def is_file(self, rel: str = "") -> bool:
         """True when ``rel`` is a regular file inside the root."""
         try:
             return self.path(rel).is_file()
-        except ValueError:
+        except (OSError, ValueError):
             return False
 
     def files(self, pattern: str = "*", *, max_depth: int = 3, limit: int | None = None) -> list[str]:
@@ -93,11 +107,21 @@ class Probe:
         matches the file name at any depth. Walks at most ``max_depth`` levels and
         ``max_entries`` entries; returns at most ``limit`` results, sorted.
         """
-        if not self.root.is_dir():
+        if not self.is_dir():
             return []
         limit = limit or self.max_entries
         rx = _glob_regex(pattern)
         by_name = "/" not in pattern
+        if not self.local:
+            from dsformats.errors import DatasetError
+            from dsformats.fileaccess import walk_files
+
+            try:
+                names = list(itertools.islice(walk_files(self.root, max_depth=max_depth), self.max_entries))
+            except DatasetError:
+                return []
+            found = [rel for rel in names if rx.match(rel.rsplit("/", 1)[-1] if by_name else rel)]
+            return sorted(found[:limit])
         found: list[str] = []
         seen = 0
         stack: list[tuple[Path, str, int]] = [(self.root, "", 0)]
@@ -124,9 +148,10 @@ class Probe:
     def head(self, rel: str = "", size: int = 65_536) -> bytes:
         """The first ``size`` bytes of a file (empty when it is not a readable file)."""
         try:
-            with open(self.path(rel), "rb") as stream:
+            target = self.path(rel)
+            with open(target, "rb") if self.local else target.open("rb") as stream:
                 return stream.read(size)
-        except (OSError, ValueError):
+        except (OSError, ValueError, EOFError, RuntimeError, zipfile.BadZipFile):
             return b""
 
     def zip_names(self, rel: str = "", limit: int = 1_000) -> list[str] | None:
@@ -135,9 +160,14 @@ class Probe:
             path = self.path(rel)
             if self.head(rel, 4) not in (b"PK\x03\x04", b"PK\x05\x06"):
                 return None
-            with zipfile.ZipFile(path) as archive:
+            if self.local:
+                with zipfile.ZipFile(path) as archive:
+                    return [info.filename for info in archive.infolist()[:limit]]
+            if path.protocol in ("dszip", "dstar", "zip", "tar"):
+                return None  # nested archives are never opened
+            with path.open("rb") as stream, zipfile.ZipFile(stream) as archive:
                 return [info.filename for info in archive.infolist()[:limit]]
-        except (OSError, ValueError, zipfile.BadZipFile):
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile):
             return None
 
     def xml_root(self, rel: str) -> str | None:

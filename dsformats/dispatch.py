@@ -17,6 +17,7 @@ from dsformats.detect import Detection, best_detections
 from dsformats.errors import (
     AmbiguousFormatError,
     DatasetError,
+    DsformatsError,
     DuplicateItemError,
     FormatNotFoundError,
     OutputExistsError,
@@ -42,11 +43,23 @@ def list_formats(*, registry: Registry | None = None) -> list[FormatInfo]:
     return list(_registry(registry).formats.values())
 
 
-def detect(path: str | os.PathLike[str], *, registry: Registry | None = None) -> list[Detection]:
-    """Every plugin's verdict about ``path``, best first."""
-    if not os.path.exists(path):
+def _input(path: str | os.PathLike[str] | Any) -> Any:
+    """``path`` as a local Path or a UPath (for fsspec URLs), checked to exist."""
+    from dsformats import archives
+
+    target = archives.as_input(path)
+    try:
+        found = target.exists() or (isinstance(target, Path) and target.is_symlink())
+    except OSError as exc:
+        raise DatasetError(f"cannot access: {exc}", str(path)) from None
+    if not found:
         raise DatasetError("no such file or directory", str(path))
-    return _registry(registry).detect(path)
+    return target
+
+
+def detect(path: str | os.PathLike[str], *, registry: Registry | None = None) -> list[Detection]:
+    """Every plugin's verdict about ``path`` (a local path or an fsspec URL), best first."""
+    return _registry(registry).detect(_input(path))
 
 
 def detect_format(path: str | os.PathLike[str], *, registry: Registry | None = None) -> str:
@@ -73,24 +86,59 @@ def read(
 ) -> Iterator[Reader]:
     """Open a dataset for reading: ``with read(path) as reader: for item in reader.items(): ...``.
 
-    The format is detected when not given. Options are validated before anything is read.
+    ``path`` is a local directory or file, an fsspec URL (``s3://bucket/coco/``, ``memory://...``), or an
+    archive (``.zip``, ``.tar``, ``.tar.gz``) holding a dataset tree, read in place without extraction (a
+    single wrapping top folder is skipped). Formats that read an archive file themselves (those listing its
+    suffix in ``FormatSpec.extensions``, like ``image_zip``) get the file. The format is detected when not
+    given. Options are validated before anything is read.
     """
     reg = _registry(registry)
     info = reg.reader_format(format) if format else None
     checked = validate_options(info.spec.reader_options, options, what="reader option") if info else None
-    if not os.path.exists(path):
-        raise DatasetError("no such file or directory", str(path))
+    target = _input(path)
     if info is None:
-        info = reg.reader_format(detect_format(path, registry=reg))
+        info = reg.reader_format(detect_format(target, registry=reg))
         checked = validate_options(info.spec.reader_options, options, what="reader option")
     assert checked is not None
-    with reg.open_reader(info.name, Path(path), checked) as reader:
+    with _dataset_root(target, info, reg) as root, reg.open_reader(info.name, root, checked) as reader:
         yield reader
+
+
+@contextlib.contextmanager
+def _dataset_root(target: Any, info: FormatInfo, reg: Registry) -> Iterator[Any]:
+    """The path the reader gets: the archive's tree (root or single top folder) or ``target`` itself."""
+    from dsformats import archives
+    from dsformats.detect import Confidence
+
+    reads_file = any(target.name.lower().endswith(ext.lower()) for ext in info.spec.extensions)
+    if reads_file or not archives.is_archive_file(target):
+        yield target
+        return
+    with archives.opened_archive(target) as root:
+        candidates = archives.tree_candidates(root)
+        chosen, best = candidates[-1][1], Confidence.NONE
+        for _folder, where in candidates:
+            verdict = reg.detect_in(where, info.name)
+            if verdict is not None and verdict.confidence > best:
+                chosen, best = where, verdict.confidence
+        yield chosen
 
 
 def check_output(dst: str | os.PathLike[str], *, overwrite: bool = False) -> bool:
     """Refuse an existing, non-empty ``dst`` unless ``overwrite``; return whether ``dst`` exists."""
-    target = Path(dst)
+    from dsformats import archives
+
+    if archives.is_url(dst) and not str(dst).startswith("file://"):
+        remote = archives.to_upath(str(dst))
+        try:
+            exists = remote.exists()
+            filled = exists and (remote.is_file() or any(True for _ in remote.iterdir()))
+        except OSError as exc:
+            raise DatasetError(f"cannot access the output: {exc}", str(dst)) from None
+        if filled and not overwrite:
+            raise OutputExistsError(f"{dst}: output exists; pass overwrite (CLI: --overwrite) to replace it")
+        return bool(exists)
+    target = Path(archives.as_input(dst))
     exists = target.exists() or target.is_symlink()
     if exists and not overwrite and (not target.is_dir() or any(target.iterdir())):
         raise OutputExistsError(f"{target}: output exists; pass overwrite (CLI: --overwrite) to replace it")
@@ -103,8 +151,20 @@ def staged_output(dst: str | os.PathLike[str], *, overwrite: bool = False) -> It
 
     An existing non-empty ``dst`` is refused unless ``overwrite``; it is replaced only after the new output
     is complete. On any error (or interrupt) the staging directory is removed and ``dst`` is untouched.
+
+    A ``dst`` ending in ``.zip`` is published as one zip file holding the output tree (packed in one
+    streaming pass; a tree that is a single ``.zip`` file, as ``image_zip`` writes, is published as is). An
+    fsspec URL (``s3://bucket/out/``) is staged locally, uploaded under a temporary prefix and published by
+    copying, with a ``_DSFORMATS_COMPLETE`` marker written last (see docs/safety.md).
     """
-    target = Path(dst)
+    from dsformats import archives
+
+    if archives.is_url(dst) and not str(dst).startswith("file://"):
+        with _staged_remote(str(dst), overwrite=overwrite) as staging:
+            yield staging
+        return
+    target = Path(archives.as_input(dst))
+    pack = target.suffix.lower() == ".zip"
     _remove_stale_staging(target)
     exists = check_output(target, overwrite=overwrite)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -113,6 +173,8 @@ def staged_output(dst: str | os.PathLike[str], *, overwrite: bool = False) -> It
     staging.mkdir()
     try:
         yield staging
+        if pack:
+            staging = _pack(staging, target.parent / f".{target.name}.dsformats-{token}-zip.tmp")
     except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
         # A full disk, a quota or a read-only file system: say so, not a traceback (nor "cannot read" when the
@@ -138,6 +200,87 @@ def staged_output(dst: str | os.PathLike[str], *, overwrite: bool = False) -> It
             trash.unlink()
     else:
         os.replace(staging, target)
+
+
+def _pack(staging: Path, packed: Path) -> Path:
+    """Turn the staging tree into the zip file ``packed`` (removing the tree); return ``packed``."""
+    from dsformats.archives import pack_tree
+
+    entries = list(staging.iterdir())
+    try:
+        if len(entries) == 1 and entries[0].is_file() and entries[0].suffix.lower() == ".zip":
+            os.replace(entries[0], packed)  # image_zip's output is already one zip: no zip inside a zip
+        else:
+            pack_tree(staging, packed)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            packed.unlink()
+        raise
+    shutil.rmtree(staging, ignore_errors=True)
+    return packed
+
+
+@contextlib.contextmanager
+def _staged_remote(url: str, *, overwrite: bool) -> Iterator[Path]:
+    """Stage locally; upload under a temporary prefix; publish by copying; write the completion marker last.
+
+    Object stores have no atomic rename. Until the marker exists the output must be taken as incomplete; a
+    failure before publishing leaves ``url`` untouched, one while publishing removes what was copied.
+    """
+    import json
+    import tempfile
+
+    from dsformats.archives import COMPLETE_MARKER, pack_tree, to_upath
+
+    exists = check_output(url, overwrite=overwrite)
+    remote = to_upath(url)
+    fs, base = remote.fs, remote.path.rstrip("/")
+    token = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    local = Path(tempfile.mkdtemp(prefix="dsformats-"))
+    staging = local / "out"
+    staging.mkdir()
+    try:
+        yield staging
+        if base.lower().endswith(".zip"):  # one object: a single upload is atomic on object stores
+            packed = local / "out.zip"
+            entries = list(staging.iterdir())
+            if len(entries) == 1 and entries[0].is_file() and entries[0].suffix.lower() == ".zip":
+                packed = entries[0]
+            else:
+                pack_tree(staging, packed)
+            fs.put_file(str(packed), base)
+            return
+        files = [p.relative_to(staging).as_posix() for p in sorted(staging.rglob("*")) if p.is_file()]
+        parent, _, name = base.rpartition("/")
+        temporary = f"{parent}/.{name}.dsformats-{token}.tmp" if parent else f".{name}.dsformats-{token}.tmp"
+        try:
+            for rel in files:
+                fs.put_file(str(staging / rel), f"{temporary}/{rel}")
+            published = False
+            try:
+                if exists:
+                    with contextlib.suppress(FileNotFoundError):
+                        fs.rm_file(f"{base}/{COMPLETE_MARKER}")
+                    with contextlib.suppress(FileNotFoundError):
+                        fs.rm(base, recursive=True)
+                for rel in files:
+                    fs.copy(f"{temporary}/{rel}", f"{base}/{rel}")
+                marker = {"complete": True, "files": len(files), "by": "dsformats"}
+                fs.pipe_file(f"{base}/{COMPLETE_MARKER}", json.dumps(marker).encode())
+                published = True
+            finally:
+                if not published:
+                    with contextlib.suppress(Exception):
+                        fs.rm(base, recursive=True)
+        finally:
+            with contextlib.suppress(Exception):
+                fs.rm(temporary, recursive=True)
+    except DsformatsError:
+        raise
+    except OSError as exc:
+        raise DatasetError(f"cannot write the output ({exc}); nothing was published", url) from exc
+    finally:
+        shutil.rmtree(local, ignore_errors=True)
 
 
 _FULL = {errno.ENOSPC, errno.EFBIG, errno.EROFS, getattr(errno, "EDQUOT", errno.ENOSPC)}

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import posixpath
 import re
 import shutil
@@ -86,6 +87,12 @@ def _open_local(path: str | Path) -> IO[bytes]:
     return open_binary(Path(path))
 
 
+def _open_any(path: Any) -> IO[bytes]:
+    from dsformats.fileaccess import open_binary
+
+    return open_binary(path)
+
+
 @attrs.define(eq=False, slots=True)
 class Media:
     """A lazy image: bytes are opened on demand and nothing is read until used.
@@ -104,8 +111,15 @@ class Media:
     _size: tuple[int, int] | None = attrs.field(default=None, alias="size")
 
     @classmethod
-    def from_file(cls, path: str | Path, *, size: tuple[int, int] | None = None) -> Media:
-        """Media backed by a local file; the file is not opened until used."""
+    def from_file(cls, path: str | Path | Any, *, size: tuple[int, int] | None = None) -> Media:
+        """Media backed by a file; the file is not opened until used.
+
+        ``path`` is a local path, or a UPath inside an archive or on object storage (then :attr:`path` stays
+        None: the bytes are not a whole local file).
+        """
+        if not isinstance(path, (str, os.PathLike)) and hasattr(path, "fs"):
+            return cls(name=str(path), suffix=posixpath.splitext(path.name)[1], opener=lambda: _open_any(path),
+                       size=size)
         return cls(
             name=str(path),
             suffix=posixpath.splitext(str(path))[1],

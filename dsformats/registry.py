@@ -25,7 +25,7 @@ import pluggy
 
 from dsformats import hookspecs
 from dsformats.detect import Confidence, Detection, Probe
-from dsformats.errors import DuplicateFormatError, PluginLoadError, UnknownFormatError
+from dsformats.errors import DatasetError, DuplicateFormatError, PluginLoadError, UnknownFormatError
 from dsformats.formats import PLUGIN_API_VERSION, FormatSpec, Reader, Writer
 
 if sys.version_info >= (3, 12):
@@ -139,9 +139,12 @@ class Registry:
         return [n for n, info in self.formats.items() if info.spec.can_write]
 
     # -- typed facade over the hooks
-    def open_reader(self, format: str, path: Path, options: Mapping[str, Any]) -> Reader:
-        """Call ``dsformats_open_reader`` with validated options."""
-        reader = self._pm.hook.dsformats_open_reader(format=format, path=Path(path), options=dict(options))
+    def open_reader(self, format: str, path: Path | Any, options: Mapping[str, Any]) -> Reader:
+        """Call ``dsformats_open_reader`` with validated options.
+
+        ``path`` is a local ``Path`` or a UPath (a tree inside an archive, on object storage): passed as is.
+        """
+        reader = self._pm.hook.dsformats_open_reader(format=format, path=_as_path(path), options=dict(options))
         if reader is None:
             raise PluginLoadError(f"no plugin opened a reader for format {format!r}")
         return reader
@@ -153,12 +156,47 @@ class Registry:
             raise PluginLoadError(f"no plugin opened a writer for format {format!r}")
         return writer
 
-    def detect(self, path: str | os.PathLike[str]) -> list[Detection]:
+    def detect(self, path: str | os.PathLike[str] | Any) -> list[Detection]:
         """Ask every plugin about ``path``; return all verdicts, best first.
 
+        ``path`` is a local path, an fsspec URL or a UPath. For an archive file (``.zip``, ``.tar[.gz]``),
+        the plugins are asked about the file and about the tree inside it (at its root, and inside its only top
+        folder when it has one); each format keeps its best verdict, and the reason says where it was found.
         A detector that raises gives a NONE verdict carrying the error, attributed to its formats.
         """
+        from dsformats import archives
+
+        target = archives.as_input(path)
+        verdicts = self._detect_at(target)
+        if not archives.is_archive_file(target):
+            return verdicts
+        top = max((d.confidence for d in verdicts), default=Confidence.NONE)
+        if top >= Confidence.CERTAIN:
+            return verdicts  # e.g. a flat zip of images, which image_zip reads itself
+        best = {d.format: d for d in verdicts}
+        try:
+            with archives.opened_archive(target) as root:
+                for folder, where in archives.tree_candidates(root):
+                    label = f"inside {target.name}" + (f", in {folder}/" if folder else "")
+                    for inner in self._detect_at(where):
+                        outer = best.get(inner.format)
+                        if outer is not None and inner.confidence == Confidence.NONE == outer.confidence:
+                            reason = f"{outer.reason}; {label}: {inner.reason}"
+                            best[inner.format] = Detection(inner.format, Confidence.NONE, reason)
+                        elif outer is None or inner.confidence > outer.confidence:
+                            best[inner.format] = Detection(inner.format, inner.confidence, f"{label}: {inner.reason}")
+        except DatasetError as exc:  # the archive's tree cannot be read: what the file itself showed stands
+            why = f"; the archive's content cannot be read: {exc}"
+            return [d if d.confidence > Confidence.NONE else attrs.evolve(d, reason=d.reason + why) for d in verdicts]
+        return sorted(best.values(), key=lambda d: (-d.confidence, d.format))
+
+    def detect_in(self, path: Any, format: str) -> Detection | None:
+        """The verdict of ``format``'s detector alone about ``path`` (a local path or a UPath)."""
+        return next((d for d in self._detect_at(path) if d.format == format), None)
+
+    def _detect_at(self, path: Any) -> list[Detection]:
         probe = Probe(path)
+        path = _as_path(path)
         verdicts: list[Detection] = []
         plugins = {impl.plugin_name for impl in self._pm.hook.dsformats_detect.get_hookimpls()}
         for plugin in sorted(plugins):
@@ -169,7 +207,7 @@ class Registry:
             call = self._pm.subset_hook_caller("dsformats_detect", remove_plugins=others)
             try:
                 results: list[Any] = []
-                for result in call(path=Path(path), probe=probe):
+                for result in call(path=path, probe=probe):
                     results.extend([result] if isinstance(result, Detection) else list(result or ()))
             except Exception as exc:
                 verdicts.extend(Detection(n, Confidence.NONE, f"detector failed: {exc!r}") for n in owned)
@@ -181,6 +219,11 @@ class Registry:
     def plugin_manager(self) -> pluggy.PluginManager:
         """The underlying pluggy manager (for introspection and tests)."""
         return self._pm
+
+
+def _as_path(path: Any) -> Any:
+    """A ``Path`` for local paths; UPaths (archives, object storage) unchanged."""
+    return path if not isinstance(path, (str, os.PathLike)) and hasattr(path, "fs") else Path(path)
 
 
 # ------------------------------------------------------------------------------------------- loading

@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from dsformats import DatasetError
-from dsformats.fileaccess import open_binary
+from dsformats.fileaccess import is_local, open_binary
 
 _TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|[{}\[\]:]')
 _WS = b" \t\r\n"
@@ -63,8 +63,14 @@ class JsonFile:
         self.ends = array("q")
         stream = open_binary(path)
         try:
-            size = stream.seek(0, 2)
-            self._data: Any = mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
+            if is_local(path):
+                size = stream.seek(0, 2)
+                self._data: Any = mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
+            else:  # inside an archive or on object storage: no file to map, read the bytes of this one file
+                self._data = stream.read()
+                size = len(self._data)
+        except OSError as exc:
+            raise DatasetError(f"cannot read: {exc}", name) from None
         finally:
             stream.close()
         try:

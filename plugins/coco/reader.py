@@ -30,7 +30,7 @@ from dsformats import (
     Polygon,
     Rle,
 )
-from dsformats.fileaccess import join_within, open_binary, safe_relative, walk_files
+from dsformats.fileaccess import as_path, is_local, join_within, open_binary, safe_relative, walk_files
 from dsformats.policy import bad_item, warn
 
 from .jsonindex import JsonFile
@@ -82,6 +82,8 @@ class _Joiner:
         self._linked: dict[tuple[Path, str], bool] = {}
 
     def __call__(self, root: Path, name: str, *, location: str | None = None) -> Path:
+        if not is_local(root):  # archives and object stores: no symlinks
+            return join_within(root, name, location=location)
         rel = safe_relative(name, location=location)
         target = root.joinpath(*rel.split("/"))
         folder = rel.rpartition("/")[0]
@@ -268,7 +270,7 @@ class CocoReader:
     """
 
     def __init__(self, path: Path, *, tasks: Sequence[str] = (), images_dir: str | None = None) -> None:
-        self.path = Path(path)
+        self.path = as_path(path)
         self.tasks = tuple(tasks)
         self.images_dir = images_dir
         self.header = Header()

@@ -8,7 +8,7 @@ from pathlib import Path
 from types import TracebackType
 
 from dsformats import DatasetError, Header, Item, Media, Shard
-from dsformats.fileaccess import open_binary, safe_relative, walk_files
+from dsformats.fileaccess import as_path, open_binary, safe_relative, walk_files
 from dsformats.imaging import IMAGE_SUFFIXES
 from dsformats.limits import ZipBudget
 from dsformats.policy import bad_item
@@ -78,7 +78,7 @@ class ImageZipReader:
     """
 
     def __init__(self, path: Path, *, subset_from: str = "none", shard: str | None = None) -> None:
-        self.path = Path(path)
+        self.path = as_path(path)
         self.subset_from = subset_from
         self.shard = shard
         self.header = Header()

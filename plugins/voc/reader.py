@@ -16,7 +16,7 @@ from types import TracebackType
 from typing import Any
 
 from dsformats import Bbox, Categories, DatasetError, Header, Item, Label, LabelDef, Mask, Media
-from dsformats.fileaccess import join_within, open_binary, safe_relative, walk_files
+from dsformats.fileaccess import as_path, is_local, join_within, open_binary, safe_relative, walk_files
 from dsformats.imaging import is_image_name
 from dsformats.policy import bad_item
 
@@ -94,6 +94,8 @@ class _Joiner:
         self._linked: dict[tuple[Path, str], bool] = {}
 
     def __call__(self, root: Path, name: str, *, location: str | None = None) -> Path:
+        if not is_local(root):  # archives and object stores: no symlinks
+            return join_within(root, name, location=location)
         rel = safe_relative(name, location=location)
         target = root.joinpath(*rel.split("/"))
         folder = rel.rpartition("/")[0]
@@ -192,7 +194,7 @@ class VocReader:
     """
 
     def __init__(self, path: Path, *, bbox_convention: str = "xyxy") -> None:
-        self.root = Path(path)
+        self.root = as_path(path)
         self.inclusive = bbox_convention == BBOX_PIXEL_INCLUSIVE
         self._join = _Joiner()
         self.header = Header()

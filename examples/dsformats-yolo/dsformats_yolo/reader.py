@@ -7,7 +7,7 @@ from pathlib import Path
 from types import TracebackType
 
 from dsformats import Bbox, Categories, DatasetError, Header, Item, LabelDef, Media, Polygon
-from dsformats.fileaccess import join_within, walk_files
+from dsformats.fileaccess import as_path, join_within, walk_files
 from dsformats.imaging import is_image_name
 
 from .schema import (
@@ -57,7 +57,7 @@ class YoloReader:
     """
 
     def __init__(self, path: Path) -> None:
-        self.path = Path(path)
+        self.path = as_path(path)
         self.header = Header()
         self._splits: list[_Split] = []
         self._names: dict[int, str] = {}

@@ -1,0 +1,230 @@
+"""Hardened fsspec filesystems for archives (imported only when an archive is opened; needs ``fsspec``).
+
+``dszip://`` and ``dstar://`` are fsspec's ``zip://`` and ``tar://`` with the checks of :mod:`dsformats.limits`
+applied while the archive is indexed, before any member is inflated:
+
+* member names that would escape the archive (``..``, absolute, drive letters, backslashes) refuse the archive;
+* zip members are checked with :class:`~dsformats.limits.ZipBudget` (size, total, compression ratio);
+* tar members are checked against the same limits from their headers, before the data is skipped (so a
+  ``.tar.gz`` bomb is refused without inflating it);
+* symlink, hardlink and device members of tars are left out of the index: they cannot be listed or opened;
+* encrypted zip members refuse the archive.
+
+Members are read lazily, one stream at a time; only the index (names and sizes) is held in memory.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tarfile
+import zipfile
+from typing import Any
+
+from fsspec.archive import AbstractArchiveFileSystem
+from fsspec.compression import compr
+from fsspec.implementations.tar import TarFileSystem
+from fsspec.implementations.zip import ZipFileSystem
+
+from dsformats.errors import DatasetError
+from dsformats.fileaccess import safe_relative
+from dsformats.limits import ZipBudget
+
+__all__ = ["SafeTarFileSystem", "SafeZipFileSystem"]
+
+_RATIO_FLOOR = 1 << 20
+
+
+def _display(fo: Any, fallback: str) -> str:
+    for attr in ("original", "path", "name"):
+        value = getattr(fo, attr, None)
+        if isinstance(value, str):
+            return value
+    return fallback
+
+
+def _member_name(raw: str, where: str) -> str:
+    """The normalised member name (``./a//b`` -> ``a/b``); a DatasetError when it escapes the archive."""
+    name = raw.rstrip("/")
+    try:
+        return safe_relative(re.sub("/+", "/", name), location=where)
+    except DatasetError as exc:
+        raise DatasetError(f"archive member name escapes the archive: {exc.args[0]}", where) from None
+
+
+class SafeZipFileSystem(ZipFileSystem):
+    """Read-only ``zip://`` with member names, sizes and ratios checked when the archive is opened."""
+
+    protocol = "dszip"
+    cachable = False
+
+    def __init__(self, fo: Any = "", mode: str = "r", **kwargs: Any) -> None:
+        if mode != "r":
+            raise ValueError("dszip:// is read-only")
+        try:
+            super().__init__(fo=fo, mode="r", **kwargs)
+        except zipfile.BadZipFile as exc:
+            raise DatasetError(f"not a readable zip archive ({exc})", _display(fo, str(fo))) from None
+        self.archive_name = _display(self.fo, _display(fo, "archive"))
+        try:
+            self._check()
+        except BaseException:
+            self.close()
+            raise
+
+    def _check(self) -> None:
+        budget = ZipBudget(self.archive_name)
+        for info in self.zip.infolist():
+            where = f"{self.archive_name}!{info.filename}"
+            budget.check(info)
+            if info.filename.rstrip("/") in ("", "."):
+                continue
+            name = _member_name(info.filename, where)
+            if info.flag_bits & 0x1:
+                raise DatasetError("encrypted archive members are not supported", where)
+            if name != info.filename.rstrip("/"):  # ``./a`` or ``a//b``: reachable only under its raw name
+                raise DatasetError("archive member name is not in normal form", where)
+
+    def close(self) -> None:
+        """Close the archive and the file it was opened from."""
+        if hasattr(self, "zip"):
+            self.zip.close()
+        of = getattr(self, "of", None)
+        if of is not None and hasattr(of, "close"):
+            of.close()
+
+
+class SafeTarFileSystem(TarFileSystem):
+    """Read-only ``tar://`` (plain, gzip, bz2, xz) whose index is built with the safety limits applied."""
+
+    protocol = "dstar"
+    cachable = False
+
+    def __init__(self, fo: Any = "", target_options: dict | None = None, target_protocol: str | None = None,
+                 compression: str | None = None, **kwargs: Any) -> None:
+        import fsspec
+
+        self._opened = None
+        if isinstance(fo, (str, os.PathLike)):
+            self._opened = fsspec.open(str(fo), protocol=target_protocol, **(target_options or {})).open()
+            fo = self._opened
+        self.archive_name = _display(fo, "archive")
+        if compression is None:
+            lowered = self.archive_name.lower()
+            compression = next((c for s, c in _COMPRESSION if lowered.endswith(s)), None)
+        raw = fo
+        try:
+            raw.seek(0, 2)
+            self._packed_size = raw.tell()
+            raw.seek(0)
+        except (OSError, AttributeError):
+            self._packed_size = None
+        self._compressed = compression is not None
+        self._raw = raw
+        # fsspec's TarFileSystem.__init__ would infer the compression again from the stream's name: set up here
+        AbstractArchiveFileSystem.__init__(self, **kwargs)
+        self.fo = compr[compression](raw) if compression else raw
+        self.index_store = None
+        self.index = None
+        self.dir_cache = None
+        try:
+            self.tar = tarfile.TarFile(fileobj=self.fo)
+            self._index()
+        except (tarfile.TarError, EOFError, OSError) as exc:
+            self._close_raw()
+            raise DatasetError(f"not a readable tar archive ({exc})", self.archive_name) from None
+        except BaseException:
+            self._close_raw()
+            raise
+
+    def _index(self) -> None:
+        budget = ZipBudget(self.archive_name)
+        out: dict[str, tuple[dict, int, tarfile.TarInfo]] = {}
+        self.skipped_links: list[str] = []
+        while True:
+            ti = self.tar.next()  # reads one header; the member's data is skipped only by the next call
+            if ti is None:
+                break
+            where = f"{self.archive_name}!{ti.name}"
+            if ti.size > budget.max_member:
+                raise DatasetError(
+                    f"member inflates to {ti.size:,} bytes, over the limit of {budget.max_member:,} "
+                    "(DSFORMATS_ZIP_MAX_MEMBER)", where)
+            budget.total += ti.size
+            if budget.total > budget.max_total:
+                raise DatasetError(
+                    f"archive inflates to more than {budget.max_total:,} bytes (DSFORMATS_ZIP_MAX_TOTAL)", where)
+            end = ti.offset_data + ti.size
+            if self._compressed and self._packed_size and end > _RATIO_FLOOR and (
+                end > budget.max_ratio * max(self._packed_size, 1)
+            ):
+                raise DatasetError(
+                    f"archive inflates to {end:,} bytes from {self._packed_size:,}, a ratio over "
+                    f"{budget.max_ratio} (DSFORMATS_ZIP_MAX_RATIO); this looks like a compression bomb", where)
+            if ti.name.strip("/") in ("", "."):
+                continue
+            name = _member_name(ti.name[2:] if ti.name.startswith("./") else ti.name, where)
+            if ti.issym() or ti.islnk():
+                self.skipped_links.append(name)  # never followed, in or out of the archive
+                continue
+            if not (ti.isfile() or ti.isdir()):
+                continue
+            info = {"name": name, "size": ti.size if ti.isfile() else 0,
+                    "type": "file" if ti.isfile() else "directory", "mtime": ti.mtime}
+            out[name] = (info, ti.offset_data, ti)
+        self.index = out
+
+    def _open(self, path: str, mode: str = "rb", **kwargs: Any) -> Any:
+        if mode != "rb":
+            raise ValueError("dstar:// is read-only")
+        path = re.sub("/+", "/", self._strip_protocol(path))
+        try:
+            details, _, ti = self.index[path]
+        except KeyError as exc:
+            raise FileNotFoundError(path) from exc
+        if details["type"] != "file":
+            raise IsADirectoryError(path)
+        out = self.tar.extractfile(ti)  # by TarInfo: no O(n) name lookup, no link following
+        out.size = details["size"]
+        return out
+
+    def _close_raw(self) -> None:
+        for stream in (self._raw, self._opened):
+            if stream is not None and hasattr(stream, "close"):
+                stream.close()
+
+    def close(self) -> None:
+        """Close the archive and the file it was opened from."""
+        if hasattr(self, "tar"):
+            self.tar.close()
+        self._close_raw()
+
+
+_COMPRESSION = ((".tar.gz", "gzip"), (".tgz", "gzip"), (".tar.bz2", "bz2"), (".tbz2", "bz2"), (".tar.xz", "xz"),
+                (".txz", "xz"))
+
+
+def _path_classes() -> None:
+    """Register ``dszip``/``dstar`` with fsspec and universal-pathlib (read-only archive paths)."""
+    import fsspec
+    from upath.implementations.tar import TarPath
+    from upath.implementations.zip import ZipPath
+    from upath.registry import register_implementation
+
+    class ZipArchivePath(ZipPath):
+        """A path inside a zip archive opened by dsformats."""
+
+        __slots__ = ()
+
+    class TarArchivePath(TarPath):
+        """A path inside a tar archive opened by dsformats."""
+
+        __slots__ = ()
+
+    fsspec.register_implementation("dszip", SafeZipFileSystem, clobber=True)
+    fsspec.register_implementation("dstar", SafeTarFileSystem, clobber=True)
+    register_implementation("dszip", ZipArchivePath, clobber=True)
+    register_implementation("dstar", TarArchivePath, clobber=True)
+
+
+_path_classes()
