@@ -37,13 +37,15 @@ def ordered_map(
     jobs: int | None = 1,
     window: int | None = None,
     catch: tuple[type[Exception], ...] = (),
+    chunk: int = 1,
 ) -> Iterator[tuple[C, Any]]:
     """Yield ``(context, function(payload))`` for each ``(context, payload)`` of ``tasks``, in order.
 
     ``function`` and payloads must be picklable when ``jobs > 1``; contexts never leave this process. A
     payload of None is not submitted: its result is None. Exceptions of the types in ``catch`` are yielded
     as results instead of raised. With ``jobs == 1`` everything runs inline. At most ``window`` (default
-    ``4 * jobs``) payloads are in flight.
+    ``4 * jobs``) tasks are in flight; a task is ``chunk`` consecutive payloads, which cuts the per-task
+    cost of the process pool when each payload is small work.
     """
     workers = resolve_jobs(jobs)
     if workers == 1:
@@ -54,7 +56,8 @@ def ordered_map(
     # No process pool until there is work for it: while payloads are None, results pass straight through.
     for context, payload in iterator:
         if payload is not None:
-            yield from _pooled(function, itertools.chain([(context, payload)], iterator), workers, window, catch)
+            tasks = itertools.chain([(context, payload)], iterator)
+            yield from _pooled(function, tasks, workers, window, catch, max(1, chunk))
             return
         yield context, None
 
@@ -65,26 +68,46 @@ def _pooled(
     workers: int,
     window: int | None,
     catch: tuple[type[Exception], ...],
+    chunk: int,
 ) -> Iterator[tuple[C, Any]]:
     import multiprocessing
 
     limit = window or 4 * workers
     method = "forkserver" if sys.platform.startswith("linux") else "spawn"
-    pending: collections.deque[tuple[C, concurrent.futures.Future[R] | None]] = collections.deque()
+    pending: collections.deque[tuple[list[C], concurrent.futures.Future[list[Any]] | None]] = collections.deque()
     with concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method)) as pool:
+
+        def submit(batch: list[tuple[C, Any]]) -> None:
+            payloads = [payload for _, payload in batch]
+            busy = any(payload is not None for payload in payloads)
+            future = pool.submit(_call_chunk, function, payloads, catch) if busy else None
+            pending.append(([context for context, _ in batch], future))
+
+        def drain(*, everything: bool = False) -> Iterator[tuple[C, Any]]:
+            while pending and (everything or len(pending) > limit or _ready(pending[0][1])):
+                contexts, future = pending.popleft()
+                results = _result(future, ()) if future is not None else [None] * len(contexts)
+                yield from zip(contexts, results, strict=True)
+
         try:
+            batch: list[tuple[C, Any]] = []
             for context, payload in tasks:
-                pending.append((context, None if payload is None else pool.submit(function, payload)))
-                while len(pending) > limit or (pending and _ready(pending[0][1])):
-                    first, future = pending.popleft()
-                    yield first, _result(future, catch)
-            while pending:
-                first, future = pending.popleft()
-                yield first, _result(future, catch)
+                batch.append((context, payload))
+                if len(batch) >= chunk or payload is None and len(batch) == 1:
+                    submit(batch)
+                    batch = []
+                yield from drain()
+            if batch:
+                submit(batch)
+            yield from drain(everything=True)
         finally:
             for _, future in pending:
                 if future is not None:
                     future.cancel()
+
+
+def _call_chunk(function: Callable[[Any], R], payloads: list[Any], catch: tuple[type[Exception], ...]) -> list[Any]:
+    return [_call(function, payload, catch) for payload in payloads]
 
 
 def _call(function: Callable[[Any], R], payload: Any, catch: tuple[type[Exception], ...]) -> Any:

@@ -290,7 +290,9 @@ class VocWriter:
             self._subset_name(subset)
         # Masks are rasterised and PNG-encoded in worker processes, in item order (the same bytes for any
         # number of jobs); everything else is written here while the workers run.
-        planned = ordered_map(render_masks, (self._write_item(item, report) for item in items), jobs=self.jobs)
+        planned = ordered_map(
+            render_masks, (self._write_item(item, report) for item in items), jobs=self.jobs, chunk=8
+        )
         for context, result in planned:
             if result is not None:
                 self._finish_masks(context, result, report)
