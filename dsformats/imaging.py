@@ -97,6 +97,9 @@ def _open(media: Media, *, decoding: bool) -> tuple[PILImage, IO[bytes]]:
 
 def header_size(media: Media) -> tuple[int, int]:
     """``(width, height)`` read from the image header; pixels are not decoded."""
+    info = header_info(media)  # JPEG and PNG headers without Pillow (several times faster)
+    if info is not None:
+        return info[0], info[1]
     image, stream = _open(media, decoding=False)
     try:
         return image.size
