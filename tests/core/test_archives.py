@@ -1,0 +1,377 @@
+"""Datasets inside archives and on object storage (memory://): reading, detection, hardening and writing."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import uuid
+import zipfile
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("fsspec")
+pytest.importorskip("upath")
+
+import dsformats  # noqa: E402
+from dsformats import DatasetError, OutputExistsError  # noqa: E402
+from dsformats.archives import COMPLETE_MARKER  # noqa: E402
+from dsformats.testing.compare import canonical_item  # noqa: E402
+
+COCO = [
+    "coco", "coco_captions", "coco_image_info", "coco_instances", "coco_labels", "coco_panoptic",
+    "coco_person_keypoints", "coco_roboflow", "coco_stuff", "mmdet_coco",
+]
+VOC = ["voc_dataset1", "voc_dataset2", "voc_dataset3"]
+DATASETS = [f"coco_dataset/{name}" for name in COCO] + [f"voc_dataset/{name}" for name in VOC]
+
+
+# --------------------------------------------------------------------------------------------- helpers
+
+
+def _files(root: Path) -> list[tuple[str, Path]]:
+    return sorted((p.relative_to(root).as_posix(), p) for p in root.rglob("*") if p.is_file())
+
+
+def pack(root: Path, archive: Path, *, wrap: str = "", dot: bool = False) -> Path:
+    """Zip or tar ``root``'s files as ``archive``; ``wrap`` adds a top folder, ``dot`` writes ``./``-names."""
+    prefix = (wrap + "/" if wrap else "") or ("./" if dot else "")
+    if archive.suffix == ".zip":
+        with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as out:
+            for rel, path in _files(root):
+                out.write(path, prefix + rel)
+    else:
+        mode = "w:gz" if archive.name.endswith((".tar.gz", ".tgz")) else "w"
+        with tarfile.open(archive, mode) as out:
+            for rel, path in _files(root):
+                out.add(path, prefix + rel)
+    return archive
+
+
+def snapshot(path, fmt: str | None = None) -> tuple:
+    """Everything a reader yields: header, items with annotations, attributes and the media bytes and size."""
+    with dsformats.read(path, fmt) as reader:
+        header = reader.header
+        items = []
+        for item in reader.items():
+            media = None
+            if item.media is not None:
+                try:
+                    data = item.media.read_bytes()
+                except DatasetError:
+                    data = b"<missing>"
+                media = (item.media.suffix, item.media.known_size, data)
+            items.append((canonical_item(item), item.attributes, media))
+    return header.categories, header.subsets, header.size_hint, sorted(items, key=repr)
+
+
+@pytest.fixture
+def memory():
+    """A fresh ``memory://`` bucket URL, emptied afterwards."""
+    import fsspec
+
+    fs = fsspec.filesystem("memory")
+    bucket = f"memory://test-{uuid.uuid4().hex[:8]}"
+    yield bucket
+    if fs.exists(bucket):
+        fs.rm(bucket, recursive=True)
+
+
+# --------------------------------------------------------------------------------------------- reading
+
+
+@pytest.mark.parametrize("dataset", DATASETS)
+@pytest.mark.parametrize("packing", ["flat.zip", "wrapped.zip", "wrapped.tar.gz", "dot.tar"])
+def test_archive_reads_exactly_as_the_unpacked_tree(datumaro_fixtures, tmp_path, dataset, packing):
+    tree = tmp_path / "tree"
+    shutil.copytree(datumaro_fixtures / dataset, tree)
+    kind, _, suffix = packing.partition(".")
+    archive = pack(tree, tmp_path / f"data.{suffix}", wrap="export" if kind == "wrapped" else "", dot=kind == "dot")
+    fmt = dsformats.detect_format(tree)
+    assert dsformats.detect_format(archive) == fmt
+    assert snapshot(archive) == snapshot(tree)
+
+
+def test_archive_media_are_read_lazily_and_named_by_their_member(datumaro_fixtures, tmp_path):
+    archive = pack(datumaro_fixtures / "coco_dataset/coco_roboflow", tmp_path / "rf.zip", wrap="rf")
+    with dsformats.read(archive) as reader:
+        item = next(iter(reader.items()))
+        assert item.media.path is None  # not a local file: writers stream it
+        assert "rf/train/" in item.media.name and str(archive) in item.media.name
+        assert item.media.read_bytes()[:4] == b"\x89PNG" or item.media.read_bytes()[:2] == b"\xff\xd8"
+
+
+def test_flat_image_zip_is_still_read_natively(tmp_path, make_image):
+    archive = tmp_path / "images.zip"
+    with zipfile.ZipFile(archive, "w") as out:
+        out.writestr("a.png", make_image(4, 3))
+        out.writestr("sub/b.jpg", make_image(5, 4, ".jpg"))
+    assert dsformats.detect_format(archive) == "image_zip"
+    with dsformats.read(archive) as reader:
+        names = sorted(item.media.name for item in reader.items())
+    assert names == [f"{archive}!a.png", f"{archive}!sub/b.jpg"]
+
+
+def test_remote_tree_and_remote_archive_via_memory(datumaro_fixtures, tmp_path, memory):
+    import fsspec
+
+    fs = fsspec.filesystem("memory")
+    tree = datumaro_fixtures / "coco_dataset/coco_instances"
+    for rel, path in _files(tree):
+        fs.pipe_file(f"{memory}/coco/{rel}", path.read_bytes())
+    archive = pack(tree, tmp_path / "coco.zip", wrap="top")
+    fs.pipe_file(f"{memory}/coco.zip", archive.read_bytes())
+    assert dsformats.detect_format(f"{memory}/coco") == "coco"
+    assert snapshot(f"{memory}/coco") == snapshot(tree)
+    assert snapshot(f"{memory}/coco.zip") == snapshot(tree)
+
+
+@pytest.mark.parametrize(("source", "fmt"), [("coco_dataset/coco", "coco"), ("voc_dataset/voc_dataset1", "voc")])
+def test_round_trip_through_memory(datumaro_fixtures, tmp_path, memory, source, fmt):
+    src = datumaro_fixtures / source
+    report = dsformats.convert(src, f"{memory}/out", fmt, writer_options={"save_images": True})
+    assert report.items_written
+    local = tmp_path / "local"
+    dsformats.convert(src, local, fmt, writer_options={"save_images": True})
+    assert snapshot(f"{memory}/out", fmt) == snapshot(local, fmt)
+
+
+# ------------------------------------------------------------------------------------------- detection
+
+
+def test_detection_tells_archives_apart(datumaro_fixtures, tmp_path, make_image):
+    coco = pack(datumaro_fixtures / "coco_dataset/coco_instances", tmp_path / "coco.zip")
+    voc = pack(datumaro_fixtures / "voc_dataset/voc_dataset1", tmp_path / "voc.zip", wrap="VOC2012")
+    images = tmp_path / "images.zip"
+    with zipfile.ZipFile(images, "w") as out:
+        out.writestr("a.png", make_image(4, 3))
+    verdicts = {d.format: d for d in dsformats.detect(coco)}
+    assert verdicts["coco"].confidence == dsformats.Confidence.CERTAIN
+    assert "inside coco.zip" in verdicts["coco"].reason
+    assert dsformats.detect_format(voc) == "voc"
+    assert "in VOC2012/" in {d.format: d for d in dsformats.detect(voc)}["voc"].reason
+    assert dsformats.detect_format(images) == "image_zip"
+    proc = subprocess.run([sys.executable, "-m", "dsformats", "detect", "--explain", str(coco)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0 and "coco: certain, inside coco.zip" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_single_top_folder_that_is_a_subset_is_kept(datumaro_fixtures, tmp_path):
+    """A Roboflow export holding only ``train/`` keeps the subset: the archive root wins a tie."""
+    tree = tmp_path / "tree"
+    shutil.copytree(datumaro_fixtures / "coco_dataset/coco_roboflow/train", tree / "train")
+    archive = pack(tree, tmp_path / "rf.zip")
+    assert tuple(snapshot(archive)[1]) == ("train",) == tuple(snapshot(tree)[1])
+
+
+# ------------------------------------------------------------------------------------------- hardening
+
+
+def _coco_zip(datumaro_fixtures: Path, archive: Path, extra: dict[str, bytes]) -> Path:
+    pack(datumaro_fixtures / "coco_dataset/coco_instances", archive)
+    with zipfile.ZipFile(archive, "a") as out:
+        for name, data in extra.items():
+            out.writestr(name, data)
+    return archive
+
+
+@pytest.mark.parametrize("name", ["../evil.json", "/etc/evil.json", "a/../../evil.json", "C:/evil.json"])
+def test_escaping_zip_member_refuses_the_archive(datumaro_fixtures, tmp_path, name):
+    archive = _coco_zip(datumaro_fixtures, tmp_path / "bad.zip", {name: b"{}"})
+    with pytest.raises(DatasetError, match="escapes the archive") as info:
+        with dsformats.read(archive, "coco"):
+            pass
+    assert f"bad.zip!{name}" in str(info.value)
+    assert dsformats.detect(archive)  # detection does not raise: it explains
+    assert "cannot be read" in {d.format: d for d in dsformats.detect(archive)}["coco"].reason
+
+
+def test_zip_bomb_member_is_refused_before_inflating(datumaro_fixtures, tmp_path, monkeypatch):
+    archive = pack(datumaro_fixtures / "coco_dataset/coco_instances", tmp_path / "bomb.zip")
+    with zipfile.ZipFile(archive, "a", zipfile.ZIP_DEFLATED) as out:
+        out.writestr("images/zeros.bin", bytes(4 << 20))
+    monkeypatch.setenv("DSFORMATS_ZIP_MAX_RATIO", "100")
+    with pytest.raises(DatasetError, match="zip bomb"):
+        with dsformats.read(archive, "coco"):
+            pass
+    monkeypatch.delenv("DSFORMATS_ZIP_MAX_RATIO")
+    monkeypatch.setenv("DSFORMATS_ZIP_MAX_MEMBER", "1M")
+    with pytest.raises(DatasetError, match="DSFORMATS_ZIP_MAX_MEMBER"):
+        with dsformats.read(archive, "coco"):
+            pass
+
+
+def test_tar_gz_bomb_is_refused_from_its_header(tmp_path, monkeypatch):
+    archive = tmp_path / "bomb.tar.gz"
+    with tarfile.open(archive, "w:gz") as out:
+        info = tarfile.TarInfo("annotations/instances_default.json")
+        data = bytes(8 << 20)
+        info.size = len(data)
+        out.addfile(info, io.BytesIO(data))
+    monkeypatch.setenv("DSFORMATS_ZIP_MAX_RATIO", "100")
+    with pytest.raises(DatasetError, match="compression bomb"):
+        with dsformats.read(archive, "coco"):
+            pass
+    monkeypatch.setenv("DSFORMATS_ZIP_MAX_MEMBER", "1M")
+    monkeypatch.setenv("DSFORMATS_ZIP_MAX_RATIO", "100000")
+    with pytest.raises(DatasetError, match="DSFORMATS_ZIP_MAX_MEMBER"):
+        with dsformats.read(archive, "coco"):
+            pass
+
+
+@pytest.mark.parametrize("link", ["sym", "hard"])
+def test_tar_links_are_not_followed(datumaro_fixtures, tmp_path, link):
+    tree = datumaro_fixtures / "coco_dataset/coco_instances"
+    secret = tmp_path / "secret.jpg"
+    secret.write_bytes(b"SECRET")
+    archive = tmp_path / "links.tar"
+    with tarfile.open(archive, "w") as out:
+        for rel, path in _files(tree):
+            if rel.startswith("images/") and rel.endswith(".jpg"):
+                info = tarfile.TarInfo(rel)
+                info.type = tarfile.SYMTYPE if link == "sym" else tarfile.LNKTYPE
+                info.linkname = str(secret) if link == "sym" else "annotations/instances_default.json"
+                out.addfile(info)
+            else:
+                out.add(path, rel)
+    with dsformats.read(archive, "coco") as reader:
+        for item in reader.items():
+            with pytest.raises(DatasetError, match="cannot open"):
+                item.media.read_bytes()
+    from dsformats.archives import opened_archive
+    from dsformats.fileaccess import walk_files
+
+    with opened_archive(archive) as root:
+        assert not [rel for rel in walk_files(root) if rel.startswith("images/")]
+        assert root.fs.skipped_links
+
+
+def test_escaping_tar_member_refuses_the_archive(tmp_path):
+    archive = tmp_path / "bad.tar"
+    with tarfile.open(archive, "w") as out:
+        info = tarfile.TarInfo("../../evil.json")
+        info.size = 2
+        out.addfile(info, io.BytesIO(b"{}"))
+    with pytest.raises(DatasetError, match="escapes the archive"):
+        with dsformats.read(archive, "coco"):
+            pass
+
+
+# --------------------------------------------------------------------------------------------- writing
+
+
+@pytest.mark.parametrize("fmt", ["coco", "voc", "image_zip"])
+def test_output_zip_for_every_builtin_writer(datumaro_fixtures, tmp_path, fmt):
+    src = datumaro_fixtures / "coco_dataset/coco_instances"
+    options = {"save_images": True} if fmt != "image_zip" else {}
+    dsformats.convert(src, tmp_path / "tree", fmt, writer_options=options)
+    out = tmp_path / "out.zip"
+    dsformats.convert(src, out, fmt, writer_options=options)
+    assert out.is_file() and sorted(p.name for p in tmp_path.iterdir()) == ["out.zip", "tree"]
+    with zipfile.ZipFile(out) as archive:
+        names = archive.namelist()
+    if fmt == "image_zip":  # the writer's one zip is the output, not a zip inside a zip
+        with zipfile.ZipFile(tmp_path / "tree" / "default.zip") as written:
+            assert names == written.namelist()
+        assert snapshot(out, fmt) == snapshot(tmp_path / "tree", fmt)
+    else:
+        tree_files = [rel for rel, _ in _files(tmp_path / "tree")]
+        assert sorted(n for n in names if not n.endswith("/")) == tree_files
+        assert snapshot(out, fmt) == snapshot(tmp_path / "tree", fmt)
+    with pytest.raises(OutputExistsError):
+        dsformats.convert(src, out, fmt, writer_options=options)
+    dsformats.convert(src, out, fmt, writer_options=options, overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.zip", "tree"]
+
+
+def test_output_zip_is_reproducible_and_cli_writes_it(datumaro_fixtures, tmp_path):
+    src = datumaro_fixtures / "voc_dataset/voc_dataset1"
+    for name in ("a.zip", "b.zip"):
+        proc = subprocess.run([sys.executable, "-m", "dsformats", "convert", "-q", "-i", str(src), "-f", "coco",
+                               "-o", str(tmp_path / name)], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "a.zip").read_bytes() == (tmp_path / "b.zip").read_bytes()
+
+
+def test_failed_zip_output_publishes_nothing(datumaro_fixtures, tmp_path):
+    def items():
+        with dsformats.read(datumaro_fixtures / "coco_dataset/coco_instances") as reader:
+            yield from reader.items()
+        raise RuntimeError("interrupted")
+
+    with pytest.raises(RuntimeError):
+        dsformats.write(items(), tmp_path / "out.zip", "coco")
+    assert list(tmp_path.iterdir()) == []
+
+
+def _memory_files(url: str) -> list[str]:
+    import fsspec
+
+    fs = fsspec.filesystem("memory")
+    root = fs._strip_protocol(url)
+    return sorted(p[len(root) + 1 :] for p in fs.find(root)) if fs.exists(root) else []
+
+
+def test_memory_output_is_marked_complete(datumaro_fixtures, memory):
+    import fsspec
+
+    src = datumaro_fixtures / "coco_dataset/coco_instances"
+    dsformats.convert(src, f"{memory}/out", "voc", writer_options={"save_images": True})
+    files = _memory_files(memory)
+    assert f"out/{COMPLETE_MARKER}" in files
+    assert not [f for f in files if ".dsformats-" in f]  # the temporary prefix is gone
+    marker = json.loads(fsspec.filesystem("memory").cat_file(f"{memory}/out/{COMPLETE_MARKER}"))
+    assert marker["complete"] is True and marker["files"] == len(files) - 1
+    with pytest.raises(OutputExistsError):
+        dsformats.convert(src, f"{memory}/out", "voc")
+    dsformats.convert(src, f"{memory}/out", "coco", overwrite=True)
+    files = _memory_files(memory)
+    assert f"out/{COMPLETE_MARKER}" in files and not [f for f in files if f.startswith("out/Annotations")]
+
+
+def test_interrupted_memory_output_publishes_nothing(datumaro_fixtures, memory, monkeypatch):
+    def items():
+        with dsformats.read(datumaro_fixtures / "coco_dataset/coco_instances") as reader:
+            yield from reader.items()
+        raise RuntimeError("interrupted")
+
+    with pytest.raises(RuntimeError):
+        dsformats.write(items(), f"{memory}/out", "coco")
+    assert _memory_files(memory) == []
+
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    calls = []
+
+    def failing_copy(self, path1, path2, **kwargs):
+        calls.append(path2)
+        if len(calls) > 1:
+            raise OSError("connection reset")
+        return original(self, path1, path2, **kwargs)
+
+    original = MemoryFileSystem.cp_file
+    monkeypatch.setattr(MemoryFileSystem, "cp_file", failing_copy)
+    src = datumaro_fixtures / "coco_dataset/coco_instances"
+    with pytest.raises(DatasetError, match="nothing was published"):
+        dsformats.convert(src, f"{memory}/out", "coco", writer_options={"save_images": True})
+    assert len(calls) == 2
+    assert _memory_files(memory) == []  # neither a partial output nor the temporary prefix
+
+
+def test_memory_zip_output_is_one_object(datumaro_fixtures, memory):
+    src = datumaro_fixtures / "coco_dataset/coco_instances"
+    dsformats.convert(src, f"{memory}/out.zip", "coco", writer_options={"save_images": True})
+    assert _memory_files(memory) == ["out.zip"]
+    assert snapshot(f"{memory}/out.zip", "coco") == snapshot(src, "coco")
+
+
+def test_local_file_url_is_a_local_path(datumaro_fixtures, tmp_path):
+    src = datumaro_fixtures / "coco_dataset/coco_instances"
+    dsformats.convert(f"file://{src}", f"file://{tmp_path}/out", "coco")
+    assert (tmp_path / "out" / "annotations").is_dir()
+    assert os.listdir(tmp_path) == ["out"]
