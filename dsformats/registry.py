@@ -230,19 +230,12 @@ def _as_path(path: Any) -> Any:
 
 
 def _entry_points() -> list[metadata.EntryPoint]:
-    """Entry points of our group, one per (distribution, name): duplicated dist-infos are merged."""
-    seen: set[tuple[str, str, str]] = set()
-    result = []
-    for dist in metadata.distributions():
-        dist_name = (dist.metadata["Name"] or "").lower().replace("_", "-")
-        for ep in dist.entry_points:
-            if ep.group != ENTRY_POINT_GROUP:
-                continue
-            key = (dist_name, ep.name, ep.value)
-            if key not in seen:
-                seen.add(key)
-                result.append(ep)
-    return sorted(result, key=lambda ep: (ep.name, _dist(ep)[0] or ""))
+    """Entry points of our group, one per (distribution, name).
+
+    ``entry_points(group=...)`` reads only the entry-point files and merges distributions found twice on the
+    path (a ``lib64`` symlink, say); only the few distributions with our entry points have their metadata read.
+    """
+    return sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: (ep.name, _dist(ep)[0] or ""))
 
 
 def _dist(ep: metadata.EntryPoint) -> tuple[str | None, str | None]:
