@@ -70,6 +70,7 @@ def generate(out: Path, images: int, objects: int, image_size: str, seed: int = 
 
     marker = out / "COMPLETE"
     if marker.exists() and marker.read_text() == f"{images} {objects} {image_size} {seed}":
+        _zip_export(out)
         return out
     shutil.rmtree(out, ignore_errors=True)
     width, height = SIZES[image_size]
@@ -115,8 +116,22 @@ def generate(out: Path, images: int, objects: int, image_size: str, seed: int = 
     )
     if voc.returncode:
         raise SystemExit(f"making the VOC copy failed: {voc.stderr}")
+    _zip_export(out)
     marker.write_text(f"{images} {objects} {image_size} {seed}")
     return out
+
+
+def _zip_export(out: Path) -> None:
+    """``out/coco.zip``: the COCO tree under one top folder, deflated, as labelling tools export it."""
+    target = out / "coco.zip"
+    if target.exists():
+        return
+    partial = out / "coco.zip.partial"
+    with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted((out / "coco").rglob("*")):
+            if path.is_file():
+                archive.write(path, "coco/" + path.relative_to(out / "coco").as_posix())
+    partial.replace(target)
 
 
 def main() -> None:

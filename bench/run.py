@@ -59,6 +59,14 @@ def workloads(data: Path, out: Path) -> list[Workload]:
         Workload("COCO → VOC detection, with images",
                  convert("coco", coco, "voc", "--", "--tasks", "detection", "--save-images"),
                  datum("coco", coco, "voc_detection", "--", "--save-media")),
+        # reading a zipped export in place, against unpacking it first (both timed as one command)
+        Workload("COCO zip → VOC detection, with images",
+                 convert("coco", data / "coco.zip", "voc", "--", "--tasks", "detection", "--save-images"), None),
+        Workload("COCO zip: unzip, then → VOC detection",
+                 ["sh", "-c", f"rm -rf {{out}}.src && {sys.executable} -c 'import sys, zipfile; "
+                  f"zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])' {data / 'coco.zip'} {{out}}.src && "
+                  + " ".join(convert("coco", Path("{out}.src/coco"), "voc", "--", "--tasks", "detection",
+                                     "--save-images"))], None),
         Workload("COCO → VOC all tasks, with images",
                  convert("coco", coco, "voc", "--", "--save-images"),
                  datum("coco", coco, "voc", "--", "--save-media")),
