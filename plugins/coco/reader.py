@@ -105,6 +105,8 @@ class _Joiner:
 
 def _int(value: Any, where: str, what: str = "an integer") -> int:
     """An int (an integral float such as ``4.0`` is accepted); DatasetError otherwise."""
+    if type(value) is int:  # the common case (bool is not int here)
+        return value
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise DatasetError(f"expected {what}, got {value!r}", where)
     if isinstance(value, float):
