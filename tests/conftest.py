@@ -28,7 +28,8 @@ def random_image_bytes(width: int, height: int, suffix: str = ".png", *, seed: i
     channels = len(mode)
     image = Image.frombytes(mode, (width, height), bytes(rng.getrandbits(8) for _ in range(width * height * channels)))
     out = io.BytesIO()
-    fmt = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF", ".webp": "WEBP"}[suffix.lower()]
+    formats = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF", ".webp": "WEBP"}
+    fmt = formats[suffix.lower()]
     image.save(out, format=fmt, **({"quality": 90} if fmt == "JPEG" else {}))
     return out.getvalue()
 

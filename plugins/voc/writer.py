@@ -473,7 +473,9 @@ class VocWriter:
     def _bndbox(self, parent: _Node, box: Bbox) -> None:
         element = _sub(parent, "bndbox")
         xmin, ymin, xmax, ymax = (format_number(value) for value in self._corners(box))
-        element.children += (f"<xmin>{xmin}</xmin>", f"<ymin>{ymin}</ymin>", f"<xmax>{xmax}</xmax>", f"<ymax>{ymax}</ymax>")
+        element.children += (
+            f"<xmin>{xmin}</xmin>", f"<ymin>{ymin}</ymin>", f"<xmax>{xmax}</xmax>", f"<ymax>{ymax}</ymax>"
+        )
 
     def _object(self, root: _Node, box: Bbox, parts: list[Bbox], report: Report) -> bool:
         """Write one ``<object>``; True when it has actions."""

@@ -236,7 +236,6 @@ def test_bom_unknown_keys_and_float_ints(tmp_path):
 
 def test_json_index_fast_skips_match_the_token_scan(tmp_path, monkeypatch):
     import orjson
-
     from dsformats_coco import jsonindex
 
     deep = {"a": [[[[[[1, {"b": "]}"}]]]]]]}  # deeper than the one-match skip: falls back to tokens
@@ -257,7 +256,8 @@ def test_json_index_fast_skips_match_the_token_scan(tmp_path, monkeypatch):
     def index():
         json = jsonindex.JsonFile(path, "a.json")
         try:
-            return dict(json.spans), [json.element(i) for i in range(len(json))], {k: json.section(k) for k in json.keys}
+            elements = [json.element(i) for i in range(len(json))]
+            return dict(json.spans), elements, {k: json.section(k) for k in json.keys}
         finally:
             json.close()
 
