@@ -323,7 +323,8 @@ class CocoReader:
         self._labels: dict[str, LabelDef] = {}
         self._keypoints: dict[str, KeypointSchema] = {}
         self._info: dict[str, Any] = {
-            "files": {}, "tasks": {}, "zero_based_skeleton": [], "isthing": {}, "annotation_keys": []
+            "files": {}, "tasks": {}, "zero_based_skeleton": [], "isthing": {}, "annotation_keys": [],
+            "category_extras": {},
         }
         self._by_key: dict[tuple[str, str], int] = {}
         self._by_id: dict[tuple[str, str], str] = {}
@@ -410,6 +411,9 @@ class CocoReader:
         source.labels[cid] = label
         if "isthing" in category:
             self._info["isthing"][label] = category["isthing"]
+        extras = {k: v for k, v in category.items() if k not in _CATEGORY_KEYS}
+        if extras:  # e.g. LVIS "frequency", Roboflow colours: written back by the coco writer
+            self._info["category_extras"].setdefault(label, {}).update(extras)
         if "keypoints" in category or "skeleton" in category:
             names = category.get("keypoints") or []
             skeleton = category.get("skeleton") or []
@@ -660,6 +664,9 @@ class _ItemState:
         group = ann_id if ann_id and ann_id not in self.used else max(self.used | {0}) + 1
         self.used.add(group)
         return group
+
+
+_CATEGORY_KEYS = frozenset({"id", "name", "supercategory", "isthing", "keypoints", "skeleton"})
 
 
 def _attributes(ann: dict, known: frozenset[str] | Sequence[str], where: str) -> dict[str, Any]:

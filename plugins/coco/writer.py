@@ -637,6 +637,9 @@ class CocoWriter:
                 "name": label,
                 "supercategory": definition.parent if definition is not None else "",
             }
+            extras = (self.info.get("category_extras") or {}).get(label)
+            if extras:
+                record.update({k: v for k, v in extras.items() if k not in record})
             if task == PANOPTIC:
                 record["isthing"] = self.isthing.get(label, 0)
             if task == PERSON_KEYPOINTS:

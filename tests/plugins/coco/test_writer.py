@@ -340,3 +340,19 @@ def test_cli_image_zip_to_coco_and_back(datumaro_fixtures, tmp_path):
     run_cli("convert", "-if", "coco", "-i", str(tmp_path / "out"), "-f", "image_zip", "-o", str(tmp_path / "back"))
     with zipfile.ZipFile(tmp_path / "back" / "default.zip") as z:
         assert {n: z.read(n) for n in z.namelist()} == originals
+
+
+def test_unknown_category_keys_survive_coco_to_coco(tmp_path, make_image):
+    src = tmp_path / "src"
+    (src / "annotations").mkdir(parents=True)
+    (src / "images" / "train").mkdir(parents=True)
+    (src / "images" / "train" / "a.png").write_bytes(make_image(10, 10, ".png"))
+    categories = [{"id": 3, "name": "cat", "supercategory": "animal", "color": [1, 2, 3], "frequency": "f"},
+                  {"id": 7, "name": "dog", "supercategory": "animal"}]
+    doc = {"images": [{"id": 1, "file_name": "a.png", "width": 10, "height": 10}],
+           "annotations": [{"id": 1, "image_id": 1, "category_id": 3, "bbox": [1, 1, 2, 2], "area": 4, "iscrowd": 0}],
+           "categories": categories}
+    (src / "annotations" / "instances_train.json").write_text(json.dumps(doc))
+    dsformats.convert(src, tmp_path / "out", "coco")
+    written = json.loads((tmp_path / "out" / "annotations" / "instances_train.json").read_text())
+    assert written["categories"] == categories
