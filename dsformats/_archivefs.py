@@ -125,7 +125,7 @@ class SafeTarFileSystem(TarFileSystem):
         AbstractArchiveFileSystem.__init__(self, **kwargs)
         self.fo = compr[compression](raw) if compression else raw
         self.index_store = None
-        self.index = None
+        self.index: Any = None
         self.dir_cache = None
         try:
             self.tar = tarfile.TarFile(fileobj=self.fo)
@@ -184,7 +184,7 @@ class SafeTarFileSystem(TarFileSystem):
             raise FileNotFoundError(path) from exc
         if details["type"] != "file":
             raise IsADirectoryError(path)
-        out = self.tar.extractfile(ti)  # by TarInfo: no O(n) name lookup, no link following
+        out: Any = self.tar.extractfile(ti)  # by TarInfo: no O(n) name lookup, no link following
         out.size = details["size"]
         return out
 

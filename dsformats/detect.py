@@ -120,8 +120,8 @@ class Probe:
                 names = list(itertools.islice(walk_files(self.root, max_depth=max_depth), self.max_entries))
             except DatasetError:
                 return []
-            found = [rel for rel in names if rx.match(rel.rsplit("/", 1)[-1] if by_name else rel)]
-            return sorted(found[:limit])
+            matched = [rel for rel in names if rx.match(rel.rsplit("/", 1)[-1] if by_name else rel)]
+            return sorted(matched[:limit])
         found: list[str] = []
         seen = 0
         stack: list[tuple[Path, str, int]] = [(self.root, "", 0)]

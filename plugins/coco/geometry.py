@@ -141,4 +141,6 @@ def bitmap_to_counts(bitmap: Any) -> list[int]:
     """Uncompressed COCO RLE counts (column-major, first run counts zeros) of a bool bitmap."""
     from dsformats.masks import bitmap_to_rle
 
-    return list(bitmap_to_rle(bitmap).counts)
+    counts = bitmap_to_rle(bitmap).counts
+    assert not isinstance(counts, str)  # uncompressed by default
+    return list(counts)

@@ -158,7 +158,7 @@ class JsonFile:
                     in_list = key == self.list_key and first == b"["
                     elem_end = match.end()
                     whole = None if in_list or element is None or key is None else element.match(data, value_start)
-                    if whole is not None:  # another top-level value (``images``), skipped at once
+                    if whole is not None and key is not None:  # another top-level value, skipped at once
                         self.spans[key] = (value_start, whole.end())
                         key, value_start, depth, pos = None, -1, 1, whole.end()
                 elif depth == 3 and in_list:

@@ -685,7 +685,7 @@ def _shapes(
     ann: dict, label: str | None, ann_id: int, group: int, attributes: dict, where: str, size: Any
 ) -> list[Annotation]:
     shapes: list[Annotation] = []
-    common = {"id": ann_id, "group": group, "attributes": attributes}
+    common: dict[str, Any] = {"id": ann_id, "group": group, "attributes": attributes}
     segmentation = ann.get("segmentation")
     bbox = ann.get("bbox", _MISSING)
     if bbox is _MISSING:

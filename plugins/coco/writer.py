@@ -232,8 +232,8 @@ class CocoWriter:
         scratch.mkdir()
         self._subsets: dict[str, _SubsetSpool] = {}
         self._folded: dict[str, str] = {}
-        for subset in header.subsets or ():
-            (self.root / IMAGES_DIR / subset).mkdir(parents=True, exist_ok=True)
+        for subset_name in header.subsets or ():
+            (self.root / IMAGES_DIR / subset_name).mkdir(parents=True, exist_ok=True)
         for item in items:
             self._write_item(item, report)
         if not self._subsets:
@@ -430,7 +430,7 @@ class CocoWriter:
         return out
 
     def _instance(
-        self, shapes: list[Annotation], points: list[Annotation], mode: str, size: tuple[int, int] | None,
+        self, shapes: Sequence[Annotation], points: Sequence[Points], mode: str, size: tuple[int, int] | None,
         report: Report,
     ) -> tuple[int, dict[str, Any], str | None]:
         bboxes = [a for a in shapes if isinstance(a, Bbox)]
@@ -483,7 +483,7 @@ class CocoWriter:
                 for k, v in enumerate(p.visibility):
                     flat += [p.points[2 * k], p.points[2 * k + 1], v]
             record["keypoints"] = flat
-            record["num_keypoints"] = sum(1 for p in points for v in p.visibility if v)
+            record["num_keypoints"] = sum(1 for p in points for v in p.visibility if v > 0)
         record.update(self._extras(attributes, report))
         return ann_id, record, label
 
@@ -590,8 +590,8 @@ class CocoWriter:
 
     def _finish(self, name: str, subset: _SubsetSpool, report: Report) -> None:
         subset.images.close()
-        for task in subset.tasks.values():
-            task.stream.close()
+        for spool in subset.tasks.values():
+            spool.stream.close()
         if self.tasks:
             tasks = list(self.tasks)
         else:

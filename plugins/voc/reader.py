@@ -289,10 +289,10 @@ class VocReader:
             contents[task_dir] = {
                 rel[: -len(LIST_SUFFIX)]: _lines(self._read(f"{rel_dir}/{rel}"), str(base / rel)) for rel in files
             }
-        stems = {stem for files in contents.values() for stem in files}
+        stems = {stem for lists in contents.values() for stem in lists}
         flag_files: list[tuple[str, str, str]] = []
-        for task_dir, files in contents.items():
-            for stem, lines in files.items():
+        for task_dir, lists in contents.items():
+            for stem, lines in lists.items():
                 kind = self._classify(task_dir, stem, lines, stems, labels, actions)
                 if kind is None:
                     self._add_list(task_dir, stem, lines)
@@ -400,7 +400,8 @@ class VocReader:
                 yield item
 
     def _item(self, subset: str, item_id: str) -> Item:
-        size, filename, objects = None, None, []
+        size, filename = None, None
+        objects: list[Any] = []
         xml_path = None
         if item_id in self._xmls:
             xml_path = self._join(self.root, f"{ANNOTATIONS_DIR}/{item_id}{XML_SUFFIX}")
