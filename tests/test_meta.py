@@ -61,3 +61,16 @@ def test_light_imports(code):
     # the CLI module imports json for its --json output; nothing else heavy is allowed
     allowed = "['json']" if "cli" in code or "runpy" in code else "[]"
     assert heavy == f"HEAVY {allowed}"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["ruff", "check", "."],
+        ["mypy", "dsformats", "plugins", "--explicit-package-bases"],
+    ],
+    ids=["ruff", "mypy"],
+)
+def test_lint_and_types_are_clean(command):
+    result = subprocess.run([sys.executable, "-m", *command], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-1000:]
