@@ -69,3 +69,17 @@ def dsformats_open_writer(format: str, path: Path, options: Mapping[str, Any]) -
     the writer exits without error. ``options`` is validated like the reader's. The first non-None
     result wins.
     """
+
+
+@hookspec(firstresult=True)
+def dsformats_merge(format: str, parts: Sequence[Path], path: Path, options: Mapping[str, Any], report: Any) -> Any:
+    """Optional: merge partial outputs of ``format`` into the directory ``path``; return True, or None.
+
+    Scale-out engines (``dsformats.scaleout``) write each shard of a dataset with your ordinary writer into
+    its own directory; ``parts`` lists them in shard order (the items of part 0 come first). ``path`` is
+    the fresh staging directory of the real output and ``options`` the validated writer options. Build in
+    ``path`` exactly the bytes that one writer given every item in order would have written; parts may be
+    consumed (files moved out of them). Return None when ``format`` is not yours or when these parts cannot
+    give that exact output: the engine then converts in a single process instead. ``report`` (the merged
+    :class:`~dsformats.Report`) takes warnings.
+    """

@@ -156,6 +156,12 @@ class Registry:
             raise PluginLoadError(f"no plugin opened a writer for format {format!r}")
         return writer
 
+    def merge(self, format: str, parts: Sequence[Path], path: Path, options: Mapping[str, Any], report: Any) -> Any:
+        """Call ``dsformats_merge``: None when no plugin merged (see :mod:`dsformats.scaleout`)."""
+        return self._pm.hook.dsformats_merge(
+            format=format, parts=[Path(p) for p in parts], path=Path(path), options=dict(options), report=report
+        )
+
     def detect(self, path: str | os.PathLike[str] | Any) -> list[Detection]:
         """Ask every plugin about ``path``; return all verdicts, best first.
 

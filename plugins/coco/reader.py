@@ -76,14 +76,26 @@ class _Joiner:
 
     ``join_within`` tests every parent of the target, which costs more than reading a small file; here a
     directory is tested once. Any symlink found (file or directory) goes through ``join_within`` itself.
+    ``boundary`` is the input directory: an images folder that is a symlink leading out of it is refused.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, boundary: Path | None) -> None:
         self._linked: dict[tuple[Path, str], bool] = {}
+        self._boundary = boundary
+        self._real: dict[Path, str] = {}
+
+    def _realpath(self, folder: Path) -> str:
+        if folder not in self._real:
+            self._real[folder] = os.path.realpath(folder)
+        return self._real[folder]
 
     def __call__(self, root: Path, name: str, *, location: str | None = None) -> Path:
         if not is_local(root):  # archives and object stores: no symlinks
             return join_within(root, name, location=location)
+        if self._boundary is not None:
+            bound, real = self._realpath(self._boundary), self._realpath(root)
+            if real != bound and not real.startswith(bound.rstrip(os.sep) + os.sep):
+                raise DatasetError(f"the images folder {root} is a symlink that points outside the dataset", location)
         rel = safe_relative(name, location=location)
         target = root.joinpath(*rel.split("/"))
         folder = rel.rpartition("/")[0]
@@ -524,7 +536,9 @@ class CocoReader:
         by_subset: dict[str, list[_Source]] = {}
         for source in self._sources:
             by_subset.setdefault(source.subset, []).append(source)
-        join = _Joiner()
+        # A directory input bounds where images may live; for a single JSON file (or --images-dir) the
+        # images folder itself is the boundary.
+        join = _Joiner(self.path if is_local(self.path) and self.path.is_dir() and not self.images_dir else None)
         for index, record in enumerate(self._items):
             if index in self._bad:
                 continue

@@ -95,3 +95,13 @@ def dsformats_open_writer(format: str, path: Path, options: Mapping[str, Any]):
         subset_dirs=options["subset_dirs"],
         jobs=options["jobs"],
     )
+
+
+@hookimpl
+def dsformats_merge(format: str, parts: list[Path], path: Path, options: Mapping[str, Any], report: Any):
+    """Merge the partial archives of a scale-out run into one archive."""
+    if format != FORMAT:
+        return None
+    from .merge import merge
+
+    return merge(parts, path, options, report)

@@ -107,3 +107,13 @@ def dsformats_open_writer(format: str, path: Path, options: Mapping[str, Any]):
         bbox_convention=options["bbox_convention"],
         jobs=options["jobs"],
     )
+
+
+@hookimpl
+def dsformats_merge(format: str, parts: list[Path], path: Path, options: Mapping[str, Any], report: Any):
+    """Merge the partial VOC trees of a scale-out run."""
+    if format != FORMAT:
+        return None
+    from .merge import merge
+
+    return merge(parts, path, options, report)

@@ -302,3 +302,26 @@ def test_case_only_different_ids_are_reported(tmp_path, make_image):
     report = dsformats.write(items, tmp_path / "out", "coco", options={"save_images": True})
     collisions = [w for w in report.warnings if "case" in w]
     assert len(collisions) == 2 and "Cat" in collisions[0] and "cat" in collisions[0]
+
+
+def test_symlinked_images_folder_outside_is_not_followed(tmp_path, make_image):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    for name in ("a.jpg", "b.jpg", "c.jpg"):
+        (outside / name).write_bytes(make_image(4, 4, ".jpg"))
+    root = write_doc(tmp_path / "coco", base_doc())
+    (root / "images").mkdir()
+    os.symlink(outside, root / "images" / "train")
+    message = _error(root)
+    assert "images folder" in message and "symlink that points outside the dataset" in message
+
+
+def test_symlinked_images_folder_inside_the_dataset_is_fine(tmp_path, make_image):
+    root = write_doc(tmp_path / "coco", base_doc())
+    (root / "pictures").mkdir(parents=True)
+    for name in ("a.jpg", "b.jpg", "c.jpg"):
+        (root / "pictures" / name).write_bytes(make_image(4, 4, ".jpg", seed=len(name)))
+    (root / "images").mkdir()
+    os.symlink(root / "pictures", root / "images" / "train")
+    items = read_all(root)
+    assert [i.media.read_bytes() for i in items] == [(root / "pictures" / n).read_bytes() for n in ("a.jpg", "b.jpg", "c.jpg")]
