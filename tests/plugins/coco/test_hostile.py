@@ -324,4 +324,5 @@ def test_symlinked_images_folder_inside_the_dataset_is_fine(tmp_path, make_image
     (root / "images").mkdir()
     os.symlink(root / "pictures", root / "images" / "train")
     items = read_all(root)
-    assert [i.media.read_bytes() for i in items] == [(root / "pictures" / n).read_bytes() for n in ("a.jpg", "b.jpg", "c.jpg")]
+    expected = [(root / "pictures" / n).read_bytes() for n in ("a.jpg", "b.jpg", "c.jpg")]
+    assert [i.media.read_bytes() for i in items] == expected
