@@ -129,16 +129,19 @@ def categories_from_specs(specs: list[LabelSpec]) -> Categories:
     return Categories(labels=list(labels.values()), attributes=OBJECT_FIELDS[:-1])
 
 
-def _lines(data: bytes, location: str) -> list[tuple[int, str]]:
+def _lines(data: bytes, location: str, is_item: Callable[[str], bool] = lambda _: False) -> list[tuple[int, str]]:
+    """Non-blank stripped lines with their numbers. A line starting with ``#`` is a comment (as Datumaro
+    writes them) unless it names an item of the dataset (``#1``, or ``#1 -1`` in a flag file)."""
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise DatasetError(f"not UTF-8 text ({exc.reason})", location) from None
-    return [
-        (n, line.strip())
-        for n, line in enumerate(text.splitlines(), 1)
-        if line.strip() and not line.strip().startswith("#")
-    ]
+    lines = []
+    for n, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if line and (not line.startswith("#") or is_item(line) or is_item(line.rsplit(maxsplit=1)[0])):
+            lines.append((n, line))
+    return lines
 
 
 def _number(text: str | None, field: str, location: str) -> int | float:
@@ -287,7 +290,8 @@ class VocReader:
             files = [rel for rel in walk_files(base, max_depth=1) if rel.endswith(LIST_SUFFIX)]
             rel_dir = f"{SETS_DIR}/{task_dir}"
             contents[task_dir] = {
-                rel[: -len(LIST_SUFFIX)]: _lines(self._read(f"{rel_dir}/{rel}"), str(base / rel)) for rel in files
+                rel[: -len(LIST_SUFFIX)]: _lines(self._read(f"{rel_dir}/{rel}"), str(base / rel), self._exists)
+                for rel in files
             }
         stems = {stem for lists in contents.values() for stem in lists}
         flag_files: list[tuple[str, str, str]] = []

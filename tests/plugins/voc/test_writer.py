@@ -473,3 +473,12 @@ def test_xml_text_is_escaped_like_elementtree(tmp_path):
     ET.indent(root, "  ")
     assert text == ET.tostring(root, encoding="unicode") + "\n"
     assert "<name>a&amp;b&lt;c&gt;</name>" in text and "<value />" in text
+
+
+def test_ids_starting_with_a_hash_keep_their_subset(tmp_path):
+    header = dsformats.Header(categories=dsformats.Categories(labels=[dsformats.LabelDef(name="cat")]))
+    items = [dsformats.Item(id=item_id, subset="train", annotations=[dsformats.Bbox(x=1, y=2, w=3, h=4, label="cat")])
+             for item_id in ("#1", "# two")]
+    dsformats.write(items, tmp_path / "voc", "voc", header=header)
+    with dsformats.read(tmp_path / "voc", "voc") as reader:
+        assert sorted((i.subset, i.id) for i in reader.items()) == [("train", "# two"), ("train", "#1")]
