@@ -125,6 +125,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     conv.add_argument("--report", metavar="FILE.json", help="also save the conversion report as JSON")
     conv.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no report on stdout")
+    conv.add_argument(
+        "--engine", choices=("local", "dask"), default="local",
+        help="'dask': convert shards on Dask workers and merge them (needs dsformats[dask]; docs/scale-out.md)",
+    )
+    conv.add_argument("--scheduler", metavar="tcp://HOST:8786", help="with --engine dask: an existing Dask cluster")
+    conv.add_argument(
+        "--workers", type=int, default=2, metavar="N", help="with --engine dask: local worker processes (default 2)"
+    )
 
     det = command("detect", "detect the format of a dataset", _DETECT_EXAMPLES)
     det.add_argument("path", metavar="PATH")
@@ -187,6 +195,8 @@ def _cmd_convert(args: argparse.Namespace, extra: list[str], registry: Registry)
     writer_options = {k: v for k, v in writer_options.items() if v is not None}
     reader_options = _key_values(args.input_option)
 
+    if args.engine == "dask" or args.scheduler:
+        return _convert_dask(args, info.name, reader_options, writer_options, registry)
     progress, close = _progress_bar(args.quiet)
     try:
         report = dispatch.convert(
@@ -209,6 +219,42 @@ def _cmd_convert(args: argparse.Namespace, extra: list[str], registry: Registry)
             json.dump(report.to_dict(), stream, indent=2)
     if not args.quiet:
         print(f"converted {args.input} ({report.source_format}) -> {args.output} ({report.target_format})")
+        print(report.summary())
+    return EXIT_OK
+
+
+def _convert_dask(
+    args: argparse.Namespace, format: str, reader_options: dict[str, Any], writer_options: dict[str, Any],
+    registry: Registry,
+) -> int:
+    from dsformats.scaleout import convert_distributed
+
+    bar = None
+    if not args.quiet and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(unit=" shards", file=sys.stderr, dynamic_ncols=True)
+
+    def progress(done: int, total: int, items: int) -> None:
+        if bar is not None:
+            bar.total = total
+            bar.set_postfix_str(f"{items:,} items")
+            bar.update(done - bar.n)
+
+    try:
+        report = convert_distributed(
+            args.input, args.output, format, source_format=args.input_format, reader_options=reader_options,
+            writer_options=writer_options, overwrite=args.overwrite, scheduler=args.scheduler, workers=args.workers,
+            registry=registry, progress=progress, strict=args.strict, skip_bad_items=args.skip_bad_items,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+    if args.report:
+        with open(args.report, "w", encoding="utf-8") as stream:
+            json.dump(report.to_dict(), stream, indent=2)
+    if not args.quiet:
+        print(f"converted {args.input} ({report.source_format}) -> {args.output} ({report.target_format}) on Dask")
         print(report.summary())
     return EXIT_OK
 
@@ -507,6 +553,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DsformatsError as exc:
         print(f"dsformats: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:  # the output was piped into head, less, ...: stop quietly
+        sys.stderr.close()
+        return EXIT_OK
     except KeyboardInterrupt:
         print("dsformats: interrupted; no output was published", file=sys.stderr)
         return 130

@@ -267,6 +267,7 @@ class VocWriter:
         self.inclusive = bbox_convention == BBOX_PIXEL_INCLUSIVE
         self._lists: dict[str, dict[str, list[str]]] = {d: {} for d in (MAIN_SETS, SEGMENTATION_SETS, ACTION_SETS)}
         self._layout: dict[str, list[str]] = {}
+        self._action_rows: dict[str, list[tuple[str, int, dict[str, bool]]]] = {}
         self._flags: dict[str, list[tuple[str, dict[str, int]]]] = {}
         self._any_labels = False
         self._any_masks = False
@@ -374,7 +375,10 @@ class VocWriter:
         has_actions = False
         for index, box in enumerate(objects, 1):
             own_parts = parts.get(index, [])
-            has_actions |= self._object(root, box, own_parts, report)
+            acts = self._object(root, box, own_parts, report)
+            if acts:
+                has_actions = True
+                self._action_rows.setdefault(subset, []).append((self._quoted(item.id), index, acts))
             if own_parts:
                 self._layout.setdefault(subset, []).append(f"{self._quoted(item.id)} {index}")
         out: list[str] = []
@@ -477,8 +481,8 @@ class VocWriter:
             f"<xmin>{xmin}</xmin>", f"<ymin>{ymin}</ymin>", f"<xmax>{xmax}</xmax>", f"<ymax>{ymax}</ymax>"
         )
 
-    def _object(self, root: _Node, box: Bbox, parts: list[Bbox], report: Report) -> bool:
-        """Write one ``<object>``; True when it has actions."""
+    def _object(self, root: _Node, box: Bbox, parts: list[Bbox], report: Report) -> dict[str, bool]:
+        """Write one ``<object>``; return the actions it was written with."""
         assert box.label is not None
         element = _sub(root, "object")
         _sub(element, "name", box.label)
@@ -532,7 +536,7 @@ class VocWriter:
                     self._text_attributes = True
                     report.warn("VOC <attributes> hold text: non-text attribute values were written as text")
         report.wrote_annotation("bbox")
-        return bool(actions)
+        return dict(actions)
 
     def _shape_boxes(
         self, shapes: list[Polygon | Mask], objects: list[Bbox], size: tuple[int, int] | None, report: Report
@@ -685,6 +689,10 @@ class VocWriter:
                 self._write_text(sets / task_dir / (subset + LIST_SUFFIX), ids)
         for subset, lines in self._layout.items():
             self._write_text(sets / LAYOUT_SETS / (subset + LIST_SUFFIX), lines)
+        for subset, rows in self._action_rows.items():  # VOC2012's <action>_<subset>.txt: "<id> <object> <flag>"
+            for action in sorted({name for _, _, acts in rows for name in acts}):
+                lines = [f"{item_id} {index} {1 if acts.get(action) else -1}" for item_id, index, acts in rows]
+                self._write_text(sets / ACTION_SETS / f"{action}_{subset}{LIST_SUFFIX}", lines)
         if not (self._any_labels or CLASSIFICATION in self.tasks and len(self.tasks) == 1):
             return
         names = [spec.name for spec in self.labels.specs]

@@ -482,3 +482,20 @@ def test_ids_starting_with_a_hash_keep_their_subset(tmp_path):
     dsformats.write(items, tmp_path / "voc", "voc", header=header)
     with dsformats.read(tmp_path / "voc", "voc") as reader:
         assert sorted((i.subset, i.id) for i in reader.items()) == [("train", "# two"), ("train", "#1")]
+
+
+def test_action_flag_files_follow_voc2012(datumaro_fixtures, tmp_path):
+    src = datumaro_fixtures / "voc_dataset" / "voc_dataset1"
+    dsformats.convert(src, tmp_path / "voc", "voc", source_format="voc")
+    with dsformats.read(src, "voc") as reader:
+        person = next(a for item in reader.items() for a in item.annotations
+                      if isinstance(a, dsformats.Bbox) and a.label == "person")
+    actions = {k: v for k, v in person.attributes.items() if k in ("jumping", "phoning", "walking", "running")}
+    assert actions, "the fixture's person has actions"
+    action_dir = tmp_path / "voc" / "ImageSets" / "Action"
+    for action, value in actions.items():
+        lines = (action_dir / f"{action}_train.txt").read_text().splitlines()
+        assert lines == [f"2007_000001 2 {1 if value else -1}"]
+    with dsformats.read(tmp_path / "voc", "voc") as reader:
+        subsets = sorted({item.subset for item in reader.items()})
+    assert subsets == ["test", "train"]  # the flag files are not mistaken for subsets
