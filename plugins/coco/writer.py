@@ -362,6 +362,8 @@ class CocoWriter:
             elif self._panoptic_mask(ann):
                 assert isinstance(ann, Mask)
                 panoptic.append(ann)
+            elif isinstance(ann, (*_SHAPES, Points)) and getattr(ann, "label", None) is None:
+                report.drop(ann.kind, "coco annotations need a category (this one has no label)")
             elif isinstance(ann, (*_SHAPES, Points)):
                 # One COCO object = the shapes of one group *and label* (VOC groups a person's parts, which
                 # carry other labels, with it: those stay separate objects). A COCO object has one box, so a

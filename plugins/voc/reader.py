@@ -41,6 +41,7 @@ from .schema import (
     SET_DIRS,
     SETS_DIR,
     VOID,
+    VOID_ATTR,
     VOID_COLOR,
     XML_SUFFIX,
     LabelSpec,
@@ -593,6 +594,9 @@ class VocReader:
                 if value in (0, VOID):
                     continue
                 masks.append(Mask(label=self._class_name(value, item_id), loader=_equals(rest, value)))
+        painted = classes if classes is not None else instances
+        if painted is not None and (painted == VOID).any():  # boundaries: no label, on top of everything
+            masks.append(Mask(label=None, attributes={VOID_ATTR: True}, loader=_equals(painted, VOID)))
         return masks
 
     def _class_name(self, value: int, item_id: str) -> str:

@@ -89,6 +89,8 @@ VOC_ACTIONS = (
 )
 VOID = 255  #: mask value for void / object boundaries; never a label or an instance
 MAX_INSTANCES = 254  #: instance values 1..254 (255 is void)
+#: Attribute marking the unlabelled Mask that carries a tree's void (255) pixels, so VOC -> VOC keeps them.
+VOID_ATTR = "voc_void"
 
 #: Object fields stored as elements of ``<object>`` (not in ``<attributes>`` or ``<actions>``).
 FLAG_FIELDS = ("truncated", "occluded", "difficult")

@@ -52,6 +52,7 @@ from .schema import (
     VOC_LABELS,
     VOC_PARTS,
     VOID,
+    VOID_ATTR,
     VOID_COLOR,
     XML_SUFFIX,
     LabelSpec,
@@ -579,9 +580,11 @@ class VocWriter:
         :meth:`_finish_masks`, or None when the item gets no masks. Every error is raised here, in item
         order; the worker only rasterises and encodes.
         """
-        usable = []
+        usable: list[Polygon | Mask] = []
         for shape in shapes:
-            if shape.label is None:
+            if isinstance(shape, Mask) and shape.attributes.get(VOID_ATTR) is True:
+                usable.append(shape)  # void / boundary pixels, painted 255 on top
+            elif shape.label is None:
                 report.drop(shape.kind, "VOC masks need a label")
             elif shape.label not in self.labels.index:
                 report.drop(shape.kind, "part labels have no class value in VOC masks")
@@ -610,13 +613,17 @@ class VocWriter:
                     f"but the image is {width}x{height}",
                     f"item {item.id!r}",
                 )
-            value = self.labels.index[shape.label]  # type: ignore[index]
-            if value >= VOID:
+            void = _is_void(shape)
+            value = VOID if void else self.labels.index[shape.label]  # type: ignore[index]
+            if value >= VOID and not void:
                 raise DatasetError(f"label {shape.label!r} has class value {value}; VOC masks hold 0..254")
             data = np.packbits(bitmap) if bitmap is not None else [float(v) for v in shape.points]  # type: ignore[union-attr]
-            layers.append((data, value, instance_of[i] if value else 0))
+            layers.append((data, value, VOID if void else instance_of[i] if value else 0))
         self._any_masks = True
-        shown = [(s.kind, instance_of[i], self.labels.index[s.label]) for i, s in enumerate(usable)]  # type: ignore[index]
+        shown = [
+            (s.kind, instance_of[i], VOID if _is_void(s) else self.labels.index[s.label])  # type: ignore[index]
+            for i, s in enumerate(usable)
+        ]
         context = (item.id, shown, any(instance_of))
         return context, (width, height, layers, bytes(self.labels.palette()), any(instance_of))
 
@@ -689,9 +696,9 @@ class VocWriter:
                 self._write_text(sets / task_dir / (subset + LIST_SUFFIX), ids)
         for subset, lines in self._layout.items():
             self._write_text(sets / LAYOUT_SETS / (subset + LIST_SUFFIX), lines)
-        for subset, rows in self._action_rows.items():  # VOC2012's <action>_<subset>.txt: "<id> <object> <flag>"
-            for action in sorted({name for _, _, acts in rows for name in acts}):
-                lines = [f"{item_id} {index} {1 if acts.get(action) else -1}" for item_id, index, acts in rows]
+        for subset, action_rows in self._action_rows.items():  # VOC2012's <action>_<subset>.txt: "<id> <object> <flag>"
+            for action in sorted({name for _, _, acts in action_rows for name in acts}):
+                lines = [f"{item_id} {index} {1 if acts.get(action) else -1}" for item_id, index, acts in action_rows]
                 self._write_text(sets / ACTION_SETS / f"{action}_{subset}{LIST_SUFFIX}", lines)
         if not (self._any_labels or CLASSIFICATION in self.tasks and len(self.tasks) == 1):
             return
@@ -707,6 +714,10 @@ class VocWriter:
     def _write_text(path: Path, lines: list[str]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+
+
+def _is_void(shape: Polygon | Mask) -> bool:
+    return isinstance(shape, Mask) and shape.attributes.get(VOID_ATTR) is True
 
 
 @functools.lru_cache(maxsize=1)

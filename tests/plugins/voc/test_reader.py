@@ -120,7 +120,9 @@ def test_palette_masks_with_void_border(tmp_path, make_image):
     save_palette_png(tmp_path / "SegmentationObject/x.png", [[1, 1, 255, 2], [1, 255, 2, 2], [0, 0, 0, 0]])
     _, (item,), _ = read_all(tmp_path)
     boxes = [a for a in item.annotations if isinstance(a, Bbox)]
-    masks = [a for a in item.annotations if isinstance(a, Mask)]
+    *masks, void = [a for a in item.annotations if isinstance(a, Mask)]
+    assert (void.label, void.attributes) == (None, {"voc_void": True})
+    assert void.to_bitmap().tolist() == [[False, False, True, False], [False, True, False, False], [False] * 4]
     assert [(m.label, m.group) for m in masks] == [("cat", boxes[0].group), ("dog", boxes[1].group)]
     assert boxes[0].group == 1 and boxes[1].group == 2
     assert masks[0].to_bitmap().tolist() == [[True, True, False, False], [True, False, False, False], [False] * 4]
@@ -135,9 +137,11 @@ def test_class_only_and_instance_only_masks(tmp_path):
     write_file(tmp_path, "ImageSets/Main/train.txt", "c\ni\n")
     _, items, _ = read_all(tmp_path)
     c, i = items
-    (mask,) = c.annotations
+    mask, void = c.annotations
     assert (mask.label, mask.group, mask.to_bitmap().tolist()) == ("cat", 0, [[False, True], [False, True]])
-    box, mask = i.annotations
+    assert (void.label, void.to_bitmap().tolist()) == (None, [[False, False], [True, False]])
+    box, mask, void = i.annotations
+    assert (void.label, void.to_bitmap().tolist()) == (None, [[False, False], [False, True]])
     assert (mask.label, mask.group) == ("dog", box.group) and box.group == 1
     assert mask.to_bitmap().tolist() == [[False, True], [True, False]]
 

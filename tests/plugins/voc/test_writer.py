@@ -499,3 +499,25 @@ def test_action_flag_files_follow_voc2012(datumaro_fixtures, tmp_path):
     with dsformats.read(tmp_path / "voc", "voc") as reader:
         subsets = sorted({item.subset for item in reader.items()})
     assert subsets == ["test", "train"]  # the flag files are not mistaken for subsets
+
+
+def test_void_boundaries_survive_voc_to_voc(tmp_path, make_image):
+    from .helpers import obj, save_palette_png, write_file, xml
+    from .test_reader import STANDARD
+
+    src = tmp_path / "src"
+    write_file(src, "Annotations/x.xml", xml(obj("cat", (0, 0, 2, 2)) + obj("dog", (2, 0, 4, 2)), size=(4, 3, 3)))
+    cat, dog = STANDARD.index("cat"), STANDARD.index("dog")
+    classes = [[cat, cat, 255, dog], [cat, 255, dog, dog], [0, 0, 0, 0]]
+    instances = [[1, 1, 255, 2], [1, 255, 2, 2], [0, 0, 0, 0]]
+    save_palette_png(src / "SegmentationClass/x.png", classes)
+    save_palette_png(src / "SegmentationObject/x.png", instances)
+    write_file(src, "ImageSets/Segmentation/train.txt", "x\n")
+    report = dsformats.convert(src, tmp_path / "out", "voc", source_format="voc")
+    assert "mask" not in report.dropped
+    with Image.open(tmp_path / "out/SegmentationClass/x.png") as image:
+        assert np.asarray(image).tolist() == classes
+    with Image.open(tmp_path / "out/SegmentationObject/x.png") as image:
+        assert np.asarray(image).tolist() == instances
+    coco = dsformats.convert(src, tmp_path / "coco", "coco", source_format="voc")
+    assert coco.dropped["mask"][0] == 1  # COCO has no void: counted, not silent

@@ -1,0 +1,104 @@
+"""Merge the partial VOC trees of a scale-out conversion into the tree a single writer would write.
+
+Per-item files (XML, images, masks) are disjoint between shards and are moved; ``ImageSets`` list and flag
+files are concatenated in shard order. The labels of every part must be the same and come from the header
+alone (a label that one shard adds on the fly, "used but not declared", changes the mask palettes written
+after it; a part without masks drops the added background label): otherwise the merge declines (None) and
+the engine converts in a single process instead. Label actions are merged as an ordered union.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from dsformats import DatasetError, Report
+
+from .schema import (
+    ACTION_SETS,
+    LABEL_MAP_VOC,
+    LABELMAP_FILE,
+    LIST_SUFFIX,
+    MAIN_SETS,
+    SETS_DIR,
+    LabelSpec,
+    format_labelmap,
+    parse_labelmap,
+    voc_label_specs,
+)
+
+_UNDECLARED = "is used but not declared in the categories"
+
+
+def merge(parts: Sequence[Path], path: Path, options: Mapping[str, Any], report: Report) -> bool | None:
+    """Build the merged tree in ``path``; None when the parts cannot give the single-process bytes."""
+    if any(_UNDECLARED in message for message in report.warnings):
+        return None
+    labelmap = _merged_labelmap(parts, options)
+    if labelmap is False:
+        return None
+    lists: dict[str, list[Path]] = {}
+    for folder in (MAIN_SETS, ACTION_SETS):
+        # A class flag file <label>_<subset>.txt (or action flag file <action>_<subset>.txt) missing from a
+        # part that has items in <subset> would need "-1" rows for them: decline rather than guess.
+        listed = [{p.name for p in (part / SETS_DIR / folder).glob("*" + LIST_SUFFIX)} for part in parts]
+        every = set().union(*listed)
+        for names in listed:
+            for name in every - names:
+                pieces = name[: -len(LIST_SUFFIX)].split("_")
+                if any("_".join(pieces[i:]) + LIST_SUFFIX in names for i in range(1, len(pieces))):
+                    return None
+    for part in parts:
+        for root, _dirs, files in os.walk(part):
+            for file in files:
+                source = Path(root) / file
+                rel = source.relative_to(part)
+                if rel.parts[0] == SETS_DIR:
+                    lists.setdefault(rel.as_posix(), []).append(source)
+                    continue
+                if rel.as_posix() == LABELMAP_FILE:
+                    continue
+                target = path / rel
+                if target.exists():
+                    raise DatasetError(f"two shards both wrote {rel.as_posix()} (an item id repeats across shards)")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(source, target)
+    for name, sources in sorted(lists.items()):
+        target = path / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(target, "wb") as out:
+            for source in sources:
+                out.write(source.read_bytes())
+    if isinstance(labelmap, str):
+        (path / LABELMAP_FILE).write_text(labelmap, encoding="utf-8")
+    return True
+
+
+def _merged_labelmap(parts: Sequence[Path], options: Mapping[str, Any]) -> str | None | bool:
+    """The merged ``labelmap.txt`` (None: not written), or False when the parts' labels differ.
+
+    Labels, colours and parts come from the header and must be equal in every part; the actions of a label
+    are collected as items are written, so the merge is their union in shard order (first use first), as one
+    writer would have collected them. A part without the file (``--label-map voc`` with only standard labels
+    and actions) holds the standard VOC labels.
+    """
+    texts = [(part / LABELMAP_FILE).read_text(encoding="utf-8") if (part / LABELMAP_FILE).is_file() else None
+             for part in parts]
+    if all(text is None for text in texts):
+        return None
+    if any(text is None for text in texts) and options.get("label_map") != LABEL_MAP_VOC:
+        return False
+    merged: list[LabelSpec] | None = None
+    for text in texts:
+        specs = voc_label_specs() if text is None else parse_labelmap(text, LABELMAP_FILE)
+        if merged is None:
+            merged = specs
+            continue
+        if [(s.name, s.color, s.parts) for s in specs] != [(s.name, s.color, s.parts) for s in merged]:
+            return False
+        for into, spec in zip(merged, specs, strict=True):
+            into.actions += tuple(a for a in spec.actions if a not in into.actions)
+    assert merged is not None
+    return format_labelmap(merged)
