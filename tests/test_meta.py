@@ -17,8 +17,10 @@ ROOT = Path(__file__).resolve().parents[1]
 HOOKS = sorted(name for name in dir(hookspecs) if name.startswith("dsformats_"))
 
 
-def test_there_are_four_hooks():
-    assert HOOKS == ["dsformats_detect", "dsformats_formats", "dsformats_open_reader", "dsformats_open_writer"]
+def test_there_are_five_hooks():
+    assert HOOKS == [
+        "dsformats_detect", "dsformats_formats", "dsformats_merge", "dsformats_open_reader", "dsformats_open_writer"
+    ]
 
 
 @pytest.mark.parametrize("hook", HOOKS)

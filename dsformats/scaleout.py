@@ -1,0 +1,250 @@
+"""Scale-out conversion on Dask distributed: shards read and written by workers, merged on the client.
+
+``convert_distributed`` splits the input into shards (the reader's ``shards()`` when it has one, else ranges
+of item indexes), runs the ordinary reader -> writer pipeline of each shard on a Dask worker into a partial
+directory, then merges the partials on the client through the target plugin's ``dsformats_merge`` hook into
+the staged output, which is published atomically (see :func:`dsformats.dispatch.staged_output`). A failed
+shard publishes nothing. Targets without a merge implementation, or whose merge declines the partials (it
+returns None when it cannot give the single-process bytes), are converted in a single process on the
+client, with a warning in the report.
+
+Dask is an optional dependency (``pip install 'dsformats[dask]'``), imported only when this runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from dsformats import dispatch
+from dsformats.errors import DatasetError, DsformatsError
+from dsformats.model import Header
+from dsformats.options import validate_options
+from dsformats.policy import reporting
+from dsformats.registry import Registry, default_registry
+from dsformats.report import Report
+
+__all__ = ["convert_distributed", "plan_shards"]
+
+#: ``(shards done, shards in all, items done)`` after each finished shard.
+ShardProgress = Callable[[int, int, int], None]
+
+#: Range shards per worker when the reader has no ``shards()``: more shards balance load better, each costs
+#: one reader opening (for COCO, one parse of the JSON) on a worker.
+SHARDS_PER_WORKER = 4
+
+
+class _Declined(Exception):
+    """The target's merge hook returned None: it cannot give the single-process output from these partials."""
+
+
+def plan_shards(reader: Any, *, count: int) -> list[dict[str, Any]]:
+    """The shards of an open reader: ``{"key": ...}`` from ``reader.shards()``, else index ranges.
+
+    A range shard is ``{"start": i, "stop": j}`` (the last one has ``stop`` None, so a low size hint loses
+    nothing). ``count`` is the number of range shards wanted.
+    """
+    shards = getattr(reader, "shards", None)
+    if callable(shards):
+        found = list(shards())
+        if len(found) > 1:
+            return [{"key": shard.key, "size": shard.size_hint} for shard in found]
+    total = reader.header.size_hint
+    if total is None:
+        total = sum(1 for _ in reader.items())
+    count = max(1, min(count, total))
+    bounds = [round(i * total / count) for i in range(count + 1)]
+    plans = [{"start": a, "stop": b, "size": b - a} for a, b in itertools.pairwise(bounds)]
+    plans[-1]["stop"] = None
+    return plans
+
+
+def _convert_shard(task: Mapping[str, Any]) -> Report:
+    """Run on a worker: read one shard and write it as ``task["format"]`` into ``task["part"]``."""
+    registry = default_registry()
+    report = Report(source_format=task["source_format"])
+    reader_options = dict(task["reader_options"])
+    shard = task["shard"]
+    if "key" in shard:
+        reader_options["shard"] = shard["key"]
+    with (
+        reporting(report, skip_bad_items=task["skip_bad_items"]),
+        dispatch.read(task["src"], task["source_format"], options=reader_options, registry=registry) as reader,
+    ):
+        items = reader.items()
+        if "start" in shard:
+            items = itertools.islice(items, shard["start"], shard["stop"])
+        dispatch.write(
+            items,
+            task["part"],
+            task["format"],
+            header=task["header"],
+            options=task["writer_options"],
+            overwrite=True,
+            registry=registry,
+            report=report,
+            skip_bad_items=task["skip_bad_items"],
+        )
+    return report
+
+
+def _add_report(total: Report, part: Report) -> None:
+    total.items_read.update(part.items_read)
+    total.items_written.update(part.items_written)
+    total.media_copied += part.media_copied
+    total.media_reencoded += part.media_reencoded
+    total.annotations_written.update(part.annotations_written)
+    for kind, (count, reason) in part.dropped.items():
+        total.drop(kind, reason, count)
+    total.skipped.extend(part.skipped)
+    for message in part.warnings:
+        total.warn(message)
+
+
+def _has_merge(registry: Registry, format: str) -> bool:
+    plugin = registry.get(format).plugin
+    return any(impl.plugin_name == plugin for impl in registry.plugin_manager.hook.dsformats_merge.get_hookimpls())
+
+
+@contextlib.contextmanager
+def _client(scheduler: str | None, workers: int) -> Any:
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError:  # pragma: no cover - depends on the environment
+        raise DsformatsError("the dask engine needs Dask: pip install 'dsformats[dask]'") from None
+    if scheduler:
+        with Client(scheduler) as client:
+            yield client
+        return
+    with (
+        LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
+
+
+def _parts_dir(dst: str | os.PathLike[str], parts_dir: str | os.PathLike[str] | None) -> Path:
+    from dsformats import archives
+
+    token = f"{os.getpid()}-{uuid.uuid4().hex[:8]}-parts.tmp"
+    if parts_dir is not None:
+        base = Path(parts_dir) / f"dsformats-{token}"
+    elif archives.is_url(dst) and not str(dst).startswith("file://"):
+        return Path(tempfile.mkdtemp(prefix="dsformats-parts-"))
+    else:  # next to the output: the same file system, so a merge can move files instead of copying them
+        target = Path(archives.as_input(dst))
+        base = target.parent / f".{target.name}.dsformats-{token}"
+    base.mkdir(parents=True)
+    return base
+
+
+def convert_distributed(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    format: str,
+    *,
+    source_format: str | None = None,
+    reader_options: Mapping[str, Any] | None = None,
+    writer_options: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
+    scheduler: str | None = None,
+    workers: int = 2,
+    registry: Registry | None = None,
+    shards: int | None = None,
+    retries: int = 1,
+    parts_dir: str | os.PathLike[str] | None = None,
+    progress: ShardProgress | None = None,
+    strict: bool = False,
+    skip_bad_items: bool = False,
+) -> Report:
+    """Convert ``src`` into ``format`` at ``dst`` on a Dask cluster; the output equals :func:`dsformats.convert`'s.
+
+    ``scheduler`` (``tcp://host:8786``) connects to an existing cluster; without it a ``LocalCluster`` of
+    ``workers`` single-threaded processes is started. Workers find the plugins installed in their own
+    environment (``registry`` is used on the client only), read ``src`` themselves and write partials under
+    ``parts_dir`` (default: next to ``dst``), which must be visible to the client and every worker. A task
+    that raises is retried ``retries`` times; a task of a worker that dies is rerun by Dask. ``shards`` is
+    the number of range shards (default 4 per worker) when the reader has no ``shards()``. ``progress`` is
+    called with ``(shards done, shards, items done)``.
+    """
+    reg = registry if registry is not None else default_registry()
+    info, preset = reg.writer_format(format)
+    checked = validate_options(info.spec.writer_options, {**preset, **(writer_options or {})}, what="writer option")
+    if source_format:
+        validate_options(reg.reader_format(source_format).spec.reader_options, reader_options, what="reader option")
+    dispatch.check_output(dst, overwrite=overwrite)
+    if not source_format:
+        source_format = dispatch.detect_format(src, registry=reg)
+    source_format = reg.reader_format(source_format).name
+
+    def single(why: str) -> Report:
+        report = dispatch.convert(
+            src, dst, info.name, source_format=source_format, reader_options=reader_options,
+            writer_options=checked, overwrite=overwrite, registry=reg, strict=strict, skip_bad_items=skip_bad_items,
+        )
+        report.warn(f"converted in a single process on the client: {why}")
+        return report
+
+    if not _has_merge(reg, info.name):
+        return single(f"format {info.name!r} has no dsformats_merge implementation")
+    probe = Report()
+    with reporting(probe), dispatch.read(src, source_format, options=reader_options, registry=reg) as reader:
+        header: Header = reader.header
+        plans = plan_shards(reader, count=shards or SHARDS_PER_WORKER * max(1, workers))
+    # Workers write with their own process pools off: Dask's worker processes are daemonic, and the bytes
+    # do not depend on the number of jobs.
+    task_options = {**checked, "jobs": 1} if "jobs" in checked else checked
+    parts = _parts_dir(dst, parts_dir)
+    try:
+        report = Report(source_format=source_format, target_format=info.name)
+        _add_report(report, probe)
+        with _client(scheduler, workers) as client:
+            from dask.distributed import as_completed
+
+            futures = {}
+            for index, shard in enumerate(plans):
+                task = {
+                    "src": str(src), "source_format": source_format, "reader_options": dict(reader_options or {}),
+                    "shard": shard, "format": info.name, "writer_options": task_options, "header": header,
+                    "part": str(parts / f"{index:06d}"), "skip_bad_items": skip_bad_items,
+                }
+                key = f"dsformats-shard-{index}-{uuid.uuid4().hex[:8]}"
+                future = client.submit(_convert_shard, task, retries=retries, pure=False, key=key)
+                futures[future] = index
+            results: dict[int, Report] = {}
+            try:
+                for done, future in enumerate(as_completed(futures), 1):
+                    results[futures[future]] = future.result()
+                    if progress is not None:
+                        items = sum(sum(r.items_written.values()) for r in results.values())
+                        progress(done, len(plans), items)
+            except BaseException:
+                client.cancel(list(futures))
+                raise
+        for index in range(len(plans)):
+            _add_report(report, results[index])
+        if strict and not report.lossless:
+            lost = "; ".join(
+                [f"{kind}: {count} ({reason})" for kind, (count, reason) in report.dropped.items()]
+                + ([f"{len(report.skipped)} bad items skipped"] if report.skipped else [])
+            )
+            raise DatasetError(f"strict mode: the conversion would lose data ({lost}); nothing was written")
+        part_dirs = [parts / f"{index:06d}" for index in range(len(plans))]
+        try:
+            with dispatch.staged_output(dst, overwrite=overwrite) as staging, reporting(report):
+                merged = reg.merge(info.name, part_dirs, staging, checked, report)
+                if merged is None:
+                    raise _Declined
+        except _Declined:
+            shutil.rmtree(parts, ignore_errors=True)
+            return single(f"the {info.name} merge cannot give the single-process output for these partials")
+        return report
+    finally:
+        shutil.rmtree(parts, ignore_errors=True)

@@ -1,0 +1,153 @@
+"""Scale-out on Dask: a LocalCluster of 2 worker processes gives the single-process output, byte for byte."""
+
+from __future__ import annotations
+
+import sys
+import warnings
+import zipfile
+from pathlib import Path
+
+import pytest
+
+import dsformats
+from dsformats.errors import DatasetError
+from dsformats.options import validate_options
+from dsformats.registry import default_registry
+from dsformats.report import Report
+from dsformats.testing import generate_items
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    """Every file under ``root`` (or the file itself) with its bytes."""
+    if root.is_file():
+        return {root.name: root.read_bytes()}
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    """The benchmark data (COCO, image_zip, VOC) with 60 tiny images, and a VOC tree of generated items."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        from generate import generate
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    with warnings.catch_warnings():  # pycocotools on numpy 2 (the crowd RLEs)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        out = generate(tmp_path_factory.mktemp("bench") / "data", 60, 3, "tiny")
+    header, items = generate_items(("label", "bbox", "polygon", "mask"), seed=3, count=40)
+    dsformats.write(items, out / "voc_generated", "voc", header=header, options={"save_images": True})
+    return out
+
+
+@pytest.fixture(scope="module")
+def scheduler() -> str:
+    """One LocalCluster of 2 single-threaded worker processes, shared by the module's tests."""
+    distributed = pytest.importorskip("dask.distributed")
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+    ) as cluster:
+        yield cluster.scheduler_address
+
+
+CASES = [
+    ("coco", "coco", "image_zip", {}, True),
+    ("image_zip", "image_zip", "image_zip", {"image_ext": ".png"}, True),
+    ("coco", "coco", "image_zip", {"compression": "deflated", "name": "all.zip"}, True),
+    ("coco", "coco", "voc", {"save_images": True}, True),
+    ("voc", "voc", "voc", {}, True),
+    ("voc_generated", "voc", "voc", {"save_images": True}, True),
+    ("voc_generated", "voc", "voc", {"label_map": "voc", "tasks": ["detection", "classification"]}, True),
+    ("coco", "coco", "coco", {}, False),
+    ("voc", "voc", "yolo", {}, False),
+]
+
+
+@pytest.mark.parametrize(("folder", "source", "target", "options", "merged"), CASES)
+def test_dask_output_equals_single_process(data, scheduler, tmp_path, folder, source, target, options, merged):
+    from dsformats.scaleout import convert_distributed
+
+    if target == "yolo":
+        pytest.importorskip("dsformats_yolo")
+    single = dsformats.convert(data / folder, tmp_path / "single", target, source_format=source, writer_options=options)
+    shards: list[tuple[int, int, int]] = []
+    report = convert_distributed(
+        data / folder, tmp_path / "dask", target, source_format=source, writer_options=options,
+        scheduler=scheduler, progress=lambda *done: shards.append(done), retries=0,
+    )
+    assert tree(tmp_path / "dask") == tree(tmp_path / "single")
+    assert report.items_written == single.items_written
+    assert report.annotations_written == single.annotations_written
+    assert report.dropped == single.dropped
+    fallback = [w for w in report.warnings if "single process" in w]
+    assert bool(fallback) != merged, report.warnings
+    if merged:
+        assert shards[-1][:2] == (8, 8) and shards[-1][2] == sum(single.items_written.values())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dask", "single"]  # no partials left behind
+
+
+def test_reader_shards_are_used(scheduler, tmp_path):
+    """image_zip's shards(): one shard per archive of a directory of zips."""
+    from dsformats.scaleout import convert_distributed
+
+    src = ROOT / "examples" / "zips"
+    options = {"reader_options": {"subset_from": "archive"}, "writer_options": {"subset_dirs": True}}
+    dsformats.convert(src, tmp_path / "single", "image_zip", source_format="image_zip", **options)
+    shards: list[tuple[int, int, int]] = []
+    convert_distributed(src, tmp_path / "dask", "image_zip", source_format="image_zip", scheduler=scheduler,
+                        progress=lambda *done: shards.append(done), **options)
+    assert tree(tmp_path / "dask") == tree(tmp_path / "single")
+    assert shards[-1][:2] == (2, 2)
+
+
+def test_failing_shard_publishes_nothing(scheduler, tmp_path):
+    from dsformats.scaleout import convert_distributed
+
+    src = tmp_path / "in.zip"
+    with zipfile.ZipFile(src, "w") as archive:
+        for n in range(12):
+            archive.writestr(f"{n:02d}.jpg", b"not an image" if n == 9 else _png())
+    dst = tmp_path / "out"
+    with pytest.raises(DatasetError):
+        convert_distributed(src, dst, "image_zip", source_format="image_zip", writer_options={"image_ext": ".bmp"},
+                            scheduler=scheduler, retries=0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.zip"]
+
+
+def test_cli_engine_dask(data, scheduler, tmp_path):
+    from dsformats.cli import main
+
+    code = main(["convert", "-i", str(data / "coco"), "-if", "coco", "-f", "image_zip", "-o", str(tmp_path / "dask"),
+                 "-q", "--engine", "dask", "--scheduler", scheduler, "--", "--image-ext", ".png"])
+    assert code == 0
+    dsformats.convert(data / "coco", tmp_path / "single", "image_zip", writer_options={"image_ext": ".png"})
+    assert tree(tmp_path / "dask") == tree(tmp_path / "single")
+
+
+def test_hook_dsformats_merge(tmp_path):
+    """The hook merges parts in shard order into the single-writer bytes; None for formats not its own."""
+    registry = default_registry()
+    header, items = generate_items(seed=1, count=8)
+    dsformats.write(items, tmp_path / "single", "image_zip", header=header, options={"subset_dirs": True})
+    parts = [tmp_path / "p0", tmp_path / "p1"]
+    dsformats.write(items[:5], parts[0], "image_zip", header=header, options={"subset_dirs": True})
+    dsformats.write(items[5:], parts[1], "image_zip", header=header, options={"subset_dirs": True})
+    options = validate_options(
+        registry.get("image_zip").spec.writer_options, {"subset_dirs": True}, what="writer option"
+    )
+    (tmp_path / "merged").mkdir()
+    assert registry.merge("image_zip", parts, tmp_path / "merged", options, Report()) is True
+    assert tree(tmp_path / "merged") == tree(tmp_path / "single")
+    assert registry.merge("no_such_format", parts, tmp_path / "other", options, Report()) is None
+
+
+def _png() -> bytes:
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (4, 3), (10, 20, 30)).save(out, "PNG")
+    return out.getvalue()
