@@ -151,3 +151,47 @@ def _png() -> bytes:
     out = io.BytesIO()
     Image.new("RGB", (4, 3), (10, 20, 30)).save(out, "PNG")
     return out.getvalue()
+
+
+def test_dead_worker_is_retried(data, scheduler, tmp_path):
+    """A worker process that dies in the middle of a shard: Dask reruns the shard, the output is still exact."""
+    from dask.distributed import Client
+
+    from dsformats.scaleout import convert_distributed
+
+    marker = tmp_path / "died"
+
+    def die_once() -> None:
+        import os
+
+        from dsformats import dispatch
+
+        original = dispatch.write
+
+        def write(*args, **kwargs):
+            try:
+                os.close(os.open(marker, os.O_CREAT | os.O_EXCL))
+            except FileExistsError:
+                return original(*args, **kwargs)
+            os._exit(1)  # the first shard to start kills its worker process
+
+        dispatch.write = write
+        dispatch._unpatched_write = original  # type: ignore[attr-defined]
+
+    with Client(scheduler) as client:
+        client.run(die_once)
+        try:
+            report = convert_distributed(data / "coco", tmp_path / "dask", "image_zip", source_format="coco",
+                                         scheduler=scheduler, retries=0)
+        finally:
+            client.run(_restore_write)
+    dsformats.convert(data / "coco", tmp_path / "single", "image_zip", source_format="coco")
+    assert marker.exists()
+    assert tree(tmp_path / "dask") == tree(tmp_path / "single")
+    assert sum(report.items_written.values()) == 60
+
+
+def _restore_write() -> None:
+    from dsformats import dispatch
+
+    dispatch.write = getattr(dispatch, "_unpatched_write", dispatch.write)
