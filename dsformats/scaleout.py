@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from dsformats import dispatch
-from dsformats.errors import DatasetError, DsformatsError
+from dsformats.errors import DatasetError, DsformatsError, OptionError
 from dsformats.model import Header
 from dsformats.options import validate_options
 from dsformats.policy import reporting
@@ -174,6 +174,9 @@ def convert_distributed(
     the number of range shards (default 4 per worker) when the reader has no ``shards()``. ``progress`` is
     called with ``(shards done, shards, items done)``.
     """
+    if workers < 1 or (shards is not None and shards < 1) or retries < 0:
+        raise OptionError(f"workers and shards must be at least 1 and retries at least 0 (got {workers}, {shards}, "
+                          f"{retries})")
     reg = registry if registry is not None else default_registry()
     info, preset = reg.writer_format(format)
     checked = validate_options(info.spec.writer_options, {**preset, **(writer_options or {})}, what="writer option")

@@ -195,3 +195,12 @@ def _restore_write() -> None:
     from dsformats import dispatch
 
     dispatch.write = getattr(dispatch, "_unpatched_write", dispatch.write)
+
+
+def test_bad_engine_arguments_are_refused(tmp_path):
+    from dsformats.errors import OptionError
+    from dsformats.scaleout import convert_distributed
+
+    with pytest.raises(OptionError):
+        convert_distributed(ROOT / "examples" / "zips", tmp_path / "out", "image_zip", workers=0)
+    assert not (tmp_path / "out").exists()
