@@ -17,7 +17,7 @@ from typing import IO, Any
 
 from dsformats.errors import DatasetError
 
-__all__ = ["as_path", "is_local", "join_within", "open_binary", "safe_relative", "walk_files"]
+__all__ = ["Joiner", "as_path", "is_local", "join_within", "open_binary", "safe_relative", "walk_files"]
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
@@ -64,6 +64,48 @@ def join_within(root: Path, name: str, *, location: str | None = None) -> Path:
         if not real.startswith(real_root.rstrip(os.sep) + os.sep):
             raise DatasetError(f"{name!r} is a symlink that points outside the dataset", location)
     return target
+
+
+class Joiner:
+    """:func:`join_within` for many names, with the symlink checks of each directory done once.
+
+    For readers that resolve one file per item (images, XML files): ``join_within`` tests every parent of
+    the target, which costs more than reading a small file. Any symlink found (file or directory) goes
+    through ``join_within`` itself. ``boundary``, when given, is the input directory: a ``root`` folder that
+    is a symlink leading out of it is refused.
+    """
+
+    def __init__(self, boundary: Path | None = None) -> None:
+        self._linked: dict[tuple[Path, str], bool] = {}
+        self._boundary = boundary
+        self._real: dict[Path, str] = {}
+
+    def _realpath(self, folder: Path) -> str:
+        if folder not in self._real:
+            self._real[folder] = os.path.realpath(folder)
+        return self._real[folder]
+
+    def __call__(self, root: Path, name: str, *, location: str | None = None) -> Path:
+        if not is_local(root):  # archives and object stores: no symlinks
+            return join_within(root, name, location=location)
+        if self._boundary is not None:
+            bound, real = self._realpath(self._boundary), self._realpath(root)
+            if real != bound and not real.startswith(bound.rstrip(os.sep) + os.sep):
+                raise DatasetError(f"the images folder {root} is a symlink that points outside the dataset", location)
+        rel = safe_relative(name, location=location)
+        target = root.joinpath(*rel.split("/"))
+        folder = rel.rpartition("/")[0]
+        if folder:
+            linked = self._linked.get((root, folder))
+            if linked is None:
+                parts = folder.split("/")
+                linked = any(os.path.islink(root.joinpath(*parts[: i + 1])) for i in range(len(parts)))
+                self._linked[(root, folder)] = linked
+            if linked:
+                return join_within(root, name, location=location)
+        if os.path.islink(target):
+            return join_within(root, name, location=location)
+        return target
 
 
 def walk_files(root: Path, *, max_depth: int | None = None) -> Iterator[str]:

@@ -7,7 +7,6 @@ one item per image, joined by ``file_name`` (each file's own image ids are resol
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -30,7 +29,7 @@ from dsformats import (
     Polygon,
     Rle,
 )
-from dsformats.fileaccess import as_path, is_local, join_within, open_binary, safe_relative, walk_files
+from dsformats.fileaccess import Joiner, as_path, is_local, join_within, open_binary, safe_relative, walk_files
 from dsformats.policy import bad_item, warn
 
 from .jsonindex import JsonFile
@@ -69,47 +68,6 @@ from .schema import (
 )
 
 _MISSING = object()
-
-
-class _Joiner:
-    """:func:`join_within` with the symlink checks of intermediate directories remembered.
-
-    ``join_within`` tests every parent of the target, which costs more than reading a small file; here a
-    directory is tested once. Any symlink found (file or directory) goes through ``join_within`` itself.
-    ``boundary`` is the input directory: an images folder that is a symlink leading out of it is refused.
-    """
-
-    def __init__(self, boundary: Path | None) -> None:
-        self._linked: dict[tuple[Path, str], bool] = {}
-        self._boundary = boundary
-        self._real: dict[Path, str] = {}
-
-    def _realpath(self, folder: Path) -> str:
-        if folder not in self._real:
-            self._real[folder] = os.path.realpath(folder)
-        return self._real[folder]
-
-    def __call__(self, root: Path, name: str, *, location: str | None = None) -> Path:
-        if not is_local(root):  # archives and object stores: no symlinks
-            return join_within(root, name, location=location)
-        if self._boundary is not None:
-            bound, real = self._realpath(self._boundary), self._realpath(root)
-            if real != bound and not real.startswith(bound.rstrip(os.sep) + os.sep):
-                raise DatasetError(f"the images folder {root} is a symlink that points outside the dataset", location)
-        rel = safe_relative(name, location=location)
-        target = root.joinpath(*rel.split("/"))
-        folder = rel.rpartition("/")[0]
-        if folder:
-            linked = self._linked.get((root, folder))
-            if linked is None:
-                parts = folder.split("/")
-                linked = any(os.path.islink(root.joinpath(*parts[: i + 1])) for i in range(len(parts)))
-                self._linked[(root, folder)] = linked
-            if linked:
-                return join_within(root, name, location=location)
-        if os.path.islink(target):
-            return join_within(root, name, location=location)
-        return target
 
 
 # ------------------------------------------------------------------------------------- value checks
@@ -538,7 +496,7 @@ class CocoReader:
             by_subset.setdefault(source.subset, []).append(source)
         # A directory input bounds where images may live; for a single JSON file (or --images-dir) the
         # images folder itself is the boundary.
-        join = _Joiner(self.path if is_local(self.path) and self.path.is_dir() and not self.images_dir else None)
+        join = Joiner(self.path if is_local(self.path) and self.path.is_dir() and not self.images_dir else None)
         for index, record in enumerate(self._items):
             if index in self._bad:
                 continue

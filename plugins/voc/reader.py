@@ -7,7 +7,6 @@ never decoded.
 
 from __future__ import annotations
 
-import os
 import posixpath
 import re
 from collections.abc import Callable, Iterator
@@ -16,7 +15,7 @@ from types import TracebackType
 from typing import Any
 
 from dsformats import Bbox, Categories, DatasetError, Header, Item, Label, LabelDef, Mask, Media
-from dsformats.fileaccess import as_path, is_local, join_within, open_binary, safe_relative, walk_files
+from dsformats.fileaccess import Joiner, as_path, join_within, open_binary, safe_relative, walk_files
 from dsformats.imaging import is_image_name
 from dsformats.policy import bad_item
 
@@ -82,35 +81,6 @@ def _fast_parse(data: bytes) -> Any:
         return fromstring(data)
     except ParseError:
         return None
-
-
-class _Joiner:
-    """:func:`join_within` with the symlink checks of intermediate directories remembered.
-
-    ``join_within`` tests every parent of the target, which costs more than reading a small file; here a
-    directory is tested once. Any symlink found (file or directory) goes through ``join_within`` itself.
-    """
-
-    def __init__(self) -> None:
-        self._linked: dict[tuple[Path, str], bool] = {}
-
-    def __call__(self, root: Path, name: str, *, location: str | None = None) -> Path:
-        if not is_local(root):  # archives and object stores: no symlinks
-            return join_within(root, name, location=location)
-        rel = safe_relative(name, location=location)
-        target = root.joinpath(*rel.split("/"))
-        folder = rel.rpartition("/")[0]
-        if folder:
-            linked = self._linked.get((root, folder))
-            if linked is None:
-                parts = folder.split("/")
-                linked = any(os.path.islink(root.joinpath(*parts[: i + 1])) for i in range(len(parts)))
-                self._linked[(root, folder)] = linked
-            if linked:
-                return join_within(root, name, location=location)
-        if os.path.islink(target):
-            return join_within(root, name, location=location)
-        return target
 
 
 def categories_from_specs(specs: list[LabelSpec]) -> Categories:
@@ -200,7 +170,7 @@ class VocReader:
     def __init__(self, path: Path, *, bbox_convention: str = "xyxy") -> None:
         self.root = as_path(path)
         self.inclusive = bbox_convention == BBOX_PIXEL_INCLUSIVE
-        self._join = _Joiner()
+        self._join = Joiner()
         self.header = Header()
         self._specs: list[LabelSpec] = []
         self._has_labelmap = False
