@@ -17,7 +17,7 @@ from dsformats.errors import OptionError
 
 __all__ = ["IMAGE_EXT", "JOBS", "SAVE_IMAGES", "Option", "build_parser", "parse_cli_options", "validate_options"]
 
-_TYPES = ("str", "int", "float", "bool", "choice", "list")
+_TYPES = ("str", "int", "float", "bool", "choice", "list", "suffix")
 
 
 def _strings(values: Iterable[str]) -> tuple[str, ...]:
@@ -34,8 +34,9 @@ class Option:
 
     ``name`` is a Python identifier (``image_ext``); the CLI spells it ``--image-ext``. ``type`` is one of
     ``str``, ``int``, ``float``, ``bool`` (a flag), ``choice`` (one of ``choices``, matched
-    case-insensitively, with ``value_aliases`` mapping extra spellings to a choice) or ``list``
-    (comma-separated, each element in ``choices`` when given). ``aliases`` are other option names accepted
+    case-insensitively, with ``value_aliases`` mapping extra spellings to a choice), ``list``
+    (comma-separated, each element in ``choices`` when given) or ``suffix`` (an image suffix, normalised:
+    ``"PNG"`` and ``".png"`` both give ``".png"``). ``aliases`` are other option names accepted
     for compatibility (e.g. Datumaro's ``save_media``).
     """
 
@@ -79,6 +80,8 @@ class Option:
             return float(value)
         if self.type == "choice":
             return self._choose(value)
+        if self.type == "suffix":
+            return _image_suffix(value)
         if self.type == "list":
             parts = value.split(",") if isinstance(value, str) else list(value)
             parts = [str(p).strip() for p in parts if str(p).strip()]
@@ -105,10 +108,24 @@ SAVE_IMAGES = Option(
     help="also write the images (copied byte for byte when their suffix is kept)",
 )
 
+def _image_suffix(value: Any) -> str | None:
+    from dsformats.imaging import IMAGE_SUFFIXES
+
+    if not isinstance(value, str):
+        raise ValueError(f"expected a string, got {value!r}")
+    text = value.strip().lower()
+    if not text:
+        return None
+    text = text if text.startswith(".") else "." + text
+    if text not in IMAGE_SUFFIXES:
+        raise ValueError(f"{value!r} is not an image suffix (e.g. .png, .jpg)")
+    return text
+
+
 #: The common writer option: the suffix images are written with; re-encodes when it differs.
 IMAGE_EXT = Option(
     name="image_ext",
-    type="str",
+    type="suffix",
     default=None,
     metavar="EXT",
     help="write images with this suffix (e.g. .png), re-encoding those that differ; default: each image's own suffix",

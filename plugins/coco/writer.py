@@ -66,13 +66,6 @@ _SPOOL = ".coco-spool"
 _SHAPES = (Bbox, Polygon, Mask)
 
 
-def normalize_ext(ext: str | None) -> str | None:
-    """``"png"`` or ``".PNG"`` -> ``".png"``; None stays None."""
-    if not ext:
-        return None
-    ext = ext.lower()
-    return ext if ext.startswith(".") else "." + ext
-
 
 def _explicit_id(value: Any) -> int:
     """A positive int id from an attribute value (``5`` or ``"5"``), else 0."""
@@ -201,7 +194,7 @@ class CocoWriter:
     ) -> None:
         self.root = Path(path)
         self.save_images = save_images
-        self.image_ext = normalize_ext(image_ext)
+        self.image_ext = image_ext  # normalised and checked by the IMAGE_EXT option
         self.tasks = tuple(tasks)
         self.mode = segmentation_mode
         self.reindex = reindex

@@ -8,21 +8,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from dsformats import DatasetError, Header, Item, OptionError, Report
+from dsformats import DatasetError, Header, Item, Report
 from dsformats.fileaccess import safe_relative
-from dsformats.imaging import IMAGE_SUFFIXES, reencode_task, same_encoding
+from dsformats.imaging import reencode_task, same_encoding
 from dsformats.parallel import ordered_map
 from dsformats.policy import bad_item
 
 from .schema import COMPRESSION, DEFAULT_IMAGE_EXT, MEMBER_DATE_TIME
-
-
-def normalize_ext(ext: str | None) -> str | None:
-    """``"png"`` or ``".PNG"`` -> ``".png"``; None stays None."""
-    if not ext:
-        return None
-    ext = ext.lower()
-    return ext if ext.startswith(".") else "." + ext
 
 
 class ImageZipWriter:
@@ -40,9 +32,7 @@ class ImageZipWriter:
     ) -> None:
         self.archive_path = Path(path) / safe_relative(name, location="--name")
         self.compression = COMPRESSION[compression]
-        self.image_ext = normalize_ext(image_ext)
-        if self.image_ext is not None and self.image_ext not in IMAGE_SUFFIXES:
-            raise OptionError(f"--image-ext {image_ext!r} is not an image suffix (e.g. .png, .jpg)")
+        self.image_ext = image_ext  # normalised and checked by the IMAGE_EXT option
         self.subset_dirs = subset_dirs
         self.jobs = jobs
 

@@ -67,13 +67,6 @@ _TRUE = ("1", "true", "yes")
 _FALSE = ("0", "false", "no")
 
 
-def normalize_ext(ext: str | None) -> str | None:
-    """``"png"`` or ``".PNG"`` -> ``".png"``; None stays None."""
-    if not ext:
-        return None
-    ext = ext.lower()
-    return ext if ext.startswith(".") else "." + ext
-
 
 def format_number(value: int | float) -> str:
     """``12`` -> ``"12"``, ``12.5`` -> ``"12.5"``: ints stay ints, floats use Python's shortest repr."""
@@ -262,7 +255,7 @@ class VocWriter:
         self.jobs = jobs
         self._dirs: set[str] = set()
         self.save_images = save_images
-        self.image_ext = normalize_ext(image_ext)
+        self.image_ext = image_ext  # normalised and checked by the IMAGE_EXT option
         self.tasks = frozenset(tasks) or frozenset(TASKS)
         self.label_map = label_map
         self.inclusive = bbox_convention == BBOX_PIXEL_INCLUSIVE

@@ -84,3 +84,11 @@ def test_option_names_must_be_identifiers():
         Option(name="Bad-Name")
     with pytest.raises(ValueError):
         Option(name="x", type="complex")
+
+
+def test_image_ext_is_normalised_and_checked_before_anything_is_read():
+    assert validate_options(DECLARED, {"image_ext": "PNG"})["image_ext"] == ".png"
+    assert validate_options(DECLARED, {"image_ext": ".JPG"})["image_ext"] == ".jpg"
+    assert validate_options(DECLARED, {"image_ext": ""})["image_ext"] is None
+    with pytest.raises(OptionError, match=r"'\.txt' is not an image suffix"):
+        validate_options(DECLARED, {"image_ext": ".txt"})

@@ -6,19 +6,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
 
-from dsformats import Bbox, DatasetError, Header, Item, OptionError, Polygon, Report
+from dsformats import Bbox, DatasetError, Header, Item, Polygon, Report
 from dsformats.fileaccess import safe_relative
-from dsformats.imaging import IMAGE_SUFFIXES, write_image
+from dsformats.imaging import write_image
 
 from .schema import DATA_YAML, IMAGES_DIR, LABEL_SUFFIX, LABELS_DIR, RESERVED_KEYS, dump_yaml, number
-
-
-def normalize_ext(ext: str | None) -> str | None:
-    """``"png"`` or ``".PNG"`` -> ``".png"``; None stays None."""
-    if not ext:
-        return None
-    ext = ext.lower()
-    return ext if ext.startswith(".") else "." + ext
 
 
 class YoloWriter:
@@ -31,9 +23,7 @@ class YoloWriter:
     def __init__(self, path: Path, *, save_images: bool = True, image_ext: str | None = None) -> None:
         self.path = Path(path)
         self.save_images = save_images
-        self.image_ext = normalize_ext(image_ext)
-        if self.image_ext is not None and self.image_ext not in IMAGE_SUFFIXES:
-            raise OptionError(f"--image-ext {image_ext!r} is not an image suffix (e.g. .png, .jpg)")
+        self.image_ext = image_ext  # normalised and checked by the IMAGE_EXT option
 
     def __enter__(self) -> YoloWriter:
         return self
