@@ -52,6 +52,15 @@ def _member_name(raw: str, where: str) -> str:
         raise DatasetError(f"archive member name escapes the archive: {exc.args[0]}", where) from None
 
 
+def _all_files(fs: Any) -> list[str]:
+    """The names of all file members (an archive never changes while open: listed once, then cached)."""
+    cached = getattr(fs, "_all_files_cache", None)
+    if cached is None:
+        cached = [name.rstrip("/") for name, info in fs.find("", detail=True).items() if info.get("type") == "file"]
+        fs._all_files_cache = cached
+    return cached
+
+
 class SafeZipFileSystem(ZipFileSystem):
     """Read-only ``zip://`` with member names, sizes and ratios checked when the archive is opened."""
 
@@ -84,6 +93,25 @@ class SafeZipFileSystem(ZipFileSystem):
                 raise DatasetError("encrypted archive members are not supported", where)
             if name != info.filename.rstrip("/"):  # ``./a`` or ``a//b``: reachable only under its raw name
                 raise DatasetError("archive member name is not in normal form", where)
+
+    def all_files(self) -> list[str]:
+        """The names of all file members, listed once."""
+        return _all_files(self)
+
+    def open_member(self, name: str) -> Any:
+        """Open the member ``name`` (a normalised name from the index, e.g. ``a/b.jpg``) for reading.
+
+        What ``open(name, "rb")`` does, without fsspec's protocol stripping and info look-up per call.
+        """
+        try:
+            info = self.zip.getinfo(name)
+        except KeyError as exc:
+            raise FileNotFoundError(name) from exc
+        if info.is_dir():
+            raise IsADirectoryError(name)
+        out: Any = self.zip.open(info, "r")
+        out.size = info.file_size
+        return out
 
     def close(self) -> None:
         """Close the archive and the file it was opened from."""
@@ -177,7 +205,14 @@ class SafeTarFileSystem(TarFileSystem):
     def _open(self, path: str, mode: str = "rb", **kwargs: Any) -> Any:
         if mode != "rb":
             raise ValueError("dstar:// is read-only")
-        path = re.sub("/+", "/", self._strip_protocol(path))
+        return self.open_member(re.sub("/+", "/", self._strip_protocol(path)))
+
+    def all_files(self) -> list[str]:
+        """The names of all file members, listed once."""
+        return _all_files(self)
+
+    def open_member(self, path: str) -> Any:
+        """Open the member ``path`` (a normalised name from the index) for reading, by its TarInfo."""
         try:
             details, _, ti = self.index[path]
         except KeyError as exc:

@@ -79,6 +79,26 @@ class Joiner:
         self._linked: dict[tuple[Path, str], bool] = {}
         self._boundary = boundary
         self._real: dict[Path, str] = {}
+        self._remote: dict[tuple[int, str], tuple[Any, Any, str, str, str] | None] = {}
+
+    def _remote_join(self, root: Any, name: str, location: str | None) -> Any:
+        """A :class:`_Member` for ``root / name`` on a UPath root, without building a UPath per name.
+
+        The URL form (``str()``) of members under ``root`` is learnt from one real ``joinpath`` and reused;
+        when it cannot be (an unusual UPath class), every name goes through ``join_within``.
+        """
+        rel = safe_relative(name, location=location)
+        fs = root.fs
+        key = (id(fs), root.path)  # one entry per folder (the template keeps ``fs`` alive, so ids stay unique)
+        spec = self._remote.get(key, ...)
+        if spec is ...:
+            spec = _member_template(root, rel)
+            self._remote[key] = spec
+        if spec is None:
+            return root.joinpath(*rel.split("/"))
+        _, fs, base, prefix, suffix = spec
+        full = base + rel
+        return _Member(fs, full, prefix + full + suffix, root, rel)
 
     def _realpath(self, folder: Path) -> str:
         if folder not in self._real:
@@ -87,7 +107,7 @@ class Joiner:
 
     def __call__(self, root: Path, name: str, *, location: str | None = None) -> Path:
         if not is_local(root):  # archives and object stores: no symlinks
-            return join_within(root, name, location=location)
+            return self._remote_join(root, name, location)
         if self._boundary is not None:
             bound, real = self._realpath(self._boundary), self._realpath(root)
             if real != bound and not real.startswith(bound.rstrip(os.sep) + os.sep):
@@ -106,6 +126,78 @@ class Joiner:
         if os.path.islink(target):
             return join_within(root, name, location=location)
         return target
+
+
+def _member_template(root: Any, rel: str) -> tuple[Any, Any, str, str, str] | None:
+    """``(root, fs, base, prefix, suffix)`` such that ``str(root / x) == prefix + base + x + suffix``, or None."""
+    try:
+        sample = root.joinpath(*rel.split("/"))
+        base = root.path.rstrip("/")
+        base = base + "/" if base else ""
+        full, text = sample.path, str(sample)
+    except Exception:  # noqa: BLE001 - any surprise: use plain UPaths
+        return None
+    at = text.rfind(full)
+    if full != base + rel or at < 0:
+        return None
+    return root, root.fs, base, text[:at], text[at + len(full) :]
+
+
+class _Member:
+    """A file inside an archive or object store, named by its filesystem and full path.
+
+    What :class:`Joiner` returns under a UPath root: :meth:`Media.from_file`, :func:`open_binary` and
+    ``is_file`` use the filesystem directly; anything else is forwarded to a real UPath, built on first use.
+    """
+
+    __slots__ = ("_upath", "fs", "name", "path", "_rel", "_root", "_text")
+
+    def __init__(self, fs: Any, path: str, text: str, root: Any, rel: str) -> None:
+        self.fs = fs
+        self.path = path
+        self.name = rel.rpartition("/")[2]
+        self._text = text
+        self._root = root
+        self._rel = rel
+        self._upath: Any = None
+
+    def __str__(self) -> str:
+        return self._text
+
+    def __repr__(self) -> str:
+        return f"<member {self._text}>"
+
+    def upath(self) -> Any:
+        """The equivalent UPath."""
+        if self._upath is None:
+            self._upath = self._root.joinpath(*self._rel.split("/"))
+        return self._upath
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self.upath(), attr)
+
+    def __truediv__(self, other: Any) -> Any:
+        return self.upath() / other
+
+    def __eq__(self, other: object) -> bool:
+        return self.upath() == (other.upath() if isinstance(other, _Member) else other)
+
+    def __hash__(self) -> int:
+        return hash(self.upath())
+
+    def open(self, mode: str = "rb", **kwargs: Any) -> Any:
+        """Open for reading straight through the filesystem (binary only)."""
+        if mode != "rb" or kwargs:
+            return self.upath().open(mode, **kwargs)
+        opener = getattr(self.fs, "open_member", None)
+        return opener(self.path) if opener is not None else self.fs.open(self.path, "rb")
+
+    def is_file(self) -> bool:
+        """True when the member exists and is a file."""
+        try:
+            return bool(self.fs.isfile(self.path))
+        except (OSError, ValueError):
+            return False
 
 
 def walk_files(root: Path, *, max_depth: int | None = None) -> Iterator[str]:
@@ -142,16 +234,22 @@ def _walk_remote(root: Any, max_depth: int | None) -> Iterator[str]:
     """:func:`walk_files` for a UPath: one ``find`` call, names checked, sorted like the local walk."""
     fs = root.fs
     base = root.path.rstrip("/")
+    listing = getattr(fs, "all_files", None)  # archives: the index is listed once and filtered here
     try:
-        found = fs.find(root.path, maxdepth=max_depth, detail=True)
+        if listing is not None:
+            start = base + "/" if base else ""
+            found = [full for full in listing() if full.startswith(start)]
+            if max_depth is not None:
+                found = [full for full in found if full.count("/") - start.count("/") < max_depth]
+        else:
+            found = [full for full, info in fs.find(root.path, maxdepth=max_depth, detail=True).items()
+                     if info.get("type") == "file"]
     except FileNotFoundError:
-        found = {}
+        found = []
     except OSError as exc:
         raise DatasetError(f"cannot list directory: {exc}", str(root)) from None
     names = []
-    for full, info in found.items():
-        if info.get("type") != "file":
-            continue
+    for full in found:
         full = full.rstrip("/")
         rel = full[len(base) + 1 :] if base else full.lstrip("/")
         if not rel or (base and not full.startswith(base + "/")):

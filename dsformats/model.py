@@ -90,7 +90,8 @@ def _open_local(path: str | Path) -> IO[bytes]:
 def _open_any(path: Any) -> IO[bytes]:
     """Open a UPath through its filesystem directly (``UPath.open`` costs several times more per call)."""
     try:
-        return path.fs.open(path.path, "rb")
+        opener = getattr(path.fs, "open_member", None)  # dszip / dstar: by name, no protocol handling
+        return opener(path.path) if opener is not None else path.fs.open(path.path, "rb")
     except (OSError, ValueError) as exc:
         raise DatasetError(f"cannot open: {getattr(exc, 'strerror', None) or exc}", str(path)) from None
 
