@@ -9,7 +9,9 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import threading
 import warnings
+import weakref
 import zlib
 from collections.abc import Sequence
 from typing import IO, TYPE_CHECKING, Any
@@ -168,7 +170,8 @@ def write_image(media: Media, dst: IO[bytes], suffix: str) -> bool:
     Returns True when it re-encoded.
     """
     if same_encoding(suffix, media.suffix):
-        media.copy_to(dst)
+        head = media.copy_to(dst, keep_head=_HEAD_LIMIT)
+        _recent.head = (weakref.ref(media), head)  # for header_info right after: no second read of the media
         return False
     dst.write(reencode(media, suffix))
     return True
@@ -193,6 +196,9 @@ def save_image(media: Media, target: str | os.PathLike[str], suffix: str) -> boo
 
 
 # ------------------------------------------------------------------------------------- header info
+_HEAD_LIMIT = 1 << 16
+#: The first bytes of the media this thread's last ``write_image`` copied (a weak reference to it, the bytes).
+_recent = threading.local()
 _JPEG_SOF = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
 _JPEG_BANDS = {1: 1, 3: 3, 4: 4}  # Pillow opens these as L, RGB and CMYK
 _PNG_BANDS = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}  # colour type -> bands (palette images count as 3)
@@ -205,6 +211,13 @@ def header_info(media: Media, limit: int = 1 << 16) -> tuple[int, int, int] | No
     ``depth`` is the number of bands Pillow would report (3 for palette images). Anything that is not a
     plainly laid-out JPEG or PNG gives None, and callers fall back to Pillow.
     """
+    recent = getattr(_recent, "head", None)
+    if recent is not None and recent[0]() is media and limit <= _HEAD_LIMIT:  # just copied by write_image
+        head = recent[1]
+        info = _header_info(head[:4096])
+        if info is None and len(head) >= 4096:
+            info = _header_info(head[:limit])
+        return info
     try:
         with media.open() as stream:
             head = stream.read(4096)

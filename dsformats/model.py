@@ -18,7 +18,6 @@ import io
 import os
 import posixpath
 import re
-import shutil
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
@@ -146,11 +145,20 @@ class Media:
             with self.opener() as stream:
                 return stream.read()
 
-    def copy_to(self, dst: IO[bytes]) -> None:
-        """Copy the raw bytes into ``dst`` in chunks, without decoding."""
+    def copy_to(self, dst: IO[bytes], *, keep_head: int = 0) -> bytes:
+        """Copy the raw bytes into ``dst`` in chunks, without decoding; return the first ``keep_head`` bytes.
+
+        (Fewer when the media is shorter.) Callers that need the header afterwards (image size) pass
+        ``keep_head`` instead of opening the media again, which for an archive member means inflating it again.
+        """
+        head = b""
         with self._reading():
             with self.opener() as stream:
-                shutil.copyfileobj(stream, dst, 1 << 20)
+                while chunk := stream.read(1 << 20):
+                    dst.write(chunk)
+                    if len(head) < keep_head:
+                        head += chunk[: keep_head - len(head)]
+        return head
 
     @contextlib.contextmanager
     def _reading(self) -> Iterator[None]:

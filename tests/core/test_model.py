@@ -172,3 +172,26 @@ def test_rle_errors_are_clear():
         rle_to_bitmap(Rle(size=(2, 2), counts=[1, 1]))
     with pytest.raises(ValueError, match="truncated"):
         decompress_counts("0h")
+
+
+def test_header_info_after_write_image_reuses_the_copied_head():
+    from PIL import Image
+
+    from dsformats.imaging import header_info, write_image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (7, 5)).save(buffer, "JPEG")
+    data = buffer.getvalue()
+    opened = []
+
+    def opener():
+        opened.append(1)
+        return io.BytesIO(data)
+
+    media = Media(name="x.jpg", suffix=".jpg", opener=opener)
+    out = io.BytesIO()
+    assert write_image(media, out, ".jpg") is False
+    assert out.getvalue() == data
+    assert header_info(media) == (7, 5, 3) and len(opened) == 1  # no second read
+    other = Media(name="y.jpg", suffix=".jpg", opener=opener)
+    assert header_info(other) == (7, 5, 3) and len(opened) == 2
