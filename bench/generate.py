@@ -122,16 +122,19 @@ def generate(out: Path, images: int, objects: int, image_size: str, seed: int = 
 
 
 def _zip_export(out: Path) -> None:
-    """``out/coco.zip``: the COCO tree under one top folder, deflated, as labelling tools export it."""
-    target = out / "coco.zip"
-    if target.exists():
-        return
-    partial = out / "coco.zip.partial"
-    with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive:
-        for path in sorted((out / "coco").rglob("*")):
-            if path.is_file():
-                archive.write(path, "coco/" + path.relative_to(out / "coco").as_posix())
-    partial.replace(target)
+    """``out/coco.zip``: the COCO tree under one top folder, deflated, as labelling tools export it; and
+    ``out/coco-stored.zip``: the same with the JPEGs stored (not deflated), as most exporters write them."""
+    for name, image_compression in (("coco.zip", zipfile.ZIP_DEFLATED), ("coco-stored.zip", zipfile.ZIP_STORED)):
+        target = out / name
+        if target.exists():
+            continue
+        partial = out / f"{name}.partial"
+        with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive:
+            for path in sorted((out / "coco").rglob("*")):
+                if path.is_file():
+                    kind = image_compression if path.suffix.lower() == ".jpg" else zipfile.ZIP_DEFLATED
+                    archive.write(path, "coco/" + path.relative_to(out / "coco").as_posix(), kind)
+        partial.replace(target)
 
 
 def main() -> None:

@@ -62,6 +62,9 @@ def workloads(data: Path, out: Path) -> list[Workload]:
         # reading a zipped export in place, against unpacking it first (both timed as one command)
         Workload("COCO zip → VOC detection, with images",
                  convert("coco", data / "coco.zip", "voc", "--", "--tasks", "detection", "--save-images"), None),
+        Workload("COCO zip, JPEGs stored → VOC detection, with images",
+                 convert("coco", data / "coco-stored.zip", "voc", "--", "--tasks", "detection", "--save-images"),
+                 None),
         Workload("COCO zip: unzip, then → VOC detection",
                  ["sh", "-c", f"rm -rf {{out}}.src && {sys.executable} -c 'import sys, zipfile; "
                   f"zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])' {data / 'coco.zip'} {{out}}.src && "
