@@ -393,6 +393,32 @@ def write(
     return report
 
 
+def prepare_conversion(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    format: str,
+    source_format: str | None,
+    reader_options: Mapping[str, Any] | None,
+    writer_options: Mapping[str, Any] | None,
+    *,
+    overwrite: bool = False,
+    registry: Registry | None = None,
+) -> tuple[Registry, FormatInfo, dict[str, Any], str]:
+    """The checks every conversion makes before reading: options, output, and the input format.
+
+    Returns the registry, the target format, its validated writer options and the source format's name.
+    """
+    reg = _registry(registry)
+    info, preset = reg.writer_format(format)
+    checked = validate_options(info.spec.writer_options, {**preset, **(writer_options or {})}, what="writer option")
+    if source_format:
+        validate_options(reg.reader_format(source_format).spec.reader_options, reader_options, what="reader option")
+    check_output(dst, overwrite=overwrite)
+    if not source_format:
+        source_format = detect_format(src, registry=reg)
+    return reg, info, checked, reg.reader_format(source_format).name
+
+
 def convert(
     src: str | os.PathLike[str],
     dst: str | os.PathLike[str],
@@ -411,15 +437,10 @@ def convert(
 
     Every option is validated before anything is read; the input format is detected when not given.
     """
-    reg = _registry(registry)
-    info, preset = reg.writer_format(format)
-    checked = validate_options(info.spec.writer_options, {**preset, **(writer_options or {})}, what="writer option")
-    if source_format:
-        validate_options(reg.reader_format(source_format).spec.reader_options, reader_options, what="reader option")
-    check_output(dst, overwrite=overwrite)
-    if not source_format:
-        source_format = detect_format(src, registry=reg)
-    report = Report(source_format=reg.reader_format(source_format).name)
+    reg, info, checked, source_format = prepare_conversion(
+        src, dst, format, source_format, reader_options, writer_options, overwrite=overwrite, registry=registry
+    )
+    report = Report(source_format=source_format)
     with (
         reporting(report, skip_bad_items=skip_bad_items),
         read(src, source_format, options=reader_options, registry=reg) as reader,

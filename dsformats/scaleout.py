@@ -26,7 +26,6 @@ from typing import Any
 from dsformats import dispatch
 from dsformats.errors import DatasetError, DsformatsError, OptionError
 from dsformats.model import Header
-from dsformats.options import validate_options
 from dsformats.policy import reporting
 from dsformats.registry import Registry, default_registry
 from dsformats.report import Report
@@ -177,15 +176,9 @@ def convert_distributed(
     if workers < 1 or (shards is not None and shards < 1) or retries < 0:
         raise OptionError(f"workers and shards must be at least 1 and retries at least 0 (got {workers}, {shards}, "
                           f"{retries})")
-    reg = registry if registry is not None else default_registry()
-    info, preset = reg.writer_format(format)
-    checked = validate_options(info.spec.writer_options, {**preset, **(writer_options or {})}, what="writer option")
-    if source_format:
-        validate_options(reg.reader_format(source_format).spec.reader_options, reader_options, what="reader option")
-    dispatch.check_output(dst, overwrite=overwrite)
-    if not source_format:
-        source_format = dispatch.detect_format(src, registry=reg)
-    source_format = reg.reader_format(source_format).name
+    reg, info, checked, source_format = dispatch.prepare_conversion(
+        src, dst, format, source_format, reader_options, writer_options, overwrite=overwrite, registry=registry
+    )
 
     def single(why: str) -> Report:
         report = dispatch.convert(
