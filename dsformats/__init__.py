@@ -39,6 +39,7 @@ from dsformats.model import (
     Rle,
 )
 from dsformats.options import IMAGE_EXT, JOBS, SAVE_IMAGES, Option
+from dsformats.policy import writing_partial
 from dsformats.registry import FormatInfo, Registry, build_registry, default_registry
 from dsformats.report import Report
 from dsformats.verify import verify
@@ -97,4 +98,5 @@ __all__ = [
     "read",
     "verify",
     "write",
+    "writing_partial",
 ]

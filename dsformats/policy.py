@@ -3,7 +3,8 @@
 Readers and writers call :func:`bad_item` when one item cannot be used, then skip that item if the call
 returns: the default policy raises (fail on the first bad item), ``--skip-bad-items`` records the error in
 the report and returns. :func:`warn` records a warning in the current conversion's report (and logs it).
-The dispatcher sets both up for the duration of a conversion.
+The dispatcher sets both up for the duration of a conversion. :func:`writing_partial` tells a writer that
+it writes one shard of a scale-out conversion, whose partial output its format's merge hook will combine.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Iterator
 from dsformats.errors import DatasetError
 from dsformats.report import Report
 
-__all__ = ["bad_item", "collecting", "reporting", "warn"]
+__all__ = ["bad_item", "collecting", "partial_output", "reporting", "warn", "writing_partial"]
 
 _log = logging.getLogger("dsformats")
 _current: contextvars.ContextVar[tuple[Report, bool] | None] = contextvars.ContextVar(
@@ -25,6 +26,7 @@ _current: contextvars.ContextVar[tuple[Report, bool] | None] = contextvars.Conte
 _collected: contextvars.ContextVar[list[DatasetError] | None] = contextvars.ContextVar(
     "dsformats_collected", default=None
 )
+_partial: contextvars.ContextVar[bool] = contextvars.ContextVar("dsformats_partial", default=False)
 
 
 def bad_item(error: DatasetError) -> None:
@@ -67,3 +69,23 @@ def collecting() -> Iterator[list[DatasetError]]:
         yield errors
     finally:
         _collected.reset(token)
+
+
+def writing_partial() -> bool:
+    """True while a writer writes one shard of a scale-out conversion (see ``dsformats_merge``).
+
+    The partial output is never published: only the format's merge hook reads it. A writer whose merge
+    needs more than its ordinary files (state known only after the last item, such as ids assigned from
+    the whole dataset) may leave that state in its output instead of finishing the files.
+    """
+    return _partial.get()
+
+
+@contextlib.contextmanager
+def partial_output() -> Iterator[None]:
+    """Within the block, :func:`writing_partial` is True (set by scale-out engines around a shard's write)."""
+    token = _partial.set(True)
+    try:
+        yield
+    finally:
+        _partial.reset(token)

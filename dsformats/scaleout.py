@@ -26,7 +26,7 @@ from typing import Any
 from dsformats import dispatch
 from dsformats.errors import DatasetError, DsformatsError, OptionError
 from dsformats.model import Header
-from dsformats.policy import reporting
+from dsformats.policy import partial_output, reporting
 from dsformats.registry import Registry, default_registry
 from dsformats.report import Report
 
@@ -75,6 +75,7 @@ def _convert_shard(task: Mapping[str, Any]) -> Report:
         reader_options["shard"] = shard["key"]
     with (
         reporting(report, skip_bad_items=task["skip_bad_items"]),
+        partial_output(),
         dispatch.read(task["src"], task["source_format"], options=reader_options, registry=registry) as reader,
     ):
         items = reader.items()
