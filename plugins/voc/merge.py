@@ -1,20 +1,21 @@
 """Merge the partial VOC trees of a scale-out conversion into the tree a single writer would write.
 
 Per-item files (XML, images, masks) are disjoint between shards and are moved; ``ImageSets`` list and flag
-files are concatenated in shard order. The labels of every part must be the same and come from the header
-alone (a label that one shard adds on the fly, "used but not declared", changes the mask palettes written
-after it; a part without masks drops the added background label): otherwise the merge declines (None) and
-the engine converts in a single process instead. Label actions are merged as an ordered union.
+files are concatenated in shard order (:func:`dsformats.merging.merge_files`). The labels of every part must
+be the same and come from the header alone (a label that one shard adds on the fly, "used but not declared",
+changes the mask palettes written after it; a part without masks drops the added background label):
+otherwise the merge declines (None) and the engine converts in a single process instead. Label actions are
+merged as an ordered union.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from dsformats import DatasetError, Report
+from dsformats import Report
+from dsformats.merging import merge_files
 
 from .schema import (
     ACTION_SETS,
@@ -39,7 +40,6 @@ def merge(parts: Sequence[Path], path: Path, options: Mapping[str, Any], report:
     labelmap = _merged_labelmap(parts, options)
     if labelmap is False:
         return None
-    lists: dict[str, list[Path]] = {}
     for folder in (MAIN_SETS, ACTION_SETS):
         # A class flag file <label>_<subset>.txt (or action flag file <action>_<subset>.txt) missing from a
         # part that has items in <subset> would need "-1" rows for them: decline rather than guess.
@@ -50,27 +50,7 @@ def merge(parts: Sequence[Path], path: Path, options: Mapping[str, Any], report:
                 pieces = name[: -len(LIST_SUFFIX)].split("_")
                 if any("_".join(pieces[i:]) + LIST_SUFFIX in names for i in range(1, len(pieces))):
                     return None
-    for part in parts:
-        for root, _dirs, files in os.walk(part):
-            for file in files:
-                source = Path(root) / file
-                rel = source.relative_to(part)
-                if rel.parts[0] == SETS_DIR:
-                    lists.setdefault(rel.as_posix(), []).append(source)
-                    continue
-                if rel.as_posix() == LABELMAP_FILE:
-                    continue
-                target = path / rel
-                if target.exists():
-                    raise DatasetError(f"two shards both wrote {rel.as_posix()} (an item id repeats across shards)")
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(source, target)
-    for name, sources in sorted(lists.items()):
-        target = path / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with open(target, "wb") as out:
-            for source in sources:
-                out.write(source.read_bytes())
+    merge_files(parts, path, is_list=lambda rel: rel.startswith(SETS_DIR + "/"), exclude={LABELMAP_FILE})
     if isinstance(labelmap, str):
         (path / LABELMAP_FILE).write_text(labelmap, encoding="utf-8")
     return True

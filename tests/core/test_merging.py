@@ -1,0 +1,58 @@
+"""dsformats.merging.merge_files: per-item files moved, list files concatenated in shard order."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dsformats.errors import DatasetError
+from dsformats.merging import merge_files
+
+
+def _part(root: Path, files: dict[str, str], dirs: tuple[str, ...] = ()) -> Path:
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    for rel in dirs:
+        (root / rel).mkdir(parents=True)
+    return root
+
+
+def _files(root: Path) -> dict[str, str]:
+    return {p.relative_to(root).as_posix(): p.read_text() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_moves_items_and_concatenates_lists_in_shard_order(tmp_path):
+    parts = [
+        _part(tmp_path / "0", {"items/a.txt": "A", "sets/train.txt": "a\n", "meta.yaml": "0"}, dirs=("empty",)),
+        _part(tmp_path / "1", {"items/sub/b.txt": "B", "sets/train.txt": "b\n", "sets/val.txt": "c\n",
+                               "meta.yaml": "1"}),
+        _part(tmp_path / "2", {"items/c.txt": "C", "sets/train.txt": "d\n", "meta.yaml": "2"}),
+    ]
+    out = tmp_path / "out"
+    out.mkdir()
+    merge_files(parts, out, is_list=lambda rel: rel.startswith("sets/"), exclude={"meta.yaml"})
+    assert _files(out) == {
+        "items/a.txt": "A", "items/c.txt": "C", "items/sub/b.txt": "B", "sets/train.txt": "a\nb\nd\n",
+        "sets/val.txt": "c\n",
+    }
+    assert (out / "empty").is_dir()
+    assert [_files(part) for part in parts] == [  # per-item files moved out; lists and excluded files stay
+        {"meta.yaml": "0", "sets/train.txt": "a\n"},
+        {"meta.yaml": "1", "sets/train.txt": "b\n", "sets/val.txt": "c\n"},
+        {"meta.yaml": "2", "sets/train.txt": "d\n"},
+    ]
+
+
+def test_a_file_written_by_two_shards_is_an_error_naming_it(tmp_path):
+    parts = [_part(tmp_path / "0", {"items/a.txt": "A"}), _part(tmp_path / "1", {"items/b.txt": "B"}),
+             _part(tmp_path / "2", {"items/a.txt": "other A"})]
+    (tmp_path / "out").mkdir()
+    with pytest.raises(DatasetError) as caught:
+        merge_files(parts, tmp_path / "out")
+    assert caught.value.location == "items/a.txt"
+    assert str(caught.value) == (
+        "items/a.txt: shard 2 and an earlier shard both wrote this file: an item id is repeated across shards"
+    )
+    assert (tmp_path / "out" / "items" / "a.txt").read_text() == "A"  # never overwritten
