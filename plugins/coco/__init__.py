@@ -103,3 +103,13 @@ def dsformats_open_writer(format: str, path: Path, options: Mapping[str, Any]):
         segmentation_mode=options["segmentation_mode"],
         reindex=options["reindex"],
     )
+
+
+@hookimpl
+def dsformats_merge(format: str, parts: list[Path], path: Path, options: Mapping[str, Any], report: Any):
+    """Assemble the COCO files of a scale-out run from the shards' spools."""
+    if format != FORMAT:
+        return None
+    from .merge import merge
+
+    return merge(parts, path, options, report)

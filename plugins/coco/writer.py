@@ -1,40 +1,35 @@
-"""Write COCO task files, streaming: per-task records are spooled as JSON lines, files assembled at the end.
+"""Write COCO task files, streaming: records are spooled as compact JSON lines, files assembled at the end.
 
-Why spool: ``images`` must be repeated in every task file of a subset and generated ids must avoid every
-explicit id, which is known only after the last item. Holding records in memory would grow with the
-dataset; JSON lines in a scratch folder of the staging directory keep memory to a few integers per image
-and annotation (the sets of ids in use). The scratch folder is deleted before the writer returns.
+The spool (see :mod:`.spool`) lives in a scratch folder of the staging directory and is deleted before the
+writer returns, except when the writer writes one shard of a scale-out conversion
+(:func:`dsformats.writing_partial`): then it keeps the spool, with its state, for :mod:`.merge`.
 """
 
 from __future__ import annotations
 
-import itertools
 import shutil
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import Any
 
+import attrs
 import orjson
 
 from dsformats import Annotation, Bbox, Caption, DatasetError, Header, Item, Label, Mask, Points, Polygon, Report
 from dsformats.fileaccess import safe_relative
 from dsformats.imaging import write_image
-from dsformats.policy import bad_item
+from dsformats.policy import bad_item, writing_partial
 
 from .schema import (
     ANNOTATIONS_DIR,
     AREA_ATTR,
     BBOX_ATTR,
     CAPTIONS,
-    CATEGORY_TASKS,
     CROWD_ATTR,
     DEFAULT_IMAGE_EXT,
-    DEFAULT_INFO,
-    DEFAULT_LICENSES,
     IMAGE_DEFAULTS,
     IMAGE_ID_ATTR,
-    IMAGE_INFO,
     IMAGES_DIR,
     INFO_KEY,
     INSTANCES,
@@ -46,9 +41,9 @@ from .schema import (
     SCORE_ATTR,
     STUFF,
     TASK_ATTR,
-    TASKS,
     file_stem,
 )
+from .spool import Catalog, SubsetSpool, assemble
 
 
 class _LazyGeometry:
@@ -62,7 +57,8 @@ class _LazyGeometry:
 
 geometry = _LazyGeometry()
 
-_SPOOL = ".coco-spool"
+SPOOL = ".coco-spool"
+STATE = "state.json"  # in SPOOL, when the spool is kept for a merge
 _SHAPES = (Bbox, Polygon, Mask)
 
 
@@ -99,6 +95,7 @@ class _Categories:
                 self.ids[label.name] = label.id
                 used.add(label.id)
         self.used = used
+        self.added: list[str] = []  # labels met in the data but not in the header, in order
         self.next = 1
         for label in header.categories.labels:
             if label.name not in self.ids:
@@ -116,67 +113,8 @@ class _Categories:
         if label not in self.ids:
             report.warn(f"label {label!r} is not in the dataset's categories; added as a COCO category")
             self.ids[label] = self._free()
+            self.added.append(label)
         return self.ids[label]
-
-
-class _TaskSpool:
-    """One task file of one subset being written: its annotation records and ids in use."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.stream: IO[bytes] = open(path, "wb")  # noqa: SIM115 - closed in _finish
-        self.used: set[int] = set()
-        self.labels: dict[str, None] = {}
-        self.count = 0
-
-    def add(self, image_index: int, ann_id: int | None, record: dict[str, Any], label: str | None) -> None:
-        """Spool a record; a missing or taken id is 0 (assigned at the end), a negative id is a link token."""
-        if ann_id is not None and ann_id >= 0:
-            if ann_id in self.used or ann_id == 0:
-                ann_id = 0
-            else:
-                self.used.add(ann_id)
-        if label is not None:
-            self.labels[label] = None
-        self.stream.write(orjson.dumps([image_index, ann_id, record]) + b"\n")
-        self.count += 1
-
-
-class _SubsetSpool:
-    def __init__(self, scratch: Path, index: int) -> None:
-        self.scratch = scratch
-        self.index = index
-        self.images = open(scratch / f"{index}-images.jsonl", "wb")  # noqa: SIM115 - closed in _finish
-        self.explicit: set[int] = set()
-        self.count = 0
-        self.tasks: dict[str, _TaskSpool] = {}
-        self.linked: dict[int, int] = {}  # link token -> the id given to every record carrying it
-        self.tokens = 0
-
-    def task(self, name: str) -> _TaskSpool:
-        if name not in self.tasks:
-            self.tasks[name] = _TaskSpool(self.scratch / f"{self.index}-{name}.jsonl")
-        return self.tasks[name]
-
-    def link(self, ann_id: int, tasks: Sequence[str]) -> int:
-        """An id for one object written to several task files: ``ann_id`` when free in all, else a token.
-
-        A token (negative) becomes, at the end, the same fresh id in every file, so the object reads back once.
-        """
-        spools = [self.task(name) for name in tasks]
-        if ann_id > 0 and all(ann_id not in spool.used for spool in spools):
-            return ann_id  # each file's add() then takes it
-        self.tokens -= 1
-        return self.tokens
-
-    def resolve(self, token: int) -> int:
-        """The id of a link token: the lowest id free in every task file of this subset."""
-        if token not in self.linked:
-            taken = set().union(*(spool.used for spool in self.tasks.values()))
-            self.linked[token] = next(n for n in itertools.count(1) if n not in taken)
-            for spool in self.tasks.values():
-                spool.used.add(self.linked[token])
-        return self.linked[token]
 
 
 class CocoWriter:
@@ -206,10 +144,9 @@ class CocoWriter:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         for subset in getattr(self, "_subsets", {}).values():
-            subset.images.close()
-            for task in subset.tasks.values():
-                task.stream.close()
-        shutil.rmtree(self.root / _SPOOL, ignore_errors=True)
+            subset.close()
+        if exc_type is not None or not writing_partial():
+            shutil.rmtree(self.root / SPOOL, ignore_errors=True)
 
     # -- items
 
@@ -221,9 +158,9 @@ class CocoWriter:
         self.categories = _Categories(header)
         self.isthing: dict[str, Any] = dict(self.info.get("isthing") or {})
         (self.root / ANNOTATIONS_DIR).mkdir(parents=True, exist_ok=True)
-        scratch = self.root / _SPOOL
+        scratch = self.root / SPOOL
         scratch.mkdir()
-        self._subsets: dict[str, _SubsetSpool] = {}
+        self._subsets: dict[str, SubsetSpool] = {}
         self._folded: dict[str, str] = {}
         for subset_name in header.subsets or ():
             (self.root / IMAGES_DIR / subset_name).mkdir(parents=True, exist_ok=True)
@@ -231,14 +168,34 @@ class CocoWriter:
             self._write_item(item, report)
         if not self._subsets:
             (self.root / IMAGES_DIR).mkdir(exist_ok=True)
+        for subset in self._subsets.values():
+            subset.close()
+        catalog = self._catalog()
+        if writing_partial():
+            state = {"catalog": attrs.asdict(catalog), "added": self.categories.added,
+                     "subsets": {name: subset.state() for name, subset in self._subsets.items()}}
+            (scratch / STATE).write_bytes(orjson.dumps(state))
+            return
         for name, subset in self._subsets.items():
-            self._finish(name, subset, report)
+            assemble(self.root, name, [subset.source], subset.explicit, subset.labels, catalog, scratch)
 
-    def _subset(self, name: str) -> _SubsetSpool:
+    def _catalog(self) -> Catalog:
+        labels = self.categories.labels
+        return Catalog(
+            tasks=list(self.tasks),
+            info=self.info,
+            ids=self.categories.ids,
+            parents={name: labels[name].parent if name in labels else "" for name in self.categories.ids},
+            keypoints={name: [list(schema.names), [list(pair) for pair in schema.skeleton]]
+                       for name, schema in self.categories.keypoints.items()},
+            isthing=self.isthing,
+        )
+
+    def _subset(self, name: str) -> SubsetSpool:
         if name not in self._subsets:
             safe_relative(name, location=f"subset {name!r}")
             (self.root / IMAGES_DIR / name).mkdir(parents=True, exist_ok=True)
-            self._subsets[name] = _SubsetSpool(self.root / _SPOOL, len(self._subsets))
+            self._subsets[name] = SubsetSpool(self.root / SPOOL, len(self._subsets))
         return self._subsets[name]
 
     def _size(self, item: Item, report: Report) -> tuple[int, int] | None:
@@ -272,10 +229,6 @@ class CocoWriter:
             report.wrote_media(reencoded)
         size = self._size(item, report)
         explicit = 0 if self.reindex else _explicit_id(item.attributes.get(IMAGE_ID_ATTR))
-        if explicit in subset.explicit:
-            explicit = 0
-        elif explicit:
-            subset.explicit.add(explicit)
         width, height = size or (0, 0)
         record: dict[str, Any] = {"width": width, "height": height, "file_name": file_name, **IMAGE_DEFAULTS}
         for key, value in item.attributes.items():
@@ -285,9 +238,7 @@ class CocoWriter:
                 record[key] = value
             else:
                 report.drop("item attribute", "not JSON-serialisable")
-        index = subset.count
-        subset.images.write(orjson.dumps([explicit, record]) + b"\n")
-        subset.count += 1
+        index = subset.add_image(explicit, orjson.dumps(record))
         self._annotations(item, subset, index, size, report)
         report.wrote_item(item.subset)
 
@@ -336,7 +287,7 @@ class CocoWriter:
         return False
 
     def _annotations(
-        self, item: Item, subset: _SubsetSpool, index: int, size: tuple[int, int] | None, report: Report
+        self, item: Item, subset: SubsetSpool, index: int, size: tuple[int, int] | None, report: Report
     ) -> None:
         groups: dict[tuple[Any, ...], list[Annotation]] = {}
         panoptic: list[Mask] = []
@@ -344,13 +295,14 @@ class CocoWriter:
             if isinstance(ann, Caption):
                 if self._simple_task(CAPTIONS, "caption", report):
                     record = {"category_id": 0, "caption": ann.caption, **self._extras(dict(ann.attributes), report)}
-                    subset.task(CAPTIONS).add(index, 0 if self.reindex else ann.id, record, None)
+                    subset.add_object(index, 0 if self.reindex else ann.id, [(CAPTIONS, orjson.dumps(record), ())])
                     report.wrote_annotation("caption")
             elif isinstance(ann, Label):
                 if self._simple_task(LABELS, "label", report):
                     cid = self.categories.id_of(ann.label, report)
                     record = {"category_id": cid, **self._extras(dict(ann.attributes), report)}
-                    subset.task(LABELS).add(index, 0 if self.reindex else ann.id, record, ann.label)
+                    records = [(LABELS, orjson.dumps(record), (ann.label,))]
+                    subset.add_object(index, 0 if self.reindex else ann.id, records)
                     report.wrote_annotation("label")
             elif self._panoptic_mask(ann):
                 assert isinstance(ann, Mask)
@@ -374,7 +326,7 @@ class CocoWriter:
             self._panoptic(item, panoptic, subset, index, report)
 
     def _object(
-        self, members: list[Annotation], subset: _SubsetSpool, index: int, size: tuple[int, int] | None,
+        self, members: list[Annotation], subset: SubsetSpool, index: int, size: tuple[int, int] | None,
         report: Report,
     ) -> None:
         shapes = [a for a in members if isinstance(a, _SHAPES)]
@@ -385,23 +337,24 @@ class CocoWriter:
             for ann in members:
                 report.drop(ann.kind, f"coco: no task among --tasks {','.join(self.tasks)} holds it")
             return
-        link: int | None = None
+        ann_id: int | None = None
+        records: list[tuple[str, bytes, tuple[str, ...]]] = []
         if shape_task is not None:
             mode = "mask" if shape_task == STUFF else self.mode
             ann_id, record, label = self._instance(shapes, [], mode, size, report)
-            if keypoints:  # the same object goes to two files: give it the same id in both
-                link = ann_id = subset.link(ann_id, [shape_task, PERSON_KEYPOINTS])
-            subset.task(shape_task).add(index, ann_id, record, label)
+            records.append((shape_task, orjson.dumps(record), (label,) if label is not None else ()))
             for ann in shapes:
                 report.wrote_annotation(ann.kind)
-        if keypoints:
-            ann_id, record, label = self._instance(shapes, points, self.mode, size, report)
-            subset.task(PERSON_KEYPOINTS).add(index, ann_id if link is None else link, record, label)
+        if keypoints:  # an object in two files gets one id in both (the shapes' id first)
+            own_id, record, label = self._instance(shapes, points, self.mode, size, report)
+            ann_id = own_id if ann_id is None else ann_id
+            records.append((PERSON_KEYPOINTS, orjson.dumps(record), (label,) if label is not None else ()))
             report.wrote_annotation("points", len(points))
             if shape_task is None:
                 for ann in shapes:
                     report.wrote_annotation(ann.kind)
-        elif points:
+        subset.add_object(index, ann_id, records)
+        if not keypoints and points:
             report.drop("points", f"coco: person_keypoints is not among --tasks {','.join(self.tasks)}", len(points))
 
     # -- records
@@ -520,7 +473,7 @@ class CocoWriter:
         rle = geometry.bitmap_to_counts(merged)
         return {"size": [height, width], "counts": rle}, geometry.bitmap_rle(merged)
 
-    def _panoptic(self, item: Item, masks: list[Mask], subset: _SubsetSpool, index: int, report: Report) -> None:
+    def _panoptic(self, item: Item, masks: list[Mask], subset: SubsetSpool, index: int, report: Report) -> None:
         import numpy as np
 
         from dsformats.imaging import encode
@@ -576,119 +529,5 @@ class CocoWriter:
         rgb = np.stack([ids & 0xFF, (ids >> 8) & 0xFF, (ids >> 16) & 0xFF], axis=-1).astype(np.uint8)
         target.write_bytes(encode(Image.fromarray(rgb, "RGB"), PANOPTIC_SUFFIX))
         record = {"file_name": png_name, "segments_info": infos}
-        subset.task(PANOPTIC).add(index, None, record, None)
-        for _, mask in segments:
-            if mask.label is not None:
-                subset.task(PANOPTIC).labels[mask.label] = None
-
-    # -- files
-
-    def _finish(self, name: str, subset: _SubsetSpool, report: Report) -> None:
-        subset.images.close()
-        for spool in subset.tasks.values():
-            spool.stream.close()
-        if self.tasks:
-            tasks = list(self.tasks)
-        else:
-            source = (self.info.get("tasks") or {}).get(name) or []
-            present = [t for t in TASKS if t in subset.tasks or t in source]
-            tasks = present or [IMAGE_INFO]
-        image_ids = self._images_part(subset)
-        for task in tasks:
-            self._write_file(name, task, subset, image_ids)
-
-    def _images_part(self, subset: _SubsetSpool) -> list[int]:
-        ids: list[int] = []
-        next_id = 1
-        part = subset.scratch / f"{subset.index}-images.part"
-        with open(subset.scratch / f"{subset.index}-images.jsonl", "rb") as lines, open(part, "wb") as out:
-            for n, line in enumerate(lines):
-                explicit, record = orjson.loads(line)
-                image_id = explicit
-                if not image_id:
-                    while next_id in subset.explicit:
-                        next_id += 1
-                    image_id = next_id
-                    next_id += 1
-                ids.append(image_id)
-                out.write((b",\n" if n else b"\n") + orjson.dumps({"id": image_id, **record}))
-        return ids
-
-    def _category_records(self, task: str, stem: str, spool: _TaskSpool | None) -> list[dict[str, Any]]:
-        if task not in CATEGORY_TASKS:
-            return []
-        known = (self.info.get("files") or {}).get(stem, {}).get("categories")
-        names = list(known) if known is not None else list(self.categories.ids)
-        if spool is not None:
-            names += [n for n in spool.labels if n not in names]
-        zero_based = set(self.info.get("zero_based_skeleton") or ())
-        records = []
-        for label in names:
-            if label not in self.categories.ids:
-                continue
-            definition = self.categories.labels.get(label)
-            record: dict[str, Any] = {
-                "id": self.categories.ids[label],
-                "name": label,
-                "supercategory": definition.parent if definition is not None else "",
-            }
-            extras = (self.info.get("category_extras") or {}).get(label)
-            if extras:
-                record.update({k: v for k, v in extras.items() if k not in record})
-            if task == PANOPTIC:
-                record["isthing"] = self.isthing.get(label, 0)
-            if task == PERSON_KEYPOINTS:
-                schema = self.keypoint_schema(label)
-                shift = 0 if label in zero_based else 1
-                record["keypoints"] = list(schema.names) if schema else []
-                record["skeleton"] = [[a + shift, b + shift] for a, b in schema.skeleton] if schema else []
-            records.append(record)
-        return records
-
-    def keypoint_schema(self, label: str) -> Any:
-        return self.categories.keypoints.get(label)
-
-    def _write_file(self, subset_name: str, task: str, subset: _SubsetSpool, image_ids: list[int]) -> None:
-        stem = file_stem(task, subset_name)
-        kept = (self.info.get("files") or {}).get(stem, {})
-        spool = subset.tasks.get(task)
-        head = {
-            "licenses": kept.get("licenses", DEFAULT_LICENSES),
-            "info": kept.get("info", DEFAULT_INFO),
-            "categories": self._category_records(task, stem, spool),
-        }
-        target = self.root / ANNOTATIONS_DIR / f"{stem}.json"
-        with open(target, "wb") as out:
-            out.write(b"{")
-            for key, value in head.items():
-                out.write(orjson.dumps(key) + b":" + orjson.dumps(value) + b",\n")
-            out.write(b'"images":[')
-            with open(subset.scratch / f"{subset.index}-images.part", "rb") as part:
-                shutil.copyfileobj(part, out, 1 << 20)
-            out.write(b'\n],\n"annotations":[')
-            if spool is not None:
-                self._write_annotations(spool, subset, image_ids, out)
-            out.write(b"\n]")
-            for key, value in (kept.get("extra") or {}).items():
-                out.write(b",\n" + orjson.dumps(key) + b":" + orjson.dumps(value))
-            out.write(b"}\n")
-
-    def _write_annotations(
-        self, spool: _TaskSpool, subset: _SubsetSpool, image_ids: list[int], out: IO[bytes]
-    ) -> None:
-        next_id = 1
-        with open(spool.path, "rb") as lines:
-            for n, line in enumerate(lines):
-                image_index, ann_id, record = orjson.loads(line)
-                head: dict[str, Any] = {}
-                if ann_id is not None:
-                    if ann_id < 0:
-                        ann_id = subset.resolve(ann_id)
-                    elif not ann_id:
-                        while next_id in spool.used:
-                            next_id += 1
-                        ann_id = next_id
-                        spool.used.add(ann_id)
-                    head["id"] = ann_id
-                head["image_id"] = image_ids[image_index]
-                out.write((b",\n" if n else b"\n") + orjson.dumps({**head, **record}))
+        labels = [mask.label for _, mask in segments if mask.label is not None]
+        subset.add_object(index, None, [(PANOPTIC, orjson.dumps(record), labels)])

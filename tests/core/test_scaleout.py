@@ -60,7 +60,10 @@ CASES = [
     ("voc", "voc", "voc", {}, True),
     ("voc_generated", "voc", "voc", {"save_images": True}, True),
     ("voc_generated", "voc", "voc", {"label_map": "voc", "tasks": ["detection", "classification"]}, True),
-    ("coco", "coco", "coco", {}, False),
+    ("coco", "coco", "coco", {}, True),
+    ("coco", "coco", "coco", {"reindex": True, "save_images": True}, True),
+    ("voc", "voc", "coco", {}, True),
+    ("voc_generated", "voc", "coco", {"save_images": True, "segmentation_mode": "mask"}, True),
     ("voc", "voc", "yolo", {}, False),
 ]
 

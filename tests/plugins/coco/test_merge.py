@@ -1,0 +1,125 @@
+"""The COCO merge of a scale-out run: shards' spools assembled into the single writer's bytes."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import orjson
+import pytest
+
+import dsformats
+from dsformats import Bbox, Caption, Categories, Header, Item, KeypointSchema, Label, LabelDef, Mask, Points, Polygon
+from dsformats.errors import DatasetError
+from dsformats.options import validate_options
+from dsformats.policy import partial_output
+from dsformats.registry import default_registry
+from dsformats.report import Report
+from dsformats.testing import random_image
+
+LABELS = ("person", "cat", "dog")
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def colliding_items(seed: int, count: int = 40) -> tuple[Header, list[Item]]:
+    """Items whose image ids and annotation ids repeat and collide, across the whole dataset.
+
+    Every kind of record: boxes, polygons, RLE masks, keypoints sharing an object with a box (written to
+    instances and person_keypoints with one id), captions, labels; ids from a small range so that explicit
+    ids are repeated by later items, and zeros (no id).
+    """
+    rng = random.Random(seed)
+    header = Header(
+        categories=Categories(labels=[LabelDef(name=name, id=n + 4) for n, name in enumerate(LABELS)],
+                              keypoints={"person": KeypointSchema(names=("a", "b"), skeleton=((0, 1),))}),
+        subsets=("train", "val"),
+    )
+    items = []
+    for n in range(count):
+        width, height = rng.randrange(8, 20), rng.randrange(8, 20)
+        suffix = rng.choice((".png", ".jpg"))
+        media = dsformats.Media.from_bytes(random_image(rng, width, height, suffix), suffix)
+        small = lambda: rng.choice((0, 1, 2, 3, 5, 8))  # noqa: E731
+        anns: list[dsformats.Annotation] = []
+        for _ in range(rng.randrange(0, 4)):
+            x, y = rng.randrange(0, width - 4), rng.randrange(0, height - 4)
+            label = rng.choice(LABELS)
+            shape = rng.randrange(3)
+            if shape == 0:
+                anns.append(Bbox(x=x, y=y, w=3, h=2, label=label, id=small()))
+            elif shape == 1:
+                anns.append(Polygon(points=(x, y, x + 3, y, x + 3, y + 3), label=label, id=small()))
+            else:
+                start = x * height + y  # column-major, as COCO RLE
+                rle = dsformats.Rle(size=(height, width), counts=(start, 3, width * height - start - 3))
+                anns.append(Mask(label=label, id=small(), rle=rle))
+        if rng.random() < 0.5:
+            group = 7
+            anns.append(Bbox(x=1, y=1, w=4, h=4, label="person", id=small(), group=group))
+            anns.append(Points(points=(1, 1, 3, 3), visibility=(2, 1), label="person", id=small(), group=group))
+        if rng.random() < 0.5:
+            anns.append(Caption(caption=f"caption {n}", id=small()))
+        if rng.random() < 0.5:
+            anns.append(Label(label=rng.choice(LABELS), id=small()))
+        attributes = {"id": rng.choice((0, 1, 2, 3, 4, 10, 11))} if rng.random() < 0.8 else {}
+        items.append(Item(id=f"img{n:03d}", subset=rng.choice(("train", "val")), media=media, annotations=anns,
+                          attributes=attributes))
+    return header, items
+
+
+def merge_parts(tmp_path: Path, header: Header, items: list[Item], cuts: list[int], options: dict) -> bool | None:
+    registry = default_registry()
+    bounds = [0, *cuts, len(items)]
+    parts = []
+    for n, (a, b) in enumerate(zip(bounds, bounds[1:], strict=False)):
+        parts.append(tmp_path / f"part{n}")
+        with partial_output():
+            dsformats.write(items[a:b], parts[-1], "coco", header=header, options=options)
+    checked = validate_options(registry.get("coco").spec.writer_options, options, what="writer option")
+    (tmp_path / "merged").mkdir()
+    return registry.merge("coco", parts, tmp_path / "merged", checked, Report())
+
+
+@pytest.mark.parametrize("cuts", [[1], [13, 14, 30], [20], [39]])
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"save_images": True, "segmentation_mode": "mask"}, {"reindex": True},
+     {"tasks": ["person_keypoints", "instances", "captions"]}],
+)
+def test_merge_equals_single_writer(tmp_path, cuts, options):
+    header, items = colliding_items(seed=len(cuts) + len(options))
+    dsformats.write(items, tmp_path / "single", "coco", header=header, options=options)
+    assert merge_parts(tmp_path, header, items, cuts, options) is True
+    merged, single = tree(tmp_path / "merged"), tree(tmp_path / "single")
+    assert merged == single
+    instances = orjson.loads(single["annotations/instances_train.json"])
+    assert len({image["id"] for image in instances["images"]}) == len(instances["images"])  # ids collided, got fixed
+    assert not any(".coco-spool" in name for name in merged)
+
+
+def test_partial_keeps_spool_instead_of_files(tmp_path):
+    header, items = colliding_items(seed=1, count=5)
+    with partial_output():
+        dsformats.write(items, tmp_path / "part", "coco", header=header)
+    files = tree(tmp_path / "part")
+    assert not [name for name in files if name.startswith("annotations/")]
+    state = orjson.loads(files[".coco-spool/state.json"])
+    assert state["catalog"]["ids"] == {"person": 4, "cat": 5, "dog": 6}
+    assert sum(s["count"] for s in state["subsets"].values()) == 5
+
+
+def test_undeclared_label_declines(tmp_path):
+    header, items = colliding_items(seed=2, count=6)
+    header = Header(categories=Categories(labels=[LabelDef(name="person")]), subsets=header.subsets)
+    assert merge_parts(tmp_path, header, items, [3], {}) is None
+
+
+def test_item_repeated_across_shards_is_an_error(tmp_path):
+    header, items = colliding_items(seed=3, count=6)
+    for n, options in enumerate(({"save_images": True}, {})):
+        (tmp_path / str(n)).mkdir()
+        with pytest.raises(DatasetError, match=r"img000\.(png|jpg).*two shards|two shards.*img000"):
+            merge_parts(tmp_path / str(n), header, [*items, items[0]], [6], options)
