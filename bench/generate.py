@@ -6,11 +6,17 @@ Images are JPEGs with smooth content and mild noise (about 37 KB at 640x480), so
 photographs. Each image has ``--objects`` objects: a polygon (with its box) for most, and a crowd RLE mask
 for about 1%. The COCO JSON is written directly (not by dsformats), so the COCO source is independent of
 the writer being measured.
+
+``--formats image_zip`` writes only the zip (no COCO tree, JSON or VOC copy: the 1,000,000-image scale-out
+data), and ``--archives K`` also writes the same images split into K consecutive archives under
+``image_zip_parts/`` (a directory of zips, one Dask shard per archive). The images are the same for any
+formats and archives.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import math
 import random
@@ -21,6 +27,7 @@ import zipfile
 from pathlib import Path
 
 SIZES = {"tiny": (32, 24), "small": (160, 120), "full": (640, 480)}
+FORMATS = ("coco", "voc", "image_zip")
 LABELS = ["person", "car", "dog", "cat", "bicycle", "bus", "chair", "bottle", "horse", "sheep"]
 
 
@@ -64,43 +71,68 @@ def _crowd_rle(points: list[float], width: int, height: int) -> dict:
     return {"size": [height, width], "counts": list(bitmap_to_rle(bitmap).counts)}
 
 
-def generate(out: Path, images: int, objects: int, image_size: str, seed: int = 0) -> Path:
-    """Write ``out/coco``, ``out/image_zip`` and ``out/voc``; returns ``out``. Reuses a complete earlier run."""
+def generate(out: Path, images: int, objects: int, image_size: str, seed: int = 0, *,
+             formats: tuple[str, ...] = FORMATS, archives: int = 1) -> Path:
+    """Write ``out/coco``, ``out/image_zip`` and ``out/voc`` (those of ``formats``; VOC needs COCO), and with
+    ``archives`` > 1 ``out/image_zip_parts``; returns ``out``. Reuses a complete earlier run."""
     import orjson
 
+    if "voc" in formats and "coco" not in formats:
+        raise ValueError("the VOC copy is made from the COCO one: ask for coco too")
     marker = out / "COMPLETE"
-    if marker.exists() and marker.read_text() == f"{images} {objects} {image_size} {seed}":
-        _zip_export(out)
+    stamp = f"{images} {objects} {image_size} {seed}"
+    if tuple(formats) != FORMATS or archives != 1:
+        stamp += f" {','.join(formats)} {archives}"
+    if marker.exists() and marker.read_text() == stamp:
+        if "coco" in formats:
+            _zip_export(out)
         return out
     shutil.rmtree(out, ignore_errors=True)
     width, height = SIZES[image_size]
     rng = random.Random(seed)
     coco = out / "coco"
     image_dir = coco / "images" / "default"
-    image_dir.mkdir(parents=True)
-    (coco / "annotations").mkdir()
-    (out / "image_zip").mkdir()
+    out.mkdir(parents=True)
+    if "coco" in formats:
+        image_dir.mkdir(parents=True)
+        (coco / "annotations").mkdir()
     records, annotations = [], []
-    with zipfile.ZipFile(out / "image_zip" / "images.zip", "w") as archive:
+    with contextlib.ExitStack() as stack:
+        archive = parts = None
+        if "image_zip" in formats:
+            (out / "image_zip").mkdir()
+            archive = stack.enter_context(zipfile.ZipFile(out / "image_zip" / "images.zip", "w"))
+        if archives > 1:
+            (out / "image_zip_parts").mkdir()
+            parts = [stack.enter_context(zipfile.ZipFile(out / "image_zip_parts" / f"part-{k:03d}.zip", "w"))
+                     for k in range(archives)]
         for n in range(1, images + 1):
             name = f"{n:06d}.jpg"
             data = _image(rng, width, height)
-            (image_dir / name).write_bytes(data)
-            archive.writestr(name, data)
-            records.append({"id": n, "file_name": name, "width": width, "height": height})
-            for _ in range(objects):
+            if archive is not None:
+                archive.writestr(name, data)
+            if parts is not None:
+                parts[(n - 1) * archives // images].writestr(name, data)
+            if "coco" in formats:
+                (image_dir / name).write_bytes(data)
+                records.append({"id": n, "file_name": name, "width": width, "height": height})
+            for _ in range(objects):  # drawn for any formats, so that the images do not depend on them
                 points, box = _object(rng, width, height)
                 crowd = rng.random() < 0.01
-                ann = {
-                    "id": len(annotations) + 1,
-                    "image_id": n,
-                    "category_id": rng.randrange(len(LABELS)) + 1,
-                    "bbox": box,
-                    "area": round(box[2] * box[3] * 0.75, 2),
-                    "iscrowd": int(crowd),
-                    "segmentation": _crowd_rle(points, width, height) if crowd else [points],
-                }
-                annotations.append(ann)
+                category = rng.randrange(len(LABELS)) + 1
+                if "coco" in formats:
+                    annotations.append({
+                        "id": len(annotations) + 1,
+                        "image_id": n,
+                        "category_id": category,
+                        "bbox": box,
+                        "area": round(box[2] * box[3] * 0.75, 2),
+                        "iscrowd": int(crowd),
+                        "segmentation": _crowd_rle(points, width, height) if crowd else [points],
+                    })
+    if "coco" not in formats:
+        marker.write_text(stamp)
+        return out
     doc = {
         "info": {"description": "dsformats benchmark", "version": "1"},
         "licenses": [],
@@ -109,6 +141,10 @@ def generate(out: Path, images: int, objects: int, image_size: str, seed: int = 
         "categories": [{"id": i + 1, "name": name, "supercategory": ""} for i, name in enumerate(LABELS)],
     }
     (coco / "annotations" / "instances_default.json").write_bytes(orjson.dumps(doc))
+    if "voc" not in formats:
+        _zip_export(out)
+        marker.write_text(stamp)
+        return out
     voc = subprocess.run(
         [sys.executable, "-m", "dsformats", "convert", "-q", "-if", "coco", "-i", str(coco), "-f", "voc",
          "-o", str(out / "voc"), "--", "--save-images", "--tasks", "detection"],
@@ -117,7 +153,7 @@ def generate(out: Path, images: int, objects: int, image_size: str, seed: int = 
     if voc.returncode:
         raise SystemExit(f"making the VOC copy failed: {voc.stderr}")
     _zip_export(out)
-    marker.write_text(f"{images} {objects} {image_size} {seed}")
+    marker.write_text(stamp)
     return out
 
 
@@ -143,9 +179,15 @@ def main() -> None:
     parser.add_argument("--objects", type=int, default=7)
     parser.add_argument("--image-size", choices=sorted(SIZES), default="full")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--formats", default=",".join(FORMATS),
+                        help="comma-separated subset of coco,voc,image_zip (default: all three; voc needs coco)")
+    parser.add_argument("--archives", type=int, default=1,
+                        help="also write the images split into this many zips under image_zip_parts/")
     parser.add_argument("--out", type=Path, default=Path("/dev/shm/dsformats-bench/data"))
     args = parser.parse_args()
-    print(generate(args.out, args.images, args.objects, args.image_size, args.seed))
+    formats = tuple(f for f in FORMATS if f in args.formats.split(","))
+    print(generate(args.out, args.images, args.objects, args.image_size, args.seed, formats=formats,
+                   archives=args.archives))
 
 
 if __name__ == "__main__":

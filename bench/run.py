@@ -2,6 +2,7 @@
 
     python bench/run.py --images 10000 --runs 3 --peers        # the README table
     python bench/run.py --images 200 --runs 1                  # a smoke run
+    python bench/run.py --group memory|jobs|scaleout --help    # the other row groups (memory.py, jobs.py, scaleout.py)
 
 Each workload runs as a separate process, ``--runs`` times per tool; the table shows the best (minimum) and
 median wall time, and the peak RSS measured from outside the process (``wait4``). ``--peers`` installs
@@ -14,6 +15,9 @@ off the table.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import hashlib
+import importlib
 import json
 import os
 import platform
@@ -24,14 +28,18 @@ import sys
 import tempfile
 import time
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 
 DSFORMATS = [sys.executable, "-m", "dsformats"]
+#: Row groups besides the default conversions table: ``--group NAME`` runs ``bench/NAME.py``'s ``main``.
+GROUPS = ("memory", "jobs", "scaleout")
 
 
 @dataclass
@@ -89,15 +97,21 @@ def workloads(data: Path, out: Path) -> list[Workload]:
     ]
 
 
-def run_once(command: list[str], out: Path, datum: str | None) -> tuple[float, int]:
-    """Run a command; return (seconds, peak RSS in bytes). Fails loudly on a non-zero exit."""
+def run_once(command: list[str], out: Path, datum: str | None,
+             monitor: Callable[[int], contextlib.AbstractContextManager[Any]] | None = None) -> tuple[float, int]:
+    """Run a command; return (seconds, peak RSS in bytes). Fails loudly on a non-zero exit.
+
+    The peak RSS is ``wait4``'s: the largest single process of the tree (the command, or a worker process it
+    waited for), not their sum. ``monitor(pid)`` is entered while the command runs (to sample its processes).
+    """
     shutil.rmtree(out, ignore_errors=True)
     argv = [a.replace("{out}", str(out)).replace("{datum}", datum or "datum") for a in command]
     # stderr goes to a file: a pipe read only after the exit deadlocks once the child writes 64 KB to it
     with tempfile.TemporaryFile() as errors:
         start = time.perf_counter()
         proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=errors)
-        _, status, usage = os.wait4(proc.pid, 0)
+        with monitor(proc.pid) if monitor else contextlib.nullcontext():
+            _, status, usage = os.wait4(proc.pid, 0)
         elapsed = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(status)
         errors.seek(0)
@@ -105,6 +119,39 @@ def run_once(command: list[str], out: Path, datum: str | None) -> tuple[float, i
     if proc.returncode not in (0,):
         raise SystemExit(f"failed ({proc.returncode}): {' '.join(argv)}\n{stderr[-2000:]}")
     return elapsed, usage.ru_maxrss * 1024
+
+
+def dataset(work: Path, images: int, objects: int, image_size: str, formats: str | None = None,
+            archives: int = 1) -> Path:
+    """Generate (or reuse) ``bench/generate.py`` data under ``work``, in a child process; return its folder."""
+    name = f"data-{images}-{objects}-{image_size}"
+    extra = []
+    if formats:
+        name += f"-{formats.replace(',', '+')}"
+        extra += ["--formats", formats]
+    if archives > 1:
+        name += f"-x{archives}"
+        extra += ["--archives", str(archives)]
+    data = work / name
+    subprocess.run([sys.executable, str(HERE / "generate.py"), "--images", str(images), "--objects", str(objects),
+                    "--image-size", image_size, "--out", str(data), *extra], check=True, stdout=subprocess.DEVNULL)
+    return data
+
+
+def tree_digest(root: Path) -> tuple[str, int, int]:
+    """(SHA-256 over every file's relative path and bytes, files, bytes) of a folder or a file."""
+    digest = hashlib.sha256()
+    files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
+    size = 0
+    for path in files:
+        name = path.relative_to(root).as_posix() if root.is_dir() else ""
+        digest.update(name.encode() + b"\0")
+        with path.open("rb") as stream:
+            while chunk := stream.read(1 << 20):
+                digest.update(chunk)
+                size += len(chunk)
+        digest.update(b"\0")
+    return digest.hexdigest(), len(files), size
 
 
 def floors(data: Path, work: Path) -> dict[str, float]:
@@ -190,7 +237,15 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["--floors"]:  # internal: measure the floors in a child process, print them as JSON
         print(json.dumps(floors(Path(argv[1]), Path(argv[2]))))
         return 0
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--group", choices=("conversions", *GROUPS), default="conversions")
+    chosen, rest = pre.parse_known_args(argv)
+    if chosen.group != "conversions":
+        return importlib.import_module(chosen.group).main(rest)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--group", choices=("conversions", *GROUPS), default="conversions",
+                        help="rows to run: the conversions table (default), memory growth with size (memory.py), "
+                             "--jobs scaling of re-encoding (jobs.py), Dask scale-out (scaleout.py)")
     parser.add_argument("--images", type=int, default=1000)
     parser.add_argument("--objects", type=int, default=7)
     parser.add_argument("--image-size", choices=("tiny", "small", "full"), default="full")
@@ -205,10 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     datum = ensure_datumaro(args.datumaro_venv) if args.peers else None
     # Generation and the floors run in child processes: Linux carries a process's peak RSS across exec, so
     # a parent that once held the parsed JSON would inflate every measured child's peak RSS.
-    data = args.work / f"data-{args.images}-{args.objects}-{args.image_size}"
-    subprocess.run([sys.executable, str(HERE / "generate.py"), "--images", str(args.images), "--objects",
-                    str(args.objects), "--image-size", args.image_size, "--out", str(data)], check=True,
-                   stdout=subprocess.DEVNULL)
+    data = dataset(args.work, args.images, args.objects, args.image_size)
     out = args.work / "out"
     out.mkdir(parents=True, exist_ok=True)
     loads = [w for w in workloads(data, out) if not args.only or args.only in w.name]
