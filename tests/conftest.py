@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from dsformats.testing import dsformats_scheduler  # noqa: F401  (one 2-worker Dask LocalCluster per session)
+
 ROOT = Path(__file__).resolve().parents[1]
 DATUMARO_FIXTURES = ROOT.parent / "shared" / "fixtures" / "datumaro"
 

@@ -410,3 +410,39 @@ def assert_failed_write_leaves_no_output(
             failing(), kept, format_name, header=header, options=writer_options, overwrite=True, registry=reg
         )
     assert [p.name for p in kept.iterdir()] == ["old.txt"], f"{format_name}: a failed overwrite changed {kept}"
+
+
+def assert_distributed_equals_single(
+    format_name: str,
+    src: Path,
+    workdir: Path,
+    *,
+    scheduler: str,
+    source_format: str | None = None,
+    reader_options: Mapping[str, Any] | None = None,
+    writer_options: Mapping[str, Any] | None = None,
+    shards: int | None = None,
+    merged: bool = True,
+    registry: Registry | None = None,
+) -> dsformats.Report:
+    """Convert ``src`` to ``format_name`` in one process (``workdir/single``) and on the Dask ``scheduler``
+    (``workdir/dask``); every file must have the same bytes and the reports the same counts.
+
+    With ``merged`` the format's ``dsformats_merge`` must have built the output (no single-process
+    fallback). Needs Dask and the plugins installed where the workers run. Returns the Dask run's report.
+    """
+    from dsformats.scaleout import convert_distributed
+    from dsformats.testing.compare import assert_trees_equal
+
+    single = dsformats.convert(src, workdir / "single", format_name, source_format=source_format,
+                               reader_options=reader_options, writer_options=writer_options, registry=registry)
+    report = convert_distributed(src, workdir / "dask", format_name, source_format=source_format,
+                                 reader_options=reader_options, writer_options=writer_options, registry=registry,
+                                 scheduler=scheduler, shards=shards, retries=0)
+    assert_trees_equal(workdir / "single", workdir / "dask", what=f"{format_name} on Dask vs one process")
+    fallback = [w for w in report.warnings if "single process" in w]
+    assert bool(fallback) != merged, f"{format_name}: expected {'a merge' if merged else 'a fallback'}: {fallback}"
+    assert (report.items_written, report.annotations_written, report.dropped) == (
+        single.items_written, single.annotations_written, single.dropped
+    ), f"{format_name}: the Dask report counts differ from the single-process report"
+    return report

@@ -1,9 +1,11 @@
-"""Exact comparison of items, with an optional tolerance for formats that store normalised numbers."""
+"""Exact comparison of items (with an optional tolerance for formats that store normalised numbers) and of
+output trees, byte for byte."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from dsformats.model import (
@@ -86,3 +88,18 @@ def assert_items_equal(
             f"{what}: annotations of item {key[1]!r} (subset {key[0]!r}) differ"
             f"{f' beyond {tolerance}' if tolerance else ''}:\n  expected {a}\n  got      {b}"
         )
+
+
+def read_tree(root: Path) -> dict[str, bytes]:
+    """Every file under the directory ``root`` by POSIX relative path, with its bytes (``root`` may be a file)."""
+    if root.is_file():
+        return {root.name: root.read_bytes()}
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def assert_trees_equal(expected: Path, actual: Path, *, what: str = "output") -> None:
+    """The same files, with the same bytes, under both directories; the message names the files that differ."""
+    want, got = read_tree(expected), read_tree(actual)
+    missing, extra = sorted(set(want) - set(got)), sorted(set(got) - set(want))
+    differ = sorted(name for name in set(want) & set(got) if want[name] != got[name])
+    assert not (missing or extra or differ), f"{what}: missing {missing}, unexpected {extra}, different bytes {differ}"

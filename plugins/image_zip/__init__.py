@@ -52,6 +52,13 @@ SPEC = FormatSpec(
             default=False,
             help="store each subset in its own folder (needed when ids repeat across subsets)",
         ),
+        Option(
+            name="shards_out",
+            type="bool",
+            default=False,
+            help="with --engine dask: one archive per shard, <name stem>-00000.zip, -00001.zip, ... in shard order "
+            "(read back as a directory of zips); in a single process: one archive, named as shard 0",
+        ),
     ),
 )
 
@@ -94,12 +101,13 @@ def dsformats_open_writer(format: str, path: Path, options: Mapping[str, Any]):
         image_ext=options["image_ext"],
         subset_dirs=options["subset_dirs"],
         jobs=options["jobs"],
+        shards_out=options["shards_out"],
     )
 
 
 @hookimpl
 def dsformats_merge(format: str, parts: list[Path], path: Path, options: Mapping[str, Any], report: Any):
-    """Merge the partial archives of a scale-out run into one archive."""
+    """Merge the partial archives of a scale-out run into one archive (or publish one per shard)."""
     if format != FORMAT:
         return None
     from .merge import merge

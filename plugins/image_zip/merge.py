@@ -1,4 +1,5 @@
-"""Merge the partial archives of a scale-out conversion into the one archive a single writer would write."""
+"""Merge the partial archives of a scale-out conversion into the one archive a single writer would write, or,
+with ``--shards-out``, publish each shard's archive under its shard number."""
 
 from __future__ import annotations
 
@@ -11,38 +12,60 @@ from typing import Any
 from dsformats import DatasetError, Report
 from dsformats.fileaccess import safe_relative
 
-from .schema import COMPRESSION
+from .schema import COMPRESSION, shard_archive_name
+
+
+class _Members:
+    """The writer's checks across every part: no two members read back as the same item id; case clashes warned."""
+
+    def __init__(self, report: Report) -> None:
+        self.report = report
+        self.owners: dict[str, str] = {}
+        self.folded: dict[str, str] = {}
+
+    def add(self, name: str, shard: int) -> None:
+        suffix = Path(name).suffix
+        stem = name[: -len(suffix)] if suffix else name
+        if stem in self.owners:
+            raise DatasetError(
+                f"member {name!r} of shard {shard} and member {self.owners[stem]!r} of an earlier shard would both "
+                f"be item {stem!r}: an item id is repeated across shards (or across subsets: use --subset-dirs)"
+            )
+        self.owners[stem] = name
+        if self.folded.setdefault(name.lower(), name) != name:
+            self.report.warn(
+                f"members {self.folded[name.lower()]!r} and {name!r} differ only in case and collide when extracted "
+                "on a case-insensitive file system"
+            )
 
 
 def merge(parts: Sequence[Path], path: Path, options: Mapping[str, Any], report: Report) -> bool:
     """Append every part's members, in shard order, to ``path/<name>``, exactly as the writer stores them.
 
     Members are rewritten through ``zipfile`` with the same settings as the writer (same date, attributes,
-    compression and zip64 headers), so the archive bytes equal a single writer's output.
+    compression and zip64 headers), so the archive bytes equal a single writer's output. With
+    ``shards_out``, each part's archive is checked and moved, unchanged, to ``<stem>-<shard>.zip``.
     """
     name = safe_relative(options["name"], location="--name")
+    members = _Members(report)
+    if options["shards_out"]:
+        written = shard_archive_name(name, 0)  # every part's writer names its archive as shard 0
+        for index, part in enumerate(parts):
+            with zipfile.ZipFile(part / written) as source:
+                for info in source.infolist():
+                    members.add(info.filename, index)
+            target = path / shard_archive_name(name, index)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(part / written, target)
+        return True
     compression = COMPRESSION[options["compression"]]
     target = path / name
     target.parent.mkdir(parents=True, exist_ok=True)
-    owners: dict[str, str] = {}
-    folded: dict[str, str] = {}
     with zipfile.ZipFile(target, "w", compression=compression) as archive:
-        for part in parts:
+        for index, part in enumerate(parts):
             with zipfile.ZipFile(part / name) as source:
                 for info in source.infolist():
-                    suffix = Path(info.filename).suffix
-                    stem = info.filename[: -len(suffix)] if suffix else info.filename
-                    if stem in owners:
-                        raise DatasetError(
-                            f"members {owners[stem]!r} and {info.filename!r} would both be item {stem!r}; "
-                            "use --subset-dirs to keep subsets apart"
-                        )
-                    owners[stem] = info.filename
-                    if folded.setdefault(info.filename.lower(), info.filename) != info.filename:
-                        report.warn(
-                            f"members {folded[info.filename.lower()]!r} and {info.filename!r} differ only in case "
-                            "and collide when extracted on a case-insensitive file system"
-                        )
+                    members.add(info.filename, index)
                     copy = zipfile.ZipInfo(info.filename, date_time=info.date_time)
                     copy.compress_type = compression
                     copy.external_attr = info.external_attr

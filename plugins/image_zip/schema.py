@@ -9,6 +9,8 @@ FORMAT = "image_zip"
 DEFAULT_NAME = "default.zip"
 DEFAULT_IMAGE_EXT = ".jpg"
 ARCHIVE_SUFFIX = ".zip"
+#: Digits of the shard number in ``--shards-out`` archive names (their path order is their shard order).
+SHARD_DIGITS = 5
 
 #: ``--compression`` choices and the zipfile constants they select.
 COMPRESSION = {
@@ -47,3 +49,9 @@ def split_member(name: str) -> tuple[str, str]:
     """``("a/b/1", ".jpg")`` for member ``a/b/1.JPG``: the item id and the lower-case suffix."""
     stem, suffix = posixpath.splitext(name)
     return stem, suffix.lower()
+
+
+def shard_archive_name(name: str, index: int) -> str:
+    """The ``--shards-out`` archive of shard ``index``: ``a/data-00003.zip`` for ``--name a/data.zip``, shard 3."""
+    stem, suffix = posixpath.splitext(name)
+    return f"{stem}-{index:0{SHARD_DIGITS}d}{suffix}"

@@ -14,11 +14,14 @@ from dsformats.imaging import reencode_task, same_encoding
 from dsformats.parallel import ordered_map
 from dsformats.policy import bad_item
 
-from .schema import COMPRESSION, DEFAULT_IMAGE_EXT, MEMBER_DATE_TIME
+from .schema import COMPRESSION, DEFAULT_IMAGE_EXT, MEMBER_DATE_TIME, shard_archive_name
 
 
 class ImageZipWriter:
-    """Writes every item's image as member ``[<subset>/]<id><ext>`` of ``<dir>/<name>``."""
+    """Writes every item's image as member ``[<subset>/]<id><ext>`` of ``<dir>/<name>``.
+
+    With ``shards_out`` the archive is named as shard 0 of a ``--shards-out`` scale-out run (``<stem>-00000.zip``).
+    """
 
     def __init__(
         self,
@@ -29,8 +32,10 @@ class ImageZipWriter:
         image_ext: str | None = None,
         subset_dirs: bool = False,
         jobs: int | None = None,
+        shards_out: bool = False,
     ) -> None:
-        self.archive_path = Path(path) / safe_relative(name, location="--name")
+        name = safe_relative(name, location="--name")
+        self.archive_path = Path(path) / (shard_archive_name(name, 0) if shards_out else name)
         self.compression = COMPRESSION[compression]
         self.image_ext = image_ext  # normalised and checked by the IMAGE_EXT option
         self.subset_dirs = subset_dirs

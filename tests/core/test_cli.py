@@ -40,7 +40,7 @@ def test_formats_lists_builtins_with_their_distribution():
     line = next(line for line in result.stdout.splitlines() if line.startswith("image_zip"))
     assert " rw " in line and "dsformats 0.1.0" in line
     verbose = run("formats", "--verbose").stdout
-    assert "writer options: save_images, image_ext, jobs, name, compression, subset_dirs" in verbose
+    assert "writer options: save_images, image_ext, jobs, name, compression, subset_dirs, shards_out" in verbose
     data = json.loads(run("formats", "--json").stdout)
     entry = next(f for f in data["formats"] if f["name"] == "image_zip")
     assert entry["read"] and entry["write"] and entry["distribution"] == "dsformats"

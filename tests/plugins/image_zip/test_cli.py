@@ -175,7 +175,9 @@ def test_formats_lists_image_zip():
     (entry,) = [f for f in json.loads(proc.stdout)["formats"] if f["name"] == "image_zip"]
     assert (entry["read"], entry["write"], entry["distribution"]) == (True, True, "dsformats")
     assert entry["plugin"] and entry["extensions"] == [".zip"]
-    assert entry["writer_options"] == ["save_images", "image_ext", "jobs", "name", "compression", "subset_dirs"]
+    assert entry["writer_options"] == [
+        "save_images", "image_ext", "jobs", "name", "compression", "subset_dirs", "shards_out"
+    ]
     assert entry["reader_options"] == ["subset_from", "shard"]
 
 

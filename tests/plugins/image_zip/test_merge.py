@@ -1,0 +1,100 @@
+"""image_zip on Dask: ``--shards-out`` publishes one archive per shard; ids repeated across shards are refused."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import pytest
+
+import dsformats
+from dsformats.errors import DatasetError, DuplicateItemError
+from dsformats.options import validate_options
+from dsformats.registry import default_registry
+from dsformats.report import Report
+from dsformats.testing import generate_items, read_tree
+
+
+def members(path: Path) -> list[tuple[str, bytes, tuple[int, ...], int, int, int]]:
+    """Every member of the archive, in order: name, bytes, date, compression, attributes, CRC."""
+    with zipfile.ZipFile(path) as archive:
+        return [(i.filename, archive.read(i), i.date_time, i.compress_type, i.external_attr, i.CRC)
+                for i in archive.infolist()]
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory) -> Path:
+    """One archive of 24 random images (nested ids, PNG and JPEG): the Dask engine splits it into ranges."""
+    header, items = generate_items(seed=11, count=24, subsets=("default",))
+    out = tmp_path_factory.mktemp("source") / "zip"
+    dsformats.write(items, out, "image_zip", header=header)
+    return out / "default.zip"
+
+
+def test_single_process_writes_one_archive_named_as_shard_0(source, tmp_path):
+    options = {"name": "a/all.zip"}
+    dsformats.convert(source, tmp_path / "plain", "image_zip", writer_options=options)
+    dsformats.convert(source, tmp_path / "shards", "image_zip", writer_options={**options, "shards_out": True})
+    assert read_tree(tmp_path / "shards") == {"a/all-00000.zip": (tmp_path / "plain" / "a" / "all.zip").read_bytes()}
+
+
+@pytest.mark.parametrize("options", [{}, {"compression": "deflated", "name": "sub/all.zip", "image_ext": ".png"}])
+def test_shards_out_splits_the_single_archive_members(source, dsformats_scheduler, tmp_path, options):
+    from dsformats.scaleout import convert_distributed
+
+    name = options.get("name", "default.zip")
+    dsformats.convert(source, tmp_path / "single", "image_zip", writer_options=options)
+    report = convert_distributed(source, tmp_path / "dask", "image_zip", writer_options={**options, "shards_out": True},
+                                 scheduler=dsformats_scheduler, shards=5, retries=0)
+    stem = name[: -len(".zip")]
+    archives = sorted(read_tree(tmp_path / "dask"))
+    assert archives == [f"{stem}-{n:05d}.zip" for n in range(5)]
+    split = [members(tmp_path / "dask" / archive) for archive in archives]
+    assert all(split)  # every shard got items
+    assert [m for shard in split for m in shard] == members(tmp_path / "single" / name)
+    assert sum(report.items_written.values()) == 24 and not report.warnings
+    with dsformats.read(tmp_path / "dask", "image_zip") as merged, dsformats.read(tmp_path / "single") as single:
+        assert [(i.subset, i.id, i.media.read_bytes()) for i in merged.items()] == [
+            (i.subset, i.id, i.media.read_bytes()) for i in single.items()
+        ]
+
+
+def test_cli_shards_out(source, dsformats_scheduler, tmp_path, capsys):
+    from dsformats.cli import main
+
+    assert main(["convert", "-f", "image_zip", "-i", ".", "-o", ".", "--", "-h"]) == 0
+    assert "--shards-out" in capsys.readouterr().out
+    code = main(["convert", "-i", str(source), "-if", "image_zip", "-f", "image_zip", "-o", str(tmp_path / "dask"),
+                 "-q", "--engine", "dask", "--scheduler", dsformats_scheduler, "--", "--shards-out", "--name", "x.zip"])
+    assert code == 0
+    dsformats.convert(source, tmp_path / "single", "image_zip")
+    archives = sorted(read_tree(tmp_path / "dask"))
+    assert archives == [f"x-{n:05d}.zip" for n in range(8)]  # 4 range shards per worker, 2 workers
+    assert [m for a in archives for m in members(tmp_path / "dask" / a)] == members(tmp_path / "single" / "default.zip")
+
+
+def _merge_parts(tmp_path: Path, chunks: list[list[dsformats.Item]], options: dict) -> Path:
+    """Write each chunk as a part with the writer, as the Dask workers do, then call the merge hook."""
+    registry = default_registry()
+    header = dsformats.Header()
+    parts = []
+    for n, chunk in enumerate(chunks):
+        parts.append(tmp_path / f"part{n}")
+        dsformats.write(chunk, parts[-1], "image_zip", header=header, options=options)
+    checked = validate_options(registry.get("image_zip").spec.writer_options, options, what="writer option")
+    (tmp_path / "merged").mkdir()
+    registry.merge("image_zip", parts, tmp_path / "merged", checked, Report())
+    return tmp_path / "merged"
+
+
+@pytest.mark.parametrize("options", [{}, {"shards_out": True}, {"subset_dirs": True}])
+def test_id_repeated_across_shards_is_an_error(tmp_path, options):
+    _header, items = generate_items(seed=4, count=6)
+    again = items[1]  # the same (subset, id) in shard 0 and shard 2
+    with pytest.raises(DuplicateItemError):  # as a single process refuses it
+        dsformats.write([*items, again], tmp_path / "single", "image_zip", options=options)
+    with pytest.raises(DatasetError) as caught:
+        _merge_parts(tmp_path, [items[:3], items[3:], [again]], options)
+    member = f"{again.subset}/{again.id}" if options.get("subset_dirs") else again.id
+    assert f"member {member + again.media.suffix!r} of shard 2" in str(caught.value)
+    assert f"would both be item {member!r}: an item id is repeated across shards" in str(caught.value)
