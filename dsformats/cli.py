@@ -133,6 +133,11 @@ def _parser() -> argparse.ArgumentParser:
     conv.add_argument(
         "--workers", type=int, default=2, metavar="N", help="with --engine dask: local worker processes (default 2)"
     )
+    conv.add_argument(
+        "--parts-dir", metavar="DIR|URL",
+        help="with --engine dask: where shards write their partial outputs, visible to every worker "
+        "(default: next to the output)",
+    )
 
     det = command("detect", "detect the format of a dataset", _DETECT_EXAMPLES)
     det.add_argument("path", metavar="PATH")
@@ -245,7 +250,8 @@ def _convert_dask(
         report = convert_distributed(
             args.input, args.output, format, source_format=args.input_format, reader_options=reader_options,
             writer_options=writer_options, overwrite=args.overwrite, scheduler=args.scheduler, workers=args.workers,
-            registry=registry, progress=progress, strict=args.strict, skip_bad_items=args.skip_bad_items,
+            parts_dir=args.parts_dir, registry=registry, progress=progress, strict=args.strict,
+            skip_bad_items=args.skip_bad_items,
         )
     finally:
         if bar is not None:

@@ -130,19 +130,67 @@ def _client(scheduler: str | None, workers: int) -> Any:
         yield client
 
 
-def _parts_dir(dst: str | os.PathLike[str], parts_dir: str | os.PathLike[str] | None) -> Path:
-    from dsformats import archives
+class _Parts:
+    """Where the shards write their partial outputs: a local folder, or a prefix on object storage.
 
-    token = f"{os.getpid()}-{uuid.uuid4().hex[:8]}-parts.tmp"
-    if parts_dir is not None:
-        base = Path(parts_dir) / f"dsformats-{token}"
-    elif archives.is_url(dst) and not str(dst).startswith("file://"):
-        return Path(tempfile.mkdtemp(prefix="dsformats-parts-"))
-    else:  # next to the output: the same file system, so a merge can move files instead of copying them
-        target = Path(archives.as_input(dst))
-        base = target.parent / f".{target.name}.dsformats-{token}"
-    base.mkdir(parents=True)
-    return base
+    Local parts live next to the output (the same file system, so the merge moves files instead of copying
+    them) or under ``parts_dir``. Remote parts (``parts_dir`` a URL, or an object-store output written by a
+    remote cluster) are written by the workers like any remote output and downloaded by the client for the
+    merge, which works on local folders.
+    """
+
+    def __init__(self, dst: str | os.PathLike[str], parts_dir: str | os.PathLike[str] | None, remote_cluster: bool):
+        from dsformats import archives
+
+        token = f"{os.getpid()}-{uuid.uuid4().hex[:8]}-parts.tmp"
+        remote_dst = archives.is_url(dst) and not str(dst).startswith("file://")
+        self.url: str | None = None
+        if archives.is_url(parts_dir) and not str(parts_dir).startswith("file://"):
+            self.url = f"{str(parts_dir).rstrip('/')}/dsformats-{token}"
+        elif parts_dir is None and remote_dst and remote_cluster:
+            parent, _, name = str(dst).rstrip("/").rpartition("/")
+            self.url = f"{parent}/.{name}.dsformats-{token}"
+        if self.url is not None:
+            archives.require_remote("object-storage partials")
+            from fsspec.core import url_to_fs
+
+            self.fs, self.prefix = url_to_fs(self.url)
+            self.local = Path(tempfile.mkdtemp(prefix="dsformats-parts-"))
+        elif parts_dir is not None:
+            self.local = Path(archives.as_input(parts_dir)) / f"dsformats-{token}"
+            self.local.mkdir(parents=True)
+        elif remote_dst:  # a LocalCluster: the workers share this machine's disk
+            self.local = Path(tempfile.mkdtemp(prefix="dsformats-parts-"))
+        else:
+            target = Path(archives.as_input(dst))
+            self.local = target.parent / f".{target.name}.dsformats-{token}"
+            self.local.mkdir(parents=True)
+
+    def part(self, index: int) -> str:
+        """The output of shard ``index``, as the workers write it."""
+        return f"{self.url}/{index:06d}" if self.url is not None else str(self.local / f"{index:06d}")
+
+    def fetch(self, index: int) -> Path:
+        """The output of shard ``index`` as a local folder (downloaded from object storage)."""
+        local = self.local / f"{index:06d}"
+        if self.url is None:
+            return local
+        from dsformats.archives import COMPLETE_MARKER
+
+        base = f"{self.prefix}/{index:06d}"
+        for key in self.fs.find(base):
+            rel = key[len(base) + 1 :]
+            if rel != COMPLETE_MARKER:
+                (local / rel).parent.mkdir(parents=True, exist_ok=True)
+                self.fs.get_file(key, str(local / rel))
+        local.mkdir(parents=True, exist_ok=True)
+        return local
+
+    def remove(self) -> None:
+        shutil.rmtree(self.local, ignore_errors=True)
+        if self.url is not None:
+            with contextlib.suppress(FileNotFoundError):
+                self.fs.rm(self.prefix, recursive=True)
 
 
 def convert_distributed(
@@ -169,7 +217,9 @@ def convert_distributed(
     ``scheduler`` (``tcp://host:8786``) connects to an existing cluster; without it a ``LocalCluster`` of
     ``workers`` single-threaded processes is started. Workers find the plugins installed in their own
     environment (``registry`` is used on the client only), read ``src`` themselves and write partials under
-    ``parts_dir`` (default: next to ``dst``), which must be visible to the client and every worker. A task
+    ``parts_dir`` (default: next to ``dst``; for an object-store ``dst`` and a ``scheduler``, a prefix next
+    to it on the store), which must be visible to the client and every worker: a shared folder, or an fsspec
+    URL (``s3://bucket/tmp/``) that the client downloads from to merge. A task
     that raises is retried ``retries`` times; a task of a worker that dies is rerun by Dask. ``shards`` is
     the number of range shards (default 4 per worker) when the reader has no ``shards()``. ``progress`` is
     called with ``(shards done, shards, items done)``.
@@ -198,7 +248,7 @@ def convert_distributed(
     # Workers write with their own process pools off: Dask's worker processes are daemonic, and the bytes
     # do not depend on the number of jobs.
     task_options = {**checked, "jobs": 1} if "jobs" in checked else checked
-    parts = _parts_dir(dst, parts_dir)
+    parts = _Parts(dst, parts_dir, remote_cluster=scheduler is not None)
     try:
         report = Report(source_format=source_format, target_format=info.name)
         _add_report(report, probe)
@@ -210,7 +260,7 @@ def convert_distributed(
                 task = {
                     "src": str(src), "source_format": source_format, "reader_options": dict(reader_options or {}),
                     "shard": shard, "format": info.name, "writer_options": task_options, "header": header,
-                    "part": str(parts / f"{index:06d}"), "skip_bad_items": skip_bad_items,
+                    "part": parts.part(index), "skip_bad_items": skip_bad_items,
                 }
                 key = f"dsformats-shard-{index}-{uuid.uuid4().hex[:8]}"
                 future = client.submit(_convert_shard, task, retries=retries, pure=False, key=key)
@@ -233,15 +283,15 @@ def convert_distributed(
                 + ([f"{len(report.skipped)} bad items skipped"] if report.skipped else [])
             )
             raise DatasetError(f"strict mode: the conversion would lose data ({lost}); nothing was written")
-        part_dirs = [parts / f"{index:06d}" for index in range(len(plans))]
+        part_dirs = [parts.fetch(index) for index in range(len(plans))]
         try:
             with dispatch.staged_output(dst, overwrite=overwrite) as staging, reporting(report):
                 merged = reg.merge(info.name, part_dirs, staging, checked, report)
                 if merged is None:
                     raise _Declined
         except _Declined:
-            shutil.rmtree(parts, ignore_errors=True)
+            parts.remove()
             return single(f"the {info.name} merge cannot give the single-process output for these partials")
         return report
     finally:
-        shutil.rmtree(parts, ignore_errors=True)
+        parts.remove()

@@ -19,6 +19,7 @@ import orjson
 
 from dsformats import DatasetError, Report
 
+from .schema import ANNOTATIONS_DIR
 from .spool import Catalog, SpoolSource, assemble
 from .writer import SPOOL, STATE
 
@@ -39,6 +40,7 @@ def merge(parts: Sequence[Path], path: Path, options: Mapping[str, Any], report:
     for part, state in zip(parts, states, strict=True):
         for name, subset in state["subsets"].items():
             subsets.setdefault(name, []).append((part / SPOOL, subset))
+    (path / ANNOTATIONS_DIR).mkdir(exist_ok=True)  # empty in the parts, and lost when they lived on object storage
     scratch = path / SPOOL
     scratch.mkdir()
     try:
