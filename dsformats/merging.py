@@ -38,10 +38,11 @@ def merge_files(
     """
     lists: dict[str, list[Path]] = {}
     for index, part in enumerate(parts):
-        for root, _dirs, files in os.walk(part):  # top-down: a folder is created before its subfolders
+        for root, dirs, files in os.walk(part):  # top-down: a folder is created before its subfolders
+            dirs.sort()  # a deterministic walk, so that an error names the same file on every file system
             folder = path / Path(root).relative_to(part)
             folder.mkdir(exist_ok=True)
-            for file in files:
+            for file in sorted(files):
                 source = Path(root, file)
                 rel = source.relative_to(part).as_posix()
                 if rel in exclude:

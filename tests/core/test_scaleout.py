@@ -15,15 +15,9 @@ from dsformats.options import validate_options
 from dsformats.registry import default_registry
 from dsformats.report import Report
 from dsformats.testing import generate_items
+from dsformats.testing import read_tree as tree
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def tree(root: Path) -> dict[str, bytes]:
-    """Every file under ``root`` (or the file itself) with its bytes."""
-    if root.is_file():
-        return {root.name: root.read_bytes()}
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture(scope="module")
@@ -42,14 +36,10 @@ def data(tmp_path_factory) -> Path:
     return out
 
 
-@pytest.fixture(scope="module")
-def scheduler() -> str:
-    """One LocalCluster of 2 single-threaded worker processes, shared by the module's tests."""
-    distributed = pytest.importorskip("dask.distributed")
-    with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
-    ) as cluster:
-        yield cluster.scheduler_address
+@pytest.fixture
+def scheduler(dsformats_scheduler: str) -> str:
+    """The session's LocalCluster of 2 single-threaded worker processes (``dsformats.testing``)."""
+    return dsformats_scheduler
 
 
 CASES = [
@@ -64,7 +54,7 @@ CASES = [
     ("coco", "coco", "coco", {"reindex": True, "save_images": True}, True),
     ("voc", "voc", "coco", {}, True),
     ("voc_generated", "voc", "coco", {"save_images": True, "segmentation_mode": "mask"}, True),
-    ("voc", "voc", "yolo", {}, False),
+    ("voc", "voc", "yolo", {}, True),
 ]
 
 

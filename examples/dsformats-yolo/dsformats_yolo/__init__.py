@@ -65,3 +65,13 @@ def dsformats_open_writer(format: str, path: Path, options: Mapping[str, Any]):
     from .writer import YoloWriter
 
     return YoloWriter(path, save_images=options["save_images"], image_ext=options["image_ext"])
+
+
+@hookimpl
+def dsformats_merge(format: str, parts: list[Path], path: Path):
+    """Merge the partial YOLO trees of a scale-out run; None when they cannot give one writer's bytes."""
+    if format != FORMAT:
+        return None
+    from .merge import merge
+
+    return merge(parts, path)

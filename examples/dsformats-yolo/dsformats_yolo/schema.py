@@ -149,9 +149,10 @@ def quote(value: str) -> str:
 
 
 def dump_yaml(splits: dict[str, str], names: list[str]) -> str:
-    """``data.yaml`` as Ultralytics writes it: split paths relative to the file, ``nc``, ``names`` by index."""
+    """``data.yaml`` as Ultralytics writes it: split paths relative to the file (sorted by split), ``nc``,
+    ``names`` by index."""
     lines = ["# YOLO dataset written by dsformats-yolo; paths are relative to this file"]
-    lines += [f"{quote(key)}: {quote(value)}" for key, value in splits.items()]
+    lines += [f"{quote(key)}: {quote(value)}" for key, value in sorted(splits.items())]
     lines.append(f"nc: {len(names)}")
     lines.append("names:" if names else "names: []")
     lines += [f"  {index}: {quote(name)}" for index, name in enumerate(names)]

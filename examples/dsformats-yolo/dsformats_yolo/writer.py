@@ -59,7 +59,7 @@ class YoloWriter:
                 with open(image_path, "wb") as stream:
                     report.wrote_media(write_image(item.media, stream, suffix))
             report.wrote_item(item.subset)
-        (self.path / DATA_YAML).write_text(dump_yaml(dict(sorted(splits.items())), names), encoding="utf-8")
+        (self.path / DATA_YAML).write_text(dump_yaml(splits, names), encoding="utf-8")
 
     @staticmethod
     def _split(subset: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from dsformats.testing import dsformats_scheduler  # noqa: F401  (a 2-worker Dask LocalCluster per session)
 from yolo_helpers import make_dataset, png
 
 
