@@ -121,6 +121,17 @@ def run_once(command: list[str], out: Path, datum: str | None,
     return elapsed, usage.ru_maxrss * 1024
 
 
+def convert_command(src_fmt: str, src: Path, fmt: str, *extra: str) -> list[str]:
+    """A quiet ``dsformats convert`` of ``src`` into ``{out}``; ``extra``: more arguments (writer options after --)."""
+    return [*DSFORMATS, "convert", "-q", "-if", src_fmt, "-i", str(src), "-f", fmt, "-o", "{out}", *extra]
+
+
+def markdown_table(columns: list[str], rows: list[list[str]]) -> str:
+    """A markdown table."""
+    lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows]) + "\n"
+
+
 def dataset(work: Path, images: int, objects: int, image_size: str, formats: str | None = None,
             archives: int = 1) -> Path:
     """Generate (or reuse) ``bench/generate.py`` data under ``work``, in a child process; return its folder."""

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
 import orjson
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,3 +42,99 @@ def test_benchmark_smoke_run(tmp_path):
         first = doc["images"][0]["file_name"]
         assert archive.read(first) == (data / "coco" / "images" / "default" / first).read_bytes()
     assert len(list((data / "voc" / "Annotations").glob("*.xml"))) == 120
+
+
+def run_group(tmp_path: Path, group: str, *args: str) -> str:
+    """``bench/run.py --group GROUP ARGS`` into ``tmp_path``; returns the markdown it wrote."""
+    table = tmp_path / f"{group}.md"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run.py"), "--group", group, *args, "--work", str(tmp_path / "work"),
+         "--markdown", str(table)],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return table.read_text()
+
+
+def table_rows(text: str) -> list[list[str]]:
+    """The body rows of every markdown table in ``text``, as cells."""
+    lines = text.splitlines()
+    return [line.strip("| ").split(" | ") for i, line in enumerate(lines)
+            if line.startswith("| ") and not line.startswith("| ---")
+            and not (i + 1 < len(lines) and lines[i + 1].startswith("| ---"))]
+
+
+def seconds(cell: str) -> float:
+    """``"0.42 s (median 0.45)"`` -> 0.42."""
+    match = re.fullmatch(r"(\d+\.\d\d) s \(median (\d+\.\d\d)\)(, \d+ MB)?", cell)
+    assert match, cell
+    assert float(match[1]) <= float(match[2])
+    return float(match[1])
+
+
+def test_memory_group(tmp_path):
+    # the rows into VOC: both kinds of target (growth, and the COCO input against its JSON); the others are alike
+    text = run_group(tmp_path, "memory", "--sizes", "20", "40", "--runs", "1", "--only", "→ VOC")
+    rows = table_rows(text)
+    assert [r[0] for r in rows] == [
+        "image_zip → VOC, with images", "VOC → VOC detection, with images", "COCO → VOC detection, annotations only"]
+    for row in rows:
+        assert seconds(row[1]) > 0 and seconds(row[3]) > 0
+        small, large = (float(cell.removesuffix(" MB")) for cell in (row[2], row[4]))
+        assert 10 < small < 500 and 10 < large < 500
+        assert abs(float(row[5].removesuffix(" MB")) - (large - small)) < 0.11
+        assert row[7] in ({"—"} if row[0] == "VOC → COCO" else {"yes", "**no**"})
+    # the JSON sizes in the header and the ratio are the generated files'
+    json_40 = (tmp_path / "work" / "data-40-4-tiny" / "coco" / "annotations" / "instances_default.json")
+    assert len(orjson.loads(json_40.read_bytes())["annotations"]) == 160
+    assert f"{json_40.stat().st_size / 2**20:.1f} MB at 40" in text
+    for row in rows[-1:]:
+        ratio = float(re.search(r"JSON: (\d+\.\d\d)×", row[6])[1])
+        assert abs(ratio - float(row[4].removesuffix(" MB")) * 2**20 / json_40.stat().st_size) / ratio < 0.01
+
+
+def test_jobs_group(tmp_path):
+    text = run_group(tmp_path, "jobs", "--images", "4", "--image-size", "tiny", "--runs", "1")
+    rows = table_rows(text)
+    assert [r[0] for r in rows] == ["image_zip → image_zip, --image-ext .png",
+                                    "COCO → VOC detection, with images, --image-ext .png"]
+    for row in rows:
+        jobs1, jobs2, default = (seconds(cell) for cell in row[1:4])
+        # the ratios are of the unrounded times
+        assert float(row[4].removesuffix("×")) == pytest.approx(jobs1 / jobs2, rel=0.1, abs=0.02)
+        assert float(row[5].removesuffix("×")) == pytest.approx(jobs1 / default, rel=0.1, abs=0.02)
+        assert row[6].startswith("yes (")  # every run of every --jobs gave the same bytes
+    assert rows[0][6].startswith("yes (1 file, ")  # one zip of PNGs
+    assert int(re.match(r"yes \((\d+) files, ", rows[1][6])[1]) >= 8  # 4 PNGs, 4 XMLs, the lists
+    assert not (tmp_path / "work" / "out" / "jobs").exists()
+
+
+def test_scaleout_group(tmp_path):
+    pytest.importorskip("dask.distributed")
+    pytest.importorskip("psutil")
+    text = run_group(tmp_path, "scaleout", "--images", "4", "--image-size", "tiny", "--runs", "1", "--only",
+                     "image_zip", "--tiny", "300", "--per-archive", "150", "--interval", "0.05")
+    reencode, tiny = (table_rows(part) for part in text.split("\nTiny images"))
+    assert [(r[0], r[1]) for r in reencode] == [
+        ("image_zip → image_zip, --image-ext .png", "1 process, --jobs 1"),
+        ("image_zip → image_zip, --image-ext .png", f"1 process, default --jobs ({os.cpu_count()})"),
+        ("image_zip → image_zip, --image-ext .png", "Dask, 2 workers")]
+    assert all(r[8] == "yes" for r in reencode)  # Dask gave the single-process bytes
+    base = seconds(reencode[0][2])
+    assert float(reencode[2][6].removesuffix("×")) == pytest.approx(base / seconds(reencode[2][2]), rel=0.1, abs=0.02)
+    assert re.fullmatch(r"\d+ MB", reencode[2][5])  # the Dask workers were sampled
+    assert [(r[0], r[1], r[2]) for r in tiny] == [
+        ("300", "1 zip of 300 (range shards)", "1 process"), ("300", "1 zip of 300 (range shards)", "Dask, 2 workers"),
+        ("300", "2 zips of ≤ 150 (1 shard each)", "1 process"),
+        ("300", "2 zips of ≤ 150 (1 shard each)", "Dask, 2 workers")]
+    for row in tiny:
+        assert row[10] == "yes" and int(row[4].replace(",", "")) > 0
+        if row[2].startswith("Dask"):
+            assert re.fullmatch(r"(\d+ )+MB", row[9]) and 20 < int(row[8].removesuffix(" MB")) < 1000
+        else:
+            assert row[7] == row[8] == row[9] == "—"
+    data = tmp_path / "work" / "data-300-0-tiny-image_zip-x2"
+    parts = sorted((data / "image_zip_parts").glob("*.zip"))
+    with zipfile.ZipFile(data / "image_zip" / "images.zip") as whole:
+        members = [n for part in parts for n in zipfile.ZipFile(part).namelist()]
+        assert len(parts) == 2 and members == whole.namelist() and len(members) == 300
