@@ -98,3 +98,25 @@ def test_id_repeated_across_shards_is_an_error(tmp_path, options):
     member = f"{again.subset}/{again.id}" if options.get("subset_dirs") else again.id
     assert f"member {member + again.media.suffix!r} of shard 2" in str(caught.value)
     assert f"would both be item {member!r}: an item id is repeated across shards" in str(caught.value)
+
+
+def test_id_repeated_across_shards_fails_the_dask_conversion(dsformats_scheduler, tmp_path):
+    """Two archives (one shard each) both hold item ``a``: one process and the Dask merge both refuse it."""
+    from dsformats.scaleout import convert_distributed
+
+    _header, items = generate_items(seed=2, count=1)
+    image = items[0].media.read_bytes()
+    src = tmp_path / "zips"
+    src.mkdir()
+    for archive, names in (("train", "ab"), ("val", "ac")):
+        with zipfile.ZipFile(src / f"{archive}.zip", "w") as created:
+            for name in names:
+                created.writestr(f"{name}.png", image)
+    options = {"source_format": "image_zip", "reader_options": {"subset_from": "archive"}}
+    with pytest.raises(DatasetError, match="would both be stored as item 'a'"):
+        dsformats.convert(src, tmp_path / "single", "image_zip", **options)
+    with pytest.raises(DatasetError) as caught:
+        convert_distributed(src, tmp_path / "dask", "image_zip", scheduler=dsformats_scheduler, retries=0, **options)
+    message = "member 'a.png' of shard 1 and member 'a.png' of an earlier shard would both be item 'a'"
+    assert message in str(caught.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["zips"]  # nothing published, no partials left
