@@ -18,7 +18,16 @@ from dsformats.errors import (
     PluginLoadError,
     UnknownFormatError,
 )
-from dsformats.formats import PLUGIN_API_VERSION, FormatSpec, Reader, Shard, Writer
+from dsformats.formats import (
+    PLUGIN_API_VERSION,
+    RANGE_SHARD,
+    FormatSpec,
+    Reader,
+    Shard,
+    Writer,
+    range_shards,
+    shard_range,
+)
 from dsformats.hookspecs import hookimpl
 from dsformats.model import (
     ANNOTATION_KINDS,
@@ -51,6 +60,7 @@ __all__ = [
     "IMAGE_EXT",
     "JOBS",
     "PLUGIN_API_VERSION",
+    "RANGE_SHARD",
     "SAVE_IMAGES",
     "AmbiguousFormatError",
     "Annotation",
@@ -95,7 +105,9 @@ __all__ = [
     "detect_format",
     "hookimpl",
     "list_formats",
+    "range_shards",
     "read",
+    "shard_range",
     "verify",
     "write",
     "writing_partial",

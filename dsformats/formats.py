@@ -9,11 +9,14 @@ from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
+from dsformats.errors import OptionError
 from dsformats.model import ANNOTATION_KINDS, Header, Item
 from dsformats.options import Option
 from dsformats.report import Report
 
-__all__ = ["PLUGIN_API_VERSION", "FormatSpec", "Reader", "Shard", "Writer"]
+__all__ = [
+    "PLUGIN_API_VERSION", "RANGE_SHARD", "FormatSpec", "Reader", "Shard", "Writer", "range_shards", "shard_range",
+]
 
 #: The major version of the plugin API (hooks, model, FormatSpec). A plugin declares the version it was
 #: built for in ``FormatSpec.api_version``; a different major version is refused when plugins load.
@@ -92,12 +95,41 @@ class Shard:
     size_hint: int | None = None
 
 
+#: The reader option of readers whose shards are ranges of item positions (``shards(count)`` via
+#: :func:`range_shards`): ``"START:STOP"`` reads items START to STOP-1, counted in reading order.
+RANGE_SHARD = Option(
+    name="shard",
+    default=None,
+    metavar="START:STOP",
+    help="read only the items at positions START..STOP-1 in reading order (a key from the reader's shards())",
+)
+
+
+def range_shards(total: int, count: int) -> list[Shard]:
+    """``count`` (at most ``total``) contiguous ranges of ``total`` item positions, as ``"START:STOP"`` shards."""
+    count = max(1, min(count, total))
+    bounds = [round(i * total / count) for i in range(count + 1)]
+    return [Shard(f"{a}:{b}", f"items {a}..{b - 1}", b - a) for a, b in zip(bounds, bounds[1:], strict=False)]
+
+
+def shard_range(key: str | None) -> range | None:
+    """The item positions of a ``"START:STOP"`` shard key (None: every item); OptionError when malformed."""
+    if key is None:
+        return None
+    start, _, stop = str(key).partition(":")
+    if not (start.isdigit() and stop.isdigit() and int(start) <= int(stop)):
+        raise OptionError(f"reader option shard: expected START:STOP item positions, got {key!r}")
+    return range(int(start), int(stop))
+
+
 @runtime_checkable
 class Reader(Protocol):
     """A dataset being read: a context manager with a header and a single-pass item iterator.
 
     Items and their media are valid only while the reader is open. Readers may also define
-    ``shards() -> list[Shard]`` when their input splits into independent parts.
+    ``shards(count) -> list[Shard]`` when their input splits into independent parts: their natural parts
+    (the archives of a directory of zips), or about ``count`` ranges of items (:func:`range_shards`, read
+    back through the :data:`RANGE_SHARD` option) that the reader can start without reading what precedes.
     """
 
     header: Header

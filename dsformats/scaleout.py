@@ -14,6 +14,7 @@ Dask is an optional dependency (``pip install 'dsformats[dask]'``), imported onl
 from __future__ import annotations
 
 import contextlib
+import inspect
 import itertools
 import os
 import shutil
@@ -52,7 +53,7 @@ def plan_shards(reader: Any, *, count: int) -> list[dict[str, Any]]:
     """
     shards = getattr(reader, "shards", None)
     if callable(shards):
-        found = list(shards())
+        found = list(shards(count) if inspect.signature(shards).parameters else shards())
         if len(found) > 1:
             return [{"key": shard.key, "size": shard.size_hint} for shard in found]
     total = reader.header.size_hint

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from dsformats import IMAGE_EXT, SAVE_IMAGES, FormatSpec, Option, Probe, hookimpl
+from dsformats import IMAGE_EXT, RANGE_SHARD, SAVE_IMAGES, FormatSpec, Option, Probe, hookimpl
 
 from .schema import ALIASES, FORMAT, SEGMENTATION_MODES, TASKS
 
@@ -33,6 +33,7 @@ SPEC = FormatSpec(
             metavar="DIR",
             help="directory the images' file_name values are relative to (for a single .json input)",
         ),
+        RANGE_SHARD,
     ),
     writer_options=(
         SAVE_IMAGES,
@@ -85,7 +86,7 @@ def dsformats_open_reader(format: str, path: Path, options: Mapping[str, Any]):
         return None
     from .reader import CocoReader
 
-    return CocoReader(path, tasks=options["tasks"], images_dir=options["images_dir"])
+    return CocoReader(path, tasks=options["tasks"], images_dir=options["images_dir"], shard=options.get("shard"))
 
 
 @hookimpl

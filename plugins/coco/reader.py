@@ -28,6 +28,9 @@ from dsformats import (
     Points,
     Polygon,
     Rle,
+    Shard,
+    range_shards,
+    shard_range,
 )
 from dsformats.fileaccess import Joiner, as_path, is_local, join_within, open_binary, safe_relative, walk_files
 from dsformats.policy import bad_item, warn
@@ -241,8 +244,11 @@ class CocoReader:
     ``tasks`` restricts the task files read; ``images_dir`` overrides where images are looked up.
     """
 
-    def __init__(self, path: Path, *, tasks: Sequence[str] = (), images_dir: str | None = None) -> None:
+    def __init__(
+        self, path: Path, *, tasks: Sequence[str] = (), images_dir: str | None = None, shard: str | None = None
+    ) -> None:
         self.path = as_path(path)
+        self.positions = shard_range(shard)
         self.tasks = tuple(tasks)
         self.images_dir = images_dir
         self.header = Header()
@@ -497,7 +503,11 @@ class CocoReader:
         # A directory input bounds where images may live; for a single JSON file (or --images-dir) the
         # images folder itself is the boundary.
         join = Joiner(self.path if is_local(self.path) and self.path.is_dir() and not self.images_dir else None)
-        for index, record in enumerate(self._items):
+        positions = range(len(self._items))
+        if self.positions is not None:
+            positions = positions[self.positions.start : self.positions.stop]
+        for index in positions:
+            record = self._items[index]
             if index in self._bad:
                 continue
             annotations: list[Annotation] = []
@@ -600,9 +610,9 @@ class CocoReader:
         self._png = (png, ids, frozenset(np.unique(ids).tolist()))
         return ids, self._png[2]
 
-    def shards(self) -> list:
-        """No independent shards: task files of a subset merge."""
-        return []
+    def shards(self, count: int) -> list[Shard]:
+        """About ``count`` ranges of images (read one with ``shard="START:STOP"``); each still indexes the files."""
+        return range_shards(len(self._items), count)
 
 
 class _SegmentLoader:

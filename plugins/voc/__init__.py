@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from dsformats import IMAGE_EXT, JOBS, SAVE_IMAGES, FormatSpec, Option, Probe, hookimpl
+from dsformats import IMAGE_EXT, JOBS, RANGE_SHARD, SAVE_IMAGES, FormatSpec, Option, Probe, hookimpl
 
 from .schema import BBOX_CONVENTIONS, BBOX_XYXY, FORMAT, LABEL_MAP_SOURCE, LABEL_MAPS, TASKS
 
@@ -31,6 +31,7 @@ SPEC = FormatSpec(
             default=BBOX_XYXY,
             help=_BBOX_HELP,
         ),
+        RANGE_SHARD,
     ),
     writer_options=(
         SAVE_IMAGES,
@@ -88,7 +89,7 @@ def dsformats_open_reader(format: str, path: Path, options: Mapping[str, Any]):
         return None
     from .reader import VocReader
 
-    return VocReader(path, bbox_convention=options["bbox_convention"])
+    return VocReader(path, bbox_convention=options["bbox_convention"], shard=options.get("shard"))
 
 
 @hookimpl

@@ -7,6 +7,7 @@ never decoded.
 
 from __future__ import annotations
 
+import itertools
 import posixpath
 import re
 from collections.abc import Callable, Iterator
@@ -14,7 +15,20 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from dsformats import Bbox, Categories, DatasetError, Header, Item, Label, LabelDef, Mask, Media
+from dsformats import (
+    Bbox,
+    Categories,
+    DatasetError,
+    Header,
+    Item,
+    Label,
+    LabelDef,
+    Mask,
+    Media,
+    Shard,
+    range_shards,
+    shard_range,
+)
 from dsformats.fileaccess import Joiner, as_path, join_within, open_binary, safe_relative, walk_files
 from dsformats.imaging import is_image_name
 from dsformats.policy import bad_item
@@ -167,8 +181,9 @@ class VocReader:
     lists by their prefix (a known label or action), a matching subset list, and their content.
     """
 
-    def __init__(self, path: Path, *, bbox_convention: str = "xyxy") -> None:
+    def __init__(self, path: Path, *, bbox_convention: str = "xyxy", shard: str | None = None) -> None:
         self.root = as_path(path)
+        self.positions = shard_range(shard)
         self.inclusive = bbox_convention == BBOX_PIXEL_INCLUSIVE
         self._join = Joiner()
         self.header = Header()
@@ -363,16 +378,24 @@ class VocReader:
             self._flags.setdefault((subset, item_id), []).append(Label(label=label, attributes=attributes))
 
     # -------------------------------------------------------------------------------------- items
+    def shards(self, count: int) -> list[Shard]:
+        """About ``count`` ranges of items (read one with ``shard="START:STOP"``)."""
+        return range_shards(sum(len(ids) for ids in self._subsets.values()), count)
+
     def items(self) -> Iterator[Item]:
-        """Yield every item of every subset, parsing its XML and masks only then."""
-        for subset, ids in self._subsets.items():
-            for item_id in ids:
-                try:
-                    item = self._item(subset, item_id)
-                except DatasetError as exc:  # a broken XML or mask spoils one item: skip it under the policy
-                    bad_item(exc)
-                    continue
-                yield item
+        """Yield every item of every subset (or of the ``shard`` range), parsing its XML and masks only then."""
+        pairs: Iterator[tuple[str, str]] = (
+            (subset, item_id) for subset, ids in self._subsets.items() for item_id in ids
+        )
+        if self.positions is not None:
+            pairs = itertools.islice(pairs, self.positions.start, self.positions.stop)
+        for subset, item_id in pairs:
+            try:
+                item = self._item(subset, item_id)
+            except DatasetError as exc:  # a broken XML or mask spoils one item: skip it under the policy
+                bad_item(exc)
+                continue
+            yield item
 
     def _item(self, subset: str, item_id: str) -> Item:
         size, filename = None, None

@@ -1,0 +1,59 @@
+"""Range shards of the COCO and VOC readers: ``shards(count)`` and the ``shard="START:STOP"`` reader option."""
+
+from __future__ import annotations
+
+import pytest
+
+import dsformats
+from dsformats import OptionError
+from dsformats.testing import generate_items
+
+
+def _snapshot(items) -> list[tuple]:
+    return [(i.subset, i.id, i.annotations, i.media.read_bytes() if i.media else None) for i in items]
+
+
+@pytest.fixture(params=["coco", "voc"])
+def dataset(request, tmp_path):
+    header, items = generate_items(("bbox", "polygon", "label"), seed=11, count=23)
+    path = tmp_path / request.param
+    dsformats.write(items, path, request.param, header=header, options={"save_images": True})
+    return request.param, path
+
+
+def test_shards_cover_every_item_once_in_order(dataset):
+    fmt, path = dataset
+    with dsformats.read(path, fmt) as reader:
+        everything = _snapshot(reader.items())
+        shards = reader.shards(4)
+    assert [s.key for s in shards] == ["0:6", "6:12", "12:17", "17:23"]
+    assert [s.size_hint for s in shards] == [6, 6, 5, 6]
+    pieces = []
+    for shard in shards:
+        with dsformats.read(path, fmt, options={"shard": shard.key}) as reader:
+            pieces.append(_snapshot(reader.items()))
+    assert [len(p) for p in pieces] == [6, 6, 5, 6]
+    assert [row for piece in pieces for row in piece] == everything
+    with dsformats.read(path, fmt, options={"shard": "20:99"}) as reader:
+        assert _snapshot(reader.items()) == everything[20:]
+
+
+def test_a_shard_does_not_read_items_before_it(tmp_path):
+    """A broken XML outside the range is never parsed: a shard starts where it starts."""
+    header, items = generate_items(("bbox",), seed=12, count=8)
+    path = tmp_path / "voc"
+    dsformats.write(items, path, "voc", header=header)
+    with dsformats.read(path, "voc") as reader:
+        order = [(i.subset, i.id) for i in reader.items()]
+    (path / "Annotations" / f"{order[1][1]}.xml").write_text("<annotation><object>", encoding="utf-8")
+    with dsformats.read(path, "voc", options={"shard": "2:8"}) as reader:
+        assert [(i.subset, i.id) for i in reader.items()] == order[2:]
+    with pytest.raises(dsformats.DatasetError, match=order[1][1]), dsformats.read(path, "voc") as reader:
+        list(reader.items())
+
+
+@pytest.mark.parametrize("key", ["5", "a:b", "4:2", "-1:3"])
+def test_malformed_shard_key_is_refused(dataset, key):
+    fmt, path = dataset
+    with pytest.raises(OptionError, match="START:STOP"), dsformats.read(path, fmt, options={"shard": key}) as reader:
+        list(reader.items())
