@@ -17,6 +17,7 @@ import contextlib
 import inspect
 import itertools
 import os
+import pickle
 import shutil
 import tempfile
 import uuid
@@ -66,6 +67,22 @@ def plan_shards(reader: Any, *, count: int) -> list[dict[str, Any]]:
     return plans
 
 
+def _shard_reader(reader: Any, plan: Mapping[str, Any]) -> Any:
+    """The reader's own picklable reader of one shard (``shard_reader(key)``, reusing its index), else None.
+
+    Without one, the worker opens the input again with the reader option ``shard``.
+    """
+    make = getattr(reader, "shard_reader", None)
+    if "key" not in plan or not callable(make):
+        return None
+    shipped = make(plan["key"])
+    try:
+        pickle.dumps(shipped)
+    except Exception:  # noqa: BLE001 - e.g. a path inside an archive file system: the worker reopens instead
+        return None
+    return shipped
+
+
 def _convert_shard(task: Mapping[str, Any]) -> Report:
     """Run on a worker: read one shard and write it as ``task["format"]`` into ``task["part"]``."""
     registry = default_registry()
@@ -74,10 +91,12 @@ def _convert_shard(task: Mapping[str, Any]) -> Report:
     shard = task["shard"]
     if "key" in shard:
         reader_options["shard"] = shard["key"]
+    shipped = shard.get("reader")
     with (
         reporting(report, skip_bad_items=task["skip_bad_items"]),
         partial_output(),
-        dispatch.read(task["src"], task["source_format"], options=reader_options, registry=registry) as reader,
+        shipped or dispatch.read(task["src"], task["source_format"], options=reader_options, registry=registry)
+        as reader,
     ):
         items = reader.items()
         if "start" in shard:
@@ -246,6 +265,8 @@ def convert_distributed(
     with reporting(probe), dispatch.read(src, source_format, options=reader_options, registry=reg) as reader:
         header: Header = reader.header
         plans = plan_shards(reader, count=shards or SHARDS_PER_WORKER * max(1, workers))
+        for plan in plans:
+            plan["reader"] = _shard_reader(reader, plan)
     # Workers write with their own process pools off: Dask's worker processes are daemonic, and the bytes
     # do not depend on the number of jobs.
     task_options = {**checked, "jobs": 1} if "jobs" in checked else checked

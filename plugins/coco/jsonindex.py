@@ -51,6 +51,20 @@ def _element_pattern() -> re.Pattern[bytes] | None:
 _ELEMENT: re.Pattern[bytes] | None = None
 
 
+def _load(path: Path, name: str) -> Any:
+    """The bytes of ``path``: memory-mapped when local, read whole otherwise."""
+    stream = open_binary(path)
+    try:
+        if is_local(path):
+            size = stream.seek(0, 2)
+            return mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
+        return stream.read()  # inside an archive or on object storage: no file to map
+    except OSError as exc:
+        raise DatasetError(f"cannot read: {exc}", name) from None
+    finally:
+        stream.close()
+
+
 class JsonFile:
     """One JSON object file: ``section(key)`` parses a top-level value; ``element(i)`` one annotation."""
 
@@ -61,20 +75,9 @@ class JsonFile:
         self.spans: dict[str, tuple[int, int]] = {}
         self.starts = array("q")
         self.ends = array("q")
-        stream = open_binary(path)
+        self._data: Any = _load(path, name)
         try:
-            if is_local(path):
-                size = stream.seek(0, 2)
-                self._data: Any = mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
-            else:  # inside an archive or on object storage: no file to map, read the bytes of this one file
-                self._data = stream.read()
-                size = len(self._data)
-        except OSError as exc:
-            raise DatasetError(f"cannot read: {exc}", name) from None
-        finally:
-            stream.close()
-        try:
-            if size <= _VALIDATE_LIMIT:
+            if len(self._data) <= _VALIDATE_LIMIT:
                 self._validate()
             self._scan()
         except BaseException:
@@ -235,3 +238,39 @@ class JsonFile:
             return orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
             raise DatasetError(f"invalid JSON: {exc}", f"{self.name}: {self.list_key}[{index}]") from None
+
+
+class JsonView:
+    """Some elements of a scanned :class:`JsonFile`, numbered as in the file; picklable (no open mapping).
+
+    A scale-out worker gets this instead of scanning the file again; the file is mapped on first use.
+    """
+
+    def __init__(self, json: JsonFile, elements: Any) -> None:
+        import numpy as np
+
+        self.path, self.name, self.list_key = json.path, json.name, json.list_key
+        self.indexes = np.sort(np.asarray(elements, dtype=np.int64))
+        self.starts = np.frombuffer(json.starts, dtype=np.int64)[self.indexes] if len(json.starts) else self.indexes
+        self.ends = np.frombuffer(json.ends, dtype=np.int64)[self.indexes] if len(json.ends) else self.indexes
+        self._data: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_data": None}
+
+    def element(self, index: int) -> Any:
+        """Parse element ``index`` (its position in the file's list section), which must be in this view."""
+        if self._data is None:
+            self._data = _load(self.path, self.name)
+        pos = int(self.indexes.searchsorted(index))
+        raw = self._data[int(self.starts[pos]) : int(self.ends[pos])]
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise DatasetError(f"invalid JSON: {exc}", f"{self.name}: {self.list_key}[{index}]") from None
+
+    def close(self) -> None:
+        """Release the mapping."""
+        if isinstance(self._data, mmap.mmap):
+            self._data.close()
+        self._data = None

@@ -7,6 +7,7 @@ one item per image, joined by ``file_name`` (each file's own image ids are resol
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -35,7 +36,7 @@ from dsformats import (
 from dsformats.fileaccess import Joiner, as_path, is_local, join_within, open_binary, safe_relative, walk_files
 from dsformats.policy import bad_item, warn
 
-from .jsonindex import JsonFile
+from .jsonindex import JsonFile, JsonView
 from .schema import (
     ANNOTATIONS_DIR,
     AREA_ATTR,
@@ -135,7 +136,7 @@ class _Source:
         self.path = path
         self.images_dir = images_dir
         self.name = name
-        self.json: JsonFile | None = None
+        self.json: Any = None  # a JsonFile; in a shard reader, a JsonView of the shard's annotations
         self.labels: dict[int, str] = {}
         self.image_ids: dict[int, int] = {}  # item index -> this file's image id
         self.order: Any = None
@@ -254,11 +255,15 @@ class CocoReader:
         self.header = Header()
         self._sources: list[_Source] = []
         self._items: list[_ItemRecord] = []
+        self._first = 0  # the item index of _items[0] (a shard reader holds only its range)
+        self._indexed = False  # a shard reader arrives indexed: entering it reads nothing
         self._png: tuple[Path, Any, Any] | None = None
 
     # -- opening
 
     def __enter__(self) -> CocoReader:
+        if self._indexed:
+            return self
         try:
             self._open()
         except BaseException:
@@ -503,11 +508,11 @@ class CocoReader:
         # A directory input bounds where images may live; for a single JSON file (or --images-dir) the
         # images folder itself is the boundary.
         join = Joiner(self.path if is_local(self.path) and self.path.is_dir() and not self.images_dir else None)
-        positions = range(len(self._items))
+        positions = range(self._first, self._first + len(self._items))
         if self.positions is not None:
             positions = positions[self.positions.start : self.positions.stop]
         for index in positions:
-            record = self._items[index]
+            record = self._items[index - self._first]
             if index in self._bad:
                 continue
             annotations: list[Annotation] = []
@@ -611,8 +616,34 @@ class CocoReader:
         return ids, self._png[2]
 
     def shards(self, count: int) -> list[Shard]:
-        """About ``count`` ranges of images (read one with ``shard="START:STOP"``); each still indexes the files."""
+        """About ``count`` ranges of images (read one with ``shard="START:STOP"``, or :meth:`shard_reader`)."""
         return range_shards(len(self._items), count)
+
+    def shard_reader(self, key: str) -> CocoReader:
+        """A reader of the range shard ``key`` that reuses this open reader's index, for a scale-out worker.
+
+        It is picklable and small: the shard's image records, and per task file the byte spans of the
+        shard's annotations. Entering it on the worker reads nothing; its items are parsed from those spans.
+        """
+        positions = shard_range(key)
+        assert positions is not None and not self._first
+        clone = copy.copy(self)
+        clone.positions, clone._indexed, clone._png = None, True, None
+        clone._first = positions.start
+        clone._items = self._items[positions.start : positions.stop]
+        clone._by_key, clone._by_id = {}, {}
+        clone._bad = {i for i in self._bad if i in positions}
+        clone._sources = []
+        for source in self._sources:
+            part = copy.copy(source)
+            part.image_ids = {}
+            if source.keys is not None:
+                lo, hi = source.keys.searchsorted([positions.start, positions.stop])
+                part.order, part.keys = source.order[lo:hi], source.keys[lo:hi]
+            assert isinstance(source.json, JsonFile)
+            part.json = JsonView(source.json, part.order if part.order is not None else ())
+            clone._sources.append(part)
+        return clone
 
 
 class _SegmentLoader:

@@ -57,3 +57,29 @@ def test_malformed_shard_key_is_refused(dataset, key):
     fmt, path = dataset
     with pytest.raises(OptionError, match="START:STOP"), dsformats.read(path, fmt, options={"shard": key}) as reader:
         list(reader.items())
+
+
+def test_coco_shard_reader_reuses_the_index(tmp_path, monkeypatch):
+    """A pickled shard reader yields the shard's items without scanning or indexing the JSON again."""
+    import pickle
+
+    from dsformats_coco import jsonindex
+
+    header, items = generate_items(("bbox", "polygon", "label", "caption", "mask"), seed=13, count=17)
+    path = tmp_path / "coco"
+    dsformats.write(items, path, "coco", header=header, options={"save_images": True})
+    with dsformats.read(path, "coco") as reader:
+        everything = _snapshot(reader.items())
+        payloads = [pickle.dumps(reader.shard_reader(shard.key)) for shard in reader.shards(3)]
+    whole = sum(p.stat().st_size for p in (path / "annotations").iterdir())
+    assert all(len(payload) < whole for payload in payloads)
+
+    def no_scan(self):
+        raise AssertionError("the JSON file was scanned again")
+
+    monkeypatch.setattr(jsonindex.JsonFile, "__init__", no_scan)
+    pieces = []
+    for payload in payloads:
+        with pickle.loads(payload) as shard_reader:
+            pieces += _snapshot(shard_reader.items())
+    assert pieces == everything
