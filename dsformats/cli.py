@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections import Counter
 from collections.abc import Sequence
@@ -126,16 +127,19 @@ def _parser() -> argparse.ArgumentParser:
     conv.add_argument("--report", metavar="FILE.json", help="also save the conversion report as JSON")
     conv.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no report on stdout")
     conv.add_argument(
-        "--engine", choices=("local", "dask"), default="local",
-        help="'dask': convert shards on Dask workers and merge them (needs dsformats[dask]; docs/scale-out.md)",
+        "--engine", choices=("local", "processes", "dask"), default="local",
+        help="'processes': convert shards in --workers local processes and merge them; 'dask': on Dask workers "
+        "(needs dsformats[dask]); the output is the same as 'local' (one process); see docs/scale-out.md",
     )
     conv.add_argument("--scheduler", metavar="tcp://HOST:8786", help="with --engine dask: an existing Dask cluster")
     conv.add_argument(
-        "--workers", type=int, default=2, metavar="N", help="with --engine dask: local worker processes (default 2)"
+        "--workers", type=int, default=None, metavar="N",
+        help="worker processes of --engine processes (default: the number of CPUs) or of a local Dask cluster "
+        "(default 2)",
     )
     conv.add_argument(
         "--parts-dir", metavar="DIR|URL",
-        help="with --engine dask: where shards write their partial outputs, visible to every worker "
+        help="with --engine processes/dask: where shards write their partial outputs, visible to every worker "
         "(default: next to the output)",
     )
 
@@ -200,8 +204,8 @@ def _cmd_convert(args: argparse.Namespace, extra: list[str], registry: Registry)
     writer_options = {k: v for k, v in writer_options.items() if v is not None}
     reader_options = _key_values(args.input_option)
 
-    if args.engine == "dask" or args.scheduler:
-        return _convert_dask(args, info.name, reader_options, writer_options, registry)
+    if args.engine != "local" or args.scheduler:
+        return _convert_sharded(args, info.name, reader_options, writer_options, registry)
     progress, close = _progress_bar(args.quiet)
     try:
         report = dispatch.convert(
@@ -228,16 +232,18 @@ def _cmd_convert(args: argparse.Namespace, extra: list[str], registry: Registry)
     return EXIT_OK
 
 
-def _convert_dask(
+def _convert_sharded(
     args: argparse.Namespace, format: str, reader_options: dict[str, Any], writer_options: dict[str, Any],
     registry: Registry,
 ) -> int:
     from dsformats.scaleout import convert_distributed
 
+    engine = "dask" if args.scheduler else args.engine
     bar = None
     if not args.quiet and sys.stderr.isatty():
         from tqdm import tqdm
 
+        tqdm.monitor_interval = 0  # no monitor thread: the processes engine forks only a single-threaded process
         bar = tqdm(unit=" shards", file=sys.stderr, dynamic_ncols=True)
 
     def progress(done: int, total: int, items: int) -> None:
@@ -249,9 +255,10 @@ def _convert_dask(
     try:
         report = convert_distributed(
             args.input, args.output, format, source_format=args.input_format, reader_options=reader_options,
-            writer_options=writer_options, overwrite=args.overwrite, scheduler=args.scheduler, workers=args.workers,
-            parts_dir=args.parts_dir, registry=registry, progress=progress, strict=args.strict,
-            skip_bad_items=args.skip_bad_items,
+            writer_options=writer_options, overwrite=args.overwrite, scheduler=args.scheduler,
+            workers=args.workers or ((os.cpu_count() or 1) if engine == "processes" else 2), parts_dir=args.parts_dir,
+            registry=registry, progress=progress, strict=args.strict, skip_bad_items=args.skip_bad_items,
+            engine=engine,
         )
     finally:
         if bar is not None:

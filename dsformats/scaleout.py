@@ -21,7 +21,7 @@ import pickle
 import shutil
 import tempfile
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -133,21 +133,54 @@ def _has_merge(registry: Registry, format: str) -> bool:
     return any(impl.plugin_name == plugin for impl in registry.plugin_manager.hook.dsformats_merge.get_hookimpls())
 
 
+class _Engine:
+    """Runs shard tasks: ``submit``, ``completed`` (futures as they finish) and ``cancel``."""
+
+    def __init__(self, submit: Callable[..., Any], completed: Callable[[Any], Any], cancel: Callable[[Any], Any]):
+        self.submit, self.completed, self.cancel = submit, completed, cancel
+
+
 @contextlib.contextmanager
-def _client(scheduler: str | None, workers: int) -> Any:
+def _dask(scheduler: str | None, workers: int, retries: int) -> Iterator[_Engine]:
     try:
-        from dask.distributed import Client, LocalCluster
+        from dask.distributed import Client, LocalCluster, as_completed
     except ImportError:  # pragma: no cover - depends on the environment
         raise DsformatsError("the dask engine needs Dask: pip install 'dsformats[dask]'") from None
+
+    def engine(client: Any) -> _Engine:
+        def submit(task: Mapping[str, Any], index: int) -> Any:
+            key = f"dsformats-shard-{index}-{uuid.uuid4().hex[:8]}"
+            return client.submit(_convert_shard, task, retries=retries, pure=False, key=key)
+
+        return _Engine(submit, as_completed, client.cancel)
+
     if scheduler:
         with Client(scheduler) as client:
-            yield client
+            yield engine(client)
         return
     with (
         LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster,
         Client(cluster) as client,
     ):
-        yield client
+        yield engine(client)
+
+
+@contextlib.contextmanager
+def _processes(workers: int) -> Iterator[_Engine]:
+    """A pool of local processes: forked when this process runs no other thread (fast), else spawned."""
+    import concurrent.futures
+    import multiprocessing
+    import threading
+
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1 else "spawn"
+    context = multiprocessing.get_context(method)
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+
+        def cancel(futures: Any) -> None:
+            for future in futures:
+                future.cancel()
+
+        yield _Engine(lambda task, index: pool.submit(_convert_shard, task), concurrent.futures.as_completed, cancel)
 
 
 class _Parts:
@@ -231,8 +264,12 @@ def convert_distributed(
     progress: ShardProgress | None = None,
     strict: bool = False,
     skip_bad_items: bool = False,
+    engine: str = "dask",
 ) -> Report:
     """Convert ``src`` into ``format`` at ``dst`` on a Dask cluster; the output equals :func:`dsformats.convert`'s.
+
+    ``engine="processes"`` runs the shards on a pool of ``workers`` local processes instead (no Dask
+    needed, no retries: a failed shard fails the conversion).
 
     ``scheduler`` (``tcp://host:8786``) connects to an existing cluster; without it a ``LocalCluster`` of
     ``workers`` single-threaded processes is started. Workers find the plugins installed in their own
@@ -244,6 +281,8 @@ def convert_distributed(
     the number of range shards (default 4 per worker) when the reader has no ``shards()``. ``progress`` is
     called with ``(shards done, shards, items done)``.
     """
+    if engine not in ("dask", "processes"):
+        raise OptionError(f"unknown engine {engine!r}; engines: dask, processes")
     if workers < 1 or (shards is not None and shards < 1) or retries < 0:
         raise OptionError(f"workers and shards must be at least 1 and retries at least 0 (got {workers}, {shards}, "
                           f"{retries})")
@@ -270,13 +309,12 @@ def convert_distributed(
     # Workers write with their own process pools off: Dask's worker processes are daemonic, and the bytes
     # do not depend on the number of jobs.
     task_options = {**checked, "jobs": 1} if "jobs" in checked else checked
-    parts = _Parts(dst, parts_dir, remote_cluster=scheduler is not None)
+    parts = _Parts(dst, parts_dir, remote_cluster=scheduler is not None and engine == "dask")
     try:
         report = Report(source_format=source_format, target_format=info.name)
         _add_report(report, probe)
-        with _client(scheduler, workers) as client:
-            from dask.distributed import as_completed
-
+        runner = _processes(workers) if engine == "processes" else _dask(scheduler, workers, retries)
+        with runner as pool:
             futures = {}
             for index, shard in enumerate(plans):
                 task = {
@@ -284,18 +322,16 @@ def convert_distributed(
                     "shard": shard, "format": info.name, "writer_options": task_options, "header": header,
                     "part": parts.part(index), "skip_bad_items": skip_bad_items,
                 }
-                key = f"dsformats-shard-{index}-{uuid.uuid4().hex[:8]}"
-                future = client.submit(_convert_shard, task, retries=retries, pure=False, key=key)
-                futures[future] = index
+                futures[pool.submit(task, index)] = index
             results: dict[int, Report] = {}
             try:
-                for done, future in enumerate(as_completed(futures), 1):
+                for done, future in enumerate(pool.completed(futures), 1):
                     results[futures[future]] = future.result()
                     if progress is not None:
                         items = sum(sum(r.items_written.values()) for r in results.values())
                         progress(done, len(plans), items)
             except BaseException:
-                client.cancel(list(futures))
+                pool.cancel(list(futures))
                 raise
         for index in range(len(plans)):
             _add_report(report, results[index])

@@ -81,6 +81,33 @@ def test_dask_output_equals_single_process(data, scheduler, tmp_path, folder, so
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dask", "single"]  # no partials left behind
 
 
+@pytest.mark.parametrize(("folder", "source", "target", "options", "merged"), [CASES[1], CASES[3], CASES[7], CASES[9]])
+def test_processes_engine_output_equals_single_process(data, tmp_path, folder, source, target, options, merged):
+    """The same shards and merges on a local process pool (no Dask), e.g. ``--engine processes``."""
+    from dsformats.scaleout import convert_distributed
+
+    single = dsformats.convert(data / folder, tmp_path / "single", target, source_format=source, writer_options=options)
+    shards: list[tuple[int, int, int]] = []
+    report = convert_distributed(
+        data / folder, tmp_path / "out", target, source_format=source, writer_options=options, engine="processes",
+        workers=2, shards=3, progress=lambda *done: shards.append(done),
+    )
+    assert tree(tmp_path / "out") == tree(tmp_path / "single")
+    assert report.items_written == single.items_written and report.annotations_written == single.annotations_written
+    assert not [w for w in report.warnings if "single process" in w]
+    assert shards[-1] == (3, 3, sum(single.items_written.values()))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "single"]
+
+
+def test_processes_engine_from_the_cli(data, tmp_path):
+    from dsformats.cli import main
+
+    args = ["-i", str(data / "voc"), "-f", "coco", "-q", "--", "--save-images"]
+    assert main(["convert", "-o", str(tmp_path / "one"), *args]) == 0
+    assert main(["convert", "--engine", "processes", "--workers", "2", "-o", str(tmp_path / "two"), *args]) == 0
+    assert tree(tmp_path / "two") == tree(tmp_path / "one")
+
+
 def test_reader_shards_are_used(scheduler, tmp_path):
     """image_zip's shards(): one shard per archive of a directory of zips."""
     from dsformats.scaleout import convert_distributed
