@@ -7,6 +7,7 @@ written from such parts; the plugin then writes the few files that depend on eve
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 from collections.abc import Callable, Collection, Sequence
@@ -32,31 +33,56 @@ def merge_files(
 
     Files are named by their POSIX path relative to their part (``Annotations/a/1.xml``). A file that
     ``is_list(rel)`` accepts becomes the concatenation of that file in every part that has it; any other file
-    belongs to one item and is moved. Files named in ``exclude`` are left in the parts for the caller to
-    merge. Directories are recreated, empty ones included. Two parts holding the same per-item file mean
-    that an item id is repeated across shards: that raises :class:`~dsformats.DatasetError` naming the file.
+    belongs to one item and is moved. Files named in ``exclude``, and folders named in it with everything
+    under them, are left in the parts for the caller to merge. Directories are recreated, empty ones
+    included; a folder that ``path`` does not have yet and that holds only per-item files is moved whole.
+    Two parts holding the same per-item file mean that an item id is repeated across shards: that raises
+    :class:`~dsformats.DatasetError` naming the file.
     """
-    lists: dict[str, list[Path]] = {}
+    lists: dict[str, list[str]] = {}
+
+    def special(folder: str, rel: str) -> bool:
+        """Whether the folder holds anything that is not a per-item file (lists, excluded files)."""
+        for root, _dirs, files in os.walk(folder):
+            inner = os.path.relpath(root, folder).replace(os.sep, "/")
+            prefix = rel if inner == "." else f"{rel}/{inner}"
+            if prefix in exclude or any(is_list(f"{prefix}/{f}") or f"{prefix}/{f}" in exclude for f in files):
+                return True
+        return False
+
+    def merge(source: str, target: str, rel: str, index: int) -> None:
+        if rel and not os.path.exists(target) and not special(source, rel):
+            _move(source, target)
+            return
+        os.makedirs(target, exist_ok=True)
+        for entry in sorted(os.scandir(source), key=lambda e: e.name):  # sorted: errors name the same file
+            name = f"{rel}/{entry.name}" if rel else entry.name
+            if name in exclude:
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                merge(entry.path, os.path.join(target, entry.name), name, index)
+            elif is_list(name):
+                lists.setdefault(name, []).append(entry.path)
+            elif os.path.lexists(os.path.join(target, entry.name)):
+                raise DatasetError(f"shard {index} and an earlier shard both wrote this file: an item id is "
+                                   "repeated across shards", name)
+            else:
+                _move(entry.path, os.path.join(target, entry.name))
+
     for index, part in enumerate(parts):
-        for root, dirs, files in os.walk(part):  # top-down: a folder is created before its subfolders
-            dirs.sort()  # a deterministic walk, so that an error names the same file on every file system
-            folder = path / Path(root).relative_to(part)
-            folder.mkdir(exist_ok=True)
-            for file in sorted(files):
-                source = Path(root, file)
-                rel = source.relative_to(part).as_posix()
-                if rel in exclude:
-                    continue
-                if is_list(rel):
-                    lists.setdefault(rel, []).append(source)
-                    continue
-                target = folder / file
-                if target.exists():
-                    raise DatasetError(f"shard {index} and an earlier shard both wrote this file: an item id is "
-                                       "repeated across shards", rel)
-                shutil.move(source, target)
+        merge(str(part), str(path), "", index)
     for rel, sources in lists.items():
         with open(path / rel, "wb") as out:
             for source in sources:
                 with open(source, "rb") as stream:
                     shutil.copyfileobj(stream, out)
+
+
+def _move(source: str, target: str) -> None:
+    """Rename, or copy and delete across file systems."""
+    try:
+        os.rename(source, target)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        shutil.move(source, target)

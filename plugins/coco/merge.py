@@ -9,7 +9,6 @@ order in which shards met them) or when the shards' category catalogs differ.
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 import orjson
 
 from dsformats import DatasetError, Report
+from dsformats.merging import merge_files
 
 from .schema import ANNOTATIONS_DIR
 from .spool import Catalog, SpoolSource, assemble
@@ -35,7 +35,7 @@ def merge(parts: Sequence[Path], path: Path, options: Mapping[str, Any], report:
     catalog = _catalog([state["catalog"] for state in states])
     if catalog is None or any(state["added"] for state in states):
         return None
-    _move_files(parts, path, report)
+    merge_files(parts, path, exclude={SPOOL})
     subsets: dict[str, list[tuple[Path, dict[str, Any]]]] = {}
     for part, state in zip(parts, states, strict=True):
         for name, subset in state["subsets"].items():
@@ -68,28 +68,6 @@ def _catalog(catalogs: list[dict[str, Any]]) -> Catalog | None:
         if {**catalog, "isthing": None} != {**catalogs[0], "isthing": None}:
             return None
     return Catalog(**{**catalogs[0], "isthing": isthing})
-
-
-def _move_files(parts: Sequence[Path], path: Path, report: Report) -> None:
-    """Move every file and folder of the parts but their spools; a file written by two shards is an error."""
-    folded: dict[str, tuple[str, int]] = {}
-    for number, part in enumerate(parts):
-        for root, dirs, files in os.walk(part):
-            if Path(root) == part:
-                dirs[:] = [d for d in dirs if d != SPOOL]
-            folder = path / Path(root).relative_to(part)
-            folder.mkdir(exist_ok=True)
-            for file in files:
-                source = Path(root) / file
-                rel = source.relative_to(part).as_posix()
-                target = path / rel
-                if target.exists():
-                    raise DatasetError(f"two shards both wrote {rel} (an item id repeats across shards)")
-                first, owner = folded.setdefault(rel.casefold(), (rel, number))
-                if first != rel and owner != number:
-                    report.warn(f"files {first!r} and {rel!r} differ only in case; they collide on a "
-                                "case-insensitive file system")
-                os.replace(source, target)
 
 
 def _check_unique(subset: str, sources: Sequence[SpoolSource]) -> None:

@@ -64,6 +64,10 @@ from .schema import (
 )
 
 _TRUE = ("1", "true", "yes")
+_SOURCE = (
+    "\n  <source>\n    <database>Unknown</database>\n    <annotation>Unknown</annotation>\n    <image>Unknown</image>"
+    "\n  </source>"
+)
 _FALSE = ("0", "false", "no")
 
 
@@ -90,20 +94,6 @@ def _flag_value(value: Any) -> int | None:
     return None
 
 
-class _Node:
-    """An XML element being built: its tag and children (nodes, or leaf elements already rendered).
-
-    Serialised by :func:`_render` exactly as ``ElementTree.indent(root, "  ")`` + ``tostring`` would,
-    several times faster.
-    """
-
-    __slots__ = ("tag", "children")
-
-    def __init__(self, tag: str) -> None:
-        self.tag = tag
-        self.children: list[_Node | str] = []
-
-
 def _escape(text: str) -> str:
     if "&" in text:
         text = text.replace("&", "&amp;")
@@ -114,29 +104,13 @@ def _escape(text: str) -> str:
     return text
 
 
-def _sub(parent: _Node, tag: str, text: str | None = None) -> _Node:
-    """Add a child: an element with ``text`` is a leaf (rendered now); one without is a container."""
-    if text is None:
-        node = _Node(tag)
-        parent.children.append(node)
-        return node
-    parent.children.append(f"<{tag}>{_escape(text)}</{tag}>" if text else f"<{tag} />")
-    return parent
+def _leaf(indent: str, tag: str, text: str) -> str:
+    """One element with text on its own line: ``"\\n" + indent + "<tag>text</tag>"`` (``<tag />`` when empty).
 
-
-def _render(node: _Node, out: list[str], level: int = 0) -> None:
-    if not node.children:
-        out.append(f"<{node.tag} />")
-        return
-    inner = "\n" + "  " * (level + 1)
-    out.append(f"<{node.tag}>")
-    for child in node.children:
-        out.append(inner)
-        if isinstance(child, str):
-            out.append(child)
-        else:
-            _render(child, out, level + 1)
-    out.append("\n" + "  " * level + f"</{node.tag}>")
+    The annotation files are written line by line with the indentation of each level spelled out, exactly
+    as ``ElementTree.indent(root, "  ")`` + ``tostring`` would lay them out, without building a tree.
+    """
+    return f"\n{indent}<{tag}>{_escape(text)}</{tag}>" if text else f"\n{indent}<{tag} />"
 
 
 class _Labels:
@@ -353,31 +327,28 @@ class VocWriter:
             if shapes:
                 objects += self._shape_boxes(shapes, objects, size, report)
 
-        root = _Node("annotation")
-        _sub(root, "folder", posixpath.dirname(f"{IMAGES_DIR}/{item.id}"))
-        _sub(root, "filename", item.id + ext)
-        source = _sub(root, "source")
-        for tag in ("database", "annotation", "image"):
-            _sub(source, tag, "Unknown")
+        out = [
+            "<annotation>",
+            _leaf("  ", "folder", posixpath.dirname(f"{IMAGES_DIR}/{item.id}")),
+            _leaf("  ", "filename", item.id + ext),
+            _SOURCE,
+        ]
         if size is not None:
-            size_element = _sub(root, "size")
-            _sub(size_element, "width", str(size[0]))
-            _sub(size_element, "height", str(size[1]))
+            out.append(f"\n  <size>\n    <width>{size[0]}</width>\n    <height>{size[1]}</height>")
             if depth is not None:
-                _sub(size_element, "depth", str(depth))
-        _sub(root, "segmented", "1" if segmented else "0")
+                out.append(f"\n    <depth>{depth}</depth>")
+            out.append("\n  </size>")
+        out.append(f"\n  <segmented>{1 if segmented else 0}</segmented>")
         has_actions = False
         for index, box in enumerate(objects, 1):
             own_parts = parts.get(index, [])
-            acts = self._object(root, box, own_parts, report)
+            acts = self._object(out, box, own_parts, report)
             if acts:
                 has_actions = True
                 self._action_rows.setdefault(subset, []).append((self._quoted(item.id), index, acts))
             if own_parts:
                 self._layout.setdefault(subset, []).append(f"{self._quoted(item.id)} {index}")
-        out: list[str] = []
-        _render(root, out)
-        out.append("\n")
+        out.append("\n</annotation>\n")
         with open(self._file(ANNOTATIONS_DIR, item.id, XML_SUFFIX), "w", encoding="utf-8") as stream:
             stream.write("".join(out))
 
@@ -468,29 +439,29 @@ class VocWriter:
             return add(box.x, 1), add(box.y, 1), add(box.x, box.w), add(box.y, box.h)
         return box.x, box.y, add(box.x, box.w), add(box.y, box.h)
 
-    def _bndbox(self, parent: _Node, box: Bbox) -> None:
-        element = _sub(parent, "bndbox")
+    def _bndbox(self, out: list[str], box: Bbox, indent: str) -> None:
         xmin, ymin, xmax, ymax = (format_number(value) for value in self._corners(box))
-        element.children += (
-            f"<xmin>{xmin}</xmin>", f"<ymin>{ymin}</ymin>", f"<xmax>{xmax}</xmax>", f"<ymax>{ymax}</ymax>"
+        inner = indent + "  "
+        out.append(
+            f"\n{indent}<bndbox>\n{inner}<xmin>{xmin}</xmin>\n{inner}<ymin>{ymin}</ymin>\n{inner}<xmax>{xmax}</xmax>"
+            f"\n{inner}<ymax>{ymax}</ymax>\n{indent}</bndbox>"
         )
 
-    def _object(self, root: _Node, box: Bbox, parts: list[Bbox], report: Report) -> dict[str, bool]:
-        """Write one ``<object>``; return the actions it was written with."""
+    def _object(self, out: list[str], box: Bbox, parts: list[Bbox], report: Report) -> dict[str, bool]:
+        """Append one ``<object>`` to ``out``; return the actions it was written with."""
         assert box.label is not None
-        element = _sub(root, "object")
-        _sub(element, "name", box.label)
+        out.append("\n  <object>" + _leaf("    ", "name", box.label))
         attributes = dict(box.attributes)
         if POSE in attributes:
-            _sub(element, POSE, str(attributes.pop(POSE)))
+            out.append(_leaf("    ", POSE, str(attributes.pop(POSE))))
         extra: dict[str, Any] = {}
         for field in FLAG_FIELDS:
             value = attributes.pop(field, False)
             flag = _flag_value(value)
-            element.children.append(f"<{field}>{flag if flag is not None else 0}</{field}>")  # digits only
+            out.append(f"\n    <{field}>{flag if flag is not None else 0}</{field}>")  # digits only
             if flag is None:
                 extra[field] = value
-        self._bndbox(element, box)
+        self._bndbox(out, box, "    ")
         point = attributes.pop(POINT, None)
         if point is not None:
             if (
@@ -498,15 +469,14 @@ class VocWriter:
                 and len(point) == 2
                 and all(isinstance(v, int | float) and not isinstance(v, bool) for v in point)
             ):
-                point_element = _sub(element, POINT)
-                _sub(point_element, "x", format_number(point[0]))
-                _sub(point_element, "y", format_number(point[1]))
+                out.append(f"\n    <{POINT}>\n      <x>{format_number(point[0])}</x>\n      "
+                           f"<y>{format_number(point[1])}</y>\n    </{POINT}>")
             else:
                 extra[POINT] = point
         for part in parts:
-            part_element = _sub(element, "part")
-            _sub(part_element, "name", str(part.label))
-            self._bndbox(part_element, part)
+            out.append("\n    <part>" + _leaf("      ", "name", str(part.label)))
+            self._bndbox(out, part, "      ")
+            out.append("\n    </part>")
             report.wrote_annotation("bbox")
             if part.attributes:
                 report.drop("part attribute", "VOC parts have no attributes", len(part.attributes))
@@ -514,21 +484,25 @@ class VocWriter:
         if ACTION not in self.tasks:
             actions = []  # booleans stay in <attributes>, as text
         if actions:
-            actions_element = _sub(element, "actions")
+            out.append("\n    <actions>")
             for key, value in actions:
                 self.labels.add_action(box.label, key)
-                _sub(actions_element, key, "1" if value else "0")
+                out.append(f"\n      <{key}>{1 if value else 0}</{key}>")
                 attributes.pop(key)
+            out.append("\n    </actions>")
         extra.update(attributes)
         if extra:
-            block = _sub(element, "attributes")
+            out.append("\n    <attributes>")
             for key, value in extra.items():
-                attribute = _sub(block, "attribute")
-                _sub(attribute, "name", str(key))
-                _sub(attribute, "value", str(value))
+                out.append(
+                    "\n      <attribute>" + _leaf("        ", "name", str(key)) + _leaf("        ", "value", str(value))
+                    + "\n      </attribute>"
+                )
                 if not isinstance(value, str) and not self._text_attributes:
                     self._text_attributes = True
                     report.warn("VOC <attributes> hold text: non-text attribute values were written as text")
+            out.append("\n    </attributes>")
+        out.append("\n  </object>")
         report.wrote_annotation("bbox")
         return dict(actions)
 
