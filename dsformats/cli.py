@@ -194,6 +194,10 @@ def _report_errors(registry: Registry) -> None:
 
 
 def _cmd_convert(args: argparse.Namespace, extra: list[str], registry: Registry) -> int:
+    if args.scheduler and args.engine == "processes":
+        raise OptionError("dsformats convert: --scheduler (a Dask cluster) cannot go with --engine processes")
+    if args.engine == "local" and not args.scheduler and (args.workers is not None or args.parts_dir):
+        raise OptionError("dsformats convert: --workers and --parts-dir need --engine processes or --engine dask")
     info, preset = registry.writer_format(args.format)
     spec = info.spec
     prog = f"dsformats convert -f {info.name} --"

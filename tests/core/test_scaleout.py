@@ -108,6 +108,19 @@ def test_processes_engine_from_the_cli(data, tmp_path):
     assert tree(tmp_path / "two") == tree(tmp_path / "one")
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["--workers", "2"], "need --engine"), (["--parts-dir", "p"], "need --engine"),
+     (["--engine", "processes", "--scheduler", "tcp://127.0.0.1:1"], "cannot go with --engine processes")],
+)
+def test_engine_options_are_checked(tmp_path, capsys, args, message):
+    from dsformats.cli import main
+
+    assert main(["convert", "-i", str(ROOT / "examples" / "coco"), "-f", "voc", "-o", str(tmp_path / "o"), *args]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
 def test_reader_shards_are_used(scheduler, tmp_path):
     """image_zip's shards(): one shard per archive of a directory of zips."""
     from dsformats.scaleout import convert_distributed
