@@ -10,9 +10,12 @@ over an fsspec filesystem: ``dszip://`` / ``dstar://`` for a tree inside a ``.zi
 from __future__ import annotations
 
 import contextlib
+import datetime
+import json
 import os
 import re
 import shutil
+import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +26,7 @@ from dsformats.errors import DatasetError
 __all__ = [
     "ARCHIVE_SUFFIXES",
     "COMPLETE_MARKER",
+    "LEASE",
     "archive_kind",
     "as_input",
     "close_archive",
@@ -32,14 +36,23 @@ __all__ = [
     "open_archive",
     "opened_archive",
     "pack_tree",
+    "remove_abandoned_temporaries",
+    "temporary_prefix",
     "to_upath",
     "tree_candidates",
+    "write_lease",
 ]
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]+://")
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 #: Written last into a directory published on object storage; its presence means the output is complete.
 COMPLETE_MARKER = "_DSFORMATS_COMPLETE"
+#: Written first into the temporary prefix of an object-storage output, and rewritten while it is in use.
+LEASE = "_DSFORMATS_LEASE"
+#: Seconds after which a temporary prefix whose lease was not rewritten is abandoned (a live writer rewrites
+#: its lease every ``LEASE_REFRESH`` seconds while it uploads and publishes).
+STALE_AFTER = 24 * 3600
+LEASE_REFRESH = 600
 _JUNK = frozenset({"__MACOSX", ".DS_Store", "Thumbs.db", "desktop.ini"})
 #: Suffixes stored without compression when packing an output tree (already compressed data).
 _STORED = frozenset({".jpg", ".jpeg", ".png", ".gif", ".webp", ".zip", ".gz", ".tgz", ".bz2", ".xz", ".mp4", ".jp2"})
@@ -181,3 +194,97 @@ def pack_tree(src: Path, dst: Path) -> None:
                 info.compress_type = zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED
                 with open(os.path.join(folder, name), "rb") as source, archive.open(info, "w", force_zip64=True) as out:
                     shutil.copyfileobj(source, out, 1 << 20)
+
+
+# ------------------------------------------------------------------------- object-storage temporaries
+
+
+def temporary_prefix(base: str, token: str) -> str:
+    """The temporary prefix beside the output ``base`` (a path on its filesystem): ``.<name>.dsformats-<token>.tmp``."""
+    parent, _, name = base.rpartition("/")
+    return f"{parent}/.{name}.dsformats-{token}.tmp" if parent else f".{name}.dsformats-{token}.tmp"
+
+
+def _process_space() -> str | None:
+    """This kernel boot and PID namespace, within which a PID names one process (Linux); None elsewhere."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return None
+    return f"{boot}/{namespace}" if boot else None
+
+
+def write_lease(fs: Any, temporary: str) -> None:
+    """Claim ``temporary`` for this process: who (PID and process space) and when (this machine's clock)."""
+    lease = {"by": "dsformats", "pid": os.getpid(), "space": _process_space(), "time": time.time()}
+    fs.pipe_file(f"{temporary}/{LEASE}", json.dumps(lease).encode())
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # alive, but not ours
+    return False
+
+
+def _modified(info: dict[str, Any]) -> float | None:
+    """An object's modification time (seconds since the epoch) from an fsspec ``info`` dict, if it has one."""
+    for key in ("LastModified", "mtime", "updated", "created"):
+        value = info.get(key)
+        if isinstance(value, datetime.datetime):
+            return (value if value.tzinfo else value.replace(tzinfo=datetime.timezone.utc)).timestamp()
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                return datetime.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    return None
+
+
+def _abandoned(fs: Any, temporary: str) -> bool:
+    """Whether the writer of ``temporary`` is gone; False whenever that cannot be known for sure."""
+    try:
+        lease = json.loads(fs.cat_file(f"{temporary}/{LEASE}"))
+    except FileNotFoundError:
+        lease = None
+    except (OSError, ValueError):
+        return False
+    if isinstance(lease, dict):
+        pid, space, when = lease.get("pid"), lease.get("space"), lease.get("time")
+        if space is not None and space == _process_space() and isinstance(pid, int) and pid != os.getpid():
+            if _gone(pid):
+                return True
+        return isinstance(when, (int, float)) and time.time() - when > STALE_AFTER
+    try:  # no lease (an older dsformats): the newest object's age
+        times = [_modified(info) for info in fs.find(temporary, detail=True).values()]
+    except OSError:
+        return False
+    return bool(times) and None not in times and time.time() - max(t for t in times if t is not None) > STALE_AFTER
+
+
+def remove_abandoned_temporaries(fs: Any, base: str) -> list[str]:
+    """Delete the temporary prefixes of the output ``base`` that killed writers left; return them.
+
+    A prefix is abandoned when its lease names a process of this machine's process space (same boot, same
+    PID namespace) that no longer exists, or when its lease was last written more than ``STALE_AFTER``
+    seconds ago (a live writer rewrites it every ``LEASE_REFRESH`` seconds). Any doubt keeps the prefix.
+    """
+    parent, _, name = base.rpartition("/")
+    start = f".{name}.dsformats-"
+    try:
+        entries = fs.ls(parent or "", detail=False)
+    except (OSError, ValueError):
+        return []
+    removed = []
+    for entry in entries:
+        entry = entry.rstrip("/")
+        leaf = entry.rpartition("/")[2]
+        if leaf.startswith(start) and leaf.endswith(".tmp") and _abandoned(fs, entry):
+            with contextlib.suppress(OSError):
+                fs.rm(entry, recursive=True)
+                removed.append(entry)
+    return removed

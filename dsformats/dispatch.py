@@ -229,12 +229,15 @@ def _staged_remote(url: str, *, overwrite: bool) -> Iterator[Path]:
     """
     import json
     import tempfile
+    import time
 
+    from dsformats import archives
     from dsformats.archives import COMPLETE_MARKER, pack_tree, to_upath
 
     exists = check_output(url, overwrite=overwrite)
     remote = to_upath(url)
     fs, base = remote.fs, remote.path.rstrip("/")
+    archives.remove_abandoned_temporaries(fs, base)
     token = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
     local = Path(tempfile.mkdtemp(prefix="dsformats-"))
     staging = local / "out"
@@ -251,10 +254,19 @@ def _staged_remote(url: str, *, overwrite: bool) -> Iterator[Path]:
             fs.put_file(str(packed), base)
             return
         files = [p.relative_to(staging).as_posix() for p in sorted(staging.rglob("*")) if p.is_file()]
-        parent, _, name = base.rpartition("/")
-        temporary = f"{parent}/.{name}.dsformats-{token}.tmp" if parent else f".{name}.dsformats-{token}.tmp"
+        temporary = archives.temporary_prefix(base, token)
+        leased = time.monotonic()
+
+        def keep_lease() -> None:  # so that later writers see this prefix in use (see docs/safety.md)
+            nonlocal leased
+            if time.monotonic() - leased > archives.LEASE_REFRESH:
+                archives.write_lease(fs, temporary)
+                leased = time.monotonic()
+
         try:
+            archives.write_lease(fs, temporary)
             for rel in files:
+                keep_lease()
                 fs.put_file(str(staging / rel), f"{temporary}/{rel}")
             published = False
             try:
@@ -264,6 +276,7 @@ def _staged_remote(url: str, *, overwrite: bool) -> Iterator[Path]:
                     with contextlib.suppress(FileNotFoundError):
                         fs.rm(base, recursive=True)
                 for rel in files:
+                    keep_lease()
                     fs.copy(f"{temporary}/{rel}", f"{base}/{rel}")
                 marker = {"complete": True, "files": len(files), "by": "dsformats"}
                 fs.pipe_file(f"{base}/{COMPLETE_MARKER}", json.dumps(marker).encode())

@@ -7,7 +7,12 @@ s3fs finds the server through fsspec's configuration (``fsspec.config.conf["s3"]
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
+import time
 import uuid
 
 import pytest
@@ -20,7 +25,7 @@ pytest.importorskip("flask")
 
 import dsformats  # noqa: E402
 from dsformats import DatasetError  # noqa: E402
-from dsformats.archives import COMPLETE_MARKER  # noqa: E402
+from dsformats.archives import COMPLETE_MARKER, LEASE  # noqa: E402
 from tests.core.test_archives import _files, snapshot  # noqa: E402
 
 _WAIT = 15.0  # seconds: every wait on the server is bounded by this
@@ -155,3 +160,118 @@ def test_failed_write_to_s3_publishes_nothing(datumaro_fixtures, s3, monkeypatch
     assert len(calls) == 2
     assert _s3_files(s3) == {}  # neither a partial output nor the temporary prefix
 
+
+
+def test_failed_upload_to_s3_publishes_nothing(datumaro_fixtures, s3, monkeypatch):
+    import s3fs
+
+    calls: list[str] = []
+    original = s3fs.S3FileSystem._put_file
+
+    async def failing_put(self, lpath, rpath, **kwargs):
+        calls.append(rpath)
+        if len(calls) > 2:
+            raise OSError("connection reset")
+        return await original(self, lpath, rpath, **kwargs)
+
+    monkeypatch.setattr(s3fs.S3FileSystem, "_put_file", failing_put)
+    src = datumaro_fixtures / "coco_dataset/coco_instances"
+    with pytest.raises(DatasetError, match="nothing was published"):
+        dsformats.convert(src, f"{s3}/out/", "coco", writer_options={"save_images": True})
+    assert len(calls) == 3 and all(".out.dsformats-" in path for path in calls)  # the lease, then two files
+    assert _s3_files(s3) == {}
+
+
+# A conversion to S3 in a child process that SIGKILLs itself while uploading its third file.
+_KILLED_WRITER = """
+import os, signal, sys
+import s3fs
+from dsformats.cli import main
+
+calls = []
+original = s3fs.S3FileSystem._put_file
+
+async def put_then_die(self, lpath, rpath, **kwargs):
+    calls.append(rpath)
+    if len(calls) == 3:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return await original(self, lpath, rpath, **kwargs)
+
+if __name__ == "__main__":  # the VOC writer's worker processes import this module
+    s3fs.S3FileSystem._put_file = put_then_die
+    sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _killed_write(src, dst: str, tmp_path) -> int:
+    """Run ``convert -i src -f voc -o dst -- --save-images`` in a child that is killed mid-upload; its PID."""
+    import fsspec.config
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FSSPEC_")}
+    env["FSSPEC_S3"] = json.dumps(fsspec.config.conf["s3"])  # the documented way to point s3fs at a server
+    script = tmp_path / "killed_writer.py"
+    script.write_text(_KILLED_WRITER)
+    errors = tmp_path / "killed_writer.err"
+    with errors.open("wb") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, str(script), "convert", "-q", "-i", str(src), "-f", "voc", "-o", dst, "--",
+             "--save-images"],
+            env=env, stdout=subprocess.DEVNULL, stderr=stderr,
+        )
+        assert proc.wait(timeout=120) == -signal.SIGKILL, errors.read_text()
+    return proc.pid
+
+
+def test_killed_upload_publishes_nothing_and_the_next_write_removes_its_temporary_prefix(
+    datumaro_fixtures, s3, tmp_path
+):
+    src = datumaro_fixtures / "coco_dataset/coco_instances"
+    pid = _killed_write(src, f"{s3}/data/out/", tmp_path)
+    left = _s3_files(s3)
+    temporary = {name.split("/")[1] for name in left}
+    assert len(temporary) == 1 and temporary.pop().startswith(f".out.dsformats-{pid}-")
+    assert not [name for name in left if name.startswith("data/out/")]  # nothing published, no marker
+    lease = json.loads(next(data for name, data in left.items() if name.endswith(f"/{LEASE}")))
+    assert lease["pid"] == pid and lease["by"] == "dsformats"
+    assert len(left) == 3  # the lease and the two files uploaded before the kill
+
+    dsformats.convert(src, f"{s3}/data/out/", "voc", writer_options={"save_images": True})
+    local = tmp_path / "local"
+    dsformats.convert(src, local, "voc", writer_options={"save_images": True})
+    files = _s3_files(s3)
+    marker = json.loads(files.pop(f"data/out/{COMPLETE_MARKER}"))
+    assert marker["files"] == len(files)
+    assert files == {f"data/out/{rel}": path.read_bytes() for rel, path in _files(local)}  # no temporary left
+
+
+def test_only_abandoned_temporary_prefixes_are_removed(datumaro_fixtures, s3):
+    """Kept: a live process's, a fresh foreign lease, one without a lease but recent, other outputs'."""
+    import s3fs
+
+    from dsformats import archives
+
+    fs = s3fs.S3FileSystem()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # a PID of this machine that no longer runs
+    here = archives._process_space()
+    now = time.time()
+    leases = {
+        "live": {"by": "dsformats", "pid": os.getpid(), "space": here, "time": now},
+        "dead": {"by": "dsformats", "pid": dead.pid, "space": here, "time": now},
+        "foreign": {"by": "dsformats", "pid": 1, "space": "another-machine/1", "time": now},
+        "foreign-old": {"by": "dsformats", "pid": 1, "space": "another-machine/1", "time": now - 2 * 86400},
+    }
+    bucket = s3.removeprefix("s3://")
+    for key, lease in leases.items():
+        fs.pipe_file(f"{bucket}/.out.dsformats-{key}.tmp/{LEASE}", json.dumps(lease).encode())
+        fs.pipe_file(f"{bucket}/.out.dsformats-{key}.tmp/annotations/a.json", b"{}")
+    fs.pipe_file(f"{bucket}/.out.dsformats-nolease.tmp/annotations/a.json", b"{}")
+    fs.pipe_file(f"{bucket}/.other.dsformats-dead.tmp/{LEASE}", json.dumps(leases["dead"]).encode())
+
+    src = datumaro_fixtures / "coco_dataset/coco_instances"
+    dsformats.convert(src, f"{s3}/out", "coco")
+    left = sorted({name.split("/")[0] for name in _s3_files(s3)})
+    assert left == [
+        ".other.dsformats-dead.tmp", ".out.dsformats-foreign.tmp", ".out.dsformats-live.tmp",
+        ".out.dsformats-nolease.tmp", "out",
+    ]
