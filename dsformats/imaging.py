@@ -13,7 +13,7 @@ import threading
 import warnings
 import weakref
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import IO, TYPE_CHECKING, Any
 
 from dsformats.errors import DatasetError
@@ -22,7 +22,7 @@ from dsformats.limits import max_image_pixels
 if TYPE_CHECKING:  # pragma: no cover
     from PIL.Image import Image as PILImage
 
-    from dsformats.model import Media
+    from dsformats.model import Item, Media
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -33,6 +33,7 @@ __all__ = [
     "header_size",
     "is_image_name",
     "reencode",
+    "reencode_ahead",
     "reencode_task",
     "same_encoding",
     "save_image",
@@ -160,6 +161,34 @@ def reencode_task(payload: tuple[bytes, str, str, str]) -> bytes:
 
     data, source_suffix, name, suffix = payload
     return reencode(Media.from_bytes(data, source_suffix, name=name), suffix)
+
+
+def reencode_ahead(
+    items: Iterable[Item], target_suffix: Callable[[Item], str | None], *, jobs: int | None = None
+) -> Iterator[tuple[Item, bytes | None]]:
+    """Pair each item with its image re-encoded to ``target_suffix(item)`` in ``jobs`` worker processes.
+
+    For writers that save images under a new suffix: the images of the next few items are decoded and
+    encoded on every core (in order, memory bounded) while the writer works. The bytes are None when there
+    is nothing to re-encode (no image, ``target_suffix`` None, or the same encoding: copy the bytes) and
+    when reading or re-encoding failed: the writer's own :func:`write_image` then raises the same error at
+    the same item, under its bad-item policy. The bytes do not depend on ``jobs``.
+    """
+    from dsformats.parallel import ordered_map
+
+    def plan() -> Iterator[tuple[Item, tuple[bytes, str, str, str] | None]]:
+        for item in items:
+            media, suffix = item.media, target_suffix(item)
+            if media is None or suffix is None or same_encoding(suffix, media.suffix):
+                yield item, None
+                continue
+            try:
+                yield item, (media.read_bytes(), media.suffix, media.name, suffix)
+            except DatasetError:
+                yield item, None
+
+    for item, result in ordered_map(reencode_task, plan(), jobs=jobs, catch=(DatasetError,)):
+        yield item, result if isinstance(result, bytes) else None
 
 
 def write_image(media: Media, dst: IO[bytes], suffix: str) -> bool:

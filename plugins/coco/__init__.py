@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from dsformats import IMAGE_EXT, RANGE_SHARD, SAVE_IMAGES, FormatSpec, Option, Probe, hookimpl
+from dsformats import IMAGE_EXT, JOBS, RANGE_SHARD, SAVE_IMAGES, FormatSpec, Option, Probe, hookimpl
 
 from .schema import ALIASES, FORMAT, SEGMENTATION_MODES, TASKS
 
@@ -38,6 +38,7 @@ SPEC = FormatSpec(
     writer_options=(
         SAVE_IMAGES,
         IMAGE_EXT,
+        JOBS,
         Option(
             name="tasks",
             type="list",
@@ -103,6 +104,7 @@ def dsformats_open_writer(format: str, path: Path, options: Mapping[str, Any]):
         tasks=options["tasks"],
         segmentation_mode=options["segmentation_mode"],
         reindex=options["reindex"],
+        jobs=options["jobs"],
     )
 
 

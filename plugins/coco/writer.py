@@ -18,7 +18,7 @@ import orjson
 
 from dsformats import Annotation, Bbox, Caption, DatasetError, Header, Item, Label, Mask, Points, Polygon, Report
 from dsformats.fileaccess import safe_relative
-from dsformats.imaging import write_image
+from dsformats.imaging import reencode_ahead, write_image
 from dsformats.policy import bad_item, writing_partial
 
 from .schema import (
@@ -129,6 +129,7 @@ class CocoWriter:
         tasks: Iterable[str] = (),
         segmentation_mode: str = "guess",
         reindex: bool = False,
+        jobs: int | None = None,
     ) -> None:
         self.root = Path(path)
         self.save_images = save_images
@@ -136,6 +137,7 @@ class CocoWriter:
         self.tasks = tuple(tasks)
         self.mode = segmentation_mode
         self.reindex = reindex
+        self.jobs = jobs  # processes re-encoding images for --image-ext
 
     def __enter__(self) -> CocoWriter:
         return self
@@ -164,8 +166,12 @@ class CocoWriter:
         self._folded: dict[str, str] = {}
         for subset_name in header.subsets or ():
             (self.root / IMAGES_DIR / subset_name).mkdir(parents=True, exist_ok=True)
-        for item in items:
-            self._write_item(item, report)
+        if self.save_images and self.image_ext:
+            for item, image in reencode_ahead(items, lambda item: self.image_ext, jobs=self.jobs):
+                self._write_item(item, report, image)
+        else:
+            for item in items:
+                self._write_item(item, report)
         if not self._subsets:
             (self.root / IMAGES_DIR).mkdir(exist_ok=True)
         for subset in self._subsets.values():
@@ -211,7 +217,7 @@ class CocoWriter:
                 return (ann.rle.size[1], ann.rle.size[0])
         return None
 
-    def _write_item(self, item: Item, report: Report) -> None:
+    def _write_item(self, item: Item, report: Report, image: bytes | None = None) -> None:
         subset = self._subset(item.subset)
         ext = self.image_ext or (item.media.suffix if item.media is not None else "") or DEFAULT_IMAGE_EXT
         file_name = safe_relative(item.id + ext, location=f"item {item.id!r}")
@@ -221,7 +227,9 @@ class CocoWriter:
             target.parent.mkdir(parents=True, exist_ok=True)
             try:
                 with open(target, "wb") as stream:
-                    reencoded = write_image(item.media, stream, ext)
+                    if image is not None:
+                        stream.write(image)
+                    reencoded = image is not None or write_image(item.media, stream, ext)
             except DatasetError as exc:  # a missing or undecodable image: skip the item under the policy
                 target.unlink(missing_ok=True)
                 bad_item(exc)

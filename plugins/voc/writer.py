@@ -16,7 +16,7 @@ from typing import Any
 
 from dsformats import Bbox, DatasetError, Header, Item, Label, Mask, Media, Polygon, Report
 from dsformats.fileaccess import safe_relative
-from dsformats.imaging import IMAGE_SUFFIXES, encode_palette_png, header_info, save_image
+from dsformats.imaging import IMAGE_SUFFIXES, encode_palette_png, header_info, reencode_ahead, save_image
 from dsformats.parallel import ordered_map
 from dsformats.policy import bad_item
 
@@ -259,8 +259,12 @@ class VocWriter:
             self._subset_name(subset)
         # Masks are rasterised and PNG-encoded in worker processes, in item order (the same bytes for any
         # number of jobs); everything else is written here while the workers run.
+        pairs: Iterable[tuple[Item, bytes | None]] = (
+            reencode_ahead(items, self._image_ext, jobs=self.jobs)
+            if self.save_images and self.image_ext else ((item, None) for item in items)
+        )
         planned = ordered_map(
-            render_masks, (self._write_item(item, report) for item in items), jobs=self.jobs, chunk=8
+            render_masks, (self._write_item(item, report, image) for item, image in pairs), jobs=self.jobs, chunk=8
         )
         for context, result in planned:
             if result is not None:
@@ -285,18 +289,26 @@ class VocWriter:
             self._dirs.add(parent)
         return path
 
-    def _write_item(self, item: Item, report: Report) -> tuple[Any, Any]:
-        """Write the item's image, XML and list entries; return ``(context, mask payload or None)``."""
+    def _image_ext(self, item: Item) -> str:
+        ext = self.image_ext or (item.media.suffix if item.media and item.media.suffix in IMAGE_SUFFIXES else None)
+        return ext or DEFAULT_IMAGE_EXT
+
+    def _write_item(self, item: Item, report: Report, image: bytes | None = None) -> tuple[Any, Any]:
+        """Write the item's image (``image``: already re-encoded), XML and list entries.
+
+        Returns ``(context, mask payload or None)``.
+        """
         subset = self._subset_name(item.subset)
         if item.attributes:
             report.drop("item attribute", "VOC has no item attributes", len(item.attributes))
-        ext = self.image_ext or (item.media.suffix if item.media and item.media.suffix in IMAGE_SUFFIXES else None)
-        ext = ext or DEFAULT_IMAGE_EXT
+        ext = self._image_ext(item)
         self._check_case(item.id, report)
         if self.save_images and item.media is not None:
             target = self._file(IMAGES_DIR, item.id, ext)
             try:
-                reencoded = save_image(item.media, target, ext)
+                if image is not None:
+                    target.write_bytes(image)
+                reencoded = image is not None or save_image(item.media, target, ext)
             except DatasetError as exc:  # a missing or undecodable image: skip the item under the policy
                 target.unlink(missing_ok=True)
                 bad_item(exc)
