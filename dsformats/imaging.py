@@ -296,16 +296,17 @@ def _header_info(head: bytes) -> tuple[int, int, int] | None:
 def encode_palette_png(array: Any, palette: Sequence[int] | bytes) -> bytes:
     """An 8-bit palette PNG of a 2-D uint8 array; the same bytes for the same input on any machine.
 
-    Written directly (no Pillow): unfiltered rows, deflated with zlib's run-length strategy, which
-    suits label masks (long runs of one value) and is several times faster than Pillow's default.
+    Written directly (no Pillow): unfiltered rows, deflated by ISA-L (``isal``) at its level 2, which on
+    label masks (long runs of one value) is about 7x faster than zlib's run-length strategy for files about
+    1.5x larger (measured on the benchmark's masks: 0.10 ms and 4.1 KB against 0.65 ms and 2.6 KB).
     """
     import numpy as np
+    from isal import isal_zlib
 
     height, width = array.shape
     rows = np.zeros((height, width + 1), dtype=np.uint8)  # a leading 0 per row: filter type "none"
     rows[:, 1:] = array
-    compressor = zlib.compressobj(6, zlib.DEFLATED, 15, 9, zlib.Z_RLE)
-    data = compressor.compress(rows.data) + compressor.flush()
+    data = isal_zlib.compress(rows.data, 2)
     colors = bytes(palette)[:768]
     colors = colors[: len(colors) - len(colors) % 3]
 
