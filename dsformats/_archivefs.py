@@ -15,6 +15,9 @@ Members are read lazily, one stream at a time; only the index (names and sizes) 
 
 from __future__ import annotations
 
+import bz2
+import gzip
+import lzma
 import os
 import re
 import tarfile
@@ -151,7 +154,10 @@ class SafeTarFileSystem(TarFileSystem):
         self._raw = raw
         # fsspec's TarFileSystem.__init__ would infer the compression again from the stream's name: set up here
         AbstractArchiveFileSystem.__init__(self, **kwargs)
-        self.fo = compr[compression](raw) if compression else raw
+        # The standard library's decompressors, not fsspec's registry: that one switches gzip to isal's
+        # IGzipFile whenever isal is installed, whose versions before 1.9 fail to seek back after a
+        # partial read ("Not a gzipped file"), which reading tar members out of order needs.
+        self.fo = (_DECOMPRESSORS.get(compression) or compr[compression])(raw) if compression else raw
         self.index_store = None
         self.index: Any = None
         self.dir_cache = None
@@ -235,6 +241,11 @@ class SafeTarFileSystem(TarFileSystem):
         self._close_raw()
 
 
+_DECOMPRESSORS: dict[str, Any] = {
+    "gzip": lambda raw: gzip.GzipFile(fileobj=raw, mode="rb"),
+    "bz2": lambda raw: bz2.BZ2File(raw, mode="rb"),
+    "xz": lambda raw: lzma.LZMAFile(raw, mode="rb"),
+}
 _COMPRESSION = ((".tar.gz", "gzip"), (".tgz", "gzip"), (".tar.bz2", "bz2"), (".tbz2", "bz2"), (".tar.xz", "xz"),
                 (".txz", "xz"))
 

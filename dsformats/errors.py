@@ -6,6 +6,8 @@ traceback) and exits with :attr:`DsformatsError.exit_code`.
 
 from __future__ import annotations
 
+import re
+
 __all__ = [
     "AmbiguousFormatError",
     "DatasetError",
@@ -27,11 +29,25 @@ class DsformatsError(Exception):
 
 
 class DatasetError(DsformatsError):
-    """Bad input or unwritable output. ``location`` names the file, archive member or JSON path."""
+    """Bad input or unwritable output. ``location`` names the file, archive member or JSON path.
+
+    A member of an archive opened by dsformats, which paths spell as an fsspec URL
+    (``dszip://a/b.xml::file:///data/x.zip``, maybe with ``:line``), is shown as ``/data/x.zip!a/b.xml``.
+    """
 
     def __init__(self, message: str, location: str | None = None) -> None:
-        self.location = location
-        super().__init__(f"{location}: {message}" if location else message)
+        self.location = _readable(location) if location else location
+        super().__init__(f"{self.location}: {message}" if self.location else message)
+
+
+_ARCHIVE_MEMBER = re.compile(r"^ds(?:zip|tar)://(?P<member>.*?)::(?:file://)?(?P<archive>.+?)(?P<line>:\d+)?$")
+
+
+def _readable(location: str) -> str:
+    match = _ARCHIVE_MEMBER.match(location) if location.startswith("ds") else None
+    if match is None:
+        return location
+    return f"{match['archive']}!{match['member']}{match['line'] or ''}"
 
 
 class DuplicateItemError(DatasetError):

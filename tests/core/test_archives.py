@@ -117,6 +117,45 @@ def test_flat_image_zip_is_still_read_natively(tmp_path, make_image):
     assert names == [f"{archive}!a.png", f"{archive}!sub/b.jpg"]
 
 
+@pytest.mark.parametrize("packing", ["wrapped.tar", "flat.tar.gz"])
+def test_a_folder_of_image_zips_inside_a_tar_reads_with_if(tmp_path, make_image, packing):
+    """image_zip's tree is a folder of zips: inside a tar they are read (one level) when asked with -if,
+    but detection does not open archives inside archives. (A .zip input is image_zip's own file.)"""
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    for stem, seed in (("train", 1), ("val", 2)):
+        with zipfile.ZipFile(tree / f"{stem}.zip", "w") as out:
+            out.writestr(f"{stem}-a.png", make_image(4, 3, seed=seed))
+            out.writestr(f"sub/{stem}-b.jpg", make_image(5, 4, ".jpg", seed=seed))
+    kind, _, suffix = packing.partition(".")
+    archive = pack(tree, tmp_path / f"zips.{suffix}", wrap="export" if kind == "wrapped" else "")
+    assert snapshot(archive, "image_zip") == snapshot(tree, "image_zip")
+    assert len(snapshot(archive, "image_zip")[3]) == 4
+    with pytest.raises(dsformats.FormatNotFoundError):
+        dsformats.detect_format(archive)
+
+
+@pytest.mark.parametrize("suffix", [".tar.gz", ".tar.bz2", ".tar.xz"])
+def test_compressed_tar_members_read_in_any_order(datumaro_fixtures, tmp_path, suffix):
+    """Out-of-order reads seek back in the decompressed stream (with whatever gzip implementation is installed)."""
+    from dsformats.archives import opened_archive
+
+    tree = datumaro_fixtures / "voc_dataset/voc_dataset1"
+    archive = tmp_path / f"data{suffix}"
+    with tarfile.open(archive, f"w:{suffix.rpartition('.')[2]}") as out:
+        for rel, path in _files(tree):
+            out.add(path, rel)
+    expected = {rel: path.read_bytes() for rel, path in _files(tree)}
+    with opened_archive(archive) as root:
+        with root.fs.open_member(sorted(expected)[-1]) as stream:
+            stream.read(10)  # a partial read far into the stream, then everything from the start, backwards
+        got = {}
+        for rel in sorted(expected, reverse=True):
+            with root.fs.open_member(rel) as stream:
+                got[rel] = stream.read()
+    assert got == expected
+
+
 def test_remote_tree_and_remote_archive_via_memory(datumaro_fixtures, tmp_path, memory):
     import fsspec
 
@@ -139,6 +178,57 @@ def test_round_trip_through_memory(datumaro_fixtures, tmp_path, memory, source, 
     local = tmp_path / "local"
     dsformats.convert(src, local, fmt, writer_options={"save_images": True})
     assert snapshot(f"{memory}/out", fmt) == snapshot(local, fmt)
+
+
+@pytest.mark.parametrize(("dataset", "fmt"), [("coco_dataset/coco_instances", "voc"),
+                                           ("coco_dataset/coco_roboflow", "voc"),
+                                           ("voc_dataset/voc_dataset1", "coco")])
+@pytest.mark.parametrize("packing", ["flat.zip", "wrapped.tar.gz"])
+def test_conversion_with_images_from_an_archive_equals_the_tree(datumaro_fixtures, tmp_path, dataset, fmt, packing):
+    """Images copied from members (read ahead in threads from zips, while a VOC reader reads its XML)."""
+    tree = datumaro_fixtures / dataset
+    kind, _, suffix = packing.partition(".")
+    archive = pack(tree, tmp_path / f"data.{suffix}", wrap="export" if kind == "wrapped" else "")
+    dsformats.convert(tree, tmp_path / "from-tree", fmt, writer_options={"save_images": True})
+    report = dsformats.convert(archive, tmp_path / "from-archive", fmt, writer_options={"save_images": True})
+    assert report.media_copied > 0
+    expected = {rel: path.read_bytes() for rel, path in _files(tmp_path / "from-tree")}
+    assert {rel: path.read_bytes() for rel, path in _files(tmp_path / "from-archive")} == expected
+
+
+def test_a_corrupt_member_fails_or_is_skipped_naming_it(tmp_path):
+    from dsformats.testing import generate_items
+
+    header, items = generate_items(("bbox",), seed=3, count=12, image_suffixes=(".png",))
+    tree = tmp_path / "tree"
+    dsformats.write(items, tree, "coco", header=header, options={"save_images": True})
+    archive = pack(tree, tmp_path / "data.zip")
+    with zipfile.ZipFile(archive) as zf:
+        victim = sorted(n for n in zf.namelist() if n.endswith(".png"))[5]
+        info = zf.getinfo(victim)
+    raw = bytearray(archive.read_bytes())
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    raw[start + info.compress_size // 2] ^= 0xFF  # a flipped byte inside the deflated data
+    archive.write_bytes(bytes(raw))
+    with dsformats.read(archive) as reader:
+        (media,) = [item.media for item in reader.items() if f"/{victim}::" in item.media.name]
+        with pytest.raises(DatasetError) as direct:
+            media.read_bytes()
+    expected = str(direct.value)
+    assert expected.startswith(f"{archive}!{victim}: cannot read")
+
+    with pytest.raises(DatasetError) as failed:
+        dsformats.convert(archive, tmp_path / "strict", "voc", writer_options={"save_images": True})
+    assert str(failed.value) == expected and not (tmp_path / "strict").exists()
+    report = dsformats.convert(archive, tmp_path / "skip", "voc", writer_options={"save_images": True},
+                               skip_bad_items=True)
+    assert report.skipped == [expected]
+    assert report.items_written.total() == 11
+    copied = {p.relative_to(tmp_path / "skip" / "JPEGImages").as_posix(): p.read_bytes()
+              for p in (tmp_path / "skip" / "JPEGImages").rglob("*.png")}
+    originals = {rel.split("/", 2)[2]: path.read_bytes() for rel, path in _files(tree)
+                 if rel.endswith(".png") and rel != victim}
+    assert copied == originals
 
 
 # ------------------------------------------------------------------------------------------- detection
@@ -189,6 +279,17 @@ def test_escaping_zip_member_refuses_the_archive(datumaro_fixtures, tmp_path, na
     assert f"bad.zip!{name}" in str(info.value)
     assert dsformats.detect(archive)  # detection does not raise: it explains
     assert "cannot be read" in {d.format: d for d in dsformats.detect(archive)}["coco"].reason
+
+
+@pytest.mark.parametrize("suffix", [".zip", ".tar.gz"])
+def test_errors_name_the_member_as_archive_bang_member(datumaro_fixtures, tmp_path, suffix):
+    tree = tmp_path / "tree"
+    shutil.copytree(datumaro_fixtures / "voc_dataset/voc_dataset1", tree)
+    (tree / "Annotations" / "2007_000001.xml").write_text("<annotation>\n<size><width>x</width>")
+    archive = pack(tree, tmp_path / f"bad{suffix}", wrap="VOC")
+    with pytest.raises(DatasetError) as info:
+        dsformats.convert(archive, tmp_path / "out", "coco")
+    assert str(info.value).startswith(f"{archive}!VOC/Annotations/2007_000001.xml:")
 
 
 def test_zip_bomb_member_is_refused_before_inflating(datumaro_fixtures, tmp_path, monkeypatch):
