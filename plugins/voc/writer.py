@@ -720,12 +720,11 @@ def render_masks(payload: tuple[int, int, list[tuple[Any, int, int]], bytes, boo
     # background, foreground, ... from pixel 0. The picture is composed in run space: the boundaries of all
     # layers cut the image into segments, each inside one run of every layer, and a segment takes the value
     # of the top-most layer whose foreground covers it. Only the final images are pixel-sized.
+    polygons = iter(polygon_run_ends([data for data, _, _ in layers if isinstance(data, list)], height, width))
     layer_ends = []
     for data, _, _ in layers:
         if isinstance(data, list):
-            from pycocotools import mask as mask_utils
-
-            ends = np.cumsum(_decompress(mask_utils.frPyObjects([data], height, width)[0]["counts"]))
+            ends = next(polygons)
         else:
             flat = np.unpackbits(data, count=total).reshape(height, width).T.reshape(-1)
             changes = np.flatnonzero(flat[1:] != flat[:-1]) + 1
@@ -747,21 +746,40 @@ def render_masks(payload: tuple[int, int, list[tuple[Any, int, int]], bytes, boo
     return class_png, instance_png, present
 
 
-def _decompress(text: bytes) -> Any:
-    """Run lengths of a compressed COCO RLE string (``dsformats.masks.decompress_counts``, vectorised)."""
+def polygon_run_ends(polygons: list[list[Any]], height: int, width: int) -> list[Any]:
+    """The run ends (column-major, from background) of each polygon rasterised by pycocotools.
+
+    All polygons of an item are rasterised in one pycocotools call and their compressed RLE strings
+    (``dsformats.masks.decompress_counts`` decodes one) are decoded together, vectorised: the per-call
+    cost of numpy, not the pixels, dominates small masks.
+    """
     import numpy as np
 
-    chars = np.frombuffer(text, dtype=np.uint8).astype(np.int64) - 48
-    if not chars.size:
-        return chars
+    if not polygons:
+        return []
+    from pycocotools import mask as mask_utils
+
+    texts = [rle["counts"] for rle in mask_utils.frPyObjects(polygons, height, width)]
+    chars = np.frombuffer(b"".join(texts), dtype=np.uint8).astype(np.int64) - 48
     last = np.flatnonzero((chars & 0x20) == 0)  # the last character of each number
     firsts = np.concatenate(([0], last[:-1] + 1))
     position = np.arange(len(chars)) - np.repeat(firsts, last - firsts + 1)
     values = np.add.reduceat((chars & 0x1F) << (5 * position), firsts)
     negative = (chars[last] & 0x10) != 0
     values[negative] |= -1 << (5 * (last - firsts + 1)[negative])
-    counts = values.copy()  # from the fourth on, each count is stored as the difference to the one two back
-    counts[1::2] = np.cumsum(values[1::2])
-    counts[2::2] = np.cumsum(values[2::2])
-    return counts
+    # Numbers per string, and each number's index within its string.
+    bounds = np.searchsorted(last, np.cumsum([len(text) for text in texts]) - 1, side="right")
+    sizes = np.diff(bounds, prepend=0)
+    starts = bounds - sizes
+    local = np.arange(len(values)) - np.repeat(starts, sizes)
 
+    def segmented_cumsum(data: Any) -> Any:
+        total = np.cumsum(data)
+        before = np.where(starts > 0, total[np.maximum(starts - 1, 0)], 0)
+        return total - np.repeat(before, sizes)
+
+    # From the fourth number of a string on, each is stored as the difference to the one two back.
+    counts = values.copy()
+    for chosen in ((local % 2 == 1), (local % 2 == 0) & (local >= 2)):
+        counts[chosen] = segmented_cumsum(np.where(chosen, values, 0))[chosen]
+    return np.split(segmented_cumsum(counts), bounds[:-1])

@@ -521,3 +521,28 @@ def test_void_boundaries_survive_voc_to_voc(tmp_path, make_image):
         assert np.asarray(image).tolist() == instances
     coco = dsformats.convert(src, tmp_path / "coco", "coco", source_format="voc")
     assert coco.dropped["mask"][0] == 1  # COCO has no void: counted, not silent
+
+
+def test_polygon_run_ends_match_pycocotools_one_by_one():
+    """The vectorised decoding of many compressed RLE strings at once equals decoding each on its own."""
+    import random
+
+    from dsformats_voc.writer import polygon_run_ends
+    from pycocotools import mask as mask_utils
+
+    from dsformats.masks import decompress_counts
+
+    rng = random.Random(7)
+    for _ in range(200):
+        height, width = rng.randrange(1, 70), rng.randrange(1, 70)
+        polygons = [
+            [v for _ in range(rng.randrange(3, 10)) for v in (rng.uniform(-5, width + 5), rng.uniform(-5, height + 5))]
+            for _ in range(rng.randrange(1, 9))
+        ]
+        got = polygon_run_ends(polygons, height, width)
+        rles = mask_utils.frPyObjects(polygons, height, width)
+        assert len(got) == len(rles)
+        for ends, rle in zip(got, rles, strict=True):
+            assert ends.tolist() == np.cumsum(decompress_counts(rle["counts"].decode())).tolist()
+            assert ends[-1] == height * width
+    assert polygon_run_ends([], 5, 5) == []
