@@ -16,12 +16,15 @@ Members are read lazily, one stream at a time; only the index (names and sizes) 
 from __future__ import annotations
 
 import bz2
+import contextlib
 import gzip
 import lzma
 import os
 import re
 import tarfile
 import zipfile
+import zlib
+from collections.abc import Iterator
 from typing import Any
 
 from fsspec.archive import AbstractArchiveFileSystem
@@ -53,6 +56,61 @@ def _member_name(raw: str, where: str) -> str:
         return safe_relative(re.sub("/+", "/", name), location=where)
     except DatasetError as exc:
         raise DatasetError(f"archive member name escapes the archive: {exc.args[0]}", where) from None
+
+
+#: What reading corrupt member data raises: bad CRC, broken or truncated compressed data, I/O errors.
+_CORRUPT: tuple[type[BaseException], ...] = (
+    OSError, EOFError, zipfile.BadZipFile, tarfile.TarError, zlib.error, lzma.LZMAError,
+)
+
+
+class MemberStream:
+    """A member's stream whose read errors are DatasetErrors naming ``archive!member``.
+
+    So that a corrupt member fails (or is skipped, under ``--skip-bad-items``) like any bad file, whoever
+    reads it. Everything else is the underlying stream's; ``size`` is the member's inflated size.
+    """
+
+    def __init__(self, stream: Any, where: str, size: int) -> None:
+        self._stream = stream
+        self._where = where
+        self.size = size
+
+    @contextlib.contextmanager
+    def _checked(self) -> Iterator[None]:
+        try:
+            yield
+        except _CORRUPT as exc:
+            raise DatasetError(f"cannot read: {exc}", self._where) from None
+
+    def read(self, size: int = -1) -> bytes:
+        """Read up to ``size`` bytes (all when negative)."""
+        with self._checked():
+            return self._stream.read(size)
+
+    def read1(self, size: int = -1) -> bytes:
+        """Read up to ``size`` bytes with at most one read of the archive."""
+        with self._checked():
+            return self._stream.read1(size)
+
+    def readinto(self, buffer: Any) -> int:
+        """Read into ``buffer``; return the number of bytes read."""
+        with self._checked():
+            return self._stream.readinto(buffer)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        """Move to ``offset`` (seeking back in compressed data reads it again from the start)."""
+        with self._checked():
+            return self._stream.seek(offset, whence)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+    def __enter__(self) -> MemberStream:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stream.close()
 
 
 def _all_files(fs: Any) -> list[str]:
@@ -112,9 +170,17 @@ class SafeZipFileSystem(ZipFileSystem):
             raise FileNotFoundError(name) from exc
         if info.is_dir():
             raise IsADirectoryError(name)
-        out: Any = self.zip.open(info, "r")
-        out.size = info.file_size
-        return out
+        where = f"{self.archive_name}!{name}"
+        try:
+            stream = self.zip.open(info, "r")
+        except _CORRUPT as exc:  # a broken local header
+            raise DatasetError(f"cannot read: {exc}", where) from None
+        return MemberStream(stream, where, info.file_size)
+
+    def _open(self, path: str, mode: str = "rb", **kwargs: Any) -> Any:
+        if mode != "rb":
+            raise ValueError("dszip:// is read-only")
+        return self.open_member(re.sub("/+", "/", self._strip_protocol(path)))
 
     def close(self) -> None:
         """Close the archive and the file it was opened from."""
@@ -225,9 +291,12 @@ class SafeTarFileSystem(TarFileSystem):
             raise FileNotFoundError(path) from exc
         if details["type"] != "file":
             raise IsADirectoryError(path)
-        out: Any = self.tar.extractfile(ti)  # by TarInfo: no O(n) name lookup, no link following
-        out.size = details["size"]
-        return out
+        where = f"{self.archive_name}!{path}"
+        try:
+            stream = self.tar.extractfile(ti)  # by TarInfo: no O(n) name lookup, no link following
+        except _CORRUPT as exc:
+            raise DatasetError(f"cannot read: {exc}", where) from None
+        return MemberStream(stream, where, details["size"])
 
     def _close_raw(self) -> None:
         for stream in (self._raw, self._opened):

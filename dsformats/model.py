@@ -19,6 +19,7 @@ import os
 import posixpath
 import re
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, ClassVar
@@ -167,7 +168,7 @@ class Media:
             yield
         except DsformatsError:
             raise
-        except (OSError, EOFError, ValueError, zipfile.BadZipFile) as exc:
+        except (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error) as exc:
             raise DatasetError(f"cannot read: {exc}", self.name) from None
 
     @property

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -196,7 +197,34 @@ def test_conversion_with_images_from_an_archive_equals_the_tree(datumaro_fixture
     assert {rel: path.read_bytes() for rel, path in _files(tmp_path / "from-archive")} == expected
 
 
-def test_a_corrupt_member_fails_or_is_skipped_naming_it(tmp_path):
+def corrupt_member(archive: Path, member: str, kind: str) -> None:
+    """Flip one byte of ``member``'s deflated data so that reading it fails with a bad CRC (``"crc"``) or
+    with broken deflate data (``"inflate"``): the first such byte, so the damage is deterministic."""
+    import zlib
+
+    raw = archive.read_bytes()
+    with zipfile.ZipFile(archive) as zf:
+        info = zf.getinfo(member)
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    for pos in range(start, start + info.compress_size):
+        damaged = bytearray(raw)
+        damaged[pos] ^= 0xFF
+        try:
+            zipfile.ZipFile(io.BytesIO(bytes(damaged))).read(member)
+        except zipfile.BadZipFile:
+            found = "crc"
+        except zlib.error:
+            found = "inflate"
+        else:
+            continue
+        if found == kind:
+            archive.write_bytes(bytes(damaged))
+            return
+    raise AssertionError(f"no single byte gives a {kind} error in {member}")
+
+
+@pytest.mark.parametrize("kind", ["crc", "inflate"])
+def test_a_corrupt_member_fails_or_is_skipped_naming_it(tmp_path, kind):
     from dsformats.testing import generate_items
 
     header, items = generate_items(("bbox",), seed=3, count=12, image_suffixes=(".png",))
@@ -205,17 +233,14 @@ def test_a_corrupt_member_fails_or_is_skipped_naming_it(tmp_path):
     archive = pack(tree, tmp_path / "data.zip")
     with zipfile.ZipFile(archive) as zf:
         victim = sorted(n for n in zf.namelist() if n.endswith(".png"))[5]
-        info = zf.getinfo(victim)
-    raw = bytearray(archive.read_bytes())
-    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
-    raw[start + info.compress_size // 2] ^= 0xFF  # a flipped byte inside the deflated data
-    archive.write_bytes(bytes(raw))
+    corrupt_member(archive, victim, kind)
     with dsformats.read(archive) as reader:
         (media,) = [item.media for item in reader.items() if f"/{victim}::" in item.media.name]
         with pytest.raises(DatasetError) as direct:
             media.read_bytes()
     expected = str(direct.value)
-    assert expected.startswith(f"{archive}!{victim}: cannot read")
+    assert expected.startswith(f"{archive}!{victim}: cannot read: ")
+    assert ("Bad CRC-32" if kind == "crc" else "Error -3 while decompressing") in expected
 
     with pytest.raises(DatasetError) as failed:
         dsformats.convert(archive, tmp_path / "strict", "voc", writer_options={"save_images": True})
@@ -290,6 +315,31 @@ def test_errors_name_the_member_as_archive_bang_member(datumaro_fixtures, tmp_pa
     with pytest.raises(DatasetError) as info:
         dsformats.convert(archive, tmp_path / "out", "coco")
     assert str(info.value).startswith(f"{archive}!VOC/Annotations/2007_000001.xml:")
+
+
+@pytest.mark.parametrize("kind", ["crc", "inflate"])
+def test_a_corrupt_annotation_member_is_an_error_naming_it(datumaro_fixtures, tmp_path, kind):
+    coco = pack(datumaro_fixtures / "coco_dataset/coco_instances", tmp_path / "coco.zip")
+    corrupt_member(coco, "annotations/instances_train.json", kind)
+    with pytest.raises(DatasetError, match=f"^{re.escape(str(coco))}!annotations/instances_train.json: cannot read"):
+        dsformats.convert(coco, tmp_path / "out", "voc", source_format="coco")
+    voc = pack(datumaro_fixtures / "voc_dataset/voc_dataset1", tmp_path / "voc.zip")
+    corrupt_member(voc, "Annotations/2007_000001.xml", kind)
+    with pytest.raises(DatasetError, match=f"^{re.escape(str(voc))}!Annotations/2007_000001.xml: cannot read"):
+        dsformats.convert(voc, tmp_path / "out", "coco", source_format="voc")
+    report = dsformats.convert(voc, tmp_path / "out", "coco", source_format="voc", skip_bad_items=True)
+    assert [entry.split(": cannot read")[0] for entry in report.skipped] == [f"{voc}!Annotations/2007_000001.xml"]
+
+
+def test_a_truncated_tar_gz_is_an_error_naming_it(datumaro_fixtures, tmp_path):
+    tree = tmp_path / "tree"
+    shutil.copytree(datumaro_fixtures / "coco_dataset/coco_instances", tree)
+    archive = pack(tree, tmp_path / "data.tar.gz")
+    archive.write_bytes(archive.read_bytes()[:-200])  # the last member's data and the gzip trailer are cut
+    with pytest.raises(DatasetError, match=f"^{re.escape(str(archive))}: not a readable tar archive"):
+        with dsformats.read(archive, "coco") as reader:  # found when the index is built, before any member
+            for item in reader.items():
+                item.media.read_bytes()
 
 
 def test_zip_bomb_member_is_refused_before_inflating(datumaro_fixtures, tmp_path, monkeypatch):
