@@ -138,7 +138,6 @@ class _Source:
         self.name = name
         self.json: Any = None  # a JsonFile; in a shard reader, a JsonView of the shard's annotations
         self.labels: dict[int, str] = {}
-        self.image_ids: dict[int, int] = {}  # item index -> this file's image id
         self.order: Any = None
         self.keys: Any = None
 
@@ -227,16 +226,22 @@ def find_sources(path: Path, images_dir: str | None = None) -> list[_Source]:
 
 
 class _ItemRecord:
-    __slots__ = ("subset", "id", "file_name", "images_dir", "image_id", "size", "attributes")
+    """One image: a few fields per image are all the reader holds until the image's item is yielded."""
 
-    def __init__(self, subset, item_id, file_name, images_dir, image_id, size, attributes) -> None:
+    __slots__ = ("subset", "id", "file_name", "images_dir", "image_id", "size", "extras")
+
+    def __init__(self, subset, item_id, file_name, images_dir, image_id, size, extras) -> None:
         self.subset = subset
         self.id = item_id
         self.file_name = file_name
         self.images_dir = images_dir
         self.image_id = image_id
         self.size = size
-        self.attributes = attributes
+        self.extras = extras  # non-default image keys, or None
+
+    @property
+    def attributes(self) -> dict[str, Any]:
+        return {IMAGE_ID_ATTR: self.image_id, **(self.extras or {})}
 
 
 class CocoReader:
@@ -314,6 +319,7 @@ class CocoReader:
         for source in sources:
             self._read_source(source, annotation_keys)
         self._info["annotation_keys"] = sorted(annotation_keys)
+        self._by_key, self._by_id = {}, {}  # needed only while the files are indexed
         subsets = list(dict.fromkeys(s.subset for s in sources))
         self.header = Header(
             categories=Categories(labels=list(self._labels.values()), keypoints=self._keypoints),
@@ -367,7 +373,6 @@ class CocoReader:
                 bad_item(exc)
                 if image_id is not None and image_id not in local:
                     dead.add(image_id)
-        source.image_ids = {index: image_id for image_id, index in local.items()}
         self._index(source, local, annotation_keys, dead)
 
     def _read_category(self, source: _Source, i: int, category: Any) -> str:
@@ -426,13 +431,10 @@ class CocoReader:
         other = self._by_id.setdefault((source.subset, item_id), file_name)
         if other != file_name:
             raise DatasetError(f"images {other!r} and {file_name!r} would both be item {item_id!r}", where)
-        attributes: dict[str, Any] = {IMAGE_ID_ATTR: image_id}
-        for k, v in image.items():
-            if k not in IMAGE_KEYS and IMAGE_DEFAULTS.get(k, _MISSING) != v:
-                attributes[k] = v
+        extras = {k: v for k, v in image.items() if k not in IMAGE_KEYS and IMAGE_DEFAULTS.get(k, _MISSING) != v}
         self._by_key[key] = len(self._items)
         self._items.append(
-            _ItemRecord(source.subset, item_id, file_name, source.images_dir, image_id, size, attributes)
+            _ItemRecord(source.subset, item_id, file_name, source.images_dir, image_id, size, extras or None)
         )
         return len(self._items) - 1
 
@@ -636,7 +638,6 @@ class CocoReader:
         clone._sources = []
         for source in self._sources:
             part = copy.copy(source)
-            part.image_ids = {}
             if source.keys is not None:
                 lo, hi = source.keys.searchsorted([positions.start, positions.stop])
                 part.order, part.keys = source.order[lo:hi], source.keys[lo:hi]
