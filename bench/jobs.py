@@ -30,6 +30,8 @@ def reencode_loads(data: Path) -> dict[str, tuple[str, Path, str, list[str]]]:
                                                     ["--image-ext", ".png"]),
         "COCO → VOC detection, with images, --image-ext .png":
             ("coco", data / "coco", "voc", ["--tasks", "detection", "--save-images", "--image-ext", ".png"]),
+        "VOC → COCO, with images, --image-ext .png":
+            ("voc", data / "voc", "coco", ["--save-images", "--image-ext", ".png"]),
     }
 
 

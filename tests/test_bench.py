@@ -97,7 +97,8 @@ def test_jobs_group(tmp_path):
     text = run_group(tmp_path, "jobs", "--images", "4", "--image-size", "tiny", "--runs", "1")
     rows = table_rows(text)
     assert [r[0] for r in rows] == ["image_zip → image_zip, --image-ext .png",
-                                    "COCO → VOC detection, with images, --image-ext .png"]
+                                    "COCO → VOC detection, with images, --image-ext .png",
+                                    "VOC → COCO, with images, --image-ext .png"]
     for row in rows:
         jobs1, jobs2, default = (seconds(cell) for cell in row[1:4])
         # the ratios are of the unrounded times
@@ -106,6 +107,7 @@ def test_jobs_group(tmp_path):
         assert row[6].startswith("yes (")  # every run of every --jobs gave the same bytes
     assert rows[0][6].startswith("yes (1 file, ")  # one zip of PNGs
     assert int(re.match(r"yes \((\d+) files, ", rows[1][6])[1]) >= 8  # 4 PNGs, 4 XMLs, the lists
+    assert rows[2][6].startswith("yes (5 files, ")  # 4 PNGs and the instances JSON
     assert not (tmp_path / "work" / "out" / "jobs").exists()
 
 
