@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import math
 import os
 import shutil
@@ -42,10 +43,21 @@ TARGET_THROUGHPUT = 1.7
 
 @dataclass
 class Samples:
-    """RSS samples of one run: the root process, and each worker process by pid, as (seconds, bytes)."""
+    """Samples of one run, as (seconds, value): the root process's RSS, each worker process's RSS and CPU time."""
 
     root: list[tuple[float, int]] = field(default_factory=list)
     workers: dict[int, list[tuple[float, int]]] = field(default_factory=dict)
+    cpu: dict[int, list[tuple[float, float]]] = field(default_factory=dict)
+
+    def busy_until(self, share: float = 0.3) -> float | None:
+        """The last sample at which a worker was busy (more than ``share`` of a CPU since the sample before):
+        when the shards were done. What follows is the client's merge, the publish and the cluster's stop."""
+        last = None
+        for series in self.cpu.values():
+            for (t0, c0), (t1, c1) in itertools.pairwise(series):
+                if c1 - c0 > share * (t1 - t0):
+                    last = t1 if last is None else max(last, t1)
+        return last
 
     def worker_peak(self) -> int | None:
         return max((rss for series in self.workers.values() for _, rss in series), default=None)
@@ -98,6 +110,8 @@ class Sampler:
                                 kinds[child.pid] = "spawn_main" in " ".join(child.cmdline())
                             if kinds[child.pid]:
                                 samples.workers.setdefault(child.pid, []).append((now, child.memory_info().rss))
+                                times = child.cpu_times()
+                                samples.cpu.setdefault(child.pid, []).append((now, times.user + times.system))
                     stop.wait(self.interval)
             except psutil.Error:  # the command has exited
                 pass
@@ -205,16 +219,21 @@ def tiny_table(args: argparse.Namespace, out: Path) -> str:
                 if samples.worker_peak() is None:  # one process: wait4's peak is the client's, sampled or not
                     client = max(client, result.peak())
                 timeline = " ".join(f"{rss / MB:.0f}" for rss in samples.timeline())
+                best = min(range(len(result.times)), key=lambda i: result.times[i][0])
+                busy = result.samples[best].busy_until()
+                merge = "—" if busy is None else f"{result.times[best][0] - busy:.1f} s"
                 print(f"{size:>9,} {layout:<36} {variant:<16} {fmt_time(result.times)}  client {mb(client)}  "
                       f"workers {timeline}", file=sys.stderr)
                 body.append([f"{size:,}", layout, variant, fmt_time(result.times), f"{size / result.best:,.0f}",
                              mb(result.peak()), mb(client), mb(samples.worker_median()), mb(samples.worker_peak()),
-                             f"{timeline} MB" if timeline else "—", "yes" if len(digests) == 1 else "**no**"])
+                             f"{timeline} MB" if timeline else "—", merge,
+                             "yes" if len(digests) == 1 else "**no**"])
     if args.clean:
         for data in datas:
             shutil.rmtree(data, ignore_errors=True)
     columns = ["images", "input", "run", "time", "images/s", "largest process peak RSS", "client RSS",
-               "worker RSS median", "worker RSS max", "worker RSS per tenth of the run", "same bytes"]
+               "worker RSS median", "worker RSS max", "worker RSS per tenth of the run",
+               "after the workers' last busy sample (merge, publish, stop)", "same bytes"]
     header = (f"Tiny images (32x24 JPEGs, about 700 bytes each), image_zip → image_zip byte copies; best of "
               f"{args.tiny_runs} runs; RSS sampled every {args.interval} s; {machine()}.")
     return header + "\n\n" + markdown_table(columns, body)

@@ -130,11 +130,12 @@ def test_scaleout_group(tmp_path):
         ("300", "2 zips of ≤ 150 (1 shard each)", "1 process"),
         ("300", "2 zips of ≤ 150 (1 shard each)", "Dask, 2 workers")]
     for row in tiny:
-        assert row[10] == "yes" and int(row[4].replace(",", "")) > 0
+        assert row[11] == "yes" and int(row[4].replace(",", "")) > 0
         if row[2].startswith("Dask"):
             assert re.fullmatch(r"(\d+ )+MB", row[9]) and 20 < int(row[8].removesuffix(" MB")) < 1000
+            assert 0 <= float(row[10].removesuffix(" s")) < seconds(row[3])
         else:
-            assert row[7] == row[8] == row[9] == "—"
+            assert row[7] == row[8] == row[9] == row[10] == "—"
     data = tmp_path / "work" / "data-300-0-tiny-image_zip-x2"
     parts = sorted((data / "image_zip_parts").glob("*.zip"))
     with zipfile.ZipFile(data / "image_zip" / "images.zip") as whole:
