@@ -51,6 +51,7 @@ class Workload:
     theirs: list[str] | None
     floor: str | None = None
     results: dict[str, list[tuple[float, int]]] = field(default_factory=dict)
+    peer: str | None = None  # compare with the Datumaro run of this other workload (same conversion)
 
 
 def workloads(data: Path, out: Path) -> list[Workload]:
@@ -94,6 +95,16 @@ def workloads(data: Path, out: Path) -> list[Workload]:
                  datum("image_zip", izip, "image_zip", "--", "--compression", "ZIP_DEFLATED"), floor="copy"),
         Workload("format detection (whole process)", [*DSFORMATS, "detect", str(coco)],
                  ["{datum}", "detect", str(coco)]),
+        # the same conversions with the shards on a local process pool (--engine processes, every core)
+        *(Workload(f"{name}, --engine processes", [*command[:4], "--engine", "processes", *command[4:]], None,
+                   peer=name)
+          for name, command in [
+              ("COCO → VOC detection, with images",
+               convert("coco", coco, "voc", "--", "--tasks", "detection", "--save-images")),
+              ("COCO → VOC all tasks, with images", convert("coco", coco, "voc", "--", "--save-images")),
+              ("VOC → COCO", convert("voc", voc, "coco")),
+              ("COCO → COCO (annotations)", convert("coco", coco, "coco")),
+          ]),
     ]
 
 
@@ -226,11 +237,13 @@ def table(loads: list[Workload], floor_times: dict[str, float], header: str) -> 
         cols += ["Datumaro", "peak RSS", "speed-up", "memory ratio"]
     cols += ["floor"]
     lines = [header, "", "| " + " | ".join(cols) + " |", "|" + " --- |" * len(cols)]
+    by_name = {w.name: w for w in loads}
     for w in loads:
         ours = w.results["dsformats"]
         row = [w.name, fmt_time(ours), fmt_mem(ours)]
         if peers:
-            theirs = w.results.get("datumaro")
+            peer = by_name.get(w.peer or "")
+            theirs = w.results.get("datumaro") or (peer.results.get("datumaro") if peer else None)
             if theirs:
                 speed = min(t for t, _ in theirs) / min(t for t, _ in ours)
                 memory = max(m for _, m in ours) / max(m for _, m in theirs)
@@ -287,7 +300,8 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(out / "dsformats", ignore_errors=True)
         shutil.rmtree(out / "datumaro", ignore_errors=True)
     header = (f"{args.images:,} images ({args.image_size}, {args.objects} objects each), best of {args.runs} runs; "
-              f"{machine()}.")
+              f"{machine()}. Peak RSS is the largest single process (with --engine processes: the client or one "
+              "worker; the pool holds the client and one process per core).")
     text = table(loads, floor_times, header)
     print(text)
     if args.markdown:
