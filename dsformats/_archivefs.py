@@ -17,7 +17,10 @@ from __future__ import annotations
 
 import bz2
 import contextlib
+import errno
+import functools
 import gzip
+import io
 import lzma
 import os
 import re
@@ -68,11 +71,14 @@ class MemberStream:
     """A member's stream whose read errors are DatasetErrors naming ``archive!member``.
 
     So that a corrupt member fails (or is skipped, under ``--skip-bad-items``) like any bad file, whoever
-    reads it. Everything else is the underlying stream's; ``size`` is the member's inflated size.
+    reads it. ``size`` is the member's inflated size. The member is opened on first use; when ``whole`` is
+    given and the first read asks for all of it, ``whole()`` returns it in one call instead.
     """
 
-    def __init__(self, stream: Any, where: str, size: int) -> None:
-        self._stream = stream
+    def __init__(self, opener: Any, where: str, size: int, whole: Any = None) -> None:
+        self._opener = opener
+        self._whole = whole
+        self._stream: Any = None
         self._where = where
         self.size = size
 
@@ -83,34 +89,61 @@ class MemberStream:
         except _CORRUPT as exc:
             raise DatasetError(f"cannot read: {exc}", self._where) from None
 
+    @property
+    def stream(self) -> Any:
+        """The underlying stream, opened now if not yet."""
+        if self._stream is None:
+            with self._checked():
+                self._stream = self._opener()
+        return self._stream
+
     def read(self, size: int = -1) -> bytes:
         """Read up to ``size`` bytes (all when negative)."""
         with self._checked():
-            return self._stream.read(size)
+            if self._stream is None and self._whole is not None and (size < 0 or size >= self.size):
+                data = self._whole()
+                self._stream = io.BytesIO(data)
+                self._stream.seek(len(data))
+                return data
+            return self.stream.read(size)
 
     def read1(self, size: int = -1) -> bytes:
         """Read up to ``size`` bytes with at most one read of the archive."""
         with self._checked():
-            return self._stream.read1(size)
+            return self.stream.read1(size)
 
     def readinto(self, buffer: Any) -> int:
         """Read into ``buffer``; return the number of bytes read."""
         with self._checked():
-            return self._stream.readinto(buffer)
+            return self.stream.readinto(buffer)
 
     def seek(self, offset: int, whence: int = 0) -> int:
         """Move to ``offset`` (seeking back in compressed data reads it again from the start)."""
         with self._checked():
-            return self._stream.seek(offset, whence)
+            return self.stream.seek(offset, whence)
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._stream, name)
+        return getattr(self.stream, name)
+
+    def close(self) -> None:
+        """Close the underlying stream, if it was opened."""
+        if self._stream is not None:
+            self._stream.close()
 
     def __enter__(self) -> MemberStream:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self._stream.close()
+        self.close()
+
+
+def _inflater() -> Any:
+    """A raw-deflate decompressor: ISA-L's (about 1.5x faster on photos) when installed, else zlib's."""
+    try:
+        from isal import isal_zlib
+    except ImportError:
+        return zlib.decompressobj(-15)
+    return isal_zlib.decompressobj(-15)
 
 
 def _all_files(fs: Any) -> list[str]:
@@ -137,6 +170,10 @@ class SafeZipFileSystem(ZipFileSystem):
             raise DatasetError(f"not a readable zip archive ({exc})", _display(fo, str(fo))) from None
         self.archive_name = _display(self.fo, _display(fo, "archive"))
         try:
+            self._fd: int | None = self.fo.fileno()
+        except (AttributeError, OSError, ValueError):
+            self._fd = None
+        try:
             self._check()
         except BaseException:
             self.close()
@@ -159,6 +196,14 @@ class SafeZipFileSystem(ZipFileSystem):
         """The names of all file members, listed once."""
         return _all_files(self)
 
+    def worth_reading_ahead(self, name: str) -> bool:
+        """Whether reading ``name`` costs enough to do it in another thread: inflating it, or a remote archive."""
+        try:
+            info = self.zip.getinfo(name)
+        except KeyError:
+            return False
+        return info.compress_type != zipfile.ZIP_STORED or self._fd is None
+
     def open_member(self, name: str) -> Any:
         """Open the member ``name`` (a normalised name from the index, e.g. ``a/b.jpg``) for reading.
 
@@ -170,12 +215,41 @@ class SafeZipFileSystem(ZipFileSystem):
             raise FileNotFoundError(name) from exc
         if info.is_dir():
             raise IsADirectoryError(name)
-        where = f"{self.archive_name}!{name}"
-        try:
-            stream = self.zip.open(info, "r")
-        except _CORRUPT as exc:  # a broken local header
-            raise DatasetError(f"cannot read: {exc}", where) from None
-        return MemberStream(stream, where, info.file_size)
+        whole = None
+        if self._fd is not None and info.compress_type in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            whole = functools.partial(self._read_whole, info)
+        return MemberStream(functools.partial(self.zip.open, info), f"{self.archive_name}!{name}", info.file_size,
+                            whole)
+
+    def _read_whole(self, info: zipfile.ZipInfo) -> bytes:
+        """The whole member: two positioned reads of the archive file and one inflate (ISA-L when installed).
+
+        The GIL is released for all three and no file position is shared, so threads can read members this
+        way at the same time. Nothing is inflated beyond the size the central directory declares; the size
+        and the CRC are checked as zipfile checks them.
+        """
+        fd = self._fd
+        if fd is None:
+            raise OSError(errno.EBADF, "the archive is closed")
+        header = os.pread(fd, 30, info.header_offset)
+        if len(header) != 30 or header[:4] != b"PK\x03\x04":
+            raise zipfile.BadZipFile("bad local file header")
+        names = int.from_bytes(header[26:28], "little") + int.from_bytes(header[28:30], "little")
+        raw = os.pread(fd, info.compress_size, info.header_offset + 30 + names)
+        if len(raw) != info.compress_size:
+            raise zipfile.BadZipFile("truncated member")
+        data = raw
+        if info.compress_type == zipfile.ZIP_DEFLATED:
+            try:
+                data = _inflater().decompress(raw, info.file_size + 1)  # +1: detects data beyond the declared size
+            except Exception as exc:  # noqa: BLE001 - zlib.error, isal's IsalError
+                raise zipfile.BadZipFile(f"invalid deflate data ({exc})") from None
+        if len(data) != info.file_size:
+            size = f"{len(data):,} bytes" if len(data) <= info.file_size else "more"
+            raise zipfile.BadZipFile(f"member holds {size}, not the {info.file_size:,} bytes declared")
+        if zlib.crc32(data) != info.CRC:
+            raise zipfile.BadZipFile(f"Bad CRC-32 for file {info.filename!r}")
+        return data
 
     def _open(self, path: str, mode: str = "rb", **kwargs: Any) -> Any:
         if mode != "rb":
@@ -184,6 +258,7 @@ class SafeZipFileSystem(ZipFileSystem):
 
     def close(self) -> None:
         """Close the archive and the file it was opened from."""
+        self._fd = None
         if hasattr(self, "zip"):
             self.zip.close()
         of = getattr(self, "of", None)
@@ -292,11 +367,7 @@ class SafeTarFileSystem(TarFileSystem):
         if details["type"] != "file":
             raise IsADirectoryError(path)
         where = f"{self.archive_name}!{path}"
-        try:
-            stream = self.tar.extractfile(ti)  # by TarInfo: no O(n) name lookup, no link following
-        except _CORRUPT as exc:
-            raise DatasetError(f"cannot read: {exc}", where) from None
-        return MemberStream(stream, where, details["size"])
+        return MemberStream(functools.partial(self.tar.extractfile, ti), where, details["size"])  # no link following
 
     def _close_raw(self) -> None:
         for stream in (self._raw, self._opened):

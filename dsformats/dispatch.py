@@ -7,7 +7,7 @@ import errno
 import os
 import shutil
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from dsformats.errors import (
 )
 from dsformats.formats import FormatSpec, Reader
 from dsformats.model import Header, Item
-from dsformats.options import validate_options
+from dsformats.options import SAVE_IMAGES, validate_options
 from dsformats.policy import bad_item, reporting
 from dsformats.registry import FormatInfo, Registry, default_registry
 from dsformats.report import Report
@@ -368,6 +368,16 @@ def _guarded(
             progress(count, total)
 
 
+def _ahead(items: Iterable[Item], options: Mapping[str, Any]) -> Generator[Item, None, None]:
+    """``items``, with media read ahead in threads when the writer copies images (its ``save_images`` is on)."""
+    if not options.get(SAVE_IMAGES.name):
+        yield from items
+        return
+    from dsformats.parallel import read_ahead
+
+    yield from read_ahead(items)
+
+
 def write(
     items: Iterable[Item],
     path: str | os.PathLike[str],
@@ -394,9 +404,13 @@ def write(
     header = header or Header()
     report = report or Report()
     report.target_format = info.name
-    with staged_output(path, overwrite=overwrite) as staging, reporting(report, skip_bad_items=skip_bad_items):
+    with (
+        staged_output(path, overwrite=overwrite) as staging,
+        reporting(report, skip_bad_items=skip_bad_items),
+        contextlib.closing(_ahead(items, checked)) as stream,
+    ):
         with reg.open_writer(info.name, staging, checked) as writer:
-            writer.write(header, _guarded(items, info.spec, report, progress, header.size_hint), report)
+            writer.write(header, _guarded(stream, info.spec, report, progress, header.size_hint), report)
         if strict and not report.lossless:
             lost = "; ".join(
                 [f"{kind}: {count} ({reason})" for kind, (count, reason) in report.dropped.items()]

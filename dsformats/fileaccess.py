@@ -17,7 +17,9 @@ from typing import IO, Any
 
 from dsformats.errors import DatasetError
 
-__all__ = ["Joiner", "as_path", "is_local", "join_within", "open_binary", "safe_relative", "walk_files"]
+__all__ = [
+    "Joiner", "as_path", "is_local", "join_within", "open_binary", "safe_relative", "walk_files", "worth_reading_ahead",
+]
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
@@ -260,6 +262,24 @@ def _walk_remote(root: Any, max_depth: int | None) -> Iterator[str]:
             continue  # an object key such as ``a/../b`` cannot be a dataset file
         names.append(rel)
     return iter(sorted(set(names), key=lambda rel: rel.split("/")))
+
+
+def worth_reading_ahead(path: Any) -> bool:
+    """True for a file of an archive or object store (a UPath) that is worth reading in another thread.
+
+    That is, threads may read it while other reads of the same source go on, and reading it costs enough
+    (inflating, downloading) to overlap with a writer's work: a deflated member of a ``dszip://`` archive
+    (or any member of a remote one), a file on ``memory://`` or on one of fsspec's asynchronous backends
+    (``s3://``, ``gs://``, ``az://``, ``http://``). Not a ``dstar://`` member (members share one stream) nor
+    a file of another backend, which may not be thread-safe.
+    """
+    fs = path.fs
+    decide = getattr(fs, "worth_reading_ahead", None)
+    if decide is not None:
+        return bool(decide(path.path))
+    protocols = getattr(fs, "protocol", ())
+    protocols = (protocols,) if isinstance(protocols, str) else protocols
+    return bool(getattr(fs, "async_impl", False)) or "memory" in protocols
 
 
 def open_binary(path: Path | Any) -> IO[bytes]:

@@ -14,6 +14,7 @@ Nothing here imports Pillow or numpy; :class:`Media` and :class:`Mask` import th
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import os
 import posixpath
@@ -27,6 +28,7 @@ from typing import IO, TYPE_CHECKING, Any, ClassVar
 import attrs
 
 from dsformats.errors import DatasetError, DsformatsError
+from dsformats.fileaccess import worth_reading_ahead
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL.Image import Image as PILImage
@@ -103,6 +105,9 @@ class Media:
     ``name`` locates the source for messages (a path, or ``archive.zip!member``). ``suffix`` is lower-case
     with its dot (``".jpg"``) and drives byte-for-byte passthrough in writers. ``path`` is set when the
     bytes are a whole local file, so writers can copy it with the operating system's fast paths.
+    ``read_ahead`` is True when the bytes are worth reading ahead in another thread and may be read
+    concurrently with other reads of the same source (set by :meth:`from_file` for deflated zip members
+    and object-store files): a conversion whose writer copies images then reads them while the writer works.
 
     A Media object coming from a reader is valid only while that reader is open.
     """
@@ -112,6 +117,7 @@ class Media:
     opener: Callable[[], IO[bytes]] = attrs.field(repr=False)
     path: str | None = None
     _size: tuple[int, int] | None = attrs.field(default=None, alias="size")
+    read_ahead: bool = attrs.field(default=False, kw_only=True)
 
     @classmethod
     def from_file(cls, path: str | Path | Any, *, size: tuple[int, int] | None = None) -> Media:
@@ -122,7 +128,7 @@ class Media:
         """
         if not isinstance(path, (str, os.PathLike)) and hasattr(path, "fs"):
             return cls(name=str(path), suffix=posixpath.splitext(path.name)[1], opener=lambda: _open_any(path),
-                       size=size)
+                       size=size, read_ahead=worth_reading_ahead(path))
         return cls(
             name=str(path),
             suffix=posixpath.splitext(str(path))[1],
@@ -139,6 +145,18 @@ class Media:
     def open(self) -> IO[bytes]:
         """Open the raw bytes for reading; the caller closes the stream."""
         return self.opener()
+
+    def loaded(self, limit: int) -> Media | None:
+        """This media backed by its bytes, read now (errors as :meth:`read_bytes`); None when over ``limit`` bytes."""
+        with self._reading():
+            with self.opener() as stream:
+                declared = getattr(stream, "size", None)  # zip members and object-store files know it
+                if isinstance(declared, int) and declared > limit:
+                    return None
+                data = stream.read(limit + 1)
+        if len(data) > limit:
+            return None
+        return Media(name=self.name, suffix=self.suffix, opener=functools.partial(io.BytesIO, data), size=self._size)
 
     def read_bytes(self) -> bytes:
         """Return all raw bytes."""

@@ -3,6 +3,7 @@
 Writers stream items in order and must write them in order, so that the output bytes do not depend on the
 number of workers. :func:`ordered_map` runs a picklable function over payloads in worker processes, keeps at
 most a small window of payloads in flight (memory stays bounded), and yields results in input order.
+:func:`read_ahead` reads the media bytes of the next few items in threads while the writer works.
 """
 
 from __future__ import annotations
@@ -13,9 +14,12 @@ import itertools
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-__all__ = ["ordered_map", "resolve_jobs"]
+if TYPE_CHECKING:  # pragma: no cover
+    from dsformats.model import Item, Media
+
+__all__ = ["ordered_map", "read_ahead", "resolve_jobs"]
 
 C = TypeVar("C")
 R = TypeVar("R")
@@ -130,3 +134,68 @@ def _result(future: concurrent.futures.Future[Any] | None, catch: tuple[type[Exc
 
 def _ready(future: concurrent.futures.Future[Any] | None) -> bool:
     return future is None or future.done()
+
+
+#: :func:`read_ahead`: items whose media are read ahead, reading threads, and the largest media read ahead.
+READ_AHEAD_WINDOW = 8
+READ_AHEAD_THREADS = 2
+READ_AHEAD_LIMIT = 8 << 20
+
+
+def read_ahead(
+    items: Iterable[Item],
+    *,
+    window: int = READ_AHEAD_WINDOW,
+    threads: int = READ_AHEAD_THREADS,
+    limit: int = READ_AHEAD_LIMIT,
+) -> Iterator[Item]:
+    """Yield ``items`` in order while threads read the media bytes of the next ``window`` items.
+
+    For writers that copy every image, when the bytes come from an archive or object storage: inflating a
+    zip member (read and inflated with the GIL released) or waiting for a download then overlaps with the
+    writer's work, on another core. Only
+    media marked :attr:`~dsformats.model.Media.read_ahead` are read, each at most ``limit`` bytes (larger
+    ones stay lazy), so at most ``window * limit`` bytes are held. A media that fails to read stays lazy:
+    the writer's own read raises the same error, at the same item. ``items`` is iterated in this thread,
+    and an exception it raises is raised after the items before it. Close the generator (or exhaust it)
+    before closing the reader: closing waits for the reads in flight.
+    """
+    import attrs
+
+    source = iter(items)
+    pending: collections.deque[tuple[Item, concurrent.futures.Future[Media | None] | None]] = collections.deque()
+    failure: Exception | None = None
+    done = False
+    with concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="dsformats-read-ahead") as pool:
+        try:
+            while True:
+                while not done and len(pending) < window:
+                    try:
+                        item = next(source)
+                    except StopIteration:
+                        done = True
+                        break
+                    except Exception as exc:  # raised in turn, after the items read before it
+                        failure, done = exc, True
+                        break
+                    media = item.media
+                    future = pool.submit(_loaded, media, limit) if media is not None and media.read_ahead else None
+                    pending.append((item, future))
+                if not pending:
+                    break
+                item, future = pending.popleft()
+                loaded = future.result() if future is not None else None
+                yield item if loaded is None else attrs.evolve(item, media=loaded)
+            if failure is not None:
+                raise failure
+        finally:
+            for _, future in pending:
+                if future is not None:
+                    future.cancel()
+
+
+def _loaded(media: Media, limit: int) -> Media | None:
+    try:
+        return media.loaded(limit)
+    except Exception:  # noqa: BLE001 - the writer's own read raises it again, where the policy applies
+        return None

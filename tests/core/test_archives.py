@@ -240,7 +240,6 @@ def test_a_corrupt_member_fails_or_is_skipped_naming_it(tmp_path, kind):
             media.read_bytes()
     expected = str(direct.value)
     assert expected.startswith(f"{archive}!{victim}: cannot read: ")
-    assert ("Bad CRC-32" if kind == "crc" else "Error -3 while decompressing") in expected
 
     with pytest.raises(DatasetError) as failed:
         dsformats.convert(archive, tmp_path / "strict", "voc", writer_options={"save_images": True})
@@ -254,6 +253,101 @@ def test_a_corrupt_member_fails_or_is_skipped_naming_it(tmp_path, kind):
     originals = {rel.split("/", 2)[2]: path.read_bytes() for rel, path in _files(tree)
                  if rel.endswith(".png") and rel != victim}
     assert copied == originals
+
+
+def test_zip_members_read_whole_or_in_pieces_from_many_threads(tmp_path, monkeypatch):
+    """Whole reads take the one-call path (positioned reads, one inflate); pieces stream; all agree."""
+    import random
+    import threading
+
+    from dsformats._archivefs import SafeZipFileSystem
+    from dsformats.archives import opened_archive
+
+    rng = random.Random(7)
+    members = {f"m{n:02}.bin": rng.randbytes(rng.choice([0, 1, 700, 40_000, 3 << 20])) + bytes(n * 100)
+               for n in range(24)}
+    archive = tmp_path / "data.zip"
+    with zipfile.ZipFile(archive, "w") as out:
+        for n, (name, data) in enumerate(members.items()):
+            out.writestr(name, data, zipfile.ZIP_DEFLATED if n % 3 else zipfile.ZIP_STORED)
+    whole_reads = []
+    original = SafeZipFileSystem._read_whole
+    monkeypatch.setattr(SafeZipFileSystem, "_read_whole",
+                        lambda self, info: whole_reads.append(info.filename) or original(self, info))
+    with opened_archive(archive) as root:
+        fs = root.fs
+        with fs.open_member("m05.bin") as stream:
+            head = stream.read(10)
+            rest = stream.read()
+        assert head + rest == members["m05.bin"] and whole_reads == []  # started in pieces: streamed
+        results: dict[tuple[int, str], bytes] = {}
+
+        def read_all(worker: int) -> None:
+            for name in members:
+                with fs.open_member(name) as stream:
+                    if worker % 2:
+                        results[worker, name] = stream.read()
+                    else:
+                        chunks = []
+                        while chunk := stream.read(1 << 16):
+                            chunks.append(chunk)
+                        results[worker, name] = b"".join(chunks)
+
+        threads = [threading.Thread(target=read_all, args=(worker,)) for worker in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert results == {(worker, name): data for worker in range(6) for name, data in members.items()}
+    assert len(whole_reads) >= 3 * len(members)  # the whole reads of the odd workers
+
+
+def test_media_worth_reading_ahead(tmp_path, memory, make_image):
+    """Deflated zip members and object-store files are read ahead; stored zip members and tar members not."""
+    import fsspec
+
+    image = make_image(4, 3)
+    archive = tmp_path / "data.zip"
+    with zipfile.ZipFile(archive, "w") as out:
+        out.writestr("deflated.png", image, zipfile.ZIP_DEFLATED)
+        out.writestr("stored.png", image, zipfile.ZIP_STORED)
+    tar = tmp_path / "data.tar"
+    with tarfile.open(tar, "w") as out:
+        info = tarfile.TarInfo("a.png")
+        info.size = len(image)
+        out.addfile(info, io.BytesIO(image))
+    fsspec.filesystem("memory").pipe_file(f"{memory}/a.png", image)
+    from dsformats.archives import opened_archive, to_upath
+
+    with opened_archive(archive) as zipped, opened_archive(tar) as tarred:
+        media = {name: dsformats.Media.from_file(root / name)
+                 for root, name in ((zipped, "deflated.png"), (zipped, "stored.png"), (tarred, "a.png"))}
+        media["memory"] = dsformats.Media.from_file(to_upath(f"{memory}/a.png"))
+        media["local"] = dsformats.Media.from_file(tmp_path / "data.zip")
+        assert {name: m.read_ahead for name, m in media.items()} == {
+            "deflated.png": True, "stored.png": False, "a.png": False, "memory": True, "local": False,
+        }
+        assert {name: m.read_bytes() for name, m in media.items() if name != "local"} == {
+            "deflated.png": image, "stored.png": image, "a.png": image, "memory": image,
+        }
+
+
+def test_a_zip_member_holding_more_than_it_declares_is_refused(tmp_path):
+    archive = tmp_path / "liar.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as out:
+        out.writestr("images/a.jpg", bytes(5000))
+    raw = bytearray(archive.read_bytes())
+    with zipfile.ZipFile(archive) as zf:
+        info = zf.getinfo("images/a.jpg")
+    central = raw.rindex(b"PK\x01\x02")
+    raw[central + 24 : central + 28] = (100).to_bytes(4, "little")  # the central directory says 100 bytes
+    raw[info.header_offset + 22 : info.header_offset + 26] = (100).to_bytes(4, "little")
+    archive.write_bytes(bytes(raw))
+    from dsformats.archives import opened_archive
+
+    with opened_archive(archive) as root:
+        with pytest.raises(DatasetError, match=r"liar.zip!images/a.jpg: cannot read: member holds more, not the 100"):
+            root.fs.open_member("images/a.jpg").read()
 
 
 # ------------------------------------------------------------------------------------------- detection

@@ -25,6 +25,7 @@ from dsformats import (
     build_registry,
     hookimpl,
 )
+from dsformats.policy import bad_item
 
 
 class Recorder:
@@ -246,3 +247,84 @@ def test_same_format_conversion_is_allowed(tmp_path, make_image):
     dsformats.write([Item(id="x", media=Media.from_bytes(data, ".png"))], tmp_path / "a", "image_zip")
     report = dsformats.convert(tmp_path / "a", tmp_path / "b", "image_zip", writer_options={"compression": "lzma"})
     assert report.source_format == "image_zip" and report.media_copied == 1
+
+
+class MediaCopier:
+    """An inline plugin: ``copier`` writes each item's image bytes to ``<id>.jpg`` when ``save_images`` is on."""
+
+    __name__ = "copier"
+
+    @hookimpl
+    def dsformats_formats(self):
+        return [FormatSpec(name="copier", can_read=False, writer_options=(dsformats.SAVE_IMAGES,))]
+
+    @hookimpl
+    def dsformats_open_writer(self, format, path, options):
+        if format != "copier":
+            return None
+
+        class Writer:
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                return None
+
+            def write(self, header, items, report):
+                for item in items:
+                    if options["save_images"]:
+                        try:
+                            data = item.media.read_bytes()
+                        except DatasetError as exc:
+                            bad_item(exc)
+                            continue
+                        (path / f"{item.id}.jpg").write_bytes(data)
+                    report.wrote_item(item.subset)
+
+        return Writer()
+
+
+def _archived_items(opens, fail=()):
+    """Items whose media look like archive members (read_ahead) and count their opens."""
+    import io
+
+    def opener(item_id):
+        def open_():
+            opens[item_id] = opens.get(item_id, 0) + 1
+            if item_id in fail:
+                raise OSError("bad CRC")
+            return io.BytesIO(item_id.encode() * 100)
+
+        return open_
+
+    for n in range(12):
+        item_id = f"i{n:02}"
+        yield Item(id=item_id, media=Media(name=f"a.zip!{item_id}.jpg", suffix=".jpg", opener=opener(item_id),
+                                           size=(4, 3), read_ahead=True))
+
+
+def test_media_are_read_ahead_only_when_the_writer_saves_images(tmp_path):
+    registry = registry_with(MediaCopier())
+    opens: dict[str, int] = {}
+    dsformats.write(_archived_items(opens), tmp_path / "lazy", "copier", registry=registry)
+    assert opens == {}  # nothing read: the writer does not need the bytes
+    report = dsformats.write(_archived_items(opens), tmp_path / "copied", "copier", registry=registry,
+                             options={"save_images": True})
+    assert report.items_written == {"default": 12}
+    assert opens == {f"i{n:02}": 1 for n in range(12)}  # each member read once, ahead of the writer
+    assert {p.name: p.read_bytes() for p in (tmp_path / "copied").iterdir()} == {
+        f"i{n:02}.jpg": f"i{n:02}".encode() * 100 for n in range(12)
+    }
+
+
+def test_a_media_that_fails_ahead_fails_in_the_writer_under_the_policy(tmp_path):
+    registry = registry_with(MediaCopier())
+    with pytest.raises(DatasetError) as info:
+        dsformats.write(_archived_items({}, fail={"i05"}), tmp_path / "strict", "copier", registry=registry,
+                        options={"save_images": True})
+    assert str(info.value) == "a.zip!i05.jpg: cannot read: bad CRC"
+    assert not (tmp_path / "strict").exists()
+    report = dsformats.write(_archived_items({}, fail={"i05"}), tmp_path / "skip", "copier", registry=registry,
+                             options={"save_images": True}, skip_bad_items=True)
+    assert report.skipped == ["a.zip!i05.jpg: cannot read: bad CRC"]
+    assert sorted(p.stem for p in (tmp_path / "skip").iterdir()) == [f"i{n:02}" for n in range(12) if n != 5]

@@ -1,0 +1,102 @@
+"""Ordered parallel work: :func:`read_ahead` (media bytes read in threads, in order, bounded, lazy on failure)."""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+
+import pytest
+
+from dsformats import DatasetError, Item, Media
+from dsformats.parallel import read_ahead
+
+
+class Source:
+    """Items whose media count their opens; ``fail`` ids raise OSError on open, ``slow`` ids sleep first."""
+
+    def __init__(self, count: int, *, fail=(), slow=(), ahead: bool = True, sizes=None):
+        self.count, self.fail, self.slow, self.ahead = count, set(fail), set(slow), ahead
+        self.sizes = sizes or {}
+        self.opens: dict[str, int] = {}
+        self.pulled = 0
+        self.lock = threading.Lock()
+
+    def data(self, item_id: str) -> bytes:
+        return item_id.encode() * self.sizes.get(item_id, 3)
+
+    def opener(self, item_id: str):
+        def open_() -> io.BytesIO:
+            with self.lock:
+                self.opens[item_id] = self.opens.get(item_id, 0) + 1
+            if item_id in self.slow:
+                time.sleep(0.05)  # finishes after later items: the order must still hold
+            if item_id in self.fail:
+                raise OSError("bad CRC")
+            return io.BytesIO(self.data(item_id))
+
+        return open_
+
+    def items(self):
+        for n in range(self.count):
+            self.pulled += 1
+            item_id = f"i{n}"
+            media = Media(name=f"a.zip!{item_id}.jpg", suffix=".jpg", opener=self.opener(item_id), size=(4, 3),
+                          read_ahead=self.ahead)
+            yield Item(id=item_id, media=media)
+
+
+def test_items_come_in_order_with_their_bytes_each_read_once():
+    source = Source(20, slow={"i0", "i5"})
+    seen = [(item.id, item.media.read_bytes(), item.media.name, item.media.suffix, item.media.known_size)
+            for item in read_ahead(source.items(), window=4, threads=3)]
+    assert seen == [(f"i{n}", source.data(f"i{n}"), f"a.zip!i{n}.jpg", ".jpg", (4, 3)) for n in range(20)]
+    assert source.opens == {f"i{n}": 1 for n in range(20)}  # read ahead, then served from memory
+
+
+def test_the_window_bounds_what_is_pulled_and_read():
+    source = Source(50)
+    stream = read_ahead(source.items(), window=4, threads=2)
+    first = next(stream)
+    assert first.id == "i0"
+    assert source.pulled == 4 and len(source.opens) <= 4
+    stream.close()  # waits for the reads in flight
+    assert source.pulled == 4
+
+
+def test_media_not_marked_stay_lazy():
+    source = Source(5, ahead=False)
+    items = list(read_ahead(source.items()))
+    assert source.opens == {}
+    assert [item.media.read_bytes() for item in items] == [source.data(f"i{n}") for n in range(5)]
+
+
+def test_media_over_the_limit_stay_lazy():
+    source = Source(3, sizes={"i1": 100})
+    items = list(read_ahead(source.items(), limit=50))
+    assert [item.media.read_bytes() for item in items] == [source.data(f"i{n}") for n in range(3)]
+    assert source.opens == {"i0": 1, "i1": 2, "i2": 1}  # i1: tried ahead (too big), then read by its user
+
+
+def test_a_failed_read_raises_the_same_error_when_the_media_is_used():
+    source = Source(4, fail={"i2"})
+    items = list(read_ahead(source.items()))
+    assert [item.media.read_bytes() for item in items[:2]] == [b"i0i0i0", b"i1i1i1"]
+    with pytest.raises(DatasetError) as info:
+        items[2].media.read_bytes()
+    assert str(info.value) == "a.zip!i2.jpg: cannot read: bad CRC"
+    assert source.opens["i2"] == 2  # once ahead, once when used
+    assert items[3].media.read_bytes() == b"i3i3i3"
+
+
+def test_an_error_of_the_source_comes_after_the_items_before_it():
+    def failing():
+        source = Source(3)
+        yield from source.items()
+        raise DatasetError("broken annotation file", "a.zip!annotations.json")
+
+    received = []
+    with pytest.raises(DatasetError, match="broken annotation file"):
+        for item in read_ahead(failing(), window=8):
+            received.append(item.id)
+    assert received == ["i0", "i1", "i2"]
