@@ -275,3 +275,28 @@ def test_only_abandoned_temporary_prefixes_are_removed(datumaro_fixtures, s3):
         ".other.dsformats-dead.tmp", ".out.dsformats-foreign.tmp", ".out.dsformats-live.tmp",
         ".out.dsformats-nolease.tmp", "out",
     ]
+
+
+@pytest.mark.parametrize("packing", ["tree", "zip"])
+def test_convert_with_images_from_s3_equals_a_local_conversion(datumaro_fixtures, s3, tmp_path, packing):
+    """Images read from S3 objects, or from members of a zip on S3, by the read-ahead threads."""
+    import s3fs
+
+    from tests.core.test_archives import pack
+
+    tree = datumaro_fixtures / "coco_dataset/coco_instances"
+    fs = s3fs.S3FileSystem()
+    bucket = s3.removeprefix("s3://")
+    if packing == "zip":
+        archive = pack(tree, tmp_path / "coco.zip", wrap="export")
+        fs.put_file(str(archive), f"{bucket}/coco.zip")
+        src = f"{s3}/coco.zip"
+    else:
+        for rel, path in _files(tree):
+            fs.pipe_file(f"{bucket}/coco/{rel}", path.read_bytes())
+        src = f"{s3}/coco"
+    report = dsformats.convert(src, tmp_path / "remote", "voc", writer_options={"save_images": True})
+    assert report.media_copied == 2
+    dsformats.convert(tree, tmp_path / "local", "voc", writer_options={"save_images": True})
+    expected = {rel: path.read_bytes() for rel, path in _files(tmp_path / "local")}
+    assert {rel: path.read_bytes() for rel, path in _files(tmp_path / "remote")} == expected
