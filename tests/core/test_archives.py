@@ -171,14 +171,21 @@ def test_remote_tree_and_remote_archive_via_memory(datumaro_fixtures, tmp_path, 
     assert snapshot(f"{memory}/coco.zip") == snapshot(tree)
 
 
-@pytest.mark.parametrize(("source", "fmt"), [("coco_dataset/coco", "coco"), ("voc_dataset/voc_dataset1", "voc")])
+@pytest.mark.parametrize(("source", "fmt"), [("coco_dataset/coco", "coco"), ("voc_dataset/voc_dataset1", "voc"),
+                                           ("coco_dataset/coco_instances", "image_zip")])
 def test_round_trip_through_memory(datumaro_fixtures, tmp_path, memory, source, fmt):
     src = datumaro_fixtures / source
-    report = dsformats.convert(src, f"{memory}/out", fmt, writer_options={"save_images": True})
+    options = {"save_images": True} if fmt != "image_zip" else {}
+    report = dsformats.convert(src, f"{memory}/out", fmt, writer_options=options)
     assert report.items_written
     local = tmp_path / "local"
-    dsformats.convert(src, local, fmt, writer_options={"save_images": True})
+    dsformats.convert(src, local, fmt, writer_options=options)
     assert snapshot(f"{memory}/out", fmt) == snapshot(local, fmt)
+    # and back: the output on memory:// converted again (its images read from memory://) is the same bytes
+    dsformats.convert(f"{memory}/out", tmp_path / "again", fmt, source_format=fmt, writer_options=options)
+    assert {rel: path.read_bytes() for rel, path in _files(tmp_path / "again")} == {
+        rel: path.read_bytes() for rel, path in _files(local)
+    }
 
 
 @pytest.mark.parametrize(("dataset", "fmt"), [("coco_dataset/coco_instances", "voc"),
