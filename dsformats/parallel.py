@@ -153,12 +153,11 @@ def read_ahead(
 
     For writers that copy every image, when the bytes come from an archive or object storage: inflating a
     zip member (read and inflated with the GIL released) or waiting for a download then overlaps with the
-    writer's work, on another core. Only
-    media marked :attr:`~dsformats.model.Media.read_ahead` are read, each at most ``limit`` bytes (larger
-    ones stay lazy), so at most ``window * limit`` bytes are held. A media that fails to read stays lazy:
-    the writer's own read raises the same error, at the same item. ``items`` is iterated in this thread,
-    and an exception it raises is raised after the items before it. Close the generator (or exhaust it)
-    before closing the reader: closing waits for the reads in flight.
+    writer's work, on another core. Only media marked :attr:`~dsformats.model.Media.read_ahead` are read,
+    each at most ``limit`` bytes (larger ones stay lazy), so at most ``window * limit`` bytes are held. A
+    media that fails to read stays lazy: the writer's own read raises the same error, at the same item.
+    ``items`` is iterated in this thread, and an exception it raises is raised after the items before it.
+    Close the generator (or exhaust it) before closing the reader: closing waits for the reads in flight.
     """
     import attrs
 
