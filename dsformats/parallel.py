@@ -136,9 +136,10 @@ def _ready(future: concurrent.futures.Future[Any] | None) -> bool:
     return future is None or future.done()
 
 
-#: :func:`read_ahead`: items whose media are read ahead, reading threads, and the largest media read ahead.
+#: :func:`read_ahead`: items whose media are read ahead, items per task of the reading thread (fewer hand-offs
+#: of the GIL between it and the writer), and the largest media read ahead.
 READ_AHEAD_WINDOW = 8
-READ_AHEAD_THREADS = 2
+READ_AHEAD_CHUNK = 4
 READ_AHEAD_LIMIT = 8 << 20
 
 
@@ -146,29 +147,40 @@ def read_ahead(
     items: Iterable[Item],
     *,
     window: int = READ_AHEAD_WINDOW,
-    threads: int = READ_AHEAD_THREADS,
+    chunk: int = READ_AHEAD_CHUNK,
     limit: int = READ_AHEAD_LIMIT,
 ) -> Iterator[Item]:
-    """Yield ``items`` in order while threads read the media bytes of the next ``window`` items.
+    """Yield ``items`` in order while a thread reads the media bytes of the next ``window`` items.
 
     For writers that copy every image, when the bytes come from an archive or object storage: inflating a
     zip member (read and inflated with the GIL released) or waiting for a download then overlaps with the
-    writer's work, on another core. Only media marked :attr:`~dsformats.model.Media.read_ahead` are read,
-    each at most ``limit`` bytes (larger ones stay lazy), so at most ``window * limit`` bytes are held. A
-    media that fails to read stays lazy: the writer's own read raises the same error, at the same item.
-    ``items`` is iterated in this thread, and an exception it raises is raised after the items before it.
-    Close the generator (or exhaust it) before closing the reader: closing waits for the reads in flight.
+    writer's work, on another core. The thread reads ``chunk`` consecutive media per task. Only media marked
+    :attr:`~dsformats.model.Media.read_ahead` are read, each at most ``limit`` bytes (larger ones stay lazy),
+    so at most ``window * limit`` bytes are held. A media that fails to read stays lazy: the writer's own
+    read raises the same error, at the same item. ``items`` is iterated in this thread, and an exception it
+    raises is raised after the items before it. Close the generator (or exhaust it) before closing the
+    reader: closing waits for the reads in flight.
     """
     import attrs
 
     source = iter(items)
-    pending: collections.deque[tuple[Item, concurrent.futures.Future[Media | None] | None]] = collections.deque()
+    chunk = max(1, min(chunk, window))
+    pending: collections.deque[tuple[Item, concurrent.futures.Future[list[Media | None]] | None, int]]
+    pending = collections.deque()
+    batch: list[tuple[Item, Media]] = []
     failure: Exception | None = None
     done = False
-    with concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="dsformats-read-ahead") as pool:
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="dsformats-read-ahead") as pool:
+
+        def submit() -> None:
+            if batch:
+                future = pool.submit(_loaded, [media for _, media in batch], limit)
+                pending.extend((item, future, k) for k, (item, _) in enumerate(batch))
+                batch.clear()
+
         try:
             while True:
-                while not done and len(pending) < window:
+                while not done and len(pending) + len(batch) < window:
                     try:
                         item = next(source)
                     except StopIteration:
@@ -177,24 +189,34 @@ def read_ahead(
                     except Exception as exc:  # raised in turn, after the items read before it
                         failure, done = exc, True
                         break
-                    media = item.media
-                    future = pool.submit(_loaded, media, limit) if media is not None and media.read_ahead else None
-                    pending.append((item, future))
+                    if item.media is not None and item.media.read_ahead:
+                        batch.append((item, item.media))
+                        if len(batch) == chunk:
+                            submit()
+                    else:
+                        submit()  # what was batched comes first
+                        pending.append((item, None, 0))
                 if not pending:
-                    break
-                item, future = pending.popleft()
-                loaded = future.result() if future is not None else None
+                    submit()
+                    if not pending:
+                        break
+                item, future, k = pending.popleft()
+                loaded = future.result()[k] if future is not None else None
                 yield item if loaded is None else attrs.evolve(item, media=loaded)
             if failure is not None:
                 raise failure
         finally:
-            for _, future in pending:
+            for _, future, _ in pending:
                 if future is not None:
                     future.cancel()
 
 
-def _loaded(media: Media, limit: int) -> Media | None:
-    try:
-        return media.loaded(limit)
-    except Exception:  # noqa: BLE001 - the writer's own read raises it again, where the policy applies
-        return None
+def _loaded(medias: list[Media], limit: int) -> list[Media | None]:
+    """Each media backed by its bytes, or None (too large, or failed: its user's own read raises again)."""
+    out: list[Media | None] = []
+    for media in medias:
+        try:
+            out.append(media.loaded(limit))
+        except Exception:  # noqa: BLE001 - the writer's own read raises it again, where the policy applies
+            out.append(None)
+    return out

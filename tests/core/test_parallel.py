@@ -15,8 +15,8 @@ from dsformats.parallel import read_ahead
 class Source:
     """Items whose media count their opens; ``fail`` ids raise OSError on open, ``slow`` ids sleep first."""
 
-    def __init__(self, count: int, *, fail=(), slow=(), ahead: bool = True, sizes=None):
-        self.count, self.fail, self.slow, self.ahead = count, set(fail), set(slow), ahead
+    def __init__(self, count: int, *, fail=(), slow=(), ahead: bool = True, sizes=None, lazy=()):
+        self.count, self.fail, self.slow, self.ahead, self.lazy = count, set(fail), set(slow), ahead, set(lazy)
         self.sizes = sizes or {}
         self.opens: dict[str, int] = {}
         self.pulled = 0
@@ -42,21 +42,21 @@ class Source:
             self.pulled += 1
             item_id = f"i{n}"
             media = Media(name=f"a.zip!{item_id}.jpg", suffix=".jpg", opener=self.opener(item_id), size=(4, 3),
-                          read_ahead=self.ahead)
+                          read_ahead=self.ahead and item_id not in self.lazy)
             yield Item(id=item_id, media=media)
 
 
 def test_items_come_in_order_with_their_bytes_each_read_once():
     source = Source(20, slow={"i0", "i5"})
     seen = [(item.id, item.media.read_bytes(), item.media.name, item.media.suffix, item.media.known_size)
-            for item in read_ahead(source.items(), window=4, threads=3)]
+            for item in read_ahead(source.items(), window=5, chunk=2)]
     assert seen == [(f"i{n}", source.data(f"i{n}"), f"a.zip!i{n}.jpg", ".jpg", (4, 3)) for n in range(20)]
     assert source.opens == {f"i{n}": 1 for n in range(20)}  # read ahead, then served from memory
 
 
 def test_the_window_bounds_what_is_pulled_and_read():
     source = Source(50)
-    stream = read_ahead(source.items(), window=4, threads=2)
+    stream = read_ahead(source.items(), window=4, chunk=3)
     first = next(stream)
     assert first.id == "i0"
     assert source.pulled == 4 and len(source.opens) <= 4
@@ -100,3 +100,24 @@ def test_an_error_of_the_source_comes_after_the_items_before_it():
         for item in read_ahead(failing(), window=8):
             received.append(item.id)
     assert received == ["i0", "i1", "i2"]
+
+
+def test_chunks_mix_media_read_ahead_lazy_ones_failures_and_items_without_media():
+    source = Source(11, fail={"i3"}, lazy={"i1", "i6"})
+
+    def with_gaps():
+        for item in source.items():
+            yield item
+            if item.id == "i4":
+                yield Item(id="no-media")
+
+    items = list(read_ahead(with_gaps(), window=6, chunk=3))
+    assert [item.id for item in items] == ["i0", "i1", "i2", "i3", "i4", "no-media", "i5", "i6", "i7", "i8", "i9",
+                                           "i10"]
+    assert source.opens == {f"i{n}": 1 for n in range(11) if n not in (1, 6)}  # the lazy ones not yet
+    assert [item.media.read_bytes() for item in items if item.media is not None and item.id != "i3"] == [
+        source.data(f"i{n}") for n in range(11) if n != 3
+    ]
+    with pytest.raises(DatasetError, match="i3.jpg: cannot read: bad CRC"):
+        items[3].media.read_bytes()
+    assert source.opens == {f"i{n}": 2 if n == 3 else 1 for n in range(11)}
