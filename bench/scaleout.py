@@ -1,8 +1,9 @@
 """Issue 11's benchmark rows: re-encoding on Dask against a single process, and tiny-image runs (up to 1,000,000
 images) with the memory of every worker sampled over the run.
 
-    python bench/run.py --group scaleout --images 300 --tiny 100000 1000000 --markdown bench/results-scaleout.md
-    python bench/scaleout.py ...          # the same
+    python bench/run.py --group scaleout --images 300 --runs 3 --tiny --markdown bench/results-scaleout-reencode.md
+    python bench/run.py --group scaleout --images 0 --tiny 100000 1000000 --markdown bench/results-scaleout-tiny.md
+    python bench/scaleout.py ...          # the same; with both --images N and --tiny SIZES, both tables
 
 Every run is a whole ``dsformats convert`` process (``--engine dask --workers N`` starts a LocalCluster), timed
 from outside; while it runs, a sampler reads the RSS of the process and of each of its worker processes (the
