@@ -66,7 +66,7 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
 
     data = dataset(args.work, args.images, args.objects, args.image_size)
-    out = args.work / "out" / "jobs"
+    out = args.work / "out" / f"jobs-{os.getpid()}"  # per process: others may run the bench at the same time
     body = []
     for name, (src_fmt, src, fmt, options) in reencode_loads(data).items():
         if args.only and args.only not in name:

@@ -16,6 +16,7 @@ MB here is 2**20 bytes, on both sides of every ratio.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 from collections.abc import Callable
@@ -110,7 +111,7 @@ def main(argv: list[str]) -> int:
 
     datas = {size: dataset(args.work, size, args.objects, "tiny") for size in sizes}
     jsons = {size: json_size(data) for size, data in datas.items()}
-    out = args.work / "out" / "memory"
+    out = args.work / "out" / f"memory-{os.getpid()}"  # per process: others may run the bench at the same time
     loads = [r for r in rows() if not args.only or args.only in r.name]
     for row in loads:
         for size in sizes:

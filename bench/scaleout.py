@@ -258,7 +258,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--markdown", type=Path, default=None, help="write the tables here (default: print only)")
     args = parser.parse_args(argv)
 
-    out = args.work / "out" / "scaleout"
+    out = args.work / "out" / f"scaleout-{os.getpid()}"  # per process: others may run the bench at the same time
     tables = []
     if args.images:
         tables.append(reencode_table(args, out))
