@@ -96,7 +96,9 @@ class Sampler:
         samples = Samples()
         self.runs.append(samples)
         stop = threading.Event()
-        kinds: dict[int, bool] = {}  # pid: is a worker (a multiprocessing-spawned process, not the tracker)
+        # pid: is a worker: a multiprocessing child (Dask spawns its workers, a --jobs pool forks them from a
+        # forkserver, which counts too), not the resource tracker
+        kinds: dict[int, bool] = {}
 
         def loop() -> None:
             started = time.perf_counter()
@@ -108,7 +110,8 @@ class Sampler:
                     for child in root.children(recursive=True):
                         with contextlib.suppress(psutil.Error):
                             if child.pid not in kinds:
-                                kinds[child.pid] = "spawn_main" in " ".join(child.cmdline())
+                                command = " ".join(child.cmdline())
+                                kinds[child.pid] = "spawn_main" in command or "multiprocessing.forkserver" in command
                             if kinds[child.pid]:
                                 samples.workers.setdefault(child.pid, []).append((now, child.memory_info().rss))
                                 times = child.cpu_times()
