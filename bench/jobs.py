@@ -17,7 +17,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from run import convert_command, dataset, fmt_mem, fmt_time, machine, markdown_table, run_once, tree_digest
+from run import convert_command, dataset, fmt_mem, fmt_time, machine, markdown_table, publish, run_once, tree_digest
 
 TARGET_SPEEDUP = 1.8
 VARIANTS = {"--jobs 1": ["--jobs", "1"], "--jobs 2": ["--jobs", "2"], "default": []}
@@ -86,11 +86,7 @@ def main(argv: list[str]) -> int:
                "default vs 1", "identical bytes, every run", f"met (≥ {TARGET_SPEEDUP}×, identical)"]
     header = (f"{args.images:,} images ({args.image_size}), re-encoded to PNG; best time (median) and largest peak "
               f"RSS of {args.runs} interleaved runs per variant; {machine()}.")
-    text = header + "\n\n" + markdown_table(columns, body)
-    print(text)
-    if args.markdown:
-        args.markdown.write_text(text)
-    return 0
+    return publish(header + "\n\n" + markdown_table(columns, body), args.markdown)
 
 
 if __name__ == "__main__":

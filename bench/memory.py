@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from run import convert_command, dataset, fmt_time, machine, markdown_table, run_once
+from run import convert_command, dataset, fmt_time, machine, markdown_table, publish, run_once
 
 MB = 2**20
 TARGET_GROWTH_MB = 10
@@ -125,11 +125,7 @@ def main(argv: list[str]) -> int:
     files = ", ".join(f"{jsons[s] / MB:.1f} MB at {s:,}" for s in sizes)
     header = (f"Tiny images (32x24 JPEGs, {args.objects} objects each; COCO instances file {files}), best time "
               f"and largest peak RSS of {args.runs} runs; {machine()}.")
-    text = table(loads, sizes, jsons, header)
-    print(text)
-    if args.markdown:
-        args.markdown.write_text(text)
-    return 0
+    return publish(table(loads, sizes, jsons, header), args.markdown)
 
 
 if __name__ == "__main__":

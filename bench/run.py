@@ -137,6 +137,14 @@ def convert_command(src_fmt: str, src: Path, fmt: str, *extra: str) -> list[str]
     return [*DSFORMATS, "convert", "-q", "-if", src_fmt, "-i", str(src), "-f", fmt, "-o", "{out}", *extra]
 
 
+def publish(text: str, markdown: Path | None) -> int:
+    """Print a result table, also write it to ``markdown`` when given; the exit code of a row group's main."""
+    print(text)
+    if markdown:
+        markdown.write_text(text)
+    return 0
+
+
 def markdown_table(columns: list[str], rows: list[list[str]]) -> str:
     """A markdown table."""
     lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
@@ -302,11 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     header = (f"{args.images:,} images ({args.image_size}, {args.objects} objects each), best of {args.runs} runs; "
               f"{machine()}. Peak RSS is the largest single process (with --engine processes: the client or one "
               "worker; the pool holds the client and one process per core).")
-    text = table(loads, floor_times, header)
-    print(text)
-    if args.markdown:
-        args.markdown.write_text(text)
-    return 0
+    return publish(table(loads, floor_times, header), args.markdown)
 
 
 if __name__ == "__main__":

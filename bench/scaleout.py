@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from jobs import reencode_loads
-from run import convert_command, dataset, fmt_time, machine, markdown_table, run_once, tree_digest
+from run import convert_command, dataset, fmt_time, machine, markdown_table, publish, run_once, tree_digest
 
 MB = 2**20
 TARGET_THROUGHPUT = 1.7
@@ -267,11 +267,7 @@ def main(argv: list[str]) -> int:
         tables.append(reencode_table(args, out))
     if args.tiny:
         tables.append(tiny_table(args, out))
-    text = "\n".join(tables)
-    print(text)
-    if args.markdown:
-        args.markdown.write_text(text)
-    return 0
+    return publish("\n".join(tables), args.markdown)
 
 
 if __name__ == "__main__":
