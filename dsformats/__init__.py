@@ -48,7 +48,7 @@ from dsformats.model import (
     Rle,
 )
 from dsformats.options import IMAGE_EXT, JOBS, SAVE_IMAGES, Option
-from dsformats.policy import writing_partial
+from dsformats.policy import not_stored, stored_kinds, writing_partial
 from dsformats.registry import FormatInfo, Registry, build_registry, default_registry
 from dsformats.report import Report
 from dsformats.verify import verify
@@ -105,9 +105,11 @@ __all__ = [
     "detect_format",
     "hookimpl",
     "list_formats",
+    "not_stored",
     "range_shards",
     "read",
     "shard_range",
+    "stored_kinds",
     "verify",
     "write",
     "writing_partial",

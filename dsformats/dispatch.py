@@ -25,7 +25,7 @@ from dsformats.errors import (
 from dsformats.formats import FormatSpec, Reader
 from dsformats.model import Header, Item
 from dsformats.options import SAVE_IMAGES, validate_options
-from dsformats.policy import bad_item, reporting
+from dsformats.policy import bad_item, not_stored_reason, reporting, storing
 from dsformats.registry import FormatInfo, Registry, default_registry
 from dsformats.report import Report
 
@@ -361,7 +361,7 @@ def _guarded(
         unsupported = [a for a in item.annotations if a.kind not in supported]
         if unsupported:
             for ann in unsupported:
-                report.drop(ann.kind, f"{spec.name} cannot store {ann.kind} annotations")
+                report.drop(ann.kind, not_stored_reason(spec.name, ann.kind))
             item = attrs.evolve(item, annotations=[a for a in item.annotations if a.kind in supported])
         yield item
         if progress is not None:
@@ -407,6 +407,7 @@ def write(
     with (
         staged_output(path, overwrite=overwrite) as staging,
         reporting(report, skip_bad_items=skip_bad_items),
+        storing(info.name, info.spec.annotation_kinds, report),
         contextlib.closing(_ahead(items, checked)) as stream,
     ):
         with reg.open_writer(info.name, staging, checked) as writer:

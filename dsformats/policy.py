@@ -5,6 +5,8 @@ returns: the default policy raises (fail on the first bad item), ``--skip-bad-it
 the report and returns. :func:`warn` records a warning in the current conversion's report (and logs it).
 The dispatcher sets both up for the duration of a conversion. :func:`writing_partial` tells a writer that
 it writes one shard of a scale-out conversion, whose partial output its format's merge hook will combine.
+:func:`stored_kinds` tells a reader which annotation kinds the conversion's target can store, so that it
+may skip building the others and only count them with :func:`not_stored`.
 """
 
 from __future__ import annotations
@@ -17,7 +19,10 @@ from collections.abc import Iterator
 from dsformats.errors import DatasetError
 from dsformats.report import Report
 
-__all__ = ["bad_item", "collecting", "partial_output", "reporting", "warn", "writing_partial"]
+__all__ = [
+    "bad_item", "collecting", "not_stored", "partial_output", "reporting", "stored_kinds", "storing", "warn",
+    "writing_partial",
+]
 
 _log = logging.getLogger("dsformats")
 _current: contextvars.ContextVar[tuple[Report, bool] | None] = contextvars.ContextVar(
@@ -27,6 +32,9 @@ _collected: contextvars.ContextVar[list[DatasetError] | None] = contextvars.Cont
     "dsformats_collected", default=None
 )
 _partial: contextvars.ContextVar[bool] = contextvars.ContextVar("dsformats_partial", default=False)
+_storing: contextvars.ContextVar[tuple[str, frozenset[str], Report] | None] = contextvars.ContextVar(
+    "dsformats_storing", default=None
+)
 
 
 def bad_item(error: DatasetError) -> None:
@@ -89,3 +97,37 @@ def partial_output() -> Iterator[None]:
         yield
     finally:
         _partial.reset(token)
+
+
+def not_stored_reason(target: str, kind: str) -> str:
+    """The report's reason for dropping ``kind`` annotations that the format ``target`` cannot store."""
+    return f"{target} cannot store {kind} annotations"
+
+
+def stored_kinds() -> frozenset[str] | None:
+    """The annotation kinds the current conversion's target stores; None when there is no such target.
+
+    Annotations of other kinds are dropped (and counted) by the dispatcher. A reader may instead skip
+    building them and report them with :func:`not_stored`: the conversion's report is then the same.
+    """
+    current = _storing.get()
+    return None if current is None else current[1]
+
+
+def not_stored(kind: str, count: int = 1) -> None:
+    """Count ``count`` annotations of ``kind`` that a reader skipped because the target cannot store them."""
+    current = _storing.get()
+    if current is None:
+        raise RuntimeError("not_stored() outside a conversion (stored_kinds() returned None)")
+    target, _kinds, report = current
+    report.drop(kind, not_stored_reason(target, kind), count)
+
+
+@contextlib.contextmanager
+def storing(target: str, kinds: frozenset[str], report: Report) -> Iterator[None]:
+    """Within the block, :func:`stored_kinds` returns ``kinds`` (set by the dispatcher around a write)."""
+    token = _storing.set((target, frozenset(kinds), report))
+    try:
+        yield
+    finally:
+        _storing.reset(token)

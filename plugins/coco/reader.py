@@ -34,7 +34,7 @@ from dsformats import (
     shard_range,
 )
 from dsformats.fileaccess import Joiner, as_path, is_local, join_within, open_binary, safe_relative, walk_files
-from dsformats.policy import bad_item, warn
+from dsformats.policy import bad_item, not_stored, stored_kinds, warn
 
 from .jsonindex import JsonFile, JsonView
 from .schema import (
@@ -100,14 +100,15 @@ _NUMBER_TYPES = frozenset({int, float})
 _INT_TYPE = frozenset({int})
 
 
-def _numbers(value: Any, where: str) -> list[int | float]:
-    if not isinstance(value, list):
-        raise DatasetError(f"expected a list of numbers, got {type(value).__name__}", where)
-    if _NUMBER_TYPES.issuperset(map(type, value)):  # the common case, checked in C
+def _numbers(value: Any, where: str, field: str = "") -> list[int | float]:
+    """``value`` if it is a list of numbers; DatasetError at ``where + field`` (joined only on error) otherwise."""
+    if type(value) is list and _NUMBER_TYPES.issuperset(map(type, value)):  # the common case, checked in C
         return value
+    if not isinstance(value, list):
+        raise DatasetError(f"expected a list of numbers, got {type(value).__name__}", where + field)
     for v in value:
         if isinstance(v, bool) or not isinstance(v, int | float):
-            raise DatasetError(f"expected a list of numbers, found {v!r}", where)
+            raise DatasetError(f"expected a list of numbers, found {v!r}", where + field)
     return value
 
 
@@ -450,16 +451,33 @@ class CocoReader:
         task = source.task
         if task == IMAGE_INFO:
             return
-        owners = np.empty(len(json), dtype=np.int64)
+        owners = [-1] * len(json)
         known = SHAPE_ANN_KEYS if task in SHAPE_TASKS else ()
+        plain = known | {AREA_ATTR} if known else None  # keys that add nothing to annotation_keys
+        labels = source.labels
+        element = json.element
         for i in range(len(json)):
-            owners[i] = -1
+            # The common case, checked with as few Python operations as possible; anything unusual (or wrong)
+            # takes the full path below, which names the problem.
+            ann = element(i) if task != PANOPTIC else None
+            if (
+                type(ann) is dict
+                and type(image_id := ann.get("image_id")) is int
+                and (index := local.get(image_id)) is not None
+                and type(ann.get("id")) is int
+                and (task == CAPTIONS or (type(cid := ann.get("category_id")) is int and (cid in labels or not cid)))
+            ):
+                owners[i] = index
+                if plain is not None and not plain.issuperset(ann):
+                    annotation_keys.update(k for k in ann if k not in plain)
+                continue
             try:
                 self._index_one(source, i, local, dead, owners, known, annotation_keys)
             except DatasetError as exc:
                 bad_item(exc)
                 if owners[i] >= 0:
-                    self._bad.add(int(owners[i]))
+                    self._bad.add(owners[i])
+        owners = np.array(owners, dtype=np.int64)
         source.order = np.argsort(owners, kind="stable")
         source.keys = owners[source.order]
 
@@ -494,6 +512,8 @@ class CocoReader:
             annotation_keys.update(k for k in ann if k not in known and k != AREA_ATTR)
 
     def _category(self, source: _Source, value: Any, where: str) -> str | None:
+        if type(value) is int and (value in source.labels or not value):  # the common case
+            return source.labels.get(value)
         cid = _int(value, f"{where}.category_id")
         label = source.labels.get(cid)
         if label is None and cid != 0:
@@ -513,20 +533,29 @@ class CocoReader:
         positions = range(self._first, self._first + len(self._items))
         if self.positions is not None:
             positions = positions[self.positions.start : self.positions.stop]
+        # A target that stores no annotations (image_zip): count them by kind instead of building them.
+        count_only = stored_kinds() == frozenset()
         for index in positions:
             record = self._items[index - self._first]
             if index in self._bad:
                 continue
             annotations: list[Annotation] = []
             state = _ItemState(record)
+            counts: dict[str, int] = {}
             try:
                 for source in by_subset.get(record.subset, ()):
                     for element in source.hits(index):
-                        annotations.extend(self._convert(source, element, state))
+                        if count_only:
+                            for kind in self._kinds(source, element, state):
+                                counts[kind] = counts.get(kind, 0) + 1
+                        else:
+                            annotations.extend(self._convert(source, element, state))
                 path = join(record.images_dir, record.file_name, location=record.file_name)
             except DatasetError as exc:  # one bad annotation (or image path) skips its item under the policy
                 bad_item(exc)
                 continue
+            for kind, count in counts.items():
+                not_stored(kind, count)
             yield Item(
                 id=record.id,
                 subset=record.subset,
@@ -542,7 +571,9 @@ class CocoReader:
         task = source.task
         if task == PANOPTIC:
             return self._panoptic(source, ann, where, state)
-        ann_id = _int(ann["id"], f"{where}.id")
+        ann_id = ann["id"]
+        if type(ann_id) is not int:
+            ann_id = _int(ann_id, f"{where}.id")
         known = SHAPE_ANN_KEYS if task in SHAPE_TASKS else CAPTION_ANN_KEYS if task == CAPTIONS else LABEL_ANN_KEYS
         attributes = _attributes(ann, known, where)
         if task == CAPTIONS:
@@ -555,8 +586,9 @@ class CocoReader:
             if label is None:
                 raise DatasetError("a label annotation needs a declared category", f"{where}.category_id")
             return [Label(label=label, id=ann_id, attributes=attributes)]
-        if "iscrowd" in ann:
-            attributes[CROWD_ATTR] = bool(_int(ann["iscrowd"], f"{where}.iscrowd"))
+        crowd = ann.get("iscrowd", _MISSING)
+        if crowd is not _MISSING:
+            attributes[CROWD_ATTR] = bool(crowd if type(crowd) is int else _int(crowd, f"{where}.iscrowd"))
         if task == PERSON_KEYPOINTS:
             joined = state.instances.get(ann_id)
             if joined is not None and joined[1] == label:
@@ -570,6 +602,39 @@ class CocoReader:
         if "keypoints" in ann:
             shapes.extend(_points(ann, label, ann_id, group, attributes, where))
         return shapes
+
+    def _kinds(self, source: _Source, element: int, state: _ItemState) -> list[str]:
+        """The kinds of the annotations :meth:`_convert` makes of ``element``, without making or checking them."""
+        assert source.json is not None
+        ann = source.json.element(element)
+        task = source.task
+        if not isinstance(ann, dict):
+            raise DatasetError(f"expected an object, got {type(ann).__name__}", f"{source.name}: annotations[{element}]")
+        if task == PANOPTIC:
+            return ["mask"] * len(ann.get("segments_info") or ())
+        if task == CAPTIONS:
+            return ["caption"]
+        if task == LABELS:
+            return ["label"]
+        ann_id, label = ann.get("id"), source.labels.get(ann.get("category_id"))  # type: ignore[arg-type]
+        has_points = len(ann.get("keypoints") or ()) >= 3
+        if task == PERSON_KEYPOINTS:
+            joined = state.instances.get(ann_id)  # type: ignore[arg-type]
+            if joined is not None and joined[1] == label:
+                return ["points"] if has_points else []
+        group = state.group(ann_id if type(ann_id) is int else 0)
+        if task == INSTANCES:
+            state.instances[ann_id] = (group, label)  # type: ignore[index]
+        kinds = ["bbox"] if ann.get("bbox") else []
+        segmentation = ann.get("segmentation")
+        if isinstance(segmentation, list):
+            parts = segmentation if segmentation and isinstance(segmentation[0], list) else [segmentation]
+            kinds += ["polygon"] * sum(1 for part in parts if part)
+        elif isinstance(segmentation, dict):
+            kinds.append("mask")
+        if has_points:
+            kinds.append("points")
+        return kinds
 
     def _panoptic(self, source: _Source, ann: dict, where: str, state: _ItemState) -> list[Annotation]:
         file_name = _require(ann, "file_name", where)
@@ -683,13 +748,14 @@ class _ItemState:
 _CATEGORY_KEYS = frozenset({"id", "name", "supercategory", "isthing", "keypoints", "skeleton"})
 
 
-def _attributes(ann: dict, known: frozenset[str] | Sequence[str], where: str) -> dict[str, Any]:
+def _attributes(ann: dict, known: frozenset[str], where: str) -> dict[str, Any]:
     """The annotation's ``attributes`` dict, then every key with no model field, then ``score``."""
     nested = ann.get("attributes")
     attributes = dict(_dict(nested, f"{where}.attributes")) if nested is not None else {}
-    for key, value in ann.items():
-        if key not in known:
-            attributes[key] = value
+    if not known.issuperset(ann):  # type: ignore[union-attr]
+        for key, value in ann.items():
+            if key not in known:
+                attributes[key] = value
     if "score" in ann:
         attributes[SCORE_ATTR] = _number(ann["score"], f"{where}.score")
     return attributes
@@ -699,7 +765,6 @@ def _shapes(
     ann: dict, label: str | None, ann_id: int, group: int, attributes: dict, where: str, size: Any
 ) -> list[Annotation]:
     shapes: list[Annotation] = []
-    common: dict[str, Any] = {"id": ann_id, "group": group, "attributes": attributes}
     segmentation = ann.get("segmentation")
     bbox = ann.get("bbox", _MISSING)
     if bbox is _MISSING:
@@ -709,24 +774,27 @@ def _shapes(
     if bbox is None or not isinstance(bbox, list) or (bbox and len(bbox) != 4):
         raise DatasetError(f"bbox must be a list of 4 numbers [x, y, w, h], got {bbox!r}", f"{where}.bbox")
     if bbox:
-        x, y, w, h = _numbers(bbox, f"{where}.bbox")
-        shapes.append(Bbox(x=x, y=y, w=w, h=h, label=label, **common))
+        x, y, w, h = _numbers(bbox, where, ".bbox")
+        shapes.append(Bbox(x=x, y=y, w=w, h=h, label=label, id=ann_id, group=group, attributes=attributes))
     if isinstance(segmentation, list):
         parts = segmentation if segmentation and isinstance(segmentation[0], list) else [segmentation]
         for j, part in enumerate(parts):
-            part_where = f"{where}.segmentation[{j}]"
             if not isinstance(part, list):
-                raise DatasetError(f"expected a polygon (list of numbers), got {part!r}", part_where)
+                raise DatasetError(
+                    f"expected a polygon (list of numbers), got {part!r}", f"{where}.segmentation[{j}]"
+                )
             if not part:
                 continue
-            _numbers(part, part_where)
+            if type(part) is not list or not _NUMBER_TYPES.issuperset(map(type, part)):
+                _numbers(part, where, f".segmentation[{j}]")
             if len(part) % 2 or len(part) < 6:
                 raise DatasetError(
-                    f"a polygon needs an even number (>= 6) of coordinates, got {len(part)}", part_where
+                    f"a polygon needs an even number (>= 6) of coordinates, got {len(part)}",
+                    f"{where}.segmentation[{j}]",
                 )
-            shapes.append(Polygon(points=part, label=label, **common))
+            shapes.append(Polygon(points=part, label=label, id=ann_id, group=group, attributes=attributes))
     elif isinstance(segmentation, dict):
-        shapes.append(Mask(rle=_rle(segmentation, f"{where}.segmentation", size), label=label, **common))
+        shapes.append(Mask(rle=_rle(segmentation, f"{where}.segmentation", size), label=label, id=ann_id, group=group, attributes=attributes))
     elif segmentation is not None:
         raise DatasetError(f"expected polygons or an RLE object, got {segmentation!r}", f"{where}.segmentation")
     return shapes

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -265,3 +266,94 @@ def test_json_index_fast_skips_match_the_token_scan(tmp_path, monkeypatch):
     monkeypatch.setattr(jsonindex, "_element_pattern", lambda: None)
     assert fast == index()
     assert fast[1] == doc["annotations"]
+
+
+# ------------------------------------------------------------------ targets that store no annotations
+
+
+def _keypoint_doc():
+    """Instances joined with person keypoints, an unjoined keypoint object, empty polygon parts, an RLE."""
+    doc = base_doc()
+    doc["images"][0].update(width=4, height=3)
+    doc["categories"] = [{"id": 1, "name": "person", "keypoints": ["a", "b"], "skeleton": [[1, 2]]}]
+    doc["annotations"] = [
+        {"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 2, 2], "segmentation": [[0, 0, 1, 0, 1, 1], []]},
+        {"id": 2, "image_id": 1, "category_id": 1, "bbox": [], "iscrowd": 1,
+         "segmentation": {"size": [3, 4], "counts": [12]}},
+        {"id": 3, "image_id": 1, "category_id": 1, "segmentation": [0, 0, 2, 0, 2, 2, 0, 2]},
+    ]
+    keypoints = dict(doc, annotations=[
+        {"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 2, 2], "keypoints": [1, 1, 2, 0, 0, 0]},
+        {"id": 9, "image_id": 1, "category_id": 1, "bbox": [1, 1, 1, 1], "segmentation": [[0, 0, 1, 0, 1, 1]],
+         "keypoints": [1, 1, 1, 2, 2, 2]},
+        {"id": 7, "image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1], "keypoints": []},
+    ])
+    return doc, keypoints
+
+
+def _reports_both_ways(src, tmp_path):
+    """The report of a conversion to image_zip, and of writing the same items built in full beforehand."""
+    counted = dsformats.convert(src, tmp_path / "counted", "image_zip", source_format="coco", skip_bad_items=True)
+    with dsformats.read(src, "coco") as reader:
+        built = list(reader.items())  # read outside a conversion: every annotation is built
+        full = dsformats.write(built, tmp_path / "full", "image_zip", header=reader.header, skip_bad_items=True)
+    return counted, full, built
+
+
+@pytest.mark.parametrize(
+    "layout", ["coco", "coco_instances", "coco_person_keypoints", "coco_captions", "coco_labels", "coco_panoptic",
+               "coco_stuff", "coco_roboflow", "mmdet_coco", "coco_image_info"],
+)
+def test_image_zip_target_counts_annotations_it_does_not_build(coco, layout, tmp_path, monkeypatch):
+    def built(*_args, **_kwargs):
+        raise AssertionError("an annotation was built for a target that stores none")
+
+    with dsformats.read(coco / layout, "coco") as reader:  # the expected counts, from built annotations
+        expected: dict[str, int] = {}
+        for item in reader.items():
+            for ann in item.annotations:
+                expected[ann.kind] = expected.get(ann.kind, 0) + 1
+    monkeypatch.setattr("dsformats_coco.reader.CocoReader._convert", built)
+    report = dsformats.convert(coco / layout, tmp_path / "out", "image_zip", source_format="coco")
+    assert {kind: count for kind, (count, _) in report.dropped.items() if kind in expected} == expected
+    assert all(reason == f"image_zip cannot store {kind} annotations"
+               for kind, (_, reason) in report.dropped.items() if kind in expected)
+    assert sum(report.items_written.values()) > 0
+
+
+def test_image_zip_target_counts_joined_keypoints_like_the_full_path(tmp_path, make_image):
+    doc, keypoints = _keypoint_doc()
+    (tmp_path / "src").mkdir()
+    root = write_doc(tmp_path / "src", doc, "instances_train.json")
+    write_doc(root, keypoints, "person_keypoints_train.json")
+    (root / "images" / "train").mkdir(parents=True)
+    (root / "images" / "train" / "a.jpg").write_bytes(make_image(4, 3, ".jpg", seed=3))
+    counted, full, built = _reports_both_ways(root, tmp_path)
+    assert counted.dropped == full.dropped
+    assert {k: n for k, (n, _) in counted.dropped.items()} == {
+        "bbox": 3, "polygon": 3, "mask": 1, "points": 2, "item attribute": 1,
+    }
+    assert len(built) == 1 and sorted(kinds(built[0])) == sorted(
+        ["bbox"] * 3 + ["polygon"] * 3 + ["mask"] + ["points"] * 2
+    )
+    with zipfile.ZipFile(tmp_path / "counted" / "default.zip") as archive:
+        assert archive.read("a.jpg") == (root / "images" / "train" / "a.jpg").read_bytes()
+
+
+def test_stored_kinds_is_the_targets_during_a_write_only():
+    seen = []
+
+    def items():
+        seen.append(dsformats.stored_kinds())
+        yield from ()
+
+    assert dsformats.stored_kinds() is None
+    with pytest.raises(RuntimeError):
+        dsformats.not_stored("bbox")
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        dsformats.write(items(), Path(tmp) / "z", "image_zip")
+        dsformats.write(items(), Path(tmp) / "v", "voc")
+    assert seen[0] == frozenset()
+    assert seen[1] == dsformats.default_registry().writer_format("voc")[0].spec.annotation_kinds
