@@ -25,6 +25,8 @@ from dsformats.fileaccess import is_local, open_binary
 _TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|[{}\[\]:]')
 _WS = b" \t\r\n"
 _BOM = b"\xef\xbb\xbf"
+#: Bytes scanned per numpy pass over the annotations list.
+_CHUNK = 4 << 20
 #: Files up to this size are also fully parsed once, so syntax errors are reported with orjson's position.
 _VALIDATE_LIMIT = 4 << 20
 
@@ -63,6 +65,14 @@ def _load(path: Path, name: str) -> Any:
         raise DatasetError(f"cannot read: {exc}", name) from None
     finally:
         stream.close()
+
+
+def _escaped(data: Any, quote: int) -> bool:
+    """Whether the quote at ``quote`` follows an odd number of backslashes."""
+    run = 0
+    while quote - run - 1 >= 0 and data[quote - run - 1] == 0x5C:
+        run += 1
+    return run % 2 == 1
 
 
 class JsonFile:
@@ -160,6 +170,12 @@ class JsonFile:
                     value_start = match.start()
                     in_list = key == self.list_key and first == b"["
                     elem_end = match.end()
+                    close = self._scan_list(match.end()) if in_list and element is not None else None
+                    if close is not None:  # the whole list at once, vectorised
+                        assert key is not None
+                        self.spans[key] = (value_start, close)
+                        key, value_start, in_list, depth, pos = None, -1, False, 1, close
+                        continue
                     whole = None if in_list or element is None or key is None else element.match(data, value_start)
                     if whole is not None and key is not None:  # another top-level value, skipped at once
                         self.spans[key] = (value_start, whole.end())
@@ -193,6 +209,74 @@ class JsonFile:
                     self._close_scalar(key, value_start, match.start())
                 return
         raise DatasetError("truncated or malformed JSON (the top-level object is not closed)", self.name)
+
+    def _scan_list(self, start: int) -> int | None:
+        """Index the elements of the list whose ``[`` ends at ``start``; return the end of its ``]``.
+
+        Vectorised with numpy, chunk by chunk: quotes not escaped toggle "inside a string", and brackets
+        outside strings give the depth, so element boundaries are where the depth enters and leaves the
+        list's level. Returns None, indexing nothing, when the list holds anything but objects and arrays
+        separated by commas (the token loop then reports or indexes it), or when the list is not closed.
+        """
+        import numpy as np
+
+        data, size = self._data, len(self._data)
+        brackets = np.zeros(256, dtype=np.int8)
+        brackets[list(b"[{")], brackets[list(b"]}")] = 1, -1
+        starts: list[Any] = []
+        ends: list[Any] = []
+        depth, in_string, close = 0, 0, -1  # depth relative to the list's inside
+        offset = start
+        while offset < size and close < 0:
+            count = min(_CHUNK, size - offset)
+            chunk = np.frombuffer(data, dtype=np.uint8, count=count, offset=offset)
+            quotes = np.flatnonzero(chunk == 0x22)
+            if len(quotes) and ((chunk == 0x5C).any() or data[offset - 1] == 0x5C):  # drop escaped quotes (odd run of backslashes before)
+                escaped = [k for k, q in enumerate(quotes.tolist()) if _escaped(data, offset + q)]
+                quotes = np.delete(quotes, escaped)
+            marks = brackets[chunk]
+            where = np.flatnonzero(marks)
+            outside = (np.searchsorted(quotes, where) + in_string) % 2 == 0
+            where = where[outside]
+            steps = marks[where].astype(np.int64)
+            levels = depth + np.cumsum(steps)
+            done = np.flatnonzero(levels < 0)
+            if len(done):  # the list's own "]"
+                cut = int(done[0])
+                close = offset + int(where[cut]) + 1
+                where, steps, levels = where[:cut], steps[:cut], levels[:cut]
+            starts.append(where[(steps == 1) & (levels == 1)] + offset)
+            ends.append(where[(steps == -1) & (levels == 0)] + offset + 1)
+            depth = int(levels[-1]) if len(levels) else depth
+            in_string = (in_string + len(quotes)) % 2
+            offset += count
+        if close < 0 or data[close - 1] != 0x5D:  # not closed, or closed by "}"
+            return None
+        first = np.concatenate(starts) if starts else np.empty(0, np.int64)
+        last = np.concatenate(ends) if ends else np.empty(0, np.int64)
+        if len(first) != len(last) or not self._only_commas(start, first, last, close - 1):
+            return None
+        self.starts.extend(first.tolist())
+        self.ends.extend(last.tolist())
+        return close
+
+    def _only_commas(self, start: int, first: Any, last: Any, close: int) -> bool:
+        """Whether the gaps around the elements hold only whitespace, and one comma between two elements."""
+        import numpy as np
+
+        gaps_from = np.concatenate(([start], last))
+        gaps_to = np.concatenate((first, [close]))
+        if len(first):
+            view = np.frombuffer(self._data, dtype=np.uint8)
+            plain = (gaps_to[1:-1] - gaps_from[1:-1] == 1) & (view[np.minimum(gaps_from[1:-1], len(view) - 1)] == 0x2C)
+            odd = np.flatnonzero(~plain) + 1
+        else:
+            odd = np.empty(0, np.int64)
+        for k in [0, *odd.tolist(), len(gaps_from) - 1]:
+            gap = bytes(self._data[int(gaps_from[k]) : int(gaps_to[k])]).strip(_WS)
+            if gap != (b"," if 0 < k < len(gaps_from) - 1 else b""):
+                return False
+        return True
 
     def _gap(self, start: int, end: int) -> None:
         """Between two elements of the list section there may only be a comma: anything else is a scalar."""

@@ -268,6 +268,61 @@ def test_json_index_fast_skips_match_the_token_scan(tmp_path, monkeypatch):
     assert fast[1] == doc["annotations"]
 
 
+@pytest.mark.parametrize("chunk", [1, 2, 3, 7, 64, 4 << 20])
+@pytest.mark.parametrize("indent", [False, True])
+def test_json_index_vectorised_list_scan_matches_the_token_scan(tmp_path, monkeypatch, chunk, indent):
+    import orjson
+    from dsformats_coco import jsonindex
+
+    tricky = ['\\', '\\"', '"', '\\\\"]', "[{", "}]", "a\\\\", "\\\\\\"]  # backslash runs before quotes
+    doc = {
+        "info": {"x": "} ] \" {"},
+        "annotations": [
+            *({"id": i, "note": text, "segmentation": [[1, 2, 3, 4, 5, 6]], "deep": [[[[[[{"k": text}]]]]]]}
+              for i, text in enumerate(tricky)),
+            [],
+            {"attributes": {}, "counts": "0]1"},
+        ],
+        "categories": [],
+    }
+    path = tmp_path / "a.json"
+    path.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2 if indent else 0))
+    monkeypatch.setattr(jsonindex, "_CHUNK", chunk)
+
+    def index():
+        json = jsonindex.JsonFile(path, "a.json")
+        try:
+            return dict(json.spans), list(json.starts), list(json.ends), [json.element(i) for i in range(len(json))]
+        finally:
+            json.close()
+
+    calls = []
+    real = jsonindex.JsonFile._scan_list
+    monkeypatch.setattr(jsonindex.JsonFile, "_scan_list", lambda self, start: calls.append(start) or real(self, start))
+    fast = index()
+    assert calls and fast[3] == doc["annotations"]
+    monkeypatch.setattr(jsonindex.JsonFile, "_scan_list", lambda self, start: None)  # the token loop only
+    assert fast == index()
+
+
+@pytest.mark.parametrize("annotations", ['[1, {"a": 1}]', '[{"a": 1}, "x"]', '[{"a": 1},, {"b": 2}]', "[]", '[{"a": [1]}'])
+def test_json_index_vectorised_scan_leaves_odd_lists_to_the_token_scan(tmp_path, annotations):
+    from dsformats_coco import jsonindex
+
+    path = tmp_path / "a.json"
+    path.write_text('{"images": [], "annotations": ' + annotations + "}")
+    json = jsonindex.JsonFile.__new__(jsonindex.JsonFile)
+    json.name, json.list_key, json.spans = "a.json", "annotations", {}
+    json.starts, json.ends = jsonindex.array("q"), jsonindex.array("q")
+    json._data = path.read_bytes()
+    start = json._data.index(b"[", json._data.index(b"annotations")) + 1
+    result = json._scan_list(start)
+    if annotations == "[]":
+        assert result == len(json._data) - 1 and not len(json.starts)
+    else:
+        assert result is None and not len(json.starts)
+
+
 # ------------------------------------------------------------------ targets that store no annotations
 
 
