@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections import Counter
 from collections.abc import Sequence
@@ -127,15 +126,17 @@ def _parser() -> argparse.ArgumentParser:
     conv.add_argument("--report", metavar="FILE.json", help="also save the conversion report as JSON")
     conv.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no report on stdout")
     conv.add_argument(
-        "--engine", choices=("local", "processes", "dask"), default="local",
-        help="'processes': convert shards in --workers local processes and merge them; 'dask': on Dask workers "
-        "(needs dsformats[dask]); the output is the same as 'local' (one process); see docs/scale-out.md",
+        "--engine", choices=("auto", "local", "processes", "dask"), default="auto",
+        help="'local': one process; 'processes': convert shards in --workers local processes and merge them; "
+        "'dask': on Dask workers (needs dsformats[dask]); 'auto' (default): 'processes' for local folders of "
+        "2,000 items or more when the target has a merge, else 'local'. The output is the same with every "
+        "engine; see docs/scale-out.md",
     )
     conv.add_argument("--scheduler", metavar="tcp://HOST:8786", help="with --engine dask: an existing Dask cluster")
     conv.add_argument(
         "--workers", type=int, default=None, metavar="N",
-        help="worker processes of --engine processes (default: the number of CPUs) or of a local Dask cluster "
-        "(default 2)",
+        help="worker processes of --engine processes/auto (default: the number of usable CPUs) or of a local "
+        "Dask cluster (default 2)",
     )
     conv.add_argument(
         "--parts-dir", metavar="DIR|URL",
@@ -242,27 +243,34 @@ def _convert_sharded(
 ) -> int:
     from dsformats.scaleout import convert_distributed
 
+    from dsformats.scaleout import usable_cpus
+
     engine = "dask" if args.scheduler else args.engine
     bar = None
     if not args.quiet and sys.stderr.isatty():
         from tqdm import tqdm
 
         tqdm.monitor_interval = 0  # no monitor thread: the processes engine forks only a single-threaded process
-        bar = tqdm(unit=" shards", file=sys.stderr, dynamic_ncols=True)
+        bar = tqdm(file=sys.stderr, dynamic_ncols=True)
 
     def progress(done: int, total: int, items: int) -> None:
         if bar is not None:
-            bar.total = total
+            bar.unit, bar.total = " shards", total
             bar.set_postfix_str(f"{items:,} items")
+            bar.update(done - bar.n)
+
+    def item_progress(done: int, total: int | None) -> None:  # engine "auto" converting in this process
+        if bar is not None:
+            bar.unit, bar.total = " items", total
             bar.update(done - bar.n)
 
     try:
         report = convert_distributed(
             args.input, args.output, format, source_format=args.input_format, reader_options=reader_options,
             writer_options=writer_options, overwrite=args.overwrite, scheduler=args.scheduler,
-            workers=args.workers or ((os.cpu_count() or 1) if engine == "processes" else 2), parts_dir=args.parts_dir,
-            registry=registry, progress=progress, strict=args.strict, skip_bad_items=args.skip_bad_items,
-            engine=engine,
+            workers=args.workers or (usable_cpus() if engine in ("processes", "auto") else 2),
+            parts_dir=args.parts_dir, registry=registry, progress=progress, item_progress=item_progress,
+            strict=args.strict, skip_bad_items=args.skip_bad_items, engine=engine,
         )
     finally:
         if bar is not None:
@@ -271,7 +279,8 @@ def _convert_sharded(
         with open(args.report, "w", encoding="utf-8") as stream:
             json.dump(report.to_dict(), stream, indent=2)
     if not args.quiet:
-        print(f"converted {args.input} ({report.source_format}) -> {args.output} ({report.target_format}) on Dask")
+        where = {"dask": " on Dask", "processes": " in worker processes"}.get(engine, "")
+        print(f"converted {args.input} ({report.source_format}) -> {args.output} ({report.target_format}){where}")
         print(report.summary())
     return EXIT_OK
 

@@ -18,6 +18,7 @@ import inspect
 import itertools
 import os
 import pickle
+import re
 import shutil
 import tempfile
 import uuid
@@ -40,6 +41,28 @@ ShardProgress = Callable[[int, int, int], None]
 #: Range shards per worker when the reader has no ``shards()``: more shards balance load better, each costs
 #: one reader opening (for COCO, one parse of the JSON) on a worker.
 SHARDS_PER_WORKER = 4
+
+#: ``engine="auto"`` uses the local process pool from this many items on (below, one process is faster:
+#: starting the pool and merging cost about as much as converting a couple of thousand items).
+AUTO_MIN_ITEMS = 2000
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _auto_candidate(src: Any, dst: Any, workers: int) -> bool:
+    """Whether ``engine="auto"`` may shard at all: several CPUs, a plain local input folder and output folder."""
+    plain = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")  # URLs (s3://, memory://, zip://) stay in one process
+    return (
+        workers > 1
+        and not plain.match(str(src)) and Path(src).is_dir()
+        and not plain.match(str(dst)) and not str(dst).lower().endswith(".zip")
+    )
 
 
 class _Declined(Exception):
@@ -265,6 +288,7 @@ def convert_distributed(
     strict: bool = False,
     skip_bad_items: bool = False,
     engine: str = "dask",
+    item_progress: dispatch.Progress | None = None,
 ) -> Report:
     """Convert ``src`` into ``format`` at ``dst`` on a Dask cluster; the output equals :func:`dsformats.convert`'s.
 
@@ -280,9 +304,14 @@ def convert_distributed(
     that raises is retried ``retries`` times; a task of a worker that dies is rerun by Dask. ``shards`` is
     the number of range shards (default 4 per worker) when the reader has no ``shards()``. ``progress`` is
     called with ``(shards done, shards, items done)``.
+
+    ``engine="auto"`` (the CLI's default) is the processes engine when it pays: ``workers`` > 1, a local input
+    folder whose reader has ``shards()`` and at least :data:`AUTO_MIN_ITEMS` items, a target with a merge
+    hook, a local output folder. Otherwise the conversion runs in this process (on the reader already
+    opened), exactly as :func:`dsformats.convert`, and reports to ``item_progress``.
     """
-    if engine not in ("dask", "processes"):
-        raise OptionError(f"unknown engine {engine!r}; engines: dask, processes")
+    if engine not in ("dask", "processes", "auto"):
+        raise OptionError(f"unknown engine {engine!r}; engines: auto, dask, processes")
     if workers < 1 or (shards is not None and shards < 1) or retries < 0:
         raise OptionError(f"workers and shards must be at least 1 and retries at least 0 (got {workers}, {shards}, "
                           f"{retries})")
@@ -298,11 +327,28 @@ def convert_distributed(
         report.warn(f"converted in a single process on the client: {why}")
         return report
 
-    if not _has_merge(reg, info.name):
+    auto = engine == "auto"
+    if auto:
+        engine = "processes"
+        if not (_auto_candidate(src, dst, workers) and _has_merge(reg, info.name)):
+            return dispatch.convert(
+                src, dst, info.name, source_format=source_format, reader_options=reader_options,
+                writer_options=checked, overwrite=overwrite, registry=reg, progress=item_progress, strict=strict,
+                skip_bad_items=skip_bad_items,
+            )
+    elif not _has_merge(reg, info.name):
         return single(f"format {info.name!r} has no dsformats_merge implementation")
-    probe = Report()
-    with reporting(probe), dispatch.read(src, source_format, options=reader_options, registry=reg) as reader:
+    probe = Report(source_format=source_format)
+    with (
+        reporting(probe, skip_bad_items=skip_bad_items),
+        dispatch.read(src, source_format, options=reader_options, registry=reg) as reader,
+    ):
         header: Header = reader.header
+        if auto and not (callable(getattr(reader, "shards", None)) and (header.size_hint or 0) >= AUTO_MIN_ITEMS):
+            return dispatch.write(  # too small to pay: in this process, as convert() does
+                reader.items(), dst, info.name, header=header, options=checked, overwrite=overwrite,
+                registry=reg, progress=item_progress, report=probe, strict=strict, skip_bad_items=skip_bad_items,
+            )
         plans = plan_shards(reader, count=shards or SHARDS_PER_WORKER * max(1, workers))
         for plan in plans:
             plan["reader"] = _shard_reader(reader, plan)

@@ -109,8 +109,46 @@ def test_processes_engine_from_the_cli(data, tmp_path):
 
 
 @pytest.mark.parametrize(
+    ("source", "folder", "target", "extra", "pool"),
+    [("voc", "voc", "coco", [], True), ("coco", "coco", "voc", ["--", "--save-images"], True),
+     ("voc", "voc", "image_zip", [], True), ("coco", "coco", "voc", [], "small"),
+     ("coco", "coco", "voc.zip", [], False), ("coco", "coco", "yolo", [], True)],
+)
+def test_auto_engine_uses_the_pool_only_when_it_pays(data, tmp_path, monkeypatch, source, folder, target, extra, pool):
+    """``--engine auto`` (the default): worker processes from AUTO_MIN_ITEMS items, same bytes either way."""
+    from dsformats import scaleout
+    from dsformats.cli import main
+
+    pools = []
+    real = scaleout._processes
+    monkeypatch.setattr(scaleout, "_processes", lambda workers: pools.append(workers) or real(workers))
+    monkeypatch.setattr(scaleout, "AUTO_MIN_ITEMS", 10_000 if pool == "small" else 20)
+    fmt = target.removesuffix(".zip")
+    out, single = tmp_path / f"auto-{target}", tmp_path / f"single-{target}"
+    args = ["-if", source, "-i", str(data / folder), "-f", fmt, "-q", *extra]
+    assert main(["convert", "-o", str(out), *args]) == 0
+    assert main(["convert", "--engine", "local", "-o", str(single), *args]) == 0
+    assert pools == ([scaleout.usable_cpus()] if pool is True and scaleout.usable_cpus() > 1 else [])
+    if target.endswith(".zip"):
+        assert out.read_bytes() == single.read_bytes()
+    else:
+        assert tree(out) == tree(single)
+
+
+def test_auto_engine_with_one_cpu_or_a_url_stays_in_this_process(data, tmp_path, monkeypatch):
+    from dsformats import scaleout
+
+    monkeypatch.setattr(scaleout, "AUTO_MIN_ITEMS", 1)
+    monkeypatch.setattr(scaleout, "_processes", lambda workers: pytest.fail("the pool was started"))
+    report = scaleout.convert_distributed(data / "coco", tmp_path / "one", "voc", engine="auto", workers=1)
+    assert sum(report.items_written.values()) == 60 and not [w for w in report.warnings if "single process" in w]
+    report = scaleout.convert_distributed(data / "coco", "memory://auto/out", "voc", engine="auto", workers=2)
+    assert sum(report.items_written.values()) == 60
+
+
+@pytest.mark.parametrize(
     ("args", "message"),
-    [(["--workers", "2"], "need --engine"), (["--parts-dir", "p"], "need --engine"),
+    [(["--engine", "local", "--workers", "2"], "need --engine"), (["--engine", "local", "--parts-dir", "p"], "need --engine"),
      (["--engine", "processes", "--scheduler", "tcp://127.0.0.1:1"], "cannot go with --engine processes")],
 )
 def test_engine_options_are_checked(tmp_path, capsys, args, message):
