@@ -29,8 +29,8 @@ def test_benchmark_smoke_run(tmp_path):
         assert name in text
     assert text.startswith("120 images (small, 7 objects each), best of 1 runs;")
     rows = [line for line in text.splitlines() if line.startswith("| ") and " s (median" in line]
-    assert len(rows) == 15
-    assert text.count(", --engine processes |") == 4
+    assert len(rows) == 16
+    assert text.count(", one process |") == 5
     assert "COCO zip → VOC detection" in text and "COCO zip: unzip, then → VOC detection" in text
     assert "COCO zip, JPEGs stored → VOC detection" in text
 
