@@ -25,6 +25,8 @@ from dsformats.fileaccess import is_local, open_binary
 _TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|[{}\[\]:]')
 _WS = b" \t\r\n"
 _BOM = b"\xef\xbb\xbf"
+#: Elements parsed between two releases of the mapped pages read so far (see :func:`_drop_pages`).
+_DROP_EVERY = 8192
 #: Bytes scanned per numpy pass over the annotations list.
 _CHUNK = 4 << 20
 #: Files up to this size are also fully parsed once, so syntax errors are reported with orjson's position.
@@ -75,6 +77,16 @@ def _escaped(data: Any, quote: int) -> bool:
     return run % 2 == 1
 
 
+def _drop_pages(data: Any) -> None:
+    """Let the kernel take back the pages of a mapped file that were read so far (they stay in the page cache).
+
+    The mapping stays valid: a page read again is mapped again from the cache. Resident memory then holds
+    only what was read since the last call, not the whole file.
+    """
+    if isinstance(data, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED") and len(data):
+        data.madvise(mmap.MADV_DONTNEED)
+
+
 class JsonFile:
     """One JSON object file: ``section(key)`` parses a top-level value; ``element(i)`` one annotation."""
 
@@ -90,6 +102,8 @@ class JsonFile:
             if len(self._data) <= _VALIDATE_LIMIT:
                 self._validate()
             self._scan()
+            _drop_pages(self._data)
+            self._parsed = 0
         except BaseException:
             self.close()
             raise
@@ -317,6 +331,9 @@ class JsonFile:
 
     def element(self, index: int) -> Any:
         """Parse element ``index`` of the list section (``annotations``)."""
+        self._parsed += 1
+        if not self._parsed % _DROP_EVERY:
+            _drop_pages(self._data)
         raw = self._data[self.starts[index] : self.ends[index]]
         try:
             return orjson.loads(raw)
@@ -345,7 +362,10 @@ class JsonView:
     def element(self, index: int) -> Any:
         """Parse element ``index`` (its position in the file's list section), which must be in this view."""
         if self._data is None:
-            self._data = _load(self.path, self.name)
+            self._data, self._parsed = _load(self.path, self.name), 0
+        self._parsed += 1
+        if not self._parsed % _DROP_EVERY:
+            _drop_pages(self._data)
         pos = int(self.indexes.searchsorted(index))
         raw = self._data[int(self.starts[pos]) : int(self.ends[pos])]
         try:

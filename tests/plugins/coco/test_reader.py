@@ -412,3 +412,38 @@ def test_stored_kinds_is_the_targets_during_a_write_only():
         dsformats.write(items(), Path(tmp) / "v", "voc")
     assert seen[0] == frozenset()
     assert seen[1] == dsformats.default_registry().writer_format("voc")[0].spec.annotation_kinds
+
+
+def _mapped_rss_kb(path: Path) -> int:
+    """Resident kB of this process's mappings of ``path`` (from /proc/self/smaps)."""
+    total, inside = 0, False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        if line[:1] in "0123456789abcdef" and "-" in line.split(" ", 1)[0]:
+            inside = line.endswith(str(path))
+        elif inside and line.startswith("Rss:"):
+            total += int(line.split()[1])
+    return total
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="needs Linux /proc/self/smaps")
+def test_json_index_keeps_only_recently_read_pages_resident(tmp_path, monkeypatch):
+    import orjson
+    from dsformats_coco import jsonindex
+
+    monkeypatch.setattr(jsonindex, "_DROP_EVERY", 1000)
+    annotations = [{"id": i, "image_id": 1, "segmentation": [[i, 2.5, 3, 4, 5, 6] * 60]} for i in range(20_000)]
+    path = tmp_path / "big.json"
+    path.write_bytes(orjson.dumps({"images": [], "annotations": annotations}))
+    size_kb = path.stat().st_size // 1024
+    assert size_kb > 20_000
+    json = jsonindex.JsonFile(path, "big.json")
+    try:
+        assert _mapped_rss_kb(path) < size_kb // 20  # scanned, then released
+        peak = 0
+        for i in range(len(json)):
+            assert json.element(i)["id"] == i
+            if i % 500 == 0:
+                peak = max(peak, _mapped_rss_kb(path))
+        assert 0 < peak < size_kb // 4  # the pages of about 1000 elements at a time, never the whole file
+    finally:
+        json.close()
