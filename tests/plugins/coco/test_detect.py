@@ -46,3 +46,19 @@ def test_name_only_match_is_likely(tmp_path):
     body = {"notes": ["x" * 100] * 12000, "images": [], "annotations": []}
     (tmp_path / "annotations" / "instances_big.json").write_text(json.dumps(body))
     assert verdict(tmp_path).confidence == Confidence.LIKELY
+
+
+def test_corrupt_coco_json_is_still_coco_and_reading_says_why(tmp_path, make_image):
+    """A task file that does not parse, inside a zip beside images: coco (LIKELY), not image_zip; a clear error."""
+    import zipfile
+
+    doc = "{\x00\x17" + "\x9c" * 50  # an object that breaks at once (e.g. a damaged download)
+    archive = tmp_path / "export.zip"
+    with zipfile.ZipFile(archive, "w") as out:
+        out.writestr("export/annotations/instances_train.json", doc)
+        out.writestr("export/images/train/a.jpg", make_image(4, 3, ".jpg"))
+    assert verdict(archive).confidence == Confidence.LIKELY
+    assert dsformats.detect_format(archive) == "coco"
+    with pytest.raises(dsformats.DatasetError, match="instances_train.json"):
+        dsformats.convert(archive, tmp_path / "out", "image_zip")
+    assert not (tmp_path / "out").exists()
