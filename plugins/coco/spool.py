@@ -2,17 +2,22 @@
 
 Why spool: ``images`` is repeated in every task file of a subset, and a generated id must avoid every
 explicit id, which is known only after the last item. The writer therefore appends compact JSON records to
-two files per subset, in item order, and the files are assembled at the end:
+files per subset, in item order, and the files are assembled at the end:
 
 - images: ``<explicit id> <record>`` (0: none);
-- annotations of every task: ``<image index> <id> <object> <task> <record>``, where ``<id>`` is the id the
-  data gave (``-`` for a record without one) and ``<object>`` numbers the records of one object written to
-  several task files (0: a single record), which must share one id.
+- annotations, one file per task: ``<image index> <id> <record>``, where ``<id>`` is the id the record
+  keeps, ``0`` for a fresh id, ``-<n>`` for a fresh id shared by the records of one object written to
+  several task files, or ``-`` for a record without an id.
 
-Ids are decided only at assembly, from every line in order: an id is kept where it is the first use of
-that id in its task file (for a shared object: in all of its files), other records get the lowest free
-ids. So the spools of the shards of a scale-out conversion, assembled one after the other, give exactly
-the files that one writer given every item would have written. Memory holds only the sets of ids in use.
+An id is kept where it is the first use of that id in its task file (for a shared object: in all of its
+files); :class:`Claims` decides that in record order, as records are spooled. Fresh ids, the lowest free
+ones, are given at assembly, when every kept id is known. Memory holds only the sets of ids in use.
+
+A shard of a scale-out conversion cannot decide (an earlier shard may hold an id), so it spools the ids
+as the data gave them, in one file for every task: ``<image index> <id> <object> <task> <record>``, where
+``<id>`` is ``-`` for a record without one and ``<object>`` numbers the records of one object written to
+several task files (0: a single record). The merge reads the shards' files one after the other and
+decides with the same :class:`Claims` (:func:`_claim`): exactly what one writer given every item decides.
 """
 
 from __future__ import annotations
@@ -98,17 +103,54 @@ class Catalog:
         return records
 
 
-class SubsetSpool:
-    """The spool of one subset being written (see the module docstring for the line formats)."""
+class Claims:
+    """Which records keep the id the data gave them, decided in record order (see the module docstring)."""
 
-    def __init__(self, folder: Path, index: int) -> None:
+    def __init__(self) -> None:
+        self.kept: dict[str, set[int]] = {}  # task -> the ids kept in its file; every task with records
+        self.objects = 0
+
+    def decide(self, ann_id: int | None, tasks: Sequence[str]) -> bytes:
+        """The ``<id>`` of the records of one object in ``tasks`` (``ann_id``: the data's id; None: none)."""
+        taken = [self.kept.setdefault(task, set()) for task in tasks]
+        if ann_id is None:
+            return NO_ID
+        if ann_id > 0 and all(ann_id not in ids for ids in taken):
+            for ids in taken:
+                ids.add(ann_id)
+            return b"%d" % ann_id
+        if len(tasks) > 1:
+            self.objects += 1
+            return b"-%d" % self.objects
+        return b"0"
+
+
+class SubsetSpool:
+    """The spool of one subset being written (see the module docstring for the line formats).
+
+    ``partial``: spool the data's ids for a merge instead of deciding them.
+    """
+
+    def __init__(self, folder: Path, index: int, *, partial: bool = False) -> None:
         self.index = index
-        self.source = SpoolSource(folder / f"{index}-images", folder / f"{index}-annotations", 0)
+        self.partial = partial
+        self.claims = Claims()
+        self.source = SpoolSource(folder, str(index), 0, None if partial else self.claims.kept)
         self.images: IO[bytes] = open(self.source.images, "wb")  # noqa: SIM115 - closed by close()
-        self.annotations: IO[bytes] = open(self.source.annotations, "wb")  # noqa: SIM115 - closed by close()
+        self.files: dict[str, IO[bytes]] = {}  # task -> its annotations file (partial: one file, key "")
         self.explicit: set[int] = set()
         self.labels: dict[str, dict[str, None]] = {}  # task -> labels its records use, first use first
         self.objects = 0
+        if partial:
+            self._file("")
+
+    def _file(self, task: str) -> IO[bytes]:
+        key = "" if self.partial else task
+        stream = self.files.get(key)
+        if stream is None:
+            path = self.source.raw if self.partial else self.source.annotations(task)
+            stream = self.files[key] = open(path, "wb")  # noqa: SIM115 - closed by close()
+        return stream
 
     def add_image(self, explicit: int, record: bytes) -> int:
         """Spool an image record (``explicit``: its id, 0 for none); return its index in the subset."""
@@ -118,21 +160,43 @@ class SubsetSpool:
         self.source.count += 1
         return self.source.count - 1
 
+    def add_record(self, image: int, ann_id: int, task: str, record: bytes, label: str) -> None:
+        """:meth:`add_object` for an object of one record, with a label and an id (0: none given), fast."""
+        used = self.labels.get(task)
+        if used is None or self.partial:
+            self.add_object(image, ann_id, [(task, record, (label,))])
+            return
+        if label not in used:
+            used[label] = None
+        kept = self.claims.kept[task]  # as Claims.decide
+        if ann_id > 0 and ann_id not in kept:
+            kept.add(ann_id)
+            self.files[task].write(b"%d %d %s\n" % (image, ann_id, record))
+        else:
+            self.files[task].write(b"%d 0 %s\n" % (image, record))
+
     def add_object(self, image: int, ann_id: int | None, records: Sequence[tuple[str, bytes, Iterable[str]]]) -> None:
         """Spool the records ``(task, record, labels)`` of one object, which share one id (None: no id)."""
-        link = 0
-        if len(records) > 1:
-            self.objects += 1
-            link = self.objects
-        raw = NO_ID if ann_id is None else b"%d" % ann_id
-        for task, record, labels in records:
-            used = self.labels.setdefault(task, {})
-            used.update(dict.fromkeys(labels))
-            self.annotations.write(b"%d %s %d %s %s\n" % (image, raw, link, task.encode(), record))
+        for task, _, labels in records:
+            self.labels.setdefault(task, {}).update(dict.fromkeys(labels))
+        if self.partial:
+            link = 0
+            if len(records) > 1:
+                self.objects += 1
+                link = self.objects
+            raw = NO_ID if ann_id is None else b"%d" % ann_id
+            stream = self._file("")
+            for task, record, _ in records:
+                stream.write(b"%d %s %d %s %s\n" % (image, raw, link, task.encode(), record))
+            return
+        decided = self.claims.decide(ann_id, [task for task, _, _ in records])
+        for task, record, _ in records:
+            self._file(task).write(b"%d %s %s\n" % (image, decided, record))
 
     def close(self) -> None:
         self.images.close()
-        self.annotations.close()
+        for stream in self.files.values():
+            stream.close()
 
     def state(self) -> dict[str, Any]:
         """This spool as JSON data, for a partial output."""
@@ -142,11 +206,27 @@ class SubsetSpool:
 
 @attrs.define
 class SpoolSource:
-    """The two spool files of a subset and its number of images."""
+    """The spool files of a subset, named ``<name>-...`` in ``folder``, and its number of images.
 
-    images: Path
-    annotations: Path
+    ``kept``: the ids kept per task when the records' ids are decided (see :class:`Claims`); None for the
+    raw file of a shard.
+    """
+
+    folder: Path
+    name: str
     count: int
+    kept: dict[str, set[int]] | None = None
+
+    @property
+    def images(self) -> Path:
+        return self.folder / f"{self.name}-images"
+
+    @property
+    def raw(self) -> Path:
+        return self.folder / f"{self.name}-annotations"
+
+    def annotations(self, task: str) -> Path:
+        return self.folder / f"{self.name}-{task}"
 
 
 def assemble(
@@ -158,8 +238,9 @@ def assemble(
     ``explicit`` holds every explicit image id of the sources; ``labels`` the labels each task uses.
     """
     image_ids = _images_array(sources, explicit, scratch / "images.part")
-    resolved, used = _claim(sources, scratch)
-    ids = _AnnotationIds(used)
+    decided = sources[0] if len(sources) == 1 and sources[0].kept is not None else _claim(sources, scratch)
+    assert decided.kept is not None
+    ids = _AnnotationIds(decided.kept)
     for task in catalog.subset_tasks(subset, labels):
         stem = file_stem(task, subset)
         with open(root / ANNOTATIONS_DIR / f"{stem}.json", "wb") as out:
@@ -170,8 +251,8 @@ def assemble(
             with open(scratch / "images.part", "rb") as part:
                 shutil.copyfileobj(part, out, 1 << 20)
             out.write(b'\n],\n"annotations":[')
-            if task in resolved:
-                ids.write(task, resolved[task], image_ids, out)
+            if task in decided.kept:
+                ids.write(task, decided.annotations(task), image_ids, out)
             out.write(b"\n]")
             extra = ((catalog.info.get("files") or {}).get(stem) or {}).get("extra") or {}
             for key, value in extra.items():
@@ -210,45 +291,25 @@ def _images_array(sources: Sequence[SpoolSource], explicit: set[int], part: Path
     return ids
 
 
-def _claim(sources: Sequence[SpoolSource], scratch: Path) -> tuple[dict[str, Path], dict[str, set[int]]]:
-    """Decide which records keep their id; split the records into one file per task.
-
-    A line of a task file is ``<image index> <id> <record>``, where ``<id>`` is the kept id, 0 for a
-    fresh id, a negative number for a fresh id shared by the records of one object, or ``-``.
-    """
-    used: dict[str, set[int]] = {}
+def _claim(sources: Sequence[SpoolSource], scratch: Path) -> SpoolSource:
+    """Decide the ids of the shards' raw records, read one after the other, into per-task files in ``scratch``."""
+    claims = Claims()
+    claimed = SpoolSource(scratch, "claimed", 0, claims.kept)
     files: dict[str, IO[bytes]] = {}
-    tokens = 0
-    offset = 0
 
     def flush(group: list[tuple[bytes, bytes, bytes]], raw: bytes) -> None:
-        nonlocal tokens
-        tasks = [task for _, task, _ in group]
-        taken = [used.setdefault(task.decode(), set()) for task in tasks]
-        if raw == NO_ID:
-            decided = NO_ID
-        else:
-            ann_id = int(raw)
-            if ann_id > 0 and all(ann_id not in ids for ids in taken):
-                for ids in taken:
-                    ids.add(ann_id)
-                decided = raw
-            elif len(group) > 1:
-                tokens -= 1
-                decided = b"%d" % tokens
-            else:
-                decided = b"0"
-        for image, task, record in group:
-            name = task.decode()
+        tasks = [task.decode() for _, task, _ in group]
+        decided = claims.decide(None if raw == NO_ID else int(raw), tasks)
+        for (image, _, record), name in zip(group, tasks, strict=True):
             if name not in files:
-                files[name] = open(scratch / f"{name}.part", "wb")  # noqa: SIM115 - closed below
-            files[name].write(b"%d %s %s" % (int(image) + offset, decided, record))
+                files[name] = open(claimed.annotations(name), "wb")  # noqa: SIM115 - closed below
+            files[name].write(b"%d %s %s" % (int(image) + claimed.count, decided, record))
 
     try:
         for source in sources:
             group: list[tuple[bytes, bytes, bytes]] = []
             group_key: tuple[bytes, bytes] = (b"0", b"")
-            for line in _lines(source.annotations):
+            for line in _lines(source.raw):
                 image, raw, link, task, record = line.split(b" ", 4)
                 if group and (link == b"0" or (link, raw) != group_key):
                     flush(group, group_key[1])
@@ -257,11 +318,11 @@ def _claim(sources: Sequence[SpoolSource], scratch: Path) -> tuple[dict[str, Pat
                 group_key = (link, raw)
             if group:
                 flush(group, group_key[1])
-            offset += source.count
+            claimed.count += source.count
     finally:
         for stream in files.values():
             stream.close()
-    return {task: scratch / f"{task}.part" for task in files}, used
+    return claimed
 
 
 class _AnnotationIds:
@@ -284,21 +345,21 @@ class _AnnotationIds:
     def write(self, task: str, path: Path, image_ids: array[int], out: IO[bytes]) -> None:
         used = self.used.setdefault(task, set())
         next_id = 1
-        first = True
+        head = b"\n"
         for line in _lines(path):
             image, decided, record = line.split(b" ", 2)
-            head = b"\n" if first else b",\n"
-            first = False
-            if decided == NO_ID:
-                out.write(head + b'{"image_id":%d,' % image_ids[int(image)] + record[1:-1])
-                continue
-            if decided.startswith(b"-"):
-                ann_id = self._shared(decided)
-            elif decided == b"0":
+            if decided == b"0":
                 while next_id in used:
                     next_id += 1
                 ann_id = next_id
                 used.add(ann_id)
+            elif decided == NO_ID:
+                out.write(head + b'{"image_id":%d,' % image_ids[int(image)] + record[1:-1])
+                head = b",\n"
+                continue
+            elif decided[0] == 45:  # b"-<n>": a fresh id shared by the records of one object
+                ann_id = self._shared(decided)
             else:
                 ann_id = int(decided)
             out.write(head + b'{"id":%d,"image_id":%d,' % (ann_id, image_ids[int(image)]) + record[1:-1])
+            head = b",\n"

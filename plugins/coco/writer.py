@@ -201,7 +201,7 @@ class CocoWriter:
         if name not in self._subsets:
             safe_relative(name, location=f"subset {name!r}")
             (self.root / IMAGES_DIR / name).mkdir(parents=True, exist_ok=True)
-            self._subsets[name] = SubsetSpool(self.root / SPOOL, len(self._subsets))
+            self._subsets[name] = SubsetSpool(self.root / SPOOL, len(self._subsets), partial=writing_partial())
         return self._subsets[name]
 
     def _size(self, item: Item, report: Report) -> tuple[int, int] | None:
@@ -297,14 +297,19 @@ class CocoWriter:
     def _annotations(
         self, item: Item, subset: SubsetSpool, index: int, size: tuple[int, int] | None, report: Report
     ) -> None:
-        groups: dict[tuple[Any, ...], list[Annotation]] = {}
+        groups: dict[Any, list[Annotation]] = {}  # object key -> its shapes and points, in data order
+        boxed: set[tuple[int, str]] = set()  # group keys already holding a box
         panoptic: list[Mask] = []
         for position, ann in enumerate(item.annotations):
-            if isinstance(ann, Caption):
+            cls = type(ann)
+            if cls is Bbox or cls is Polygon:  # the common case first
+                pass
+            elif isinstance(ann, Caption):
                 if self._simple_task(CAPTIONS, "caption", report):
                     record = {"category_id": 0, "caption": ann.caption, **self._extras(dict(ann.attributes), report)}
                     subset.add_object(index, 0 if self.reindex else ann.id, [(CAPTIONS, orjson.dumps(record), ())])
                     report.wrote_annotation("caption")
+                continue
             elif isinstance(ann, Label):
                 if self._simple_task(LABELS, "label", report):
                     cid = self.categories.id_of(ann.label, report)
@@ -312,26 +317,123 @@ class CocoWriter:
                     records = [(LABELS, orjson.dumps(record), (ann.label,))]
                     subset.add_object(index, 0 if self.reindex else ann.id, records)
                     report.wrote_annotation("label")
+                continue
             elif self._panoptic_mask(ann):
                 assert isinstance(ann, Mask)
                 panoptic.append(ann)
-            elif isinstance(ann, (*_SHAPES, Points)) and getattr(ann, "label", None) is None:
-                report.drop(ann.kind, "coco annotations need a category (this one has no label)")
-            elif isinstance(ann, (*_SHAPES, Points)):
-                # One COCO object = the shapes of one group *and label* (VOC groups a person's parts, which
-                # carry other labels, with it: those stay separate objects). A COCO object has one box, so a
-                # second box of the same group and label starts an object of its own.
-                label = getattr(ann, "label", None)
-                key: tuple[Any, ...] = ("group", ann.group, label) if ann.group else ("single", position)
-                if isinstance(ann, Bbox) and any(isinstance(a, Bbox) for a in groups.get(key, ())):
-                    key = ("single", position)
-                groups.setdefault(key, []).append(ann)
-            else:
+                continue
+            elif not isinstance(ann, (*_SHAPES, Points)):
                 report.drop(ann.kind, f"coco cannot store {ann.kind} annotations")
+                continue
+            # One COCO object = the shapes of one group *and label* (VOC groups a person's parts, which carry
+            # other labels, with it: those stay separate objects). A COCO object has one box, so a second box
+            # of the same group and label starts an object of its own.
+            label = ann.label  # type: ignore[attr-defined]
+            if label is None:
+                report.drop(ann.kind, "coco annotations need a category (this one has no label)")
+                continue
+            key: Any = position
+            if ann.group:
+                key = (ann.group, label)
+                if isinstance(ann, Bbox):
+                    if key in boxed:
+                        key = position
+                    else:
+                        boxed.add(key)
+            members = groups.get(key)
+            if members is None:
+                groups[key] = [ann]
+            else:
+                members.append(ann)
         for members in groups.values():
-            self._object(members, subset, index, size, report)
+            if not self._plain_object(members, subset, index, size, report):
+                self._object(members, subset, index, size, report)
         if panoptic:
             self._panoptic(item, panoptic, subset, index, report)
+
+    def _plain_object(
+        self, members: list[Annotation], subset: SubsetSpool, index: int, size: tuple[int, int] | None,
+        report: Report,
+    ) -> bool:
+        """The common object, fast: at most one box and polygons, to ``instances``; False for any other.
+
+        Gives exactly what :meth:`_object` gives for it.
+        """
+        if self.mode == "mask":
+            return False
+        box: Bbox | None = None
+        polygons: list[Polygon] = []
+        tag = None
+        for ann in members:
+            cls = type(ann)
+            if cls is Bbox:
+                if box is not None:
+                    return False
+                box = ann  # type: ignore[assignment]
+            elif cls is Polygon:
+                polygons.append(ann)  # type: ignore[arg-type]
+            else:
+                return False
+            if tag is None:
+                tag = ann.attributes.get(TASK_ATTR) or None
+        if tag is not None or self.tasks:
+            if self._routes(tag, False, True) != (INSTANCES, False):
+                return False
+        first = members[0]
+        label: str = first.label  # type: ignore[attr-defined]
+        if box is not None:
+            attributes = dict(box.attributes)
+            for polygon in polygons:
+                for key, value in polygon.attributes.items():
+                    attributes.setdefault(key, value)
+        else:
+            attributes = dict(first.attributes)
+            for polygon in polygons[1:]:
+                for key, value in polygon.attributes.items():
+                    attributes.setdefault(key, value)
+        ann_id = 0
+        if not self.reindex:
+            ann_id = next((p.id for p in polygons if p.id), 0) or (box.id if box is not None else 0)
+        segmentation = [p.points for p in polygons]
+        if box is not None:
+            bbox: list[Any] = [box.x, box.y, box.w, box.h]
+        else:
+            bbox = geometry.polygons_bbox(segmentation)
+        area = attributes.pop(AREA_ATTR, None)
+        if area.__class__ is not float and area.__class__ is not int and (
+            isinstance(area, bool) or not isinstance(area, int | float)
+        ):
+            area = geometry.polygons_area(segmentation, size) if segmentation else bbox[2] * bbox[3]
+        crowd = attributes.pop(CROWD_ATTR, None)
+        record: dict[str, Any] = {
+            "category_id": self.categories.id_of(label, report),
+            "segmentation": segmentation,
+            "area": area,
+            "bbox": bbox,
+            "iscrowd": 0 if crowd is None else int(bool(crowd)),
+        }
+        if attributes:  # as _extras, without its per-value JSON check (the dump below fails instead)
+            attributes.pop(TASK_ATTR, None)
+            if SCORE_ATTR in attributes:
+                record["score"] = attributes.pop(SCORE_ATTR)
+            if self.top_keys:
+                nested = {}
+                for key, value in attributes.items():
+                    if key in self.top_keys:
+                        record[key] = value
+                    else:
+                        nested[key] = value
+                attributes = nested
+            if attributes:
+                record["attributes"] = attributes
+        try:
+            data = orjson.dumps(record)
+        except TypeError:  # an attribute that is not JSON: the general path drops it and counts it
+            return False
+        subset.add_record(index, ann_id, INSTANCES, data, label)
+        for ann in members:
+            report.wrote_annotation(ann.kind)
+        return True
 
     def _object(
         self, members: list[Annotation], subset: SubsetSpool, index: int, size: tuple[int, int] | None,
