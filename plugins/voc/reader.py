@@ -97,6 +97,187 @@ def _fast_parse(data: bytes) -> Any:
         return None
 
 
+# ------------------------------------------------------------------------------- quick XML path
+#: The bytes a plainly written annotation file is made of besides its ``<`` and ``>``: printable ASCII but
+#: ``&``, tabs and newlines. A document with any other byte (non-ASCII text, control characters, ``\r``,
+#: entity references), or with a ``>`` that does not end a tag, is parsed by ElementTree.
+_PLAIN_BYTES = bytes(b for b in range(128) if (b >= 0x20 and b not in b"&<>") or b in (0x09, 0x0A))
+_QUICK_DECLARATION = re.compile(
+    r"""<\?xml[ \t\n]+version[ \t\n]*=[ \t\n]*(["'])1\.0\1"""
+    r"""(?:[ \t\n]+encoding[ \t\n]*=[ \t\n]*(["'])(?:[Uu][Tt][Ff]-8|[Uu][Ss]-[Aa][Ss][Cc][Ii][Ii])\2)?"""
+    r"""(?:[ \t\n]+standalone[ \t\n]*=[ \t\n]*(["'])(?:yes|no)\3)?[ \t\n]*\?>"""
+)
+_QUICK_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
+_BOX_FIELDS = ("xmin", "ymin", "xmax", "ymax")
+_EMPTY = -1  # a text reference to an element without text (``<tag/>`` or ``<tag></tag>``)
+
+
+class _Unsupported(Exception):
+    """A document (or a part of it) that the quick path leaves to ElementTree."""
+
+
+class _Node:
+    """An element of a tag skeleton: its tag, the index of its opening tag, and its children (None: no
+    child elements, then its text follows the opening tag)."""
+
+    __slots__ = ("tag", "at", "children", "empty")
+
+    def __init__(self, tag: str, at: int, empty: bool) -> None:
+        self.tag = tag
+        self.at = at
+        self.empty = empty
+        self.children: list[_Node] | None = None
+
+    def first(self, tag: str) -> _Node | None:
+        for child in self.children or ():
+            if child.tag == tag:
+                return child
+        return None
+
+    def text(self) -> int:
+        """The reference to this element's text, for an element without children."""
+        if self.children is not None:
+            raise _Unsupported  # ElementTree would give the text before the first child: not handled here
+        return _EMPTY if self.empty else self.at
+
+
+def _skeleton(tags: list[str]) -> list[_Node]:
+    """The top-level elements of a run of tags (``name``, ``/name``, ``name/``); _Unsupported unless the run
+    is balanced and every tag a plain XML name."""
+    top: list[_Node] = []
+    stack: list[_Node] = []
+    for at, tag in enumerate(tags):
+        if tag[:1] == "/":
+            if not stack or stack[-1].tag != tag[1:].rstrip(" \t\n"):
+                raise _Unsupported
+            stack.pop()
+            continue
+        empty = tag[-1:] == "/"
+        name = (tag[:-1] if empty else tag).rstrip(" \t\n")
+        if not _QUICK_NAME.fullmatch(name):
+            raise _Unsupported
+        node = _Node(name, at, empty)
+        if stack:
+            parent = stack[-1]
+            if parent.children is None:
+                parent.children = []
+            parent.children.append(node)
+        else:
+            top.append(node)
+        if not empty:
+            stack.append(node)
+    if stack:
+        raise _Unsupported
+    return top
+
+
+def _box_plan(node: _Node | None) -> tuple[int, ...]:
+    """Text references of a ``<bndbox>``'s corners: the first child of each name, each with text."""
+    if node is None or node.children is None:
+        raise _Unsupported
+    refs = []
+    for field in _BOX_FIELDS:
+        child = node.first(field)
+        if child is None or child.empty:
+            raise _Unsupported  # an error: ElementTree's path reports it
+        refs.append(child.text())
+    return tuple(refs)
+
+
+def _object_plan(tags: list[str]) -> tuple[Any, ...]:
+    """How to read an ``<object>`` with this tag skeleton: text references of what :meth:`VocReader._parse_object`
+    reads, in the same order, with the same "first child of that name" rules as ElementTree's ``find``."""
+    nodes = _skeleton(tags)
+    if len(nodes) != 1 or nodes[0].children is None or any(t.strip(" \t\n/") == "object" for t in tags[1:-1]):
+        raise _Unsupported
+    obj = nodes[0]
+    name = obj.first("name")
+    if name is None or name.empty:
+        raise _Unsupported
+    pose = obj.first(POSE)
+    flags = tuple((field, None if node is None else node.text()) for field in FLAG_FIELDS for node in [obj.first(field)])
+    point = obj.first(POINT)
+    point_refs = None
+    if point is not None:
+        x, y = point.first("x"), point.first("y")
+        if point.children is None or x is None or y is None or x.empty or y.empty:
+            raise _Unsupported
+        point_refs = (x.text(), y.text())
+    actions: tuple[tuple[str, int], ...] = ()
+    holder = obj.first("actions")
+    if holder is not None:
+        actions = tuple((child.tag, child.text()) for child in holder.children or ())
+    attributes = []
+    for group in obj.children or ():
+        if group.tag != "attributes":
+            continue
+        for attribute in group.children or ():
+            if attribute.tag != "attribute":
+                continue
+            key, value = attribute.first("name"), attribute.first("value")
+            if key is None or value is None:
+                raise _Unsupported
+            attributes.append((key.text(), value.text()))
+    parts = []
+    for part in obj.children:
+        if part.tag == "part":
+            part_name = part.first("name")
+            if part_name is None or part_name.empty:
+                raise _Unsupported
+            parts.append((part_name.text(), _box_plan(part.first("bndbox"))))
+    return (
+        name.text(),
+        _box_plan(obj.first("bndbox")),
+        None if pose is None else pose.text(),
+        flags,
+        point_refs,
+        actions,
+        tuple(attributes),
+        tuple(parts),
+    )
+
+
+def _header_plan(tags: list[str]) -> tuple[int | None, int | None, int | None, int]:
+    """``(filename, width, height, sizes)`` text references among the children of ``<annotation>`` in this
+    run of tags (no ``<object>`` among them); ``sizes``: the number of ``<size>`` elements."""
+    filename = width = height = None
+    sizes = 0
+    for node in _skeleton(tags):
+        if node.tag == "object":
+            raise _Unsupported
+        if node.tag == "filename" and filename is None:
+            filename = node.text()
+        elif node.tag == "size":
+            sizes += 1
+            for child in node.children or ():
+                if child.tag == "width" and width is None:
+                    width = child.text()
+                elif child.tag == "height" and height is None:
+                    height = child.text()
+    return filename, width, height, sizes
+
+
+class _Plans(dict):  # type: ignore[type-arg]
+    """Plans by tag skeleton, computed once each (at most ``limit`` kept)."""
+
+    def __init__(self, make: Callable[[list[str]], Any], limit: int = 4096) -> None:
+        super().__init__()
+        self.make = make
+        self.limit = limit
+
+    def get_plan(self, key: str, tags: list[str]) -> Any:
+        plan = self.get(key)
+        if plan is None:
+            try:
+                plan = self.make(tags)
+            except _Unsupported:
+                plan = False
+            if len(self) >= self.limit:
+                self.clear()
+            self[key] = plan
+        return plan
+
+
 def categories_from_specs(specs: list[LabelSpec]) -> Categories:
     """Categories for a label map: its labels in order (actions as label attributes), then the parts.
 
@@ -195,6 +376,8 @@ class VocReader:
         self._xmls: set[str] = set()
         self._class_masks: set[str] = set()
         self._instance_masks: set[str] = set()
+        self._object_plans = _Plans(_object_plan)
+        self._header_plans = _Plans(_header_plan, limit=256)
 
     # ------------------------------------------------------------------------------------ opening
     def __enter__(self) -> VocReader:
@@ -441,13 +624,20 @@ class VocReader:
 
     # ---------------------------------------------------------------------------------------- XML
     def _parse_xml(self, path: Path) -> tuple[tuple[int, int] | None, str | None, list[_Object]]:
+        with open_binary(path) as stream:
+            data = stream.read()
+        quick = self._quick_parse(data)
+        if quick is not None:
+            return quick
+        return self._parse_tree(data, path)
+
+    def _parse_tree(self, data: bytes, path: Path) -> tuple[tuple[int, int] | None, str | None, list[_Object]]:
+        """:meth:`_parse_xml` through ElementTree: any document, and the errors with their locations."""
         from xml.etree.ElementTree import ParseError
 
         import defusedxml.ElementTree as DefusedET
         from defusedxml import DefusedXmlException
 
-        with open_binary(path) as stream:
-            data = stream.read()
         try:
             root = _fast_parse(data)
             if root is None:
@@ -486,6 +676,110 @@ class VocReader:
         filename = (root.findtext("filename") or "").strip() or None
         objects = [self._parse_object(element, i, line_of) for i, element in enumerate(root.findall("object"))]
         return size, filename, objects
+
+    def _quick_parse(self, data: bytes) -> tuple[tuple[int, int] | None, str | None, list[_Object]] | None:
+        """What :meth:`_parse_xml` returns for a plainly written document, read off its tags without building a
+        tree; None for anything else (other characters, comments, attributes, an unusual layout, any error),
+        which then takes the ElementTree path.
+
+        A plain document is ASCII without ``&``, ``\r`` or control characters, whose ``<`` and ``>`` alternate
+        (so every ``<...>`` is a tag, and text holds neither), with an optional XML declaration. Its tags are
+        checked here (names, nesting, one ``<annotation>`` root, nothing but white space outside it), so that
+        a document read here is one ElementTree reads without error. Each ``<object>`` is read by a plan made
+        once per distinct sequence of its tags, which applies ElementTree's ``find`` rules (the first child of a
+        name).
+        """
+        rest = data.translate(None, _PLAIN_BYTES)
+        if rest != b"<>" * (len(rest) >> 1) or b"]]>" in data:
+            return None
+        text = data.decode("ascii")
+        if text.startswith("<?"):
+            declaration = _QUICK_DECLARATION.match(text)
+            if declaration is None:
+                return None
+            text = text[declaration.end() :]
+        parts = text.replace(">", "<").split("<")
+        tags, texts = parts[1::2], parts[2::2]
+        if not tags or tags[0] != "annotation" or tags[-1] != "/annotation" or parts[0].strip() or parts[-1].strip():
+            return None
+        objects: list[_Object] = []
+        object_plans, header_plans = self._object_plans, self._header_plans
+        filename = width = height = None
+        sizes = 0
+        start, end = 1, len(tags) - 1
+        try:
+            while start < end:
+                try:
+                    at = tags.index("object", start, end)
+                except ValueError:
+                    at = end
+                if at > start:  # children of <annotation> other than objects
+                    run = tags[start:at]
+                    plan = header_plans.get_plan("<".join(run), run)
+                    if plan is False:
+                        return None
+                    name_ref, width_ref, height_ref, count = plan
+                    if name_ref is not None and filename is None:
+                        filename = "" if name_ref == _EMPTY else texts[start + name_ref]
+                    if count:
+                        sizes += count
+                        width = None if width_ref is None else "" if width_ref == _EMPTY else texts[start + width_ref]
+                        height = (
+                            None if height_ref is None else "" if height_ref == _EMPTY else texts[start + height_ref]
+                        )
+                if at == end:
+                    break
+                close = tags.index("/object", at, end)
+                run = tags[at : close + 1]
+                plan = object_plans.get_plan("<".join(run), run)
+                if plan is False:
+                    return None
+                objects.append(self._quick_object(plan, texts, at, len(objects)))
+                start = close + 1
+        except (ValueError, _Unsupported, DatasetError):
+            return None
+        if sizes > 1:
+            return None
+        size = None
+        if width and width.strip() and height and height.strip():
+            try:
+                w = _number(width, "width", "")
+                h = _number(height, "height", "")
+            except DatasetError:
+                return None
+            if w > 0 and h > 0:
+                size = (int(w), int(h))
+        return size, (filename or "").strip() or None, objects
+
+    def _quick_object(self, plan: tuple[Any, ...], texts: list[str], base: int, index: int) -> _Object:
+        """The :class:`_Object` of one ``<object>`` read by its plan (texts of its tags from ``base``);
+        _Unsupported (or DatasetError) where :meth:`_parse_object` would raise."""
+        name_ref, box_refs, pose_ref, flags, point_refs, actions, attribute_refs, part_plans = plan
+        name = texts[base + name_ref].strip()
+        if not name or name not in self._known:
+            raise _Unsupported
+        box = tuple(_number(texts[base + ref], field, "") for ref, field in zip(box_refs, _BOX_FIELDS))
+        attributes: dict[str, Any] = {}
+        if pose_ref is not None:
+            attributes[POSE] = "" if pose_ref == _EMPTY else texts[base + pose_ref].strip()
+        for field, ref in flags:
+            attributes[field] = _flag(None if ref is None or ref == _EMPTY else texts[base + ref])
+        if point_refs is not None:
+            attributes[POINT] = (_number(texts[base + point_refs[0]], "x", ""), _number(texts[base + point_refs[1]], "y", ""))
+        for tag, ref in actions:
+            attributes[tag] = _flag(None if ref == _EMPTY else texts[base + ref])
+        for key_ref, value_ref in attribute_refs:
+            key = "" if key_ref == _EMPTY else texts[base + key_ref]
+            attributes[key.strip()] = "" if value_ref == _EMPTY else texts[base + value_ref]
+        parts = []
+        for part_ref, part_box in part_plans:
+            part_name = texts[base + part_ref].strip()
+            if not part_name or part_name not in self._known:
+                raise _Unsupported
+            parts.append(
+                (part_name, tuple(_number(texts[base + ref], field, "") for ref, field in zip(part_box, _BOX_FIELDS)))
+            )
+        return _Object(name, box, attributes, parts, index)
 
     def _parse_object(self, element: Any, index: int, line_of: Callable[..., str]) -> _Object:
         name = (element.findtext("name") or "").strip()

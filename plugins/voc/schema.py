@@ -208,10 +208,24 @@ def format_labelmap(specs: list[LabelSpec]) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: ``10 ** -k`` for the decimal places ``k`` that :func:`add` reads off ``repr`` without rounding.
+_TENTHS = tuple(10.0**-k for k in range(13))
+
+
 def add(a: int | float, b: int | float) -> int | float:
     """``a + b`` without binary noise: ``0.1 + 0.2`` gives ``0.3`` (the shortest value within 4 ulp)."""
     total = a + b
-    if isinstance(total, int) or not math.isfinite(total):
+    if type(total) is float:
+        if total - total != 0.0:  # inf or nan
+            return total
+        # A sum whose shortest repr has k decimal places, with 10**-k far above its ulp, is already the
+        # answer: round(total, k) == total, and no shorter rounding is within 4 ulp of it (it would differ
+        # from the repr's decimal by at least 10**-k). Only sums with binary noise take the loop.
+        text = repr(total)
+        places = len(text) - text.find(".") - 1
+        if places <= 12 and "e" not in text and _TENTHS[places] > 8 * math.ulp(total):
+            return total
+    elif isinstance(total, int) or not math.isfinite(total):
         return total
     tolerance = 4 * math.ulp(total)
     for digits in range(0, 16):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import os
 import posixpath
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
@@ -16,7 +17,16 @@ from typing import Any
 
 from dsformats import Bbox, DatasetError, Header, Item, Label, Mask, Media, Polygon, Report
 from dsformats.fileaccess import safe_relative
-from dsformats.imaging import IMAGE_SUFFIXES, encode_palette_png, header_info, reencode_ahead, save_image
+from dsformats.idset import KeyMap, LineSpool
+from dsformats.imaging import (
+    IMAGE_SUFFIXES,
+    _header_info,
+    encode_palette_png,
+    header_info,
+    reencode_ahead,
+    same_encoding,
+    save_image,
+)
 from dsformats.parallel import ordered_map
 from dsformats.policy import bad_item
 
@@ -69,6 +79,25 @@ _SOURCE = (
     "\n  </source>"
 )
 _FALSE = ("0", "false", "no")
+_TOP = "<annotation>\n  <folder>JPEGImages</folder>"
+#: The types written with ``repr`` straight away (``format_number`` gives the same text for them).
+_PLAIN = frozenset({int, float})
+#: ``<object>`` children that take the careful path in :meth:`VocWriter._object` when present.
+_SPECIAL = frozenset({POSE, *FLAG_FIELDS, POINT})
+_ZERO_FLAGS = "".join(f"\n    <{field}>0</{field}>" for field in FLAG_FIELDS)
+_BNDBOX = {
+    indent: (
+        f"\n{indent}<bndbox>\n{indent}  <xmin>%r</xmin>\n{indent}  <ymin>%r</ymin>\n{indent}  <xmax>%r</xmax>"
+        f"\n{indent}  <ymax>%r</ymax>\n{indent}</bndbox>"
+    )
+    for indent in ("    ", "      ")
+}
+_OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+#: Images up to this size are copied through memory (their header read from the same bytes).
+_COPY_LIMIT = 32 << 20
+_HEAD = 4096
+_HEAD_MAX = 1 << 16
 
 
 
@@ -77,6 +106,50 @@ def format_number(value: int | float) -> str:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"not a coordinate: {value!r}")
     return repr(value) if isinstance(value, float) else str(int(value))
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _local_header(path: str, data: bytes | None) -> tuple[int, int, int] | None:
+    """:func:`header_info` of the regular file ``path`` (``data``: its bytes, when already read); None when
+    it is not a regular file, cannot be read, or its header is not plain (then the careful path decides)."""
+    if data is None:
+        try:
+            fd = os.open(path, _READ_FLAGS)
+        except OSError:
+            return None
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return None
+            data = _read_up_to(fd, _HEAD)
+            info = _header_info(data)
+            if info is None and len(data) == _HEAD:
+                data += _read_up_to(fd, _HEAD_MAX - _HEAD)
+                info = _header_info(data)
+            return info
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
+    info = _header_info(data[:_HEAD])
+    if info is None and len(data) >= _HEAD:
+        info = _header_info(data[:_HEAD_MAX])
+    return info
+
+
+def _read_up_to(fd: int, count: int) -> bytes:
+    chunks = []
+    while count > 0:
+        chunk = os.read(fd, count)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        count -= len(chunk)
+    return b"".join(chunks)
 
 
 def _flag_value(value: Any) -> int | None:
@@ -233,14 +306,22 @@ class VocWriter:
         self.tasks = frozenset(tasks) or frozenset(TASKS)
         self.label_map = label_map
         self.inclusive = bbox_convention == BBOX_PIXEL_INCLUSIVE
-        self._lists: dict[str, dict[str, list[str]]] = {d: {} for d in (MAIN_SETS, SEGMENTATION_SETS, ACTION_SETS)}
+        # per-item list lines and case-folded ids wait in temporary files (dsformats.idset), not in memory
+        self._lists: dict[str, dict[str, LineSpool]] = {d: {} for d in (MAIN_SETS, SEGMENTATION_SETS, ACTION_SETS)}
         self._layout: dict[str, list[str]] = {}
         self._action_rows: dict[str, list[tuple[str, int, dict[str, bool]]]] = {}
         self._flags: dict[str, list[tuple[str, dict[str, int]]]] = {}
         self._any_labels = False
         self._any_masks = False
         self._text_attributes = False
-        self._folded: dict[str, str] = {}
+        self._folded = KeyMap()
+        # Caches of the per-item work: checked subset names, the kind of each annotation type, the rendered
+        # ``<object>`` openings per label, ``<attribute>`` name lines per key and XML-name checks per key.
+        self._subsets_ok: set[str] = set()
+        self._kinds: dict[type, int] = {}
+        self._heads: dict[str, str] = {}
+        self._keys: dict[str, str] = {}
+        self._xml_names: dict[str, bool] = {}
 
     def __enter__(self) -> VocWriter:
         return self
@@ -255,6 +336,7 @@ class VocWriter:
         """Write every item, then the list files and the label map."""
         self.labels = _Labels(header, self.label_map)
         self.root.mkdir(parents=True, exist_ok=True)
+        self._root = str(self.root)
         for subset in header.subsets or ():
             self._subset_name(subset)
         # Masks are rasterised and PNG-encoded in worker processes, in item order (the same bytes for any
@@ -281,9 +363,12 @@ class VocWriter:
             raise DatasetError(f"subset name {subset!r} cannot be a VOC list file name")
         return subset
 
-    def _file(self, folder: str, item_id: str, suffix: str) -> Path:
-        path = self.root / folder / (safe_relative(item_id, location=f"item {item_id!r}") + suffix)
-        parent = os.path.dirname(path)
+    def _file(self, folder: str, item_id: str, suffix: str, rel: str | None = None) -> str:
+        """The path of an item's file (``rel``: the item id already checked by ``safe_relative``)."""
+        if rel is None:
+            rel = safe_relative(item_id, location=f"item {item_id!r}")
+        path = f"{self._root}/{folder}/{rel}{suffix}"
+        parent = path[: path.rfind("/")]
         if parent not in self._dirs:
             os.makedirs(parent, exist_ok=True)
             self._dirs.add(parent)
@@ -298,35 +383,68 @@ class VocWriter:
 
         Returns ``(context, mask payload or None)``.
         """
-        subset = self._subset_name(item.subset)
+        subset = item.subset
+        if subset not in self._subsets_ok:
+            self._subsets_ok.add(self._subset_name(subset))
         if item.attributes:
             report.drop("item attribute", "VOC has no item attributes", len(item.attributes))
         ext = self._image_ext(item)
-        self._check_case(item.id, report)
-        if self.save_images and item.media is not None:
-            target = self._file(IMAGES_DIR, item.id, ext)
+        item_id = item.id
+        self._check_case(item_id, report)
+        rel = safe_relative(item_id, location=f"item {item_id!r}")
+        media = item.media
+        data = None  # the image's bytes, when they were copied through memory
+        if self.save_images and media is not None:
+            target = self._file(IMAGES_DIR, item_id, ext, rel)
             try:
                 if image is not None:
-                    target.write_bytes(image)
-                reencoded = image is not None or save_image(item.media, target, ext)
+                    with open(target, "wb") as stream:
+                        stream.write(image)
+                    reencoded = True
+                elif media.path is not None and same_encoding(ext, media.suffix):
+                    data = self._copy(media, target, ext)
+                    reencoded = False
+                else:
+                    reencoded = save_image(media, target, ext)
             except DatasetError as exc:  # a missing or undecodable image: skip the item under the policy
-                target.unlink(missing_ok=True)
+                try:
+                    os.unlink(target)
+                except FileNotFoundError:
+                    pass
                 bad_item(exc)
                 return None, None
             report.wrote_media(reencoded)
         try:
-            size, depth = self._image_info(item.media)
+            size, depth = self._image_info(media, data)
         except DatasetError as exc:  # a corrupt image is copied as is; only its size may be unknown
-            assert item.media is not None
-            size, depth = item.media.known_size, None
+            assert media is not None
+            size, depth = media.known_size, None
             if size is None:
-                report.warn(f"image size unknown for {item.subset}/{item.id}: {exc}")
+                report.warn(f"image size unknown for {item.subset}/{item_id}: {exc}")
 
-        boxes = [a for a in item.annotations if isinstance(a, Bbox)]
-        shapes = [a for a in item.annotations if isinstance(a, Polygon | Mask)]
-        for ann in (*boxes, *shapes):
-            if ann.label is not None:
-                self.labels.ensure(ann.label, report)
+        boxes: list[Bbox] = []
+        shapes: list[Polygon | Mask] = []
+        labels = 0
+        kinds = self._kinds
+        for ann in item.annotations:
+            kind = kinds.get(type(ann))
+            if kind is None:
+                kind = kinds[type(ann)] = (
+                    1 if isinstance(ann, Bbox) else 2 if isinstance(ann, Polygon | Mask) else
+                    3 if isinstance(ann, Label) else 0
+                )
+            if kind == 1:
+                boxes.append(ann)  # type: ignore[arg-type]
+            elif kind == 2:
+                shapes.append(ann)  # type: ignore[arg-type]
+            elif kind == 3:
+                labels += 1
+        index, part_of = self.labels.index, self.labels.part_of
+        for group in (boxes, shapes):
+            for ann in group:
+                name = ann.label
+                if name is not None and name not in index and name not in part_of:
+                    self.labels.ensure(name, report)
         objects, parts = self._objects(boxes, report)
         context = payload = None
         if SEGMENTATION in self.tasks:
@@ -339,39 +457,85 @@ class VocWriter:
             if shapes:
                 objects += self._shape_boxes(shapes, objects, size, report)
 
-        out = [
-            "<annotation>",
-            _leaf("  ", "folder", posixpath.dirname(f"{IMAGES_DIR}/{item.id}")),
-            _leaf("  ", "filename", item.id + ext),
-            _SOURCE,
-        ]
+        if "/" in item_id:
+            out = ["<annotation>", _leaf("  ", "folder", posixpath.dirname(f"{IMAGES_DIR}/{item_id}"))]
+        else:
+            out = [_TOP]
+        out.append(_leaf("  ", "filename", item_id + ext))
+        out.append(_SOURCE)
         if size is not None:
             out.append(f"\n  <size>\n    <width>{size[0]}</width>\n    <height>{size[1]}</height>")
             if depth is not None:
                 out.append(f"\n    <depth>{depth}</depth>")
             out.append("\n  </size>")
-        out.append(f"\n  <segmented>{1 if segmented else 0}</segmented>")
+        out.append("\n  <segmented>1</segmented>" if segmented else "\n  <segmented>0</segmented>")
         has_actions = False
-        for index, box in enumerate(objects, 1):
-            own_parts = parts.get(index, [])
+        for number, box in enumerate(objects, 1):
+            own_parts = parts.get(number, []) if parts else []
             acts = self._object(out, box, own_parts, report)
             if acts:
                 has_actions = True
-                self._action_rows.setdefault(subset, []).append((self._quoted(item.id), index, acts))
+                self._action_rows.setdefault(subset, []).append((self._quoted(item_id), number, acts))
             if own_parts:
-                self._layout.setdefault(subset, []).append(f"{self._quoted(item.id)} {index}")
+                self._layout.setdefault(subset, []).append(f"{self._quoted(item_id)} {number}")
+        if objects:
+            report.wrote_annotation("bbox", len(objects))
         out.append("\n</annotation>\n")
-        with open(self._file(ANNOTATIONS_DIR, item.id, XML_SUFFIX), "w", encoding="utf-8") as stream:
-            stream.write("".join(out))
+        fd = os.open(self._file(ANNOTATIONS_DIR, item_id, XML_SUFFIX, rel), _OPEN_FLAGS, 0o666)
+        try:
+            _write_all(fd, "".join(out).encode("utf-8"))
+        finally:
+            os.close(fd)
 
-        self._lists[MAIN_SETS].setdefault(subset, []).append(item.id)
+        self._lists[MAIN_SETS].setdefault(subset, LineSpool()).append(item_id)
         if segmented:
-            self._lists[SEGMENTATION_SETS].setdefault(subset, []).append(item.id)
+            self._lists[SEGMENTATION_SETS].setdefault(subset, LineSpool()).append(item_id)
         if has_actions:
-            self._lists[ACTION_SETS].setdefault(subset, []).append(item.id)
-        self._classification(item, subset, report)
+            self._lists[ACTION_SETS].setdefault(subset, LineSpool()).append(item_id)
+        if labels or CLASSIFICATION in self.tasks:
+            self._classification(item, subset, report)
         report.wrote_item(subset)
         return context, payload
+
+    def _copy(self, media: Media, target: str, ext: str) -> bytes | None:
+        """Copy the local file of ``media`` to ``target`` byte for byte, as :func:`save_image` does.
+
+        Small regular files go through memory, and their bytes are returned (the header is read from them,
+        not from a second open); anything else is copied by :func:`save_image`, and None is returned.
+        """
+        path = media.path
+        assert path is not None
+        try:
+            fd = os.open(path, _READ_FLAGS)
+        except OSError:
+            save_image(media, target, ext)  # the same error, raised the same way
+            return None
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode) or info.st_size > _COPY_LIMIT:
+                data = None
+            else:
+                chunks = []
+                size = info.st_size + 1  # one more byte: a file that grew is read to its end all the same
+                while True:
+                    chunk = os.read(fd, size)
+                    if not chunk:
+                        break
+                    chunks.append(chunk)
+                data = b"".join(chunks) if len(chunks) != 1 else chunks[0]
+        except OSError:
+            data = None
+        finally:
+            os.close(fd)
+        if data is None:
+            save_image(media, target, ext)
+            return None
+        out = os.open(target, _OPEN_FLAGS, 0o666)
+        try:
+            _write_all(out, data)
+        finally:
+            os.close(out)
+        return data
 
     def _check_case(self, item_id: str, report: Report) -> None:
         """Warn when ``item_id`` differs from an earlier id only in case (its files would collide)."""
@@ -391,10 +555,17 @@ class VocWriter:
         return item_id
 
     @staticmethod
-    def _image_info(media: Media | None) -> tuple[tuple[int, int] | None, int | None]:
-        """``(size, depth)`` from the image header; the size the reader knew when the image is missing."""
+    def _image_info(media: Media | None, data: bytes | None = None) -> tuple[tuple[int, int] | None, int | None]:
+        """``(size, depth)`` from the image header; the size the reader knew when the image is missing.
+
+        ``data``: the bytes of the media's local file, just copied (then the file is not opened again).
+        """
         if media is None:
             return None, None
+        info = _local_header(media.path, data) if media.path is not None else None
+        if info is not None:
+            size = media.known_size or info[:2]
+            return (int(size[0]), int(size[1])), info[2]
         if media.path is not None and not os.path.isfile(media.path):
             return media.known_size, None
         info = header_info(media)
@@ -420,7 +591,13 @@ class VocWriter:
         unlabeled = [b for b in boxes if b.label is None]
         if unlabeled:
             report.drop("bbox", "VOC objects need a label", len(unlabeled))
-        boxes = [b for b in boxes if b.label is not None]
+            boxes = [b for b in boxes if b.label is not None]
+        if not part_of or not any(b.group and b.label in part_of for b in boxes):  # no parts: every box is an object
+            if DETECTION not in self.tasks:
+                if boxes:
+                    report.drop("bbox", "--tasks excludes detection", len(boxes))
+                return [], {}
+            return boxes, {}
 
         def owner_label(box: Bbox) -> str | None:
             return part_of.get(box.label) if box.group else None  # type: ignore[arg-type]
@@ -452,6 +629,17 @@ class VocWriter:
         return box.x, box.y, add(box.x, box.w), add(box.y, box.h)
 
     def _bndbox(self, out: list[str], box: Bbox, indent: str) -> None:
+        x, y, w, h = box.x, box.y, box.w, box.h
+        if not self.inclusive and type(x) in _PLAIN and type(y) in _PLAIN and type(w) in _PLAIN and type(h) in _PLAIN:
+            corners = (  # add() of two ints is their sum
+                x,
+                y,
+                x + w if type(x) is int and type(w) is int else add(x, w),
+                y + h if type(y) is int and type(h) is int else add(y, h),
+            )
+            if type(corners[2]) in _PLAIN and type(corners[3]) in _PLAIN:
+                out.append(_BNDBOX[indent] % corners)  # %r is format_number's text for ints and floats
+                return
         xmin, ymin, xmax, ymax = (format_number(value) for value in self._corners(box))
         inner = indent + "  "
         out.append(
@@ -462,8 +650,11 @@ class VocWriter:
     def _object(self, out: list[str], box: Bbox, parts: list[Bbox], report: Report) -> dict[str, bool]:
         """Append one ``<object>`` to ``out``; return the actions it was written with."""
         assert box.label is not None
+        source = box.attributes
+        if not parts and not (source and not _SPECIAL.isdisjoint(source)):
+            return self._plain_object(out, box, source, report)
         out.append("\n  <object>" + _leaf("    ", "name", box.label))
-        attributes = dict(box.attributes)
+        attributes = dict(source)
         if POSE in attributes:
             out.append(_leaf("    ", POSE, str(attributes.pop(POSE))))
         extra: dict[str, Any] = {}
@@ -515,8 +706,59 @@ class VocWriter:
                     report.warn("VOC <attributes> hold text: non-text attribute values were written as text")
             out.append("\n    </attributes>")
         out.append("\n  </object>")
-        report.wrote_annotation("bbox")
         return dict(actions)
+
+    def _plain_object(self, out: list[str], box: Bbox, attributes: dict[str, Any], report: Report) -> dict[str, bool]:
+        """:meth:`_object` for a box without parts, pose, flags or point: the same text, with cached pieces."""
+        label = box.label
+        assert label is not None
+        head = self._heads.get(label)
+        if head is None:
+            head = self._heads[label] = "\n  <object>" + _leaf("    ", "name", label) + _ZERO_FLAGS
+        out.append(head)
+        self._bndbox(out, box, "    ")
+        if not attributes:
+            out.append("\n  </object>")
+            return {}
+        actions: dict[str, bool] = {}
+        if ACTION in self.tasks:
+            names = self._xml_names
+            for key, value in attributes.items():
+                if type(value) is bool:
+                    ok = names.get(key)
+                    if ok is None:
+                        ok = names[key] = is_xml_name(key)
+                    if ok:
+                        actions[key] = value
+        if actions:
+            out.append("\n    <actions>")
+            for key, value in actions.items():
+                self.labels.add_action(label, key)
+                out.append(f"\n      <{key}>{1 if value else 0}</{key}>")
+            out.append("\n    </actions>")
+            if len(actions) == len(attributes):
+                out.append("\n  </object>")
+                return actions
+        out.append("\n    <attributes>")
+        keys = self._keys
+        for key, value in attributes.items():
+            if key in actions:
+                continue
+            line = keys.get(key) if type(key) is str else None
+            if line is None:
+                line = "\n      <attribute>" + _leaf("        ", "name", str(key))
+                if type(key) is str:
+                    keys[key] = line
+            text = value if type(value) is str else str(value)
+            out.append(line)
+            out.append(f"\n        <value>{_escape(text)}</value>\n      </attribute>" if text else
+                       "\n        <value />\n      </attribute>")
+            if not isinstance(value, str) and not self._text_attributes:
+                self._text_attributes = True
+                report.warn("VOC <attributes> hold text: non-text attribute values were written as text")
+        out.append("\n    </attributes>")
+        out.append("\n  </object>")
+        return actions
 
     def _shape_boxes(
         self, shapes: list[Polygon | Mask], objects: list[Bbox], size: tuple[int, int] | None, report: Report
@@ -524,8 +766,12 @@ class VocWriter:
         """Boxes of polygons and masks that have no box of their own (``--tasks`` without segmentation)."""
         boxes = []
         grouped = {o.group for o in objects if o.group}
+        dropped: dict[str, int] = {}  # per kind, in the order first seen (the report's order)
         for shape in shapes:
-            report.drop(shape.kind, "--tasks excludes segmentation (boxes are written for ungrouped shapes)")
+            dropped[shape.kind] = dropped.get(shape.kind, 0) + 1
+        for kind, count in dropped.items():
+            report.drop(kind, "--tasks excludes segmentation (boxes are written for ungrouped shapes)", count)
+        for shape in shapes:
             if DETECTION not in self.tasks or shape.label is None or (shape.group and shape.group in grouped):
                 continue
             if isinstance(shape, Polygon):
@@ -672,7 +918,9 @@ class VocWriter:
         sets = self.root / SETS_DIR
         for task_dir, subsets in self._lists.items():
             for subset, ids in subsets.items():
-                self._write_text(sets / task_dir / (subset + LIST_SUFFIX), ids)
+                (sets / task_dir).mkdir(parents=True, exist_ok=True)
+                ids.write_to(sets / task_dir / (subset + LIST_SUFFIX))
+                ids.close()
         for subset, lines in self._layout.items():
             self._write_text(sets / LAYOUT_SETS / (subset + LIST_SUFFIX), lines)
         for subset, action_rows in self._action_rows.items():  # VOC2012's <action>_<subset>.txt: "<id> <object> <flag>"
