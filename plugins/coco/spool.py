@@ -160,20 +160,24 @@ class SubsetSpool:
         self.source.count += 1
         return self.source.count - 1
 
-    def add_record(self, image: int, ann_id: int, task: str, record: bytes, label: str) -> None:
-        """:meth:`add_object` for an object of one record, with a label and an id (0: none given), fast."""
+    def add_records(self, image: int, task: str, records: Sequence[tuple[int, bytes, str]]) -> None:
+        """:meth:`add_object` for objects of one record each, ``(id (0: none given), record, label)``, fast."""
         used = self.labels.get(task)
         if used is None or self.partial:
-            self.add_object(image, ann_id, [(task, record, (label,))])
+            for ann_id, record, label in records:
+                self.add_object(image, ann_id, [(task, record, (label,))])
             return
-        if label not in used:
-            used[label] = None
         kept = self.claims.kept[task]  # as Claims.decide
-        if ann_id > 0 and ann_id not in kept:
-            kept.add(ann_id)
-            self.files[task].write(b"%d %d %s\n" % (image, ann_id, record))
-        else:
-            self.files[task].write(b"%d 0 %s\n" % (image, record))
+        lines = []
+        for ann_id, record, label in records:
+            if label not in used:
+                used[label] = None
+            if ann_id > 0 and ann_id not in kept:
+                kept.add(ann_id)
+                lines.append(b"%d %d %s\n" % (image, ann_id, record))
+            else:
+                lines.append(b"%d 0 %s\n" % (image, record))
+        self.files[task].write(b"".join(lines))
 
     def add_object(self, image: int, ann_id: int | None, records: Sequence[tuple[str, bytes, Iterable[str]]]) -> None:
         """Spool the records ``(task, record, labels)`` of one object, which share one id (None: no id)."""

@@ -332,73 +332,118 @@ class CocoWriter:
             if label is None:
                 report.drop(ann.kind, "coco annotations need a category (this one has no label)")
                 continue
-            key: Any = position
-            if ann.group:
-                key = (ann.group, label)
-                if isinstance(ann, Bbox):
-                    if key in boxed:
-                        key = position
-                    else:
-                        boxed.add(key)
+            group = ann.group
+            if not group:
+                groups[position] = [ann]
+                continue
+            key: Any = (group, label)
+            if isinstance(ann, Bbox):
+                if key in boxed:
+                    groups[position] = [ann]
+                    continue
+                boxed.add(key)
             members = groups.get(key)
             if members is None:
                 groups[key] = [ann]
             else:
                 members.append(ann)
+        # Objects _plain_record can write are spooled and counted in the report in batches, in order.
+        pending: list[tuple[int, bytes, str]] = []
+        counts: dict[str, int] = {}
+        plain = self.mode != "mask"
         for members in groups.values():
-            if not self._plain_object(members, subset, index, size, report):
-                self._object(members, subset, index, size, report)
+            if plain:
+                record = self._plain_record(members, size, report, counts)
+                if record is not None:
+                    pending.append(record)
+                    continue
+            if pending:
+                subset.add_records(index, INSTANCES, pending)
+                pending = []
+            if counts:
+                self._count(counts, report)
+            self._object(members, subset, index, size, report)
+        if pending:
+            subset.add_records(index, INSTANCES, pending)
+        if counts:
+            self._count(counts, report)
         if panoptic:
             self._panoptic(item, panoptic, subset, index, report)
 
-    def _plain_object(
-        self, members: list[Annotation], subset: SubsetSpool, index: int, size: tuple[int, int] | None,
-        report: Report,
-    ) -> bool:
-        """The common object, fast: at most one box and polygons, to ``instances``; False for any other.
+    @staticmethod
+    def _count(counts: dict[str, int], report: Report) -> None:
+        for kind, count in counts.items():
+            report.wrote_annotation(kind, count)
+        counts.clear()
 
-        Gives exactly what :meth:`_object` gives for it.
+    def _plain_record(
+        self, members: list[Annotation], size: tuple[int, int] | None, report: Report, counts: dict[str, int],
+    ) -> tuple[int, bytes, str] | None:
+        """The common object, fast: at most one box and polygons, to ``instances``; None for any other.
+
+        Returns (id, record, label): exactly what :meth:`_object` spools for it (never used with
+        ``--segmentation-mode mask``). ``counts`` gets the annotations written, per kind.
         """
-        if self.mode == "mask":
-            return False
-        box: Bbox | None = None
-        polygons: list[Polygon] = []
-        tag = None
-        for ann in members:
-            cls = type(ann)
-            if cls is Bbox:
-                if box is not None:
-                    return False
-                box = ann  # type: ignore[assignment]
-            elif cls is Polygon:
-                polygons.append(ann)  # type: ignore[arg-type]
-            else:
-                return False
-            if tag is None:
-                tag = ann.attributes.get(TASK_ATTR) or None
-        if tag is not None or self.tasks:
-            if self._routes(tag, False, True) != (INSTANCES, False):
-                return False
+        box: Any = None
         first = members[0]
-        label: str = first.label  # type: ignore[attr-defined]
-        if box is not None:
+        if len(members) == 1:
+            cls = type(first)
+            if cls is Bbox:
+                box = first
+                segmentation = []
+                counts["bbox"] = counts.get("bbox", 0) + 1
+            elif cls is Polygon:
+                segmentation = [first.points]  # type: ignore[attr-defined]
+                counts["polygon"] = counts.get("polygon", 0) + 1
+            else:
+                return None
+            attributes = first.attributes
+            tag = attributes.get(TASK_ATTR)
+            attributes = dict(attributes)
+            ann_id = first.id
+        elif len(members) == 2 and (
+            (type(first) is Bbox and type(members[1]) is Polygon) or (type(first) is Polygon and type(members[1]) is Bbox)
+        ):  # a box and its polygon, as COCO data gives them
+            box, polygon = (first, members[1]) if type(first) is Bbox else (members[1], first)
+            tag = first.attributes.get(TASK_ATTR) or members[1].attributes.get(TASK_ATTR)
             attributes = dict(box.attributes)
+            if not polygon.attributes.keys() <= attributes.keys():
+                for key, value in polygon.attributes.items():
+                    attributes.setdefault(key, value)
+            segmentation = [polygon.points]
+            ann_id = polygon.id or box.id
+            for kind in (first.kind, members[1].kind):
+                counts[kind] = counts.get(kind, 0) + 1
+        else:
+            polygons: list[Any] = []
+            tag = None
+            for ann in members:
+                cls = type(ann)
+                if cls is Bbox:
+                    if box is not None:
+                        return None
+                    box = ann
+                elif cls is Polygon:
+                    polygons.append(ann)
+                else:
+                    return None
+                if not tag:
+                    tag = ann.attributes.get(TASK_ATTR)
+            attributes = dict(box.attributes if box is not None else first.attributes)  # box first, as _instance
+            keys = attributes.keys()
             for polygon in polygons:
-                for key, value in polygon.attributes.items():
-                    attributes.setdefault(key, value)
-        else:
-            attributes = dict(first.attributes)
-            for polygon in polygons[1:]:
-                for key, value in polygon.attributes.items():
-                    attributes.setdefault(key, value)
-        ann_id = 0
-        if not self.reindex:
-            ann_id = next((p.id for p in polygons if p.id), 0) or (box.id if box is not None else 0)
-        segmentation = [p.points for p in polygons]
-        if box is not None:
-            bbox: list[Any] = [box.x, box.y, box.w, box.h]
-        else:
-            bbox = geometry.polygons_bbox(segmentation)
+                if not polygon.attributes.keys() <= keys:
+                    for key, value in polygon.attributes.items():
+                        attributes.setdefault(key, value)
+            segmentation = [polygon.points for polygon in polygons]
+            ann_id = next((polygon.id for polygon in polygons if polygon.id), 0) or (box.id if box is not None else 0)
+            for ann in members:
+                counts[ann.kind] = counts.get(ann.kind, 0) + 1
+        if (tag or self.tasks) and self._routes(tag or None, False, True) != (INSTANCES, False):
+            self._uncount(members, counts)
+            return None
+        label: str = first.label  # type: ignore[attr-defined]  # every member has it (see _annotations)
+        bbox: list[Any] = [box.x, box.y, box.w, box.h] if box is not None else geometry.polygons_bbox(segmentation)
         area = attributes.pop(AREA_ATTR, None)
         if area.__class__ is not float and area.__class__ is not int and (
             isinstance(area, bool) or not isinstance(area, int | float)
@@ -406,7 +451,7 @@ class CocoWriter:
             area = geometry.polygons_area(segmentation, size) if segmentation else bbox[2] * bbox[3]
         crowd = attributes.pop(CROWD_ATTR, None)
         record: dict[str, Any] = {
-            "category_id": self.categories.id_of(label, report),
+            "category_id": self.categories.ids.get(label) or self.categories.id_of(label, report),
             "segmentation": segmentation,
             "area": area,
             "bbox": bbox,
@@ -429,11 +474,16 @@ class CocoWriter:
         try:
             data = orjson.dumps(record)
         except TypeError:  # an attribute that is not JSON: the general path drops it and counts it
-            return False
-        subset.add_record(index, ann_id, INSTANCES, data, label)
+            self._uncount(members, counts)
+            return None
+        return (0 if self.reindex else ann_id), data, label
+
+    @staticmethod
+    def _uncount(members: list[Annotation], counts: dict[str, int]) -> None:
         for ann in members:
-            report.wrote_annotation(ann.kind)
-        return True
+            counts[ann.kind] -= 1
+            if not counts[ann.kind]:
+                del counts[ann.kind]
 
     def _object(
         self, members: list[Annotation], subset: SubsetSpool, index: int, size: tuple[int, int] | None,
