@@ -29,7 +29,7 @@ from dsformats import (
     range_shards,
     shard_range,
 )
-from dsformats.fileaccess import Joiner, as_path, join_within, open_binary, safe_relative, walk_files
+from dsformats.fileaccess import Joiner, as_path, is_local, join_within, open_binary, safe_relative, walk_files
 from dsformats.imaging import is_image_name
 from dsformats.policy import bad_item
 
@@ -377,6 +377,8 @@ class VocReader:
         self._class_masks: set[str] = set()
         self._instance_masks: set[str] = set()
         self._object_plans = _Plans(_object_plan)
+        self._local: str | None = None  # the root as a string, for a local tree
+        self._xml_files: set[str] = set()  # the annotation files the scan listed, as named under Annotations/
         self._header_plans = _Plans(_header_plan, limit=256)
 
     # ------------------------------------------------------------------------------------ opening
@@ -384,10 +386,12 @@ class VocReader:
         if not self.root.is_dir():
             raise DatasetError("a VOC dataset is a directory", str(self.root))
         self._specs, self._has_labelmap = self._load_labelmap()
-        self._xmls = self._scan(ANNOTATIONS_DIR, lambda n: n.lower().endswith(XML_SUFFIX))
+        self._xmls = self._scan(ANNOTATIONS_DIR, lambda n: n.lower().endswith(XML_SUFFIX), self._xml_files)
         self._class_masks = self._scan(CLASS_DIR, lambda n: n.lower().endswith(MASK_SUFFIX))
         self._instance_masks = self._scan(INSTANCE_DIR, lambda n: n.lower().endswith(MASK_SUFFIX))
         self._images = self._scan_images()
+        if is_local(self.root):
+            self._local = str(self.root)
         self._load_lists()
         listed = {item_id for ids in self._subsets.values() for item_id in ids}
         found = self._xmls | self._class_masks | self._instance_masks | set(self._images)
@@ -432,11 +436,14 @@ class VocReader:
             raise DatasetError(str(exc)) from None
         return specs, True
 
-    def _scan(self, folder: str, keep: Callable[[str], bool]) -> set[str]:
+    def _scan(self, folder: str, keep: Callable[[str], bool], names: set[str] | None = None) -> set[str]:
         base = self.root / folder
         if not base.is_dir():
             return set()
-        return {posixpath.splitext(rel)[0] for rel in walk_files(base) if keep(rel)}
+        kept = [rel for rel in walk_files(base) if keep(rel)]
+        if names is not None:
+            names.update(kept)
+        return {posixpath.splitext(rel)[0] for rel in kept}
 
     def _scan_images(self) -> dict[str, str]:
         base = self.root / IMAGES_DIR
@@ -585,27 +592,43 @@ class VocReader:
         objects: list[Any] = []
         xml_path = None
         if item_id in self._xmls:
-            xml_path = self._join(self.root, f"{ANNOTATIONS_DIR}/{item_id}{XML_SUFFIX}")
+            name = f"{item_id}{XML_SUFFIX}"
+            if self._local is not None and name in self._xml_files:  # listed by the scan: inside the tree
+                xml_path = f"{self._local}/{safe_relative(f'{ANNOTATIONS_DIR}/{name}')}"
+            else:
+                xml_path = self._join(self.root, f"{ANNOTATIONS_DIR}/{item_id}{XML_SUFFIX}")
             size, filename, objects = self._parse_xml(xml_path)
         media = self._media(item_id, filename, size, str(xml_path))
         masks = self._masks(item_id, media, objects)
         linked = {mask.group for mask in masks if mask.group and mask.group <= len(objects)}
         annotations: list[Any] = []
+        box_of = self._box
         for index, obj in enumerate(objects, 1):
             group = index if obj.parts or index in linked else 0
-            annotations.append(self._box(obj.box, label=obj.label, group=group, attributes=obj.attributes))
-            annotations.extend(self._box(box, label=name, group=group) for name, box in obj.parts)
-        annotations.extend(self._flags.get((subset, item_id), ()))
+            annotations.append(box_of(obj.box, obj.label, group, obj.attributes))
+            for name, box in obj.parts:
+                annotations.append(box_of(box, name, group, None))
+        flags = self._flags.get((subset, item_id))
+        if flags:
+            annotations.extend(flags)
         annotations.extend(masks)
         return Item(id=item_id, subset=subset, media=media, annotations=annotations)
 
-    def _box(self, box: tuple, **fields: Any) -> Bbox:
+    def _box(self, box: tuple, label: str, group: int, attributes: dict[str, Any] | None) -> Bbox:
         xmin, ymin, xmax, ymax = box
         if self.inclusive:
             xmin, ymin = add(xmin, -1), add(ymin, -1)
-        return Bbox(x=xmin, y=ymin, w=add(xmax, -xmin), h=add(ymax, -ymin), **fields)
+        if attributes is None:
+            return Bbox(x=xmin, y=ymin, w=add(xmax, -xmin), h=add(ymax, -ymin), label=label, group=group)
+        return Bbox(
+            x=xmin, y=ymin, w=add(xmax, -xmin), h=add(ymax, -ymin), label=label, group=group, attributes=attributes
+        )
 
     def _media(self, item_id: str, filename: str | None, size: tuple[int, int] | None, where: str) -> Media | None:
+        if filename and self._local is not None and self._images.get(item_id) == filename:
+            # The image the scan listed (a file, or a symlink to one inside the tree): what the join below
+            # finds first, without a stat per item. The name is refused the same way when it is unsafe.
+            return Media.from_file(f"{self._local}/{IMAGES_DIR}/{safe_relative(filename, location=where)}", size=size)
         images = self.root / IMAGES_DIR
         if filename:
             candidates = [filename]
@@ -758,12 +781,18 @@ class VocReader:
         name = texts[base + name_ref].strip()
         if not name or name not in self._known:
             raise _Unsupported
-        box = tuple(_number(texts[base + ref], field, "") for ref, field in zip(box_refs, _BOX_FIELDS))
+        x0, y0, x1, y1 = box_refs
+        box = (
+            _number(texts[base + x0], "xmin", ""),
+            _number(texts[base + y0], "ymin", ""),
+            _number(texts[base + x1], "xmax", ""),
+            _number(texts[base + y1], "ymax", ""),
+        )
         attributes: dict[str, Any] = {}
         if pose_ref is not None:
             attributes[POSE] = "" if pose_ref == _EMPTY else texts[base + pose_ref].strip()
         for field, ref in flags:
-            attributes[field] = _flag(None if ref is None or ref == _EMPTY else texts[base + ref])
+            attributes[field] = _flag(texts[base + ref] if ref is not None and ref != _EMPTY else None)
         if point_refs is not None:
             attributes[POINT] = (_number(texts[base + point_refs[0]], "x", ""), _number(texts[base + point_refs[1]], "y", ""))
         for tag, ref in actions:
