@@ -45,7 +45,9 @@ def merge(parts: Sequence[Path], path: Path, options: Mapping[str, Any], report:
     scratch.mkdir()
     try:
         for name, pieces in subsets.items():
-            sources = [SpoolSource(folder, str(s["index"]), s["count"]) for folder, s in pieces]
+            sources = [SpoolSource(folder, str(s["index"]), s["count"],
+                                   None if s.get("kept") is None else {t: set(ids) for t, ids in s["kept"].items()})
+                       for folder, s in pieces]
             _check_unique(name, sources)
             labels: dict[str, dict[str, None]] = {}
             for _, subset in pieces:

@@ -13,11 +13,13 @@ An id is kept where it is the first use of that id in its task file (for a share
 files); :class:`Claims` decides that in record order, as records are spooled. Fresh ids, the lowest free
 ones, are given at assembly, when every kept id is known. Memory holds only the sets of ids in use.
 
-A shard of a scale-out conversion cannot decide (an earlier shard may hold an id), so it spools the ids
-as the data gave them, in one file for every task: ``<image index> <id> <object> <task> <record>``, where
-``<id>`` is ``-`` for a record without one and ``<object>`` numbers the records of one object written to
-several task files (0: a single record). The merge reads the shards' files one after the other and
-decides with the same :class:`Claims` (:func:`_claim`): exactly what one writer given every item decides.
+A shard of a scale-out conversion decides the same way, but an earlier shard may already hold an id it
+kept. So it also spools the ids as the data gave them, in one file for every task: ``<image index> <id>
+<object> <task> <record>``, where ``<id>`` is ``-`` for a record without one and ``<object>`` numbers the
+records of one object written to several task files (0: a single record). The merge takes the shards'
+decisions when no shard kept an id that an earlier shard kept in the same task file (then one writer given
+every item decides exactly as they did); otherwise it reads the raw files one after the other and decides
+again with the same :class:`Claims` (:func:`_claim`).
 """
 
 from __future__ import annotations
@@ -128,28 +130,24 @@ class Claims:
 class SubsetSpool:
     """The spool of one subset being written (see the module docstring for the line formats).
 
-    ``partial``: spool the data's ids for a merge instead of deciding them.
+    ``partial``: also spool the data's ids, for a merge.
     """
 
     def __init__(self, folder: Path, index: int, *, partial: bool = False) -> None:
         self.index = index
-        self.partial = partial
         self.claims = Claims()
-        self.source = SpoolSource(folder, str(index), 0, None if partial else self.claims.kept)
+        self.source = SpoolSource(folder, str(index), 0, self.claims.kept)
         self.images: IO[bytes] = open(self.source.images, "wb")  # noqa: SIM115 - closed by close()
-        self.files: dict[str, IO[bytes]] = {}  # task -> its annotations file (partial: one file, key "")
+        self.files: dict[str, IO[bytes]] = {}  # task -> its annotations file, opened at its first record
+        self.raw: IO[bytes] | None = open(self.source.raw, "wb") if partial else None  # noqa: SIM115 - see close()
         self.explicit: set[int] = set()
         self.labels: dict[str, dict[str, None]] = {}  # task -> labels its records use, first use first
         self.objects = 0
-        if partial:
-            self._file("")
 
     def _file(self, task: str) -> IO[bytes]:
-        key = "" if self.partial else task
-        stream = self.files.get(key)
+        stream = self.files.get(task)
         if stream is None:
-            path = self.source.raw if self.partial else self.source.annotations(task)
-            stream = self.files[key] = open(path, "wb")  # noqa: SIM115 - closed by close()
+            stream = self.files[task] = open(self.source.annotations(task), "wb")  # noqa: SIM115 - see close()
         return stream
 
     def add_image(self, explicit: int, record: bytes) -> int:
@@ -163,7 +161,7 @@ class SubsetSpool:
     def add_records(self, image: int, task: str, records: Sequence[tuple[int, bytes, str]]) -> None:
         """:meth:`add_object` for objects of one record each, ``(id (0: none given), record, label)``, fast."""
         used = self.labels.get(task)
-        if used is None or self.partial:
+        if used is None:
             for ann_id, record, label in records:
                 self.add_object(image, ann_id, [(task, record, (label,))])
             return
@@ -178,42 +176,46 @@ class SubsetSpool:
             else:
                 lines.append(b"%d 0 %s\n" % (image, record))
         self.files[task].write(b"".join(lines))
+        if self.raw is not None:
+            name = task.encode()
+            self.raw.write(b"".join([b"%d %d 0 %s %s\n" % (image, ann_id, name, record) for ann_id, record, _ in records]))
 
     def add_object(self, image: int, ann_id: int | None, records: Sequence[tuple[str, bytes, Iterable[str]]]) -> None:
         """Spool the records ``(task, record, labels)`` of one object, which share one id (None: no id)."""
         for task, _, labels in records:
             self.labels.setdefault(task, {}).update(dict.fromkeys(labels))
-        if self.partial:
+        decided = self.claims.decide(ann_id, [task for task, _, _ in records])
+        for task, record, _ in records:
+            self._file(task).write(b"%d %s %s\n" % (image, decided, record))
+        if self.raw is not None:
             link = 0
             if len(records) > 1:
                 self.objects += 1
                 link = self.objects
             raw = NO_ID if ann_id is None else b"%d" % ann_id
-            stream = self._file("")
             for task, record, _ in records:
-                stream.write(b"%d %s %d %s %s\n" % (image, raw, link, task.encode(), record))
-            return
-        decided = self.claims.decide(ann_id, [task for task, _, _ in records])
-        for task, record, _ in records:
-            self._file(task).write(b"%d %s %s\n" % (image, decided, record))
+                self.raw.write(b"%d %s %d %s %s\n" % (image, raw, link, task.encode(), record))
 
     def close(self) -> None:
         self.images.close()
         for stream in self.files.values():
             stream.close()
+        if self.raw is not None:
+            self.raw.close()
 
     def state(self) -> dict[str, Any]:
         """This spool as JSON data, for a partial output."""
         return {"index": self.index, "count": self.source.count, "explicit": sorted(self.explicit),
-                "labels": {task: list(labels) for task, labels in self.labels.items()}}
+                "labels": {task: list(labels) for task, labels in self.labels.items()},
+                "kept": {task: sorted(ids) for task, ids in self.claims.kept.items()}}
 
 
 @attrs.define
 class SpoolSource:
     """The spool files of a subset, named ``<name>-...`` in ``folder``, and its number of images.
 
-    ``kept``: the ids kept per task when the records' ids are decided (see :class:`Claims`); None for the
-    raw file of a shard.
+    ``kept``: the ids kept per task (every task with records) by the decisions in its task files (see
+    :class:`Claims`); None when it has only the raw file of a shard.
     """
 
     folder: Path
@@ -242,9 +244,12 @@ def assemble(
     ``explicit`` holds every explicit image id of the sources; ``labels`` the labels each task uses.
     """
     image_ids = _images_array(sources, explicit, scratch / "images.part")
-    decided = sources[0] if len(sources) == 1 and sources[0].kept is not None else _claim(sources, scratch)
-    assert decided.kept is not None
-    ids = _AnnotationIds(decided.kept)
+    used = _settled(sources)
+    if used is None:
+        sources = [_claim(sources, scratch)]
+        used = sources[0].kept
+    assert used is not None
+    ids = _AnnotationIds(used)
     for task in catalog.subset_tasks(subset, labels):
         stem = file_stem(task, subset)
         with open(root / ANNOTATIONS_DIR / f"{stem}.json", "wb") as out:
@@ -255,8 +260,8 @@ def assemble(
             with open(scratch / "images.part", "rb") as part:
                 shutil.copyfileobj(part, out, 1 << 20)
             out.write(b'\n],\n"annotations":[')
-            if task in decided.kept:
-                ids.write(task, decided.annotations(task), image_ids, out)
+            if task in used:
+                ids.write(task, sources, image_ids, out)
             out.write(b"\n]")
             extra = ((catalog.info.get("files") or {}).get(stem) or {}).get("extra") or {}
             for key, value in extra.items():
@@ -293,6 +298,26 @@ def _images_array(sources: Sequence[SpoolSource], explicit: set[int], part: Path
                 out.write((b",\n" if ids else b"\n") + b'{"id":%d,' % image_id + record[1:-1])
                 ids.append(image_id)
     return ids
+
+
+def _settled(sources: Sequence[SpoolSource]) -> dict[str, set[int]] | None:
+    """The ids the sources' task files keep, when one writer given every record decides as they did.
+
+    That is when no source kept an id that an earlier one kept in the same task file (an object's id is
+    kept in each of its files); None otherwise, or when a source has only a raw file.
+    """
+    if len(sources) == 1 and sources[0].kept is not None:
+        return sources[0].kept
+    used: dict[str, set[int]] = {}
+    for source in sources:
+        if source.kept is None:
+            return None
+        for task, ids in source.kept.items():
+            known = used.setdefault(task, set())
+            if not known.isdisjoint(ids):
+                return None
+            known.update(ids)
+    return used
 
 
 def _claim(sources: Sequence[SpoolSource], scratch: Path) -> SpoolSource:
@@ -334,10 +359,10 @@ class _AnnotationIds:
 
     def __init__(self, used: dict[str, set[int]]) -> None:
         self.used = used
-        self.shared: dict[bytes, int] = {}
+        self.shared: dict[tuple[int, bytes], int] = {}
         self.next_shared = 1
 
-    def _shared(self, token: bytes) -> int:
+    def _shared(self, token: tuple[int, bytes]) -> int:
         if token not in self.shared:
             while any(self.next_shared in ids for ids in self.used.values()):
                 self.next_shared += 1
@@ -346,24 +371,31 @@ class _AnnotationIds:
                 ids.add(self.next_shared)
         return self.shared[token]
 
-    def write(self, task: str, path: Path, image_ids: array[int], out: IO[bytes]) -> None:
+    def write(self, task: str, sources: Sequence[SpoolSource], image_ids: array[int], out: IO[bytes]) -> None:
+        """Write the ``annotations`` elements of ``task`` from the sources' task files, one after the other."""
         used = self.used.setdefault(task, set())
         next_id = 1
         head = b"\n"
-        for line in _lines(path):
-            image, decided, record = line.split(b" ", 2)
-            if decided == b"0":
-                while next_id in used:
-                    next_id += 1
-                ann_id = next_id
-                used.add(ann_id)
-            elif decided == NO_ID:
-                out.write(head + b'{"image_id":%d,' % image_ids[int(image)] + record[1:-1])
-                head = b",\n"
+        offset = 0
+        for number, source in enumerate(sources):
+            if source.kept is None or task not in source.kept:
+                offset += source.count
                 continue
-            elif decided[0] == 45:  # b"-<n>": a fresh id shared by the records of one object
-                ann_id = self._shared(decided)
-            else:
-                ann_id = int(decided)
-            out.write(head + b'{"id":%d,"image_id":%d,' % (ann_id, image_ids[int(image)]) + record[1:-1])
-            head = b",\n"
+            for line in _lines(source.annotations(task)):
+                image, decided, record = line.split(b" ", 2)
+                if decided == b"0":
+                    while next_id in used:
+                        next_id += 1
+                    ann_id = next_id
+                    used.add(ann_id)
+                elif decided == NO_ID:
+                    out.write(head + b'{"image_id":%d,' % image_ids[int(image) + offset] + record[1:-1])
+                    head = b",\n"
+                    continue
+                elif decided[0] == 45:  # b"-<n>": a fresh id shared by the records of one object
+                    ann_id = self._shared((number, decided))
+                else:
+                    ann_id = int(decided)
+                out.write(head + b'{"id":%d,"image_id":%d,' % (ann_id, image_ids[int(image) + offset]) + record[1:-1])
+                head = b",\n"
+            offset += source.count

@@ -24,12 +24,13 @@ def tree(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def colliding_items(seed: int, count: int = 40) -> tuple[Header, list[Item]]:
+def colliding_items(seed: int, count: int = 40, unique: bool = False) -> tuple[Header, list[Item]]:
     """Items whose image ids and annotation ids repeat and collide, across the whole dataset.
 
     Every kind of record: boxes, polygons, RLE masks, keypoints sharing an object with a box (written to
     instances and person_keypoints with one id), captions, labels; ids from a small range so that explicit
-    ids are repeated by later items, and zeros (no id).
+    ids are repeated by later items, and zeros (no id). With ``unique``, annotation ids are zeros or differ
+    from all others: no shard keeps an id an earlier one kept, and the merge takes the shards' decisions.
     """
     rng = random.Random(seed)
     header = Header(
@@ -42,7 +43,8 @@ def colliding_items(seed: int, count: int = 40) -> tuple[Header, list[Item]]:
         width, height = rng.randrange(8, 20), rng.randrange(8, 20)
         suffix = rng.choice((".png", ".jpg"))
         media = dsformats.Media.from_bytes(random_image(rng, width, height, suffix), suffix)
-        small = lambda: rng.choice((0, 1, 2, 3, 5, 8))  # noqa: E731
+        ids = iter(range(100 * n + 1, 100 * n + 100))
+        small = (lambda: rng.choice((0, next(ids)))) if unique else (lambda: rng.choice((0, 1, 2, 3, 5, 8)))  # noqa: E731
         anns: list[dsformats.Annotation] = []
         for _ in range(rng.randrange(0, 4)):
             x, y = rng.randrange(0, width - 4), rng.randrange(0, height - 4)
@@ -98,6 +100,15 @@ def test_merge_equals_single_writer(tmp_path, cuts, options):
     instances = orjson.loads(single["annotations/instances_train.json"])
     assert len({image["id"] for image in instances["images"]}) == len(instances["images"])  # ids collided, got fixed
     assert not any(".coco-spool" in name for name in merged)
+
+
+@pytest.mark.parametrize("cuts", [[1], [13, 14, 30]])
+@pytest.mark.parametrize("options", [{}, {"reindex": True}, {"tasks": ["person_keypoints", "instances", "captions"]}])
+def test_merge_without_colliding_annotation_ids_equals_single_writer(tmp_path, cuts, options):
+    header, items = colliding_items(seed=len(cuts) + 7, unique=True)
+    dsformats.write(items, tmp_path / "single", "coco", header=header, options=options)
+    assert merge_parts(tmp_path, header, items, cuts, options) is True
+    assert tree(tmp_path / "merged") == tree(tmp_path / "single")
 
 
 def test_partial_keeps_spool_instead_of_files(tmp_path):
