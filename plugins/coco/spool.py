@@ -376,26 +376,30 @@ class _AnnotationIds:
         used = self.used.setdefault(task, set())
         next_id = 1
         head = b"\n"
+        elements: list[bytes] = []
         offset = 0
         for number, source in enumerate(sources):
             if source.kept is None or task not in source.kept:
                 offset += source.count
                 continue
-            for line in _lines(source.annotations(task)):
-                image, decided, record = line.split(b" ", 2)
-                if decided == b"0":
-                    while next_id in used:
-                        next_id += 1
-                    ann_id = next_id
-                    used.add(ann_id)
-                elif decided == NO_ID:
-                    out.write(head + b'{"image_id":%d,' % image_ids[int(image) + offset] + record[1:-1])
-                    head = b",\n"
-                    continue
-                elif decided[0] == 45:  # b"-<n>": a fresh id shared by the records of one object
-                    ann_id = self._shared((number, decided))
-                else:
-                    ann_id = int(decided)
-                out.write(head + b'{"id":%d,"image_id":%d,' % (ann_id, image_ids[int(image) + offset]) + record[1:-1])
-                head = b",\n"
+            with open(source.annotations(task), "rb") as lines:
+                for line in lines:
+                    image, decided, record = line.split(b" ", 2)
+                    if decided == NO_ID:
+                        elements.append(b'{"image_id":%d,%s' % (image_ids[int(image) + offset], record[1:-1]))
+                        continue
+                    if decided == b"0":
+                        while next_id in used:
+                            next_id += 1
+                        used.add(next_id)
+                        decided = b"%d" % next_id
+                    elif decided[0] == 45:  # b"-<n>": a fresh id shared by the records of one object
+                        decided = b"%d" % self._shared((number, decided))
+                    elements.append(b'{"id":%s,"image_id":%d,%s' % (decided, image_ids[int(image) + offset],
+                                                                     record[1:-1]))
+                    if len(elements) == 4096:
+                        out.write(head + b",\n".join(elements))
+                        head, elements = b",\n", []
             offset += source.count
+        if elements:
+            out.write(head + b",\n".join(elements))
