@@ -347,16 +347,17 @@ def _guarded(
     items: Iterable[Item], spec: FormatSpec, report: Report, progress: Progress | None, total: int | None
 ) -> Iterator[Item]:
     """Check items as they stream by: type, unique (subset, id), and kinds the target cannot hold."""
-    seen: set[tuple[str, str]] = set()
+    from dsformats.idset import KeyMap  # ~8 bytes a key in memory; the exact keys are spooled to a temporary file
+
+    seen = KeyMap()
     supported = spec.annotation_kinds
     for count, item in enumerate(items, 1):
         if not isinstance(item, Item):
             raise TypeError(f"writers accept dsformats.Item objects, got {type(item).__name__}")
-        key = (item.subset, item.id)
-        if key in seen:
+        key = f"{len(item.subset)}:{item.subset}/{item.id}"  # (subset, id), unambiguously
+        if not seen.add(key):
             bad_item(DuplicateItemError(f"duplicate item id {item.id!r} in subset {item.subset!r}"))
             continue
-        seen.add(key)
         report.items_read[item.subset] += 1
         unsupported = [a for a in item.annotations if a.kind not in supported]
         if unsupported:

@@ -9,38 +9,44 @@ from types import TracebackType
 
 from dsformats import DatasetError, Header, Item, Media, Shard
 from dsformats.fileaccess import as_path, open_binary, safe_relative, walk_files
+from dsformats.idset import KeyMap
 from dsformats.imaging import IMAGE_SUFFIXES
 from dsformats.limits import ZipBudget
 from dsformats.policy import bad_item
+from dsformats.zipstream import StreamingZipReader
 
 from .schema import ARCHIVE_SUFFIX, is_junk, split_member
 
 
 class _Archive:
-    """One open archive and the image members it holds."""
+    """One open archive and which of its members are images.
+
+    Nothing per member is kept but one bit (image or not): the central directory is parsed again, record by
+    record, when the items are read, so memory does not grow with the number of members.
+    """
 
     def __init__(self, path: Path, subset: str) -> None:
         self.path = path
         self.subset = subset
+        self.count = 0
+        self._images = bytearray()  # bit i: central directory entry i is an image member
         stream = open_binary(path)
         try:
-            self.zip = zipfile.ZipFile(stream)
+            self.zip = StreamingZipReader(stream)
         except (zipfile.BadZipFile, OSError, EOFError) as exc:
             stream.close()
             raise DatasetError(f"not a readable zip archive ({exc})", str(path)) from None
         except BaseException:
             stream.close()
             raise
-        self.members: list[tuple[str, zipfile.ZipInfo]] = []
-        try:
-            self._index()
-        except BaseException:
-            self.close()
-            raise
 
-    def _index(self) -> None:
+    def index(self, seen: KeyMap) -> None:
+        """Pick the image members (bad ones go to the bad-item policy); ``seen`` maps item keys to members."""
         budget = ZipBudget(str(self.path))
-        for info in self.zip.infolist():
+        images = self._images
+        for number, info in enumerate(self._infos()):
+            if number % 8 == 0:
+                images.append(0)
             if info.is_dir() or is_junk(info.filename):
                 continue
             if split_member(info.filename)[1] not in IMAGE_SUFFIXES:
@@ -54,7 +60,24 @@ class _Archive:
             except DatasetError as exc:
                 bad_item(exc)
                 continue
-            self.members.append((item_id, info))
+            first = seen.setdefault(f"{self.subset}\0{item_id}", where)
+            if first != where:
+                raise DatasetError(f"images {first} and {where} have the same item id {item_id!r}")
+            images[number >> 3] |= 1 << (number & 7)
+            self.count += 1
+
+    def _infos(self) -> Iterator[zipfile.ZipInfo]:
+        try:
+            yield from self.zip.iter_infos()
+        except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, UnicodeDecodeError) as exc:
+            raise DatasetError(f"not a readable zip archive ({exc})", str(self.path)) from None
+
+    def members(self) -> Iterator[tuple[str, zipfile.ZipInfo]]:
+        """(item id, member) of every image member, in archive order."""
+        images = self._images
+        for number, info in enumerate(self._infos()):
+            if images[number >> 3] & (1 << (number & 7)):
+                yield split_member(safe_relative(info.filename))[0], info
 
     def media(self, info: zipfile.ZipInfo) -> Media:
         return Media(
@@ -96,38 +119,32 @@ class ImageZipReader:
         return found
 
     def __enter__(self) -> ImageZipReader:
+        seen = KeyMap()  # (subset, item id) -> the first member of that item
         try:
             paths = self._archive_paths()
             if self.shard is not None:
                 keys = [self._shard_key(p) for p in paths]
                 paths = [p for p, key in zip(paths, keys, strict=True) if key == self.shard]
                 if not paths:
-                    raise DatasetError(
-                        f"no shard {self.shard!r}; the shards are: {', '.join(keys)}", str(self.path)
-                    )
-            seen: dict[tuple[str, str], str] = {}
+                    raise DatasetError(f"no shard {self.shard!r}; the shards are: {', '.join(keys)}", str(self.path))
             stems: dict[str, Path] = {}
             for path in paths:
                 subset = "default"
                 if self.subset_from == "archive":
                     subset = path.name[: -len(ARCHIVE_SUFFIX)]
                     if subset in stems:
-                        raise DatasetError(
-                            f"archives {stems[subset]} and {path} would both be subset {subset!r}"
-                        )
+                        raise DatasetError(f"archives {stems[subset]} and {path} would both be subset {subset!r}")
                     stems[subset] = path
                 archive = _Archive(path, subset)
                 self._archives.append(archive)
-                for item_id, info in archive.members:
-                    where = f"{path}!{info.filename}"
-                    first = seen.setdefault((subset, item_id), where)
-                    if first != where:
-                        raise DatasetError(f"images {first} and {where} have the same item id {item_id!r}")
+                archive.index(seen)
         except BaseException:
             self.close()
             raise
+        finally:
+            seen.close()
         subsets = sorted({a.subset for a in self._archives})
-        self.header = Header(subsets=subsets, size_hint=sum(len(a.members) for a in self._archives))
+        self.header = Header(subsets=subsets, size_hint=sum(a.count for a in self._archives))
         return self
 
     def __exit__(
@@ -146,12 +163,10 @@ class ImageZipReader:
 
     def shards(self) -> list[Shard]:
         """One shard per archive; pass ``shard=key`` to read only that archive."""
-        return [
-            Shard(self._shard_key(a.path), f"archive {a.path.name}", len(a.members)) for a in self._archives
-        ]
+        return [Shard(self._shard_key(a.path), f"archive {a.path.name}", a.count) for a in self._archives]
 
     def items(self) -> Iterator[Item]:
         """Yield one item per image member, in archive order."""
         for archive in self._archives:
-            for item_id, info in archive.members:
+            for item_id, info in archive.members():
                 yield Item(id=item_id, subset=archive.subset, media=archive.media(info))

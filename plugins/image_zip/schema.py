@@ -51,6 +51,13 @@ def split_member(name: str) -> tuple[str, str]:
     return stem, suffix.lower()
 
 
+def path_suffix(name: str) -> str:
+    """``Path(name).suffix`` of a POSIX member name, without ``pathlib`` (which interns every path part)."""
+    base = name.rpartition("/")[2]
+    dot = base.rfind(".")
+    return base[dot:] if 0 < dot < len(base) - 1 else ""
+
+
 def shard_archive_name(name: str, index: int) -> str:
     """The ``--shards-out`` archive of shard ``index``: ``a/data-00003.zip`` for ``--name a/data.zip``, shard 3."""
     stem, suffix = posixpath.splitext(name)

@@ -10,11 +10,13 @@ from typing import Any
 
 from dsformats import DatasetError, Header, Item, Report
 from dsformats.fileaccess import safe_relative
+from dsformats.idset import KeyMap
 from dsformats.imaging import reencode_task, same_encoding
 from dsformats.parallel import ordered_map
 from dsformats.policy import bad_item
+from dsformats.zipstream import SpoolingZipWriter
 
-from .schema import COMPRESSION, DEFAULT_IMAGE_EXT, MEMBER_DATE_TIME, shard_archive_name
+from .schema import COMPRESSION, DEFAULT_IMAGE_EXT, MEMBER_DATE_TIME, path_suffix, shard_archive_name
 
 
 class ImageZipWriter:
@@ -60,7 +62,7 @@ class ImageZipWriter:
         """Store every item's image; items without one are counted as dropped."""
         self.archive_path.parent.mkdir(parents=True, exist_ok=True)
         planned = ordered_map(reencode_task, self._plan(items, report), jobs=self.jobs, catch=(DatasetError,))
-        with zipfile.ZipFile(self.archive_path, "w", compression=self.compression) as archive:
+        with SpoolingZipWriter(self.archive_path, "w", compression=self.compression) as archive:
             for (item, name), result in planned:
                 if isinstance(result, DatasetError):
                     bad_item(result)
@@ -79,33 +81,35 @@ class ImageZipWriter:
 
     def _plan(self, items: Iterable[Item], report: Report) -> Iterator[tuple[tuple[Item, str], Any]]:
         """Check each item's member name; pair it with a re-encode task, or None for a byte copy."""
-        owners: dict[str, tuple[str, str]] = {}
-        folded: dict[str, str] = {}
-        for item in items:
-            if item.attributes:
-                report.drop("item attribute", "image_zip stores images only", len(item.attributes))
-            if item.media is None:
-                report.drop("item without image", "image_zip stores images only")
-                continue
-            name = self.member_name(item)
-            where = f"{item.subset}/{item.id}"
-            # Key on the member path without its suffix: ``1.jpg`` and ``1.png`` are distinct members,
-            # but they would read back as the same item id.
-            stem = name[: -len(Path(name).suffix)] if Path(name).suffix else name
-            if stem in owners:
-                first, first_name = owners[stem]
-                raise DatasetError(
-                    f"items {first!r} and {where!r} would both be stored as item {stem!r} "
-                    f"(members {first_name!r} and {name!r}); use --subset-dirs to keep subsets apart"
-                )
-            owners[stem] = (where, name)
-            if folded.setdefault(name.lower(), name) != name:
-                report.warn(
-                    f"members {folded[name.lower()]!r} and {name!r} differ only in case and collide "
-                    "when extracted on a case-insensitive file system"
-                )
-            suffix = Path(name).suffix
-            if same_encoding(suffix, item.media.suffix):
-                yield (item, name), None
-            else:  # re-encoded (in a worker) before the member exists, so a bad image can be skipped cleanly
-                yield (item, name), (item.media.read_bytes(), item.media.suffix, item.media.name, suffix)
+        # Kept on disk but for ~8 bytes a key (dsformats.idset): member stem -> "<where>\0<member>", and
+        # lower-case member -> first member of that spelling.
+        with KeyMap(self.archive_path.parent) as owners, KeyMap(self.archive_path.parent) as folded:
+            for item in items:
+                if item.attributes:
+                    report.drop("item attribute", "image_zip stores images only", len(item.attributes))
+                if item.media is None:
+                    report.drop("item without image", "image_zip stores images only")
+                    continue
+                name = self.member_name(item)
+                where = f"{item.subset}/{item.id}"
+                # Key on the member path without its suffix: ``1.jpg`` and ``1.png`` are distinct members,
+                # but they would read back as the same item id.
+                suffix = path_suffix(name)
+                stem = name[: -len(suffix)] if suffix else name
+                owner = owners.insert(stem, f"{where}\0{name}")  # member names hold no NUL (safe_relative)
+                if owner is not None:
+                    first, _, first_name = owner.rpartition("\0")
+                    raise DatasetError(
+                        f"items {first!r} and {where!r} would both be stored as item {stem!r} "
+                        f"(members {first_name!r} and {name!r}); use --subset-dirs to keep subsets apart"
+                    )
+                first_spelling = folded.setdefault(name.lower(), name)
+                if first_spelling != name:
+                    report.warn(
+                        f"members {first_spelling!r} and {name!r} differ only in case and collide "
+                        "when extracted on a case-insensitive file system"
+                    )
+                if same_encoding(suffix, item.media.suffix):
+                    yield (item, name), None
+                else:  # re-encoded (in a worker) before the member exists, so a bad image can be skipped cleanly
+                    yield (item, name), (item.media.read_bytes(), item.media.suffix, item.media.name, suffix)

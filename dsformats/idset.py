@@ -1,0 +1,279 @@
+"""Per-item bookkeeping whose memory does not grow with the number of items: a key map and a line spool.
+
+A conversion checks every item id against all earlier ones (duplicates, ids that differ only in case) and
+some writers collect one list line per item. Kept in dicts and lists, that costs hundreds of bytes per item.
+Here the exact keys, values and lines go to an unnamed temporary file, and memory keeps only:
+
+- :class:`KeyMap`: one 64-bit hash per key (8 bytes in a sorted ``array('Q')``, plus a small unsorted set
+  of the newest hashes). A hash found again is checked exactly against the spooled keys of that hash, so
+  answers are exact: a hash collision between two different keys never makes them equal.
+- :class:`LineSpool` (text lines) and :class:`RecordSpool` (``marshal``-able records): nothing but the file.
+
+Hashes are Python's own string hash (SipHash, keyed per process), which is fine because nothing is shared
+between processes.
+"""
+
+from __future__ import annotations
+
+import marshal
+import struct
+import tempfile
+from array import array
+from bisect import bisect_left
+from collections.abc import Iterator
+from os import PathLike
+from typing import IO, Any
+
+__all__ = ["KeyMap", "LineSpool", "RecordSpool"]
+
+_MASK = (1 << 64) - 1
+_INDEX = struct.Struct("<QQ")  # (hash, offset of the record in the data file)
+_RECORD = struct.Struct("<II")  # (bytes of the key, bytes of the value), then both
+_BUFFER_MIN = 4096  # newest hashes kept in a set before they are merged into the sorted array
+_CHUNK = _INDEX.size * 8192
+
+
+def _encode(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass")
+
+
+def _decode(data: bytes) -> str:
+    return data.decode("utf-8", "surrogatepass")
+
+
+class KeyMap:
+    """A first-value-wins ``str -> str`` map (``dict.setdefault`` semantics) that keeps ~8 bytes per key in memory.
+
+    ``dir`` is where the unnamed spool file is made (default: the system's temporary directory).
+    """
+
+    def __init__(self, dir: str | PathLike[str] | None = None) -> None:
+        self._dir = dir
+        self._sorted = array("Q")
+        self._recent: set[int] = set()
+        self._index: IO[bytes] | None = None
+        self._data: IO[bytes] | None = None
+        self._data_size = 0
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __enter__(self) -> KeyMap:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Delete the spool; the map is empty afterwards."""
+        for stream in (self._index, self._data):
+            if stream is not None:
+                stream.close()
+        self._index = self._data = None
+        self._sorted = array("Q")
+        self._recent = set()
+        self._data_size = self._count = 0
+
+    def setdefault(self, key: str, value: str = "") -> str:
+        """The value stored for ``key``; ``value`` (stored now) when ``key`` is new."""
+        digest = hash(key) & _MASK
+        if digest in self._recent or self._in_sorted(digest):
+            found = self._lookup(digest, key)
+            if found is not None:
+                return found
+        else:
+            self._remember(digest)
+        self._store(digest, key, value)
+        return value
+
+    def insert(self, key: str, value: str = "") -> str | None:
+        """Store ``value`` for a new ``key`` and return None; for a known key, return its value (unchanged)."""
+        digest = hash(key) & _MASK
+        if digest in self._recent or self._in_sorted(digest):
+            found = self._lookup(digest, key)
+            if found is not None:
+                return found
+        else:
+            self._remember(digest)
+        self._store(digest, key, value)
+        return None
+
+    def add(self, key: str) -> bool:
+        """Add ``key``; True when it was new."""
+        digest = hash(key) & _MASK
+        if digest in self._recent or self._in_sorted(digest):
+            if self._lookup(digest, key) is not None:
+                return False
+        else:
+            self._remember(digest)
+        self._store(digest, key, "")
+        return True
+
+    def __contains__(self, key: object) -> bool:
+        if not isinstance(key, str):
+            return False
+        digest = hash(key) & _MASK
+        return (digest in self._recent or self._in_sorted(digest)) and self._lookup(digest, key) is not None
+
+    def get(self, key: str) -> str | None:
+        """The value stored for ``key``, or None."""
+        digest = hash(key) & _MASK
+        if digest in self._recent or self._in_sorted(digest):
+            return self._lookup(digest, key)
+        return None
+
+    # ------------------------------------------------------------------------------------ internals
+    def _in_sorted(self, digest: int) -> bool:
+        at = bisect_left(self._sorted, digest)
+        return at < len(self._sorted) and self._sorted[at] == digest
+
+    def _remember(self, digest: int) -> None:
+        recent = self._recent
+        recent.add(digest)
+        if len(recent) >= max(_BUFFER_MIN, len(self._sorted) >> 5):
+            self._merge()
+
+    def _merge(self) -> None:
+        """Merge the recent hashes into the sorted array (slices are copied in C; only new hashes loop here)."""
+        old = self._sorted
+        merged = array("Q")
+        view = memoryview(old).cast("B")
+        width = old.itemsize
+        start = 0
+        for digest in sorted(self._recent):
+            at = bisect_left(old, digest, start)
+            merged.frombytes(view[start * width : at * width])
+            merged.append(digest)
+            start = at
+        merged.frombytes(view[start * width :])
+        view.release()
+        self._sorted = merged
+        self._recent = set()
+
+    def _store(self, digest: int, key: str, value: str) -> None:
+        if self._index is None:
+            self._index = tempfile.TemporaryFile(dir=self._dir)
+            self._data = tempfile.TemporaryFile(dir=self._dir)
+        assert self._data is not None
+        key_bytes, value_bytes = _encode(key), _encode(value)
+        self._index.write(_INDEX.pack(digest, self._data_size))
+        self._data.write(_RECORD.pack(len(key_bytes), len(value_bytes)) + key_bytes + value_bytes)
+        self._data_size += _RECORD.size + len(key_bytes) + len(value_bytes)
+        self._count += 1
+
+    def _lookup(self, digest: int, key: str) -> str | None:
+        """The value of the first spooled record of ``key`` (scanning the index for ``digest``), or None."""
+        if self._index is None:
+            return None
+        assert self._data is not None
+        wanted = _encode(key)
+        needle = digest.to_bytes(8, "little")
+        index, data = self._index, self._data
+        index.seek(0)
+        try:
+            while chunk := index.read(_CHUNK):
+                at = chunk.find(needle)
+                while at >= 0:
+                    if at % _INDEX.size == 0:
+                        offset = _INDEX.unpack_from(chunk, at)[1]
+                        data.seek(offset)
+                        key_len, value_len = _RECORD.unpack(data.read(_RECORD.size))
+                        if key_len == len(wanted) and data.read(key_len) == wanted:
+                            return _decode(data.read(value_len))
+                    at = chunk.find(needle, at + 1)
+        finally:
+            index.seek(0, 2)
+            data.seek(0, 2)
+        return None
+
+
+class LineSpool:
+    """An append-only list of text lines kept in an unnamed temporary file (``dir``: where it is made)."""
+
+    def __init__(self, dir: str | PathLike[str] | None = None) -> None:
+        self._dir = dir
+        self._file: IO[bytes] | None = None
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __del__(self) -> None:
+        self.close()
+
+    def append(self, line: str) -> None:
+        """Add one line (it must not contain a line break)."""
+        if self._file is None:
+            self._file = tempfile.TemporaryFile(dir=self._dir)
+        self._file.write(_encode(line) + b"\n")
+        self._count += 1
+
+    def __iter__(self) -> Iterator[str]:
+        if self._file is None:
+            return
+        self._file.seek(0)
+        try:
+            for raw in self._file:
+                yield _decode(raw[:-1])
+        finally:
+            self._file.seek(0, 2)
+
+    def write_to(self, path: str | PathLike[str], encoding: str = "utf-8") -> None:
+        """Write the lines, each ending in ``\\n``, exactly as ``open(path, "w", encoding=encoding)`` text would."""
+        with open(path, "w", encoding=encoding) as out:
+            for line in self:
+                out.write(line + "\n")
+
+    def close(self) -> None:
+        """Delete the spool."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        self._count = 0
+
+
+class RecordSpool:
+    """An append-only list of ``marshal``-able records (tuples, dicts, str, int, ...) kept in a temporary file.
+
+    Iterating gives the records back in order (equal, not identical, objects), as often as needed.
+    """
+
+    def __init__(self, dir: str | PathLike[str] | None = None) -> None:
+        self._dir = dir
+        self._file: IO[bytes] | None = None
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __del__(self) -> None:
+        self.close()
+
+    def append(self, record: object) -> None:
+        """Add one record."""
+        if self._file is None:
+            self._file = tempfile.TemporaryFile(dir=self._dir)
+        marshal.dump(record, self._file)  # type: ignore[arg-type]
+        self._count += 1
+
+    def __iter__(self) -> Iterator[Any]:
+        if self._file is None:
+            return
+        stream = self._file
+        stream.seek(0)
+        try:
+            for _ in range(self._count):
+                yield marshal.load(stream)
+        finally:
+            stream.seek(0, 2)
+
+    def close(self) -> None:
+        """Delete the spool."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        self._count = 0

@@ -1,0 +1,112 @@
+"""dsformats.idset: KeyMap (exact first-value-wins map at ~8 bytes a key), LineSpool and RecordSpool."""
+
+from __future__ import annotations
+
+import random
+import tracemalloc
+
+import pytest
+
+from dsformats.idset import KeyMap, LineSpool, RecordSpool
+
+
+def test_keymap_behaves_like_dict_setdefault_across_merges(tmp_path):
+    rng = random.Random(7)
+    keys = [f"{rng.choice(['a', 'B', 'é', 'x/y'])}{rng.randrange(30_000)}" for _ in range(40_000)]
+    model: dict[str, str] = {}
+    with KeyMap(tmp_path) as keymap:
+        for number, key in enumerate(keys):
+            value = f"v{number}"
+            assert keymap.setdefault(key, value) == model.setdefault(key, value)
+        assert len(keymap) == len(model)
+        assert keymap._sorted.tolist() == sorted(keymap._sorted)  # merged runs stay sorted
+        assert len(keymap._sorted) > 0  # the buffer was merged at least once
+        for key in rng.sample(keys, 500):
+            assert key in keymap
+            assert keymap.get(key) == model[key]
+            assert keymap.insert(key, "other") == model[key]
+        for key in ("missing", "a-1", ""):
+            assert key not in keymap and keymap.get(key) is None
+    assert list(tmp_path.iterdir()) == []  # the spool files are unnamed
+
+
+def test_keymap_add_and_insert():
+    keymap = KeyMap()
+    assert keymap.add("a") and not keymap.add("a") and keymap.add("A")
+    assert keymap.insert("k", "first") is None
+    assert keymap.insert("k", "second") == "first"
+    assert keymap.setdefault("k", "third") == "first"
+    assert keymap.setdefault("\udcff surrogate", "v") == "v"  # lone surrogates (surrogateescape names) are kept
+    assert keymap.get("\udcff surrogate") == "v"
+    keymap.close()
+    assert len(keymap) == 0 and "a" not in keymap
+
+
+def test_keymap_hash_collisions_are_resolved_exactly(monkeypatch):
+    """Different keys with the same 64-bit hash stay different; the same key is still found."""
+    import dsformats.idset as idset
+
+    class Colliding(str):
+        def __hash__(self) -> int:
+            return 42
+
+    monkeypatch.setattr(idset, "_BUFFER_MIN", 16)  # merge into the sorted array early
+    keymap = KeyMap()
+    keys = [Colliding(f"key{i}") for i in range(300)]
+    for number, key in enumerate(keys):
+        assert keymap.insert(key, str(number)) is None
+        assert keymap.add(f"plain{number}")  # pushes hash 42 from the recent set into the sorted array
+    assert 42 in keymap._sorted.tolist()
+    for number, key in enumerate(keys[::7]):
+        assert keymap.get(key) == str(number * 7)
+        assert keymap.insert(Colliding(str(key)), "again") == str(number * 7)
+    assert Colliding("key-none") not in keymap
+    assert len(keymap) == 600
+    assert idset._MASK == (1 << 64) - 1
+
+
+def test_keymap_memory_per_key_is_small():
+    keys = [f"images/{i:07d}" for i in range(60_000)]
+    tracemalloc.start()
+    try:
+        keymap = KeyMap()
+        before, _ = tracemalloc.get_traced_memory()
+        for key in keys:
+            keymap.add(key)
+        after, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # 8 bytes a key in the sorted array, plus the set of recent hashes and the file buffers
+    assert (after - before) / len(keys) < 24, f"{(after - before) / len(keys):.1f} bytes a key"
+    keymap.close()
+
+
+@pytest.mark.parametrize("count", [0, 1, 10_000])
+def test_line_spool_round_trips_and_writes_text(tmp_path, count):
+    lines = [f"id {i} é" for i in range(count)]
+    spool = LineSpool(tmp_path)
+    for line in lines:
+        spool.append(line)
+    assert len(spool) == count
+    assert list(spool) == lines
+    assert list(spool) == lines  # repeatable
+    spool.write_to(tmp_path / "out.txt")
+    assert (tmp_path / "out.txt").read_text(encoding="utf-8") == "".join(line + "\n" for line in lines)
+    spool.close()
+
+
+def test_line_spool_write_fails_like_text_on_unencodable_lines(tmp_path):
+    spool = LineSpool()
+    spool.append("bad \udcff")
+    with pytest.raises(UnicodeEncodeError):
+        spool.write_to(tmp_path / "out.txt")
+
+
+def test_record_spool_round_trips():
+    records = [("a", {"cat": 1, "dog": 0}), ("b\nc", {}), ("\udcff", {"x": -1})]
+    spool = RecordSpool()
+    for record in records:
+        spool.append(record)
+    assert list(spool) == records and list(spool) == records and len(spool) == 3
+    spool.close()
+    assert list(spool) == []
