@@ -233,10 +233,26 @@ def walk_files(root: Path, *, max_depth: int | None = None) -> Iterator[str]:
 
 
 def _walk_remote(root: Any, max_depth: int | None) -> Iterator[str]:
-    """:func:`walk_files` for a UPath: one ``find`` call, names checked, sorted like the local walk."""
+    """:func:`walk_files` for a UPath: one ``find`` call, names checked, sorted like the local walk.
+
+    Inside an archive (which never changes while open) the result is kept: detection walks the same tree
+    once per detector and candidate folder.
+    """
     fs = root.fs
     base = root.path.rstrip("/")
     listing = getattr(fs, "all_files", None)  # archives: the index is listed once and filtered here
+    if listing is None:
+        return iter(_remote_names(fs, root, base, max_depth, None))
+    cache = getattr(fs, "_walk_cache", None)
+    if cache is None:
+        cache = fs._walk_cache = {}
+    key = (base, max_depth)
+    if key not in cache:
+        cache[key] = _remote_names(fs, root, base, max_depth, listing)
+    return iter(cache[key])
+
+
+def _remote_names(fs: Any, root: Any, base: str, max_depth: int | None, listing: Any) -> list[str]:
     try:
         if listing is not None:
             start = base + "/" if base else ""
@@ -261,7 +277,7 @@ def _walk_remote(root: Any, max_depth: int | None) -> Iterator[str]:
         except DatasetError:
             continue  # an object key such as ``a/../b`` cannot be a dataset file
         names.append(rel)
-    return iter(sorted(set(names), key=lambda rel: rel.split("/")))
+    return sorted(set(names), key=lambda rel: rel.split("/"))
 
 
 def worth_reading_ahead(path: Any) -> bool:

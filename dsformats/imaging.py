@@ -52,6 +52,8 @@ IMAGE_SUFFIXES: frozenset[str] = frozenset(
 _JPEG_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".jfif"})
 # Suffixes that name the same encoding: converting between them is a byte copy, not a re-encode.
 _SAME_ENCODING = {**{s: ".jpg" for s in _JPEG_SUFFIXES}, ".tif": ".tiff"}
+#: How :func:`save_image` opens the file it writes (as ``open(target, "wb")`` does).
+_WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
 def same_encoding(suffix_a: str, suffix_b: str) -> bool:
@@ -200,7 +202,8 @@ def write_image(media: Media, dst: IO[bytes], suffix: str) -> bool:
     """
     if same_encoding(suffix, media.suffix):
         head = media.copy_to(dst, keep_head=_HEAD_LIMIT)
-        _recent.head = (weakref.ref(media), head)  # for header_info right after: no second read of the media
+        if media.data is None:  # for header_info right after: no second read of the media
+            _recent.head = (weakref.ref(media), head)
         return False
     dst.write(reencode(media, suffix))
     return True
@@ -210,8 +213,20 @@ def save_image(media: Media, target: str | os.PathLike[str], suffix: str) -> boo
     """Write ``media`` to the file ``target`` as an image with ``suffix``; True when it re-encoded.
 
     Like :func:`write_image`, but a local file with the same encoding is copied with the operating
-    system's fast path (``sendfile``) into a new, independent file (never a link).
+    system's fast path (``sendfile``) into a new, independent file (never a link), and bytes in memory (read
+    ahead) are written with one ``write`` call (three system calls in all, each one a moment when another
+    thread may take the GIL).
     """
+    data = media.data
+    if data is not None and same_encoding(suffix, media.suffix):
+        fd = os.open(target, _WRITE_FLAGS, 0o666)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
+        return False
     if media.path is not None and same_encoding(suffix, media.suffix):
         try:
             shutil.copyfile(media.path, target)
@@ -240,9 +255,12 @@ def header_info(media: Media, limit: int = 1 << 16) -> tuple[int, int, int] | No
     ``depth`` is the number of bands Pillow would report (3 for palette images). Anything that is not a
     plainly laid-out JPEG or PNG gives None, and callers fall back to Pillow.
     """
-    recent = getattr(_recent, "head", None)
-    if recent is not None and recent[0]() is media and limit <= _HEAD_LIMIT:  # just copied by write_image
-        head = recent[1]
+    head = media.data  # bytes in memory (read ahead), or the head that write_image just copied
+    if head is None:
+        recent = getattr(_recent, "head", None)
+        if recent is not None and recent[0]() is media and limit <= _HEAD_LIMIT:
+            head = recent[1]
+    if head is not None:
         info = _header_info(head[:4096])
         if info is None and len(head) >= 4096:
             info = _header_info(head[:limit])

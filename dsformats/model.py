@@ -21,7 +21,7 @@ import posixpath
 import re
 import zipfile
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, ClassVar
 
@@ -118,6 +118,10 @@ class Media:
     path: str | None = None
     _size: tuple[int, int] | None = attrs.field(default=None, alias="size")
     read_ahead: bool = attrs.field(default=False, kw_only=True)
+    #: The bytes, when held in memory (:meth:`from_bytes`, :meth:`loaded`); then nothing is opened to use them.
+    _data: bytes | None = attrs.field(default=None, init=False, repr=False)
+    #: The UPath of a file of an archive or object store (:meth:`from_file`), which :meth:`load_all` reads.
+    _location: Any = attrs.field(default=None, init=False, repr=False)
 
     @classmethod
     def from_file(cls, path: str | Path | Any, *, size: tuple[int, int] | None = None) -> Media:
@@ -127,8 +131,10 @@ class Media:
         None: the bytes are not a whole local file).
         """
         if not isinstance(path, (str, os.PathLike)) and hasattr(path, "fs"):
-            return cls(name=str(path), suffix=posixpath.splitext(path.name)[1], opener=lambda: _open_any(path),
-                       size=size, read_ahead=worth_reading_ahead(path))
+            media = cls(name=str(path), suffix=posixpath.splitext(path.name)[1], opener=lambda: _open_any(path),
+                        size=size, read_ahead=worth_reading_ahead(path))
+            media._location = path
+            return media
         return cls(
             name=str(path),
             suffix=posixpath.splitext(str(path))[1],
@@ -140,14 +146,29 @@ class Media:
     @classmethod
     def from_bytes(cls, data: bytes, suffix: str, *, name: str = "<bytes>") -> Media:
         """Media backed by bytes in memory; ``suffix`` must describe the bytes (e.g. ``".png"``)."""
-        return cls(name=name, suffix=suffix, opener=lambda: io.BytesIO(data))
+        media = cls(name=name, suffix=suffix, opener=functools.partial(io.BytesIO, data))
+        if isinstance(data, bytes):
+            media._data = data
+        return media
 
     def open(self) -> IO[bytes]:
         """Open the raw bytes for reading; the caller closes the stream."""
         return self.opener()
 
+    @property
+    def data(self) -> bytes | None:
+        """The raw bytes when this media holds them in memory (:meth:`from_bytes`, :meth:`loaded`), else None."""
+        return self._data
+
+    def _with_data(self, data: bytes) -> Media:
+        media = Media(name=self.name, suffix=self.suffix, opener=functools.partial(io.BytesIO, data), size=self._size)
+        media._data = data
+        return media
+
     def loaded(self, limit: int) -> Media | None:
         """This media backed by its bytes, read now (errors as :meth:`read_bytes`); None when over ``limit`` bytes."""
+        if self._data is not None:
+            return self if len(self._data) <= limit else None
         with self._reading():
             with self.opener() as stream:
                 declared = getattr(stream, "size", None)  # zip members and object-store files know it
@@ -156,10 +177,55 @@ class Media:
                 data = stream.read(limit + 1)
         if len(data) > limit:
             return None
-        return Media(name=self.name, suffix=self.suffix, opener=functools.partial(io.BytesIO, data), size=self._size)
+        return self._with_data(data)
+
+    @classmethod
+    def load_all(cls, medias: Sequence[Media], limit: int, *, budget: int | None = None) -> list[Media | None]:
+        """:meth:`loaded` for each media, reading many at once where their source can.
+
+        Deflated members of one local zip archive are read and inflated together (see
+        :meth:`dsformats._archivefs.SafeZipFileSystem.read_members`); the rest, and any that could not be read
+        that way, one at a time. None for a media over ``limit`` bytes, for one that would take the bytes read
+        beyond ``budget`` (the first one read may take it beyond), and for one that fails to read (its user's own
+        read raises the error again).
+        """
+        out: list[Media | None] = [None] * len(medias)
+        spent = 0
+
+        def room() -> int:
+            return limit if budget is None or not spent else min(limit, budget - spent)
+
+        batches: dict[int, tuple[Any, list[int]]] = {}
+        for k, media in enumerate(medias):
+            fs = getattr(media._location, "fs", None)
+            if media._data is None and getattr(fs, "read_members", None) is not None:
+                batches.setdefault(id(fs), (fs, []))[1].append(k)
+        for fs, indexes in batches.values():
+            try:
+                found = fs.read_members([medias[k]._location.path for k in indexes], limit,
+                                        budget=None if budget is None else budget - spent, first=not spent)
+            except Exception:  # noqa: BLE001 - read them one at a time below, where errors are kept
+                continue
+            for k, data in zip(indexes, found, strict=True):
+                if data is not None:
+                    out[k] = medias[k]._with_data(data)
+                    spent += len(data)
+        for k, media in enumerate(medias):
+            if out[k] is not None or room() < 0:
+                continue
+            try:
+                loaded = media.loaded(room())
+            except Exception:  # noqa: BLE001 - its user's own read raises it again, where the policy applies
+                loaded = None
+            if loaded is not None:
+                out[k] = loaded
+                spent += len(loaded._data or b"")
+        return out
 
     def read_bytes(self) -> bytes:
         """Return all raw bytes."""
+        if self._data is not None:
+            return self._data
         with self._reading():
             with self.opener() as stream:
                 return stream.read()
@@ -170,6 +236,9 @@ class Media:
         (Fewer when the media is shorter.) Callers that need the header afterwards (image size) pass
         ``keep_head`` instead of opening the media again, which for an archive member means inflating it again.
         """
+        if self._data is not None:
+            dst.write(self._data)
+            return self._data[:keep_head]
         head = b""
         with self._reading():
             with self.opener() as stream:

@@ -136,11 +136,14 @@ def _ready(future: concurrent.futures.Future[Any] | None) -> bool:
     return future is None or future.done()
 
 
-#: :func:`read_ahead`: items whose media are read ahead, items per task of the reading thread (fewer hand-offs
-#: of the GIL between it and the writer), and the largest media read ahead.
-READ_AHEAD_WINDOW = 8
-READ_AHEAD_CHUNK = 4
+#: :func:`read_ahead`: items whose media are read ahead (two tasks of the reading thread: one read while the writer
+#: uses the other), items per task (each task is a few hand-offs of the GIL between the thread and the writer,
+#: whatever its size, when its media are members of one local zip), the largest media read ahead, and the
+#: bytes read ahead at most (shared by the tasks in flight; a task reads at least one media up to the limit).
+READ_AHEAD_WINDOW = 32
+READ_AHEAD_CHUNK = 16
 READ_AHEAD_LIMIT = 8 << 20
+READ_AHEAD_BUDGET = 64 << 20
 
 
 def read_ahead(
@@ -149,34 +152,40 @@ def read_ahead(
     window: int = READ_AHEAD_WINDOW,
     chunk: int = READ_AHEAD_CHUNK,
     limit: int = READ_AHEAD_LIMIT,
+    budget: int = READ_AHEAD_BUDGET,
 ) -> Iterator[Item]:
     """Yield ``items`` in order while a thread reads the media bytes of the next ``window`` items.
 
     For writers that copy every image, when the bytes come from an archive or object storage: inflating a
     zip member (read and inflated with the GIL released) or waiting for a download then overlaps with the
-    writer's work, on another core. The thread reads ``chunk`` consecutive media per task. Only media marked
-    :attr:`~dsformats.model.Media.read_ahead` are read, each at most ``limit`` bytes (larger ones stay lazy),
-    so at most ``window * limit`` bytes are held. A media that fails to read stays lazy: the writer's own
-    read raises the same error, at the same item. ``items`` is iterated in this thread, and an exception it
-    raises is raised after the items before it. Close the generator (or exhaust it) before closing the
-    reader: closing waits for the reads in flight.
+    writer's work, on another core. The thread reads the media of ``chunk`` consecutive items per task, the
+    deflated members of a local zip all at once (:meth:`~dsformats.model.Media.load_all`). Only media marked
+    :attr:`~dsformats.model.Media.read_ahead` are read, each at most ``limit`` bytes, and a task at most its
+    share of ``budget`` (``budget * chunk / window``, and at least one media): the others stay lazy. A media
+    that fails to read stays lazy: the writer's own read raises the same error, at the same item. An item
+    with nothing to read and nothing before it waiting passes straight through. ``items``
+    is iterated in this thread, and an exception it raises is raised after the items before it. Close the
+    generator (or exhaust it) before closing the reader: closing waits for the reads in flight.
     """
     import attrs
 
     source = iter(items)
     chunk = max(1, min(chunk, window))
+    share = max(1, budget * chunk // window)
     pending: collections.deque[tuple[Item, concurrent.futures.Future[list[Media | None]] | None, int]]
     pending = collections.deque()
-    batch: list[tuple[Item, Media]] = []
+    batch: list[tuple[Item, Media | None]] = []
     failure: Exception | None = None
     done = False
     with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="dsformats-read-ahead") as pool:
 
         def submit() -> None:
-            if batch:
-                future = pool.submit(_loaded, [media for _, media in batch], limit)
-                pending.extend((item, future, k) for k, (item, _) in enumerate(batch))
-                batch.clear()
+            medias = [media for _, media in batch]
+            future = None
+            if any(media is not None for media in medias):
+                future = pool.submit(_loaded, medias, limit, share)
+            pending.extend((item, future, k) for k, (item, _) in enumerate(batch))
+            batch.clear()
 
         try:
             while True:
@@ -189,13 +198,13 @@ def read_ahead(
                     except Exception as exc:  # raised in turn, after the items read before it
                         failure, done = exc, True
                         break
-                    if item.media is not None and item.media.read_ahead:
-                        batch.append((item, item.media))
-                        if len(batch) == chunk:
-                            submit()
-                    else:
-                        submit()  # what was batched comes first
-                        pending.append((item, None, 0))
+                    media = item.media if item.media is not None and item.media.read_ahead else None
+                    if media is None and not batch and not pending:
+                        yield item  # nothing to read, nothing before it: straight through
+                        continue
+                    batch.append((item, media))
+                    if len(batch) == chunk:
+                        submit()
                 if not pending:
                     submit()
                     if not pending:
@@ -211,12 +220,14 @@ def read_ahead(
                     future.cancel()
 
 
-def _loaded(medias: list[Media], limit: int) -> list[Media | None]:
-    """Each media backed by its bytes, or None (too large, or failed: its user's own read raises again)."""
-    out: list[Media | None] = []
-    for media in medias:
-        try:
-            out.append(media.loaded(limit))
-        except Exception:  # noqa: BLE001 - the writer's own read raises it again, where the policy applies
-            out.append(None)
+def _loaded(medias: list[Media | None], limit: int, budget: int) -> list[Media | None]:
+    """Each media backed by its bytes, or None (not to be read, too large, over the budget, or failed: its
+    user's own read raises again)."""
+    from dsformats.model import Media
+
+    wanted = [(k, media) for k, media in enumerate(medias) if media is not None]
+    out: list[Media | None] = [None] * len(medias)
+    found = Media.load_all([media for _, media in wanted], limit, budget=budget)
+    for (k, _), media in zip(wanted, found, strict=True):
+        out[k] = media
     return out

@@ -357,6 +357,90 @@ def test_a_zip_member_holding_more_than_it_declares_is_refused(tmp_path):
             root.fs.open_member("images/a.jpg").read()
 
 
+def _members_archive(tmp_path: Path, *, stored=(), sizes=(0, 1, 700, 40_000, 300_000)) -> tuple[Path, dict]:
+    import random
+
+    rng = random.Random(11)
+    members = {f"m{n:02}.bin": rng.randbytes(rng.choice(sizes)) + bytes(n * 100) for n in range(20)}
+    archive = tmp_path / "data.zip"
+    with zipfile.ZipFile(archive, "w") as out:
+        for name, data in members.items():
+            out.writestr(name, data, zipfile.ZIP_STORED if name in stored else zipfile.ZIP_DEFLATED)
+        out.writestr("folder/", b"")
+    return archive, members
+
+
+def _counting_gzip_reader(monkeypatch) -> list[int]:
+    """Count the calls of ISA-L's gzip reader by read_members (each one inflates a whole batch)."""
+    from dsformats import _archivefs
+
+    calls: list[int] = []
+    real = _archivefs._gzip_reader()
+    assert real is not None  # isal is a dependency
+    monkeypatch.setattr(_archivefs, "_gzip_reader", lambda: lambda data: calls.append(len(data)) or real(data))
+    return calls
+
+
+@pytest.mark.parametrize("order", ["archive", "reversed"])
+def test_zip_members_read_together_agree_with_one_at_a_time(tmp_path, monkeypatch, order):
+    """read_members: deflated members up to the limit in one inflate call; stored, large, missing ones None."""
+    from dsformats.archives import opened_archive
+
+    archive, members = _members_archive(tmp_path, stored={"m07.bin"})
+    names = [*members, "folder", "missing.bin"]
+    if order == "reversed":  # no two members next to each other: one positioned read each, still one inflate
+        names.reverse()
+    calls = _counting_gzip_reader(monkeypatch)
+    with opened_archive(archive) as root:
+        found = dict(zip(names, root.fs.read_members(names, 100_000), strict=True))
+        assert found == {name: (data if name != "m07.bin" and len(data) <= 100_000 else None)
+                         for name, data in members.items()} | {"folder": None, "missing.bin": None}
+        assert len(calls) == 1
+        assert root.fs.read_members(["m07.bin", "folder"], 100_000) == [None, None] and len(calls) == 1
+        assert {name: root.fs.open_member(name).read() for name in members} == members
+
+
+@pytest.mark.parametrize("kind", ["crc", "inflate"])
+def test_a_corrupt_member_read_together_is_read_alone_and_fails_naming_it(tmp_path, kind):
+    """A batch with a corrupt member gives None for all; load_all reads each alone: only that one fails."""
+    from dsformats.archives import opened_archive
+
+    archive, members = _members_archive(tmp_path, sizes=(700, 40_000))
+    corrupt_member(archive, "m04.bin", kind)
+    with opened_archive(archive) as root:
+        assert root.fs.read_members(list(members), 1 << 20) == [None] * len(members)
+        medias = [dsformats.Media.from_file(root / name) for name in members]
+        loaded = dsformats.Media.load_all(medias, 1 << 20)
+        assert [m is None for m in loaded] == [name == "m04.bin" for name in members]
+        assert {name: m.data for name, m in zip(members, loaded, strict=True) if m is not None} == {
+            name: data for name, data in members.items() if name != "m04.bin"}
+        with pytest.raises(DatasetError, match=r"data.zip!m04.bin: cannot read: "):
+            medias[4].read_bytes()
+
+
+def test_a_member_holding_more_than_it_declares_is_not_read_together(tmp_path):
+    """Inflating stops at the declared sizes (+1 byte): the batch is refused, the member read alone fails."""
+    archive = tmp_path / "liar.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as out:
+        out.writestr("images/0.jpg", b"first")
+        out.writestr("images/a.jpg", bytes(5000))
+        out.writestr("images/b.jpg", b"last")
+    raw = bytearray(archive.read_bytes())
+    with zipfile.ZipFile(archive) as zf:
+        info = zf.getinfo("images/a.jpg")
+    central = [m.start() for m in re.finditer(b"PK\x01\x02", bytes(raw))][1]  # images/a.jpg's entry
+    raw[central + 24 : central + 28] = (100).to_bytes(4, "little")
+    raw[info.header_offset + 22 : info.header_offset + 26] = (100).to_bytes(4, "little")
+    archive.write_bytes(bytes(raw))
+    from dsformats.archives import opened_archive
+
+    with opened_archive(archive) as root:
+        names = ["images/0.jpg", "images/a.jpg", "images/b.jpg"]
+        assert root.fs.read_members(names, 1 << 20) == [None, None, None]
+        loaded = dsformats.Media.load_all([dsformats.Media.from_file(root / name) for name in names], 1 << 20)
+        assert [m and m.data for m in loaded] == [b"first", None, b"last"]
+
+
 # ------------------------------------------------------------------------------------------- detection
 
 

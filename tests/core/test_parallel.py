@@ -121,3 +121,61 @@ def test_chunks_mix_media_read_ahead_lazy_ones_failures_and_items_without_media(
     with pytest.raises(DatasetError, match="i3.jpg: cannot read: bad CRC"):
         items[3].media.read_bytes()
     assert source.opens == {f"i{n}": 2 if n == 3 else 1 for n in range(11)}
+
+
+def test_zip_members_are_read_ahead_a_chunk_at_a_time(tmp_path, monkeypatch):
+    """Deflated members of a local zip: each chunk is read and inflated by one call; the bytes are in order."""
+    import zipfile
+
+    pytest.importorskip("fsspec")
+    from dsformats import _archivefs
+    from dsformats.archives import opened_archive
+
+    members = {f"{n:02}.jpg": bytes([n]) * (100 + 37 * n) for n in range(10)}
+    archive = tmp_path / "data.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as out:
+        for name, data in members.items():
+            out.writestr(name, data)
+    calls = []
+    real = _archivefs._gzip_reader()
+    monkeypatch.setattr(_archivefs, "_gzip_reader", lambda: lambda data: calls.append(len(data)) or real(data))
+    with opened_archive(archive) as root:
+        items = [Item(id=name[:2], media=Media.from_file(root / name)) for name in members]
+        assert all(item.media.read_ahead for item in items)
+        got = list(read_ahead(iter(items), window=8, chunk=4))
+        assert [item.id for item in got] == [item.id for item in items]
+        assert [item.media.data for item in got] == list(members.values())
+        assert [item.media.read_bytes() for item in got] == list(members.values())
+        assert [item.media.name for item in got] == [item.media.name for item in items]
+    assert len(calls) == 3  # chunks of 4, 4 and 2 members
+
+
+def test_a_task_reads_at_most_its_share_of_the_budget():
+    """budget * chunk / window bytes per task (at least one media): the media beyond it stay lazy."""
+    source = Source(8, sizes={f"i{n}": 15 for n in range(8)})  # 30 bytes each
+    items = list(read_ahead(source.items(), window=8, chunk=4, budget=140))  # 70 bytes a task: two media
+    assert [item.media.data is not None for item in items] == [True, True, False, False] * 2
+    assert [item.media.read_bytes() for item in items] == [source.data(f"i{n}") for n in range(8)]
+    big = Source(4, sizes={"i0": 100})  # 200 bytes: over its share, but the first of its task
+    items = list(read_ahead(big.items(), window=4, chunk=4, budget=40))
+    assert [item.media.data is not None for item in items] == [True, False, False, False]
+
+
+def test_zip_members_read_together_within_a_budget(tmp_path):
+    import zipfile
+
+    pytest.importorskip("fsspec")
+    from dsformats.archives import opened_archive
+
+    members = {f"{n}.jpg": bytes([n]) * 100 for n in range(6)}
+    archive = tmp_path / "data.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as out:
+        for name, data in members.items():
+            out.writestr(name, data)
+    with opened_archive(archive) as root:
+        names = list(members)
+        assert root.fs.read_members(names, 1000, budget=250) == [members["0.jpg"], members["1.jpg"]] + [None] * 4
+        assert root.fs.read_members(names, 1000, budget=50) == [members["0.jpg"]] + [None] * 5
+        assert root.fs.read_members(names, 1000, budget=50, first=False) == [None] * 6
+        loaded = Media.load_all([Media.from_file(root / name) for name in names], 1000, budget=350)
+        assert [m.data if m else None for m in loaded] == [members[f"{n}.jpg"] for n in range(3)] + [None] * 3
