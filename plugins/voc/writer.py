@@ -17,7 +17,7 @@ from typing import Any
 
 from dsformats import Bbox, DatasetError, Header, Item, Label, Mask, Media, Polygon, Report
 from dsformats.fileaccess import safe_relative
-from dsformats.idset import KeyMap, LineSpool
+from dsformats.idset import KeyMap, LineSpool, RecordSpool
 from dsformats.imaging import (
     IMAGE_SUFFIXES,
     _header_info,
@@ -310,7 +310,7 @@ class VocWriter:
         self._lists: dict[str, dict[str, LineSpool]] = {d: {} for d in (MAIN_SETS, SEGMENTATION_SETS, ACTION_SETS)}
         self._layout: dict[str, list[str]] = {}
         self._action_rows: dict[str, list[tuple[str, int, dict[str, bool]]]] = {}
-        self._flags: dict[str, list[tuple[str, dict[str, int]]]] = {}
+        self._flags: dict[str, RecordSpool] = {}  # (id, flags) rows of every item, spooled
         self._any_labels = False
         self._any_masks = False
         self._text_attributes = False
@@ -911,7 +911,7 @@ class VocWriter:
                 report.drop("label attribute", "VOC class flags hold no attributes", len(others))
             report.wrote_annotation("label")
         self._any_labels |= bool(labels)
-        self._flags.setdefault(subset, []).append((item.id, flags))
+        self._flags.setdefault(subset, RecordSpool()).append((item.id, flags))
 
     # ------------------------------------------------------------------------------------- lists
     def _write_lists(self) -> None:
