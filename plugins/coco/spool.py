@@ -397,9 +397,11 @@ class _AnnotationIds:
                         decided = b"%d" % self._shared((number, decided))
                     elements.append(b'{"id":%s,"image_id":%d,%s' % (decided, image_ids[int(image) + offset],
                                                                      record[1:-1]))
-                    if len(elements) == 4096:
-                        out.write(head + b",\n".join(elements))
+                    if len(elements) == 512:  # a few hundred kB at most
+                        out.write(head)
+                        out.write(b",\n".join(elements))
                         head, elements = b",\n", []
             offset += source.count
         if elements:
-            out.write(head + b",\n".join(elements))
+            out.write(head)
+            out.write(b",\n".join(elements))
