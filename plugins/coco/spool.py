@@ -178,7 +178,8 @@ class SubsetSpool:
         self.files[task].write(b"".join(lines))
         if self.raw is not None:
             name = task.encode()
-            self.raw.write(b"".join([b"%d %d 0 %s %s\n" % (image, ann_id, name, record) for ann_id, record, _ in records]))
+            self.raw.write(b"".join([b"%d %d 0 %s %s\n" % (image, ann_id, name, record)
+                                     for ann_id, record, _ in records]))
 
     def add_object(self, image: int, ann_id: int | None, records: Sequence[tuple[str, bytes, Iterable[str]]]) -> None:
         """Spool the records ``(task, record, labels)`` of one object, which share one id (None: no id)."""

@@ -353,9 +353,9 @@ class CocoWriter:
         plain = self.mode != "mask"
         for members in groups.values():
             if plain:
-                record = self._plain_record(members, size, report, counts)
-                if record is not None:
-                    pending.append(record)
+                spooled = self._plain_record(members, size, report, counts)
+                if spooled is not None:
+                    pending.append(spooled)
                     continue
             if pending:
                 subset.add_records(index, INSTANCES, pending)
@@ -401,9 +401,8 @@ class CocoWriter:
             tag = attributes.get(TASK_ATTR)
             attributes = dict(attributes)
             ann_id = first.id
-        elif len(members) == 2 and (
-            (type(first) is Bbox and type(members[1]) is Polygon) or (type(first) is Polygon and type(members[1]) is Bbox)
-        ):  # a box and its polygon, as COCO data gives them
+        elif len(members) == 2 and {type(first), type(members[1])} == {Bbox, Polygon}:  # a box and its polygon
+            polygon: Any
             box, polygon = (first, members[1]) if type(first) is Bbox else (members[1], first)
             tag = first.attributes.get(TASK_ATTR) or members[1].attributes.get(TASK_ATTR)
             attributes = dict(box.attributes)

@@ -44,7 +44,7 @@ def colliding_items(seed: int, count: int = 40, unique: bool = False) -> tuple[H
         suffix = rng.choice((".png", ".jpg"))
         media = dsformats.Media.from_bytes(random_image(rng, width, height, suffix), suffix)
         ids = iter(range(100 * n + 1, 100 * n + 100))
-        small = (lambda: rng.choice((0, next(ids)))) if unique else (lambda: rng.choice((0, 1, 2, 3, 5, 8)))  # noqa: E731
+        small = (lambda ids=ids: rng.choice((0, next(ids)))) if unique else (lambda: rng.choice((0, 1, 2, 3, 5, 8)))  # noqa: E731
         anns: list[dsformats.Annotation] = []
         for _ in range(rng.randrange(0, 4)):
             x, y = rng.randrange(0, width - 4), rng.randrange(0, height - 4)
