@@ -7,10 +7,11 @@ the end, when the list files and ``labelmap.txt`` are written.
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 import posixpath
 import stat
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -27,7 +28,7 @@ from dsformats.imaging import (
     same_encoding,
     save_image,
 )
-from dsformats.parallel import ordered_map
+from dsformats.parallel import ordered_map, resolve_jobs
 from dsformats.policy import bad_item
 
 from .schema import (
@@ -108,10 +109,15 @@ def format_number(value: int | float) -> str:
     return repr(value) if isinstance(value, float) else str(int(value))
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
+def _write_file(path: str, data: bytes) -> None:
+    """Create (or truncate) ``path`` and write ``data`` into it, as ``open(path, "wb").write(data)`` does."""
+    fd = os.open(path, _OPEN_FLAGS, 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
 
 
 def _local_header(path: str, data: bytes | None) -> tuple[int, int, int] | None:
@@ -235,6 +241,7 @@ class _Labels:
             self.specs.insert(0, first)
         self.index = {spec.name: i for i, spec in enumerate(self.specs)}
         self._fill_colors()
+        self._palette: bytes | None = None  # palette_bytes(), until a label is added
 
     @staticmethod
     def _actions(attributes: Iterable[str]) -> tuple[str, ...]:
@@ -265,6 +272,7 @@ class _Labels:
         self.specs.append(LabelSpec(name))
         self.index[name] = len(self.specs) - 1
         self._fill_colors()
+        self._palette = None
 
     def add_action(self, label: str, action: str) -> None:
         spec = self.specs[self.index[label]] if label in self.index else None
@@ -275,6 +283,12 @@ class _Labels:
 
     def actions(self, label: str) -> tuple[str, ...]:
         return self.specs[self.index[label]].actions if label in self.index else ()
+
+    def palette_bytes(self) -> bytes:
+        """``bytes(self.palette())``, kept until a label is added."""
+        if self._palette is None:
+            self._palette = bytes(self.palette())
+        return self._palette
 
     def palette(self) -> list[int]:
         colors = voc_colormap(256)
@@ -345,12 +359,16 @@ class VocWriter:
             reencode_ahead(items, self._image_ext, jobs=self.jobs)
             if self.save_images and self.image_ext else ((item, None) for item in items)
         )
-        planned = ordered_map(
-            render_masks, (self._write_item(item, report, image) for item, image in pairs), jobs=self.jobs, chunk=8
-        )
-        for context, result in planned:
-            if result is not None:
-                self._finish_masks(context, result, report)
+        tasks = (self._write_item(item, report, image) for item, image in pairs)
+        if resolve_jobs(self.jobs) == 1:  # inline: each item's masks are finished before the next item is written
+            for context, result in ordered_map(render_masks, tasks, jobs=1):
+                if result is not None:
+                    self._finish_masks(context, result, report)
+        else:  # workers render _MASK_BATCH items per task (numpy's per-call costs shared by the batch)
+            for contexts, results in ordered_map(render_mask_batch, _batches(tasks, _MASK_BATCH), jobs=self.jobs):
+                for context, result in zip(contexts, results or itertools.repeat(None)):
+                    if result is not None:
+                        self._finish_masks(context, result, report)
         if self.labels.added_background and not self._any_masks:
             self.labels.specs.pop(0)
         self._write_lists()
@@ -398,8 +416,7 @@ class VocWriter:
             target = self._file(IMAGES_DIR, item_id, ext, rel)
             try:
                 if image is not None:
-                    with open(target, "wb") as stream:
-                        stream.write(image)
+                    _write_file(target, image)
                     reencoded = True
                 elif media.path is not None and same_encoding(ext, media.suffix):
                     data = self._copy(media, target, ext)
@@ -481,11 +498,7 @@ class VocWriter:
         if objects:
             report.wrote_annotation("bbox", len(objects))
         out.append("\n</annotation>\n")
-        fd = os.open(self._file(ANNOTATIONS_DIR, item_id, XML_SUFFIX, rel), _OPEN_FLAGS, 0o666)
-        try:
-            _write_all(fd, "".join(out).encode("utf-8"))
-        finally:
-            os.close(fd)
+        _write_file(self._file(ANNOTATIONS_DIR, item_id, XML_SUFFIX, rel), "".join(out).encode("utf-8"))
 
         self._lists[MAIN_SETS].setdefault(subset, LineSpool()).append(item_id)
         if segmented:
@@ -530,11 +543,7 @@ class VocWriter:
         if data is None:
             save_image(media, target, ext)
             return None
-        out = os.open(target, _OPEN_FLAGS, 0o666)
-        try:
-            _write_all(out, data)
-        finally:
-            os.close(out)
+        _write_file(target, data)
         return data
 
     def _check_case(self, item_id: str, report: Report) -> None:
@@ -842,7 +851,7 @@ class VocWriter:
             value = VOID if void else self.labels.index[shape.label]  # type: ignore[index]
             if value >= VOID and not void:
                 raise DatasetError(f"label {shape.label!r} has class value {value}; VOC masks hold 0..254")
-            data = np.packbits(bitmap) if bitmap is not None else [float(v) for v in shape.points]  # type: ignore[union-attr]
+            data = np.packbits(bitmap) if bitmap is not None else list(map(float, shape.points))  # type: ignore[union-attr]
             layers.append((data, value, VOID if void else instance_of[i] if value else 0))
         self._any_masks = True
         shown = [
@@ -850,7 +859,7 @@ class VocWriter:
             for i, s in enumerate(usable)
         ]
         context = (item.id, shown, any(instance_of))
-        return context, (width, height, layers, bytes(self.labels.palette()), any(instance_of))
+        return context, (width, height, layers, self.labels.palette_bytes(), any(instance_of))
 
     def _finish_masks(self, context: Any, result: tuple[bytes, bytes | None, frozenset[int]], report: Report) -> None:
         """Write the PNGs a worker encoded, and count each shape as written or covered."""
@@ -861,12 +870,10 @@ class VocWriter:
                 report.drop(kind, "covered entirely by shapes above it")
             else:
                 report.wrote_annotation(kind)
-        with open(self._file(CLASS_DIR, item_id, MASK_SUFFIX), "wb") as stream:
-            stream.write(classes)
+        _write_file(self._file(CLASS_DIR, item_id, MASK_SUFFIX), classes)
         if with_instances:
             assert instances is not None
-            with open(self._file(INSTANCE_DIR, item_id, MASK_SUFFIX), "wb") as stream:
-                stream.write(instances)
+            _write_file(self._file(INSTANCE_DIR, item_id, MASK_SUFFIX), instances)
 
     def _instances(self, shapes: list[Polygon | Mask], objects: list[Bbox], item: Item) -> list[int]:
         """Instance value per shape: 0 for semantic shapes (no id, no group), the object's index when the
@@ -952,6 +959,38 @@ def _instance_palette() -> bytes:
     return bytes(c for color in voc_colormap(256) for c in color)
 
 
+#: Layers up to which :func:`_render` finds the top-most layer of each segment with bit operations.
+_XOR_LAYERS = 52
+#: Items per mask-rendering task in worker processes (the pool's window of tasks is 4 per worker).
+_MASK_BATCH = 8
+
+
+def _batches(tasks: Iterable[tuple[Any, Any]], size: int) -> Iterator[tuple[list[Any], list[Any] | None]]:
+    """``(contexts, payloads)`` of ``size`` consecutive tasks (payloads None when none of them has one)."""
+    iterator = iter(tasks)
+    while True:
+        batch = list(itertools.islice(iterator, size))
+        if not batch:
+            return
+        payloads = [payload for _, payload in batch]
+        yield [context for context, _ in batch], payloads if any(p is not None for p in payloads) else None
+
+
+def render_mask_batch(payloads: list[Any]) -> list[Any]:
+    """:func:`render_masks` of each payload (None stays None), the polygons of all of them decoded together."""
+    from pycocotools import mask as mask_utils
+
+    texts: list[bytes] = []
+    for payload in payloads:
+        if payload is not None:
+            width, height, layers = payload[0], payload[1], payload[2]
+            polygons = [data for data, _, _ in layers if isinstance(data, list)]
+            if polygons:
+                texts += [rle["counts"] for rle in mask_utils.frPyObjects(polygons, height, width)]
+    ends = iter(_run_ends(texts))
+    return [None if payload is None else _render(payload, ends) for payload in payloads]
+
+
 def render_masks(payload: tuple[int, int, list[tuple[Any, int, int]], bytes, bool]) -> tuple[bytes, Any, Any]:
     """Paint one item's layers into class and instance masks and encode both as palette PNGs.
 
@@ -960,6 +999,11 @@ def render_masks(payload: tuple[int, int, list[tuple[Any, int, int]], bytes, boo
     rasterised with pycocotools, like COCO tools do. Returns ``(class PNG, instance PNG or None, instance
     values present)``. Runs in worker processes: the result depends on the payload only.
     """
+    return render_mask_batch([payload])[0]  # type: ignore[no-any-return]
+
+
+def _render(payload: tuple[int, int, list[tuple[Any, int, int]], bytes, bool], polygons: Iterator[Any]) -> Any:
+    """:func:`render_masks`, the run ends of the payload's polygons taken in turn from ``polygons``."""
     import numpy as np
 
     width, height, layers, palette, with_instances = payload
@@ -968,7 +1012,6 @@ def render_masks(payload: tuple[int, int, list[tuple[Any, int, int]], bytes, boo
     # background, foreground, ... from pixel 0. The picture is composed in run space: the boundaries of all
     # layers cut the image into segments, each inside one run of every layer, and a segment takes the value
     # of the top-most layer whose foreground covers it. Only the final images are pixel-sized.
-    polygons = iter(polygon_run_ends([data for data, _, _ in layers if isinstance(data, list)], height, width))
     layer_ends = []
     for data, _, _ in layers:
         if isinstance(data, list):
@@ -978,12 +1021,7 @@ def render_masks(payload: tuple[int, int, list[tuple[Any, int, int]], bytes, boo
             changes = np.flatnonzero(flat[1:] != flat[:-1]) + 1
             ends = np.concatenate(([0] if total and flat[0] else [], changes, [total])).astype(np.int64)
         layer_ends.append(ends)
-    bounds = np.sort(np.concatenate([np.zeros(1, dtype=np.int64), np.full(1, total, dtype=np.int64), *layer_ends]))
-    bounds = bounds[np.concatenate(([True], bounds[1:] != bounds[:-1]))]  # np.unique, without its hashing
-    starts, lengths = bounds[:-1], np.diff(bounds)
-    owner = np.zeros(len(starts), dtype=np.intp)
-    for number, ends in enumerate(layer_ends, 1):
-        owner[(np.searchsorted(ends, starts, side="right") & 1).astype(bool)] = number
+    starts, lengths, owner = _segments(layer_ends, total)
     class_values = np.array([0, *(value for _, value, _ in layers)], dtype=np.uint8)[owner]
     instance_values = np.array([0, *(instance for _, _, instance in layers)], dtype=np.uint8)[owner]
     present = frozenset(instance_values.tolist()) - {0}
@@ -994,6 +1032,38 @@ def render_masks(payload: tuple[int, int, list[tuple[Any, int, int]], bytes, boo
     return class_png, instance_png, present
 
 
+def _segments(layer_ends: list[Any], total: int, *, bits: bool = True) -> tuple[Any, Any, Any]:
+    """``(starts, lengths, owner)`` of the segments that the run ends of all layers cut ``0..total`` into;
+    ``owner``: the number (from 1, in z order) of the top-most layer whose foreground covers the segment,
+    0 for none. ``bits=False`` takes the loop over the layers (the same result)."""
+    import numpy as np
+
+    if bits and 0 < len(layer_ends) <= _XOR_LAYERS:
+        # A layer covers a point when an odd number of its run ends lie at or before it: give layer k the bit
+        # 1 << (k - 1), and the layers covering a point are the XOR of the bits of every end at or before it
+        # (one sort and one accumulate for all layers). The top-most is the highest bit: frexp's exponent,
+        # exact below 2**53.
+        positions = np.concatenate(layer_ends)
+        order = np.argsort(positions, kind="stable")
+        positions = positions[order]
+        layer_bits = np.left_shift(1, np.arange(len(layer_ends), dtype=np.int64))
+        covering = np.bitwise_xor.accumulate(np.repeat(layer_bits, [len(e) for e in layer_ends])[order])
+        bounds = np.concatenate(([0], positions, [total]))  # sorted: every end lies in 0..total
+        bounds = bounds[np.concatenate(([True], bounds[1:] != bounds[:-1]))]
+        starts, lengths = bounds[:-1], np.diff(bounds)
+        at = np.searchsorted(positions, starts, side="right") - 1
+        state = np.where(at >= 0, covering[np.maximum(at, 0)], 0)
+        owner = np.frexp(state.astype(np.float64))[1].astype(np.intp)
+    else:
+        bounds = np.sort(np.concatenate([np.zeros(1, dtype=np.int64), np.full(1, total, dtype=np.int64), *layer_ends]))
+        bounds = bounds[np.concatenate(([True], bounds[1:] != bounds[:-1]))]  # np.unique, without its hashing
+        starts, lengths = bounds[:-1], np.diff(bounds)
+        owner = np.zeros(len(starts), dtype=np.intp)
+        for number, ends in enumerate(layer_ends, 1):
+            owner[(np.searchsorted(ends, starts, side="right") & 1).astype(bool)] = number
+    return starts, lengths, owner
+
+
 def polygon_run_ends(polygons: list[list[Any]], height: int, width: int) -> list[Any]:
     """The run ends (column-major, from background) of each polygon rasterised by pycocotools.
 
@@ -1001,13 +1071,19 @@ def polygon_run_ends(polygons: list[list[Any]], height: int, width: int) -> list
     (``dsformats.masks.decompress_counts`` decodes one) are decoded together, vectorised: the per-call
     cost of numpy, not the pixels, dominates small masks.
     """
-    import numpy as np
-
     if not polygons:
         return []
     from pycocotools import mask as mask_utils
 
-    texts = [rle["counts"] for rle in mask_utils.frPyObjects(polygons, height, width)]
+    return _run_ends([rle["counts"] for rle in mask_utils.frPyObjects(polygons, height, width)])
+
+
+def _run_ends(texts: list[bytes]) -> list[Any]:
+    """The run ends of compressed COCO RLE strings, all decoded in one vectorised pass."""
+    import numpy as np
+
+    if not texts:
+        return []
     chars = np.frombuffer(b"".join(texts), dtype=np.uint8).astype(np.int64) - 48
     last = np.flatnonzero((chars & 0x20) == 0)  # the last character of each number
     firsts = np.concatenate(([0], last[:-1] + 1))
