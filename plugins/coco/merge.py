@@ -45,8 +45,7 @@ def merge(parts: Sequence[Path], path: Path, options: Mapping[str, Any], report:
     scratch.mkdir()
     try:
         for name, pieces in subsets.items():
-            sources = [SpoolSource(folder, str(s["index"]), s["count"],
-                                   None if s.get("kept") is None else {t: set(ids) for t, ids in s["kept"].items()})
+            sources = [SpoolSource(folder, str(s["index"]), s["count"], kept_tasks=s.get("kept"))
                        for folder, s in pieces]
             _check_unique(name, sources)
             labels: dict[str, dict[str, None]] = {}

@@ -205,10 +205,11 @@ class SubsetSpool:
             self.raw.close()
 
     def state(self) -> dict[str, Any]:
-        """This spool as JSON data, for a partial output."""
+        """This spool as JSON data, for a partial output; the kept ids go to files (``kept``: their tasks)."""
+        for task, ids in self.claims.kept.items():
+            self.source.kept_file(task).write_bytes(array("q", sorted(ids)).tobytes())
         return {"index": self.index, "count": self.source.count, "explicit": sorted(self.explicit),
-                "labels": {task: list(labels) for task, labels in self.labels.items()},
-                "kept": {task: sorted(ids) for task, ids in self.claims.kept.items()}}
+                "labels": {task: list(labels) for task, labels in self.labels.items()}, "kept": list(self.claims.kept)}
 
 
 @attrs.define
@@ -216,13 +217,30 @@ class SpoolSource:
     """The spool files of a subset, named ``<name>-...`` in ``folder``, and its number of images.
 
     ``kept``: the ids kept per task (every task with records) by the decisions in its task files (see
-    :class:`Claims`); None when it has only the raw file of a shard.
+    :class:`Claims`); for a shard's spool read back, ``kept_tasks`` names those tasks instead and the ids
+    are in files (:meth:`kept_file`). Both are None when the source has only the raw file of a shard.
     """
 
     folder: Path
     name: str
     count: int
     kept: dict[str, set[int]] | None = None
+    kept_tasks: list[str] | None = None
+
+    @property
+    def tasks(self) -> Iterable[str] | None:
+        """The tasks with records in decided files; None when there are none (a raw file only)."""
+        return self.kept if self.kept is not None else self.kept_tasks
+
+    def kept_ids(self, task: str) -> set[int] | array[int]:
+        if self.kept is not None:
+            return self.kept[task]
+        found: array[int] = array("q")
+        found.frombytes(self.kept_file(task).read_bytes())
+        return found
+
+    def kept_file(self, task: str) -> Path:
+        return self.folder / f"{self.name}-kept-{task}"
 
     @property
     def images(self) -> Path:
@@ -308,12 +326,14 @@ def _settled(sources: Sequence[SpoolSource]) -> dict[str, set[int]] | None:
     kept in each of its files); None otherwise, or when a source has only a raw file.
     """
     if len(sources) == 1 and sources[0].kept is not None:
-        return sources[0].kept
+        return sources[0].kept  # one writer's own sets
     used: dict[str, set[int]] = {}
     for source in sources:
-        if source.kept is None:
+        tasks = source.tasks
+        if tasks is None:
             return None
-        for task, ids in source.kept.items():
+        for task in tasks:
+            ids = source.kept_ids(task)
             known = used.setdefault(task, set())
             if not known.isdisjoint(ids):
                 return None
@@ -380,7 +400,7 @@ class _AnnotationIds:
         elements: list[bytes] = []
         offset = 0
         for number, source in enumerate(sources):
-            if source.kept is None or task not in source.kept:
+            if task not in (source.tasks or ()):
                 offset += source.count
                 continue
             with open(source.annotations(task), "rb") as lines:
