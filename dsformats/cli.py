@@ -241,9 +241,7 @@ def _convert_sharded(
     args: argparse.Namespace, format: str, reader_options: dict[str, Any], writer_options: dict[str, Any],
     registry: Registry,
 ) -> int:
-    from dsformats.scaleout import convert_distributed
-
-    from dsformats.scaleout import usable_cpus
+    from dsformats.scaleout import convert_distributed, usable_cpus
 
     engine = "dask" if args.scheduler else args.engine
     bar = None

@@ -245,7 +245,8 @@ class JsonFile:
             count = min(_CHUNK, size - offset)
             chunk = np.frombuffer(data, dtype=np.uint8, count=count, offset=offset)
             quotes = np.flatnonzero(chunk == 0x22)
-            if len(quotes) and ((chunk == 0x5C).any() or data[offset - 1] == 0x5C):  # drop escaped quotes (odd run of backslashes before)
+            # drop escaped quotes (an odd run of backslashes before them)
+            if len(quotes) and ((chunk == 0x5C).any() or data[offset - 1] == 0x5C):
                 escaped = [k for k, q in enumerate(quotes.tolist()) if _escaped(data, offset + q)]
                 quotes = np.delete(quotes, escaped)
             marks = brackets[chunk]

@@ -8,6 +8,7 @@ one item per image, joined by ``file_name`` (each file's own image ids are resol
 from __future__ import annotations
 
 import copy
+from array import array
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -451,7 +452,7 @@ class CocoReader:
         task = source.task
         if task == IMAGE_INFO:
             return
-        owners = [-1] * len(json)
+        owners = array("q", [-1]) * len(json)  # the item index of each annotation (-1: none)
         known = SHAPE_ANN_KEYS if task in SHAPE_TASKS else ()
         plain = known | {AREA_ATTR} if known else None  # keys that add nothing to annotation_keys
         labels = source.labels
@@ -477,9 +478,9 @@ class CocoReader:
                 bad_item(exc)
                 if owners[i] >= 0:
                     self._bad.add(owners[i])
-        owners = np.array(owners, dtype=np.int64)
-        source.order = np.argsort(owners, kind="stable")
-        source.keys = owners[source.order]
+        by_item = np.frombuffer(owners, dtype=np.int64)
+        source.order = np.argsort(by_item, kind="stable")
+        source.keys = by_item[source.order]
 
     def _index_one(
         self, source: _Source, i: int, local: dict[int, int], dead: set[int], owners: Any, known: Any,
@@ -609,7 +610,8 @@ class CocoReader:
         ann = source.json.element(element)
         task = source.task
         if not isinstance(ann, dict):
-            raise DatasetError(f"expected an object, got {type(ann).__name__}", f"{source.name}: annotations[{element}]")
+            where = f"{source.name}: annotations[{element}]"
+            raise DatasetError(f"expected an object, got {type(ann).__name__}", where)
         if task == PANOPTIC:
             return ["mask"] * len(ann.get("segments_info") or ())
         if task == CAPTIONS:
@@ -794,7 +796,8 @@ def _shapes(
                 )
             shapes.append(Polygon(points=part, label=label, id=ann_id, group=group, attributes=attributes))
     elif isinstance(segmentation, dict):
-        shapes.append(Mask(rle=_rle(segmentation, f"{where}.segmentation", size), label=label, id=ann_id, group=group, attributes=attributes))
+        rle = _rle(segmentation, f"{where}.segmentation", size)
+        shapes.append(Mask(rle=rle, label=label, id=ann_id, group=group, attributes=attributes))
     elif segmentation is not None:
         raise DatasetError(f"expected polygons or an RLE object, got {segmentation!r}", f"{where}.segmentation")
     return shapes

@@ -148,7 +148,8 @@ def test_auto_engine_with_one_cpu_or_a_url_stays_in_this_process(data, tmp_path,
 
 @pytest.mark.parametrize(
     ("args", "message"),
-    [(["--engine", "local", "--workers", "2"], "need --engine"), (["--engine", "local", "--parts-dir", "p"], "need --engine"),
+    [(["--engine", "local", "--workers", "2"], "need --engine"),
+     (["--engine", "local", "--parts-dir", "p"], "need --engine"),
      (["--engine", "processes", "--scheduler", "tcp://127.0.0.1:1"], "cannot go with --engine processes")],
 )
 def test_engine_options_are_checked(tmp_path, capsys, args, message):

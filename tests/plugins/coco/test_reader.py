@@ -305,7 +305,9 @@ def test_json_index_vectorised_list_scan_matches_the_token_scan(tmp_path, monkey
     assert fast == index()
 
 
-@pytest.mark.parametrize("annotations", ['[1, {"a": 1}]', '[{"a": 1}, "x"]', '[{"a": 1},, {"b": 2}]', "[]", '[{"a": [1]}'])
+@pytest.mark.parametrize(
+    "annotations", ['[1, {"a": 1}]', '[{"a": 1}, "x"]', '[{"a": 1},, {"b": 2}]', "[]", '[{"a": [1]}']
+)
 def test_json_index_vectorised_scan_leaves_odd_lists_to_the_token_scan(tmp_path, annotations):
     from dsformats_coco import jsonindex
 
