@@ -37,6 +37,8 @@ from fsspec.archive import AbstractArchiveFileSystem
 from fsspec.compression import compr
 from fsspec.implementations.tar import TarFileSystem
 from fsspec.implementations.zip import ZipFileSystem
+from upath.implementations.tar import TarPath
+from upath.implementations.zip import ZipPath
 
 from dsformats.errors import DatasetError
 from dsformats.fileaccess import safe_relative
@@ -487,22 +489,22 @@ _COMPRESSION = ((".tar.gz", "gzip"), (".tgz", "gzip"), (".tar.bz2", "bz2"), (".t
                 (".txz", "xz"))
 
 
+class ZipArchivePath(ZipPath):
+    """A path inside a zip archive opened by dsformats (module level, so that it pickles)."""
+
+    __slots__ = ()
+
+
+class TarArchivePath(TarPath):
+    """A path inside a tar archive opened by dsformats (module level, so that it pickles)."""
+
+    __slots__ = ()
+
+
 def _path_classes() -> None:
     """Register ``dszip``/``dstar`` with fsspec and universal-pathlib (read-only archive paths)."""
     import fsspec
-    from upath.implementations.tar import TarPath
-    from upath.implementations.zip import ZipPath
     from upath.registry import register_implementation
-
-    class ZipArchivePath(ZipPath):
-        """A path inside a zip archive opened by dsformats."""
-
-        __slots__ = ()
-
-    class TarArchivePath(TarPath):
-        """A path inside a tar archive opened by dsformats."""
-
-        __slots__ = ()
 
     fsspec.register_implementation("dszip", SafeZipFileSystem, clobber=True)
     fsspec.register_implementation("dstar", SafeTarFileSystem, clobber=True)

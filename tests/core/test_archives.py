@@ -711,3 +711,25 @@ def test_local_file_url_is_a_local_path(datumaro_fixtures, tmp_path):
     dsformats.convert(f"file://{src}", f"file://{tmp_path}/out", "coco")
     assert (tmp_path / "out" / "annotations").is_dir()
     assert os.listdir(tmp_path) == ["out"]
+
+
+def test_paths_inside_archives_pickle(tmp_path, make_image):
+    """So that a reader of a shard of an archive ships to worker processes (which open the archive again)."""
+    import pickle
+
+    from dsformats.archives import opened_archive
+
+    image = make_image(4, 3)
+    archive = tmp_path / "data.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as out:
+        out.writestr("images/a.png", image)
+    tar = tmp_path / "data.tar.gz"
+    with tarfile.open(tar, "w:gz") as out:
+        info = tarfile.TarInfo("images/a.png")
+        info.size = len(image)
+        out.addfile(info, io.BytesIO(image))
+    for packed in (archive, tar):
+        with opened_archive(packed) as root:
+            copy = pickle.loads(pickle.dumps(root / "images" / "a.png"))
+            assert type(copy) is type(root) and copy.read_bytes() == image
+            copy.fs.close()
