@@ -7,7 +7,8 @@ files per subset, in item order, and the files are assembled at the end:
 - images: ``<explicit id> <record>`` (0: none);
 - annotations, one file per task: ``<image index> <id> <record>``, where ``<id>`` is the id the record
   keeps, ``0`` for a fresh id, ``-<n>`` for a fresh id shared by the records of one object written to
-  several task files, or ``-`` for a record without an id.
+  several task files, or ``-`` for a record without an id; or, when the record keeps its id and its
+  image keeps its explicit id (known as they are spooled, for one writer), the element as it is written.
 
 An id is kept where it is the first use of that id in its task file (for a shared object: in all of its
 files); :class:`Claims` decides that in record order, as records are spooled. Fresh ids, the lowest free
@@ -143,6 +144,7 @@ class SubsetSpool:
         self.explicit: set[int] = set()
         self.labels: dict[str, dict[str, None]] = {}  # task -> labels its records use, first use first
         self.objects = 0
+        self.last = (-1, 0)  # (index, id) of the last image, when its id is known already (else 0)
 
     def _file(self, task: str) -> IO[bytes]:
         stream = self.files.get(task)
@@ -152,10 +154,13 @@ class SubsetSpool:
 
     def add_image(self, explicit: int, record: bytes) -> int:
         """Spool an image record (``explicit``: its id, 0 for none); return its index in the subset."""
+        # An explicit id is kept at its first use (see _images_array); a shard cannot know that.
+        kept = explicit if explicit and explicit not in self.explicit and self.raw is None else 0
         if explicit:
             self.explicit.add(explicit)
         self.images.write(b"%d %s\n" % (explicit, record))
         self.source.count += 1
+        self.last = (self.source.count - 1, kept)
         return self.source.count - 1
 
     def add_records(self, image: int, task: str, records: Sequence[tuple[int, bytes, str]]) -> None:
@@ -166,13 +171,17 @@ class SubsetSpool:
                 self.add_object(image, ann_id, [(task, record, (label,))])
             return
         kept = self.claims.kept[task]  # as Claims.decide
+        image_id = self.last[1] if self.last[0] == image else 0
         lines = []
         for ann_id, record, label in records:
             if label not in used:
                 used[label] = None
             if ann_id > 0 and ann_id not in kept:
                 kept.add(ann_id)
-                lines.append(b"%d %d %s\n" % (image, ann_id, record))
+                if image_id:  # both ids known: the element as it is written
+                    lines.append(b'{"id":%d,"image_id":%d,%s\n' % (ann_id, image_id, record[1:]))
+                else:
+                    lines.append(b"%d %d %s\n" % (image, ann_id, record))
             else:
                 lines.append(b"%d 0 %s\n" % (image, record))
         self.files[task].write(b"".join(lines))
@@ -405,19 +414,22 @@ class _AnnotationIds:
                 continue
             with open(source.annotations(task), "rb") as lines:
                 for line in lines:
-                    image, decided, record = line.split(b" ", 2)
-                    if decided == NO_ID:
-                        elements.append(b'{"image_id":%d,%s' % (image_ids[int(image) + offset], record[1:-1]))
-                        continue
-                    if decided == b"0":
-                        while next_id in used:
-                            next_id += 1
-                        used.add(next_id)
-                        decided = b"%d" % next_id
-                    elif decided[0] == 45:  # b"-<n>": a fresh id shared by the records of one object
-                        decided = b"%d" % self._shared((number, decided))
-                    elements.append(b'{"id":%s,"image_id":%d,%s' % (decided, image_ids[int(image) + offset],
-                                                                     record[1:-1]))
+                    if line[0] == 123:  # b"{": spooled whole
+                        elements.append(line[:-1])
+                    else:
+                        image, decided, record = line.split(b" ", 2)
+                        if decided == NO_ID:
+                            elements.append(b'{"image_id":%d,%s' % (image_ids[int(image) + offset], record[1:-1]))
+                        else:
+                            if decided == b"0":
+                                while next_id in used:
+                                    next_id += 1
+                                used.add(next_id)
+                                decided = b"%d" % next_id
+                            elif decided[0] == 45:  # b"-<n>": a fresh id shared by the records of one object
+                                decided = b"%d" % self._shared((number, decided))
+                            elements.append(b'{"id":%s,"image_id":%d,%s' % (decided, image_ids[int(image) + offset],
+                                                                             record[1:-1]))
                     if len(elements) == 512:  # a few hundred kB at most
                         out.write(head)
                         out.write(b",\n".join(elements))
