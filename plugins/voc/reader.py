@@ -110,6 +110,8 @@ _QUICK_DECLARATION = re.compile(
 _QUICK_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
 _BOX_FIELDS = ("xmin", "ymin", "xmax", "ymax")
 _EMPTY = -1  # a text reference to an element without text (``<tag/>`` or ``<tag></tag>``)
+#: ``_flag`` of the usual flag texts.
+_FLAGS = {"0": False, "1": True}
 
 
 class _Unsupported(Exception):
@@ -195,7 +197,9 @@ def _object_plan(tags: list[str]) -> tuple[Any, ...]:
     if name is None or name.empty:
         raise _Unsupported
     pose = obj.first(POSE)
-    flags = tuple((field, None if node is None else node.text()) for field in FLAG_FIELDS for node in [obj.first(field)])
+    flags = tuple(
+        (field, None if node is None else node.text()) for field in FLAG_FIELDS for node in [obj.first(field)]
+    )
     point = obj.first(POINT)
     point_refs = None
     if point is not None:
@@ -219,7 +223,7 @@ def _object_plan(tags: list[str]) -> tuple[Any, ...]:
                 raise _Unsupported
             attributes.append((key.text(), value.text()))
     parts = []
-    for part in obj.children:
+    for part in obj.children or ():
         if part.tag == "part":
             part_name = part.first("name")
             if part_name is None or part_name.empty:
@@ -590,7 +594,7 @@ class VocReader:
     def _item(self, subset: str, item_id: str) -> Item:
         size, filename = None, None
         objects: list[Any] = []
-        xml_path = None
+        xml_path: str | Path | None = None
         if item_id in self._xmls:
             name = f"{item_id}{XML_SUFFIX}"
             if self._local is not None and name in self._xml_files:  # listed by the scan: inside the tree
@@ -646,7 +650,7 @@ class VocReader:
         return None
 
     # ---------------------------------------------------------------------------------------- XML
-    def _parse_xml(self, path: Path) -> tuple[tuple[int, int] | None, str | None, list[_Object]]:
+    def _parse_xml(self, path: str | Path) -> tuple[tuple[int, int] | None, str | None, list[_Object]]:
         with open_binary(path) as stream:
             data = stream.read()
         quick = self._quick_parse(data)
@@ -654,7 +658,7 @@ class VocReader:
             return quick
         return self._parse_tree(data, path)
 
-    def _parse_tree(self, data: bytes, path: Path) -> tuple[tuple[int, int] | None, str | None, list[_Object]]:
+    def _parse_tree(self, data: bytes, path: str | Path) -> tuple[tuple[int, int] | None, str | None, list[_Object]]:
         """:meth:`_parse_xml` through ElementTree: any document, and the errors with their locations."""
         from xml.etree.ElementTree import ParseError
 
@@ -792,9 +796,15 @@ class VocReader:
         if pose_ref is not None:
             attributes[POSE] = "" if pose_ref == _EMPTY else texts[base + pose_ref].strip()
         for field, ref in flags:
-            attributes[field] = _flag(texts[base + ref] if ref is not None and ref != _EMPTY else None)
+            if ref is None or ref == _EMPTY:
+                attributes[field] = False  # _flag(None)
+            else:
+                flag_text = texts[base + ref]
+                value = _FLAGS.get(flag_text)
+                attributes[field] = _flag(flag_text) if value is None else value
         if point_refs is not None:
-            attributes[POINT] = (_number(texts[base + point_refs[0]], "x", ""), _number(texts[base + point_refs[1]], "y", ""))
+            x_ref, y_ref = point_refs
+            attributes[POINT] = (_number(texts[base + x_ref], "x", ""), _number(texts[base + y_ref], "y", ""))
         for tag, ref in actions:
             attributes[tag] = _flag(None if ref == _EMPTY else texts[base + ref])
         for key_ref, value_ref in attribute_refs:
@@ -805,9 +815,8 @@ class VocReader:
             part_name = texts[base + part_ref].strip()
             if not part_name or part_name not in self._known:
                 raise _Unsupported
-            parts.append(
-                (part_name, tuple(_number(texts[base + ref], field, "") for ref, field in zip(part_box, _BOX_FIELDS)))
-            )
+            corners = zip(part_box, _BOX_FIELDS, strict=True)
+            parts.append((part_name, tuple(_number(texts[base + ref], field, "") for ref, field in corners)))
         return _Object(name, box, attributes, parts, index)
 
     def _parse_object(self, element: Any, index: int, line_of: Callable[..., str]) -> _Object:

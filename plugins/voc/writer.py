@@ -366,7 +366,7 @@ class VocWriter:
                     self._finish_masks(context, result, report)
         else:  # workers render _MASK_BATCH items per task (numpy's per-call costs shared by the batch)
             for contexts, results in ordered_map(render_mask_batch, _batches(tasks, _MASK_BATCH), jobs=self.jobs):
-                for context, result in zip(contexts, results or itertools.repeat(None)):
+                for context, result in zip(contexts, results or [None] * len(contexts), strict=True):
                     if result is not None:
                         self._finish_masks(context, result, report)
         if self.labels.added_background and not self._any_masks:

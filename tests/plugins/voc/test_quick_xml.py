@@ -114,7 +114,9 @@ VARIANTS = [
     CANONICAL.replace("<name>area</name>", "<name/>"),
     CANONICAL.replace("<name>area</name>", "<name> truncated </name>"),
     CANONICAL.replace("<attributes>", "<attributes><attribute/>"),
-    CANONICAL.replace("</attributes>", "</attributes><attributes><attribute><name>b</name><value>2</value></attribute></attributes>"),
+    CANONICAL.replace(
+        "</attributes>", "</attributes><attributes><attribute><name>b</name><value>2</value></attribute></attributes>"
+    ),
     CANONICAL.replace("<jumping>1</jumping>", "<jumping><x/></jumping>"),
     CANONICAL.replace("<name>head</name>", "<name>tail</name>"),
     CANONICAL.replace("<name>head</name>", ""),
