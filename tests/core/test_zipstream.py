@@ -25,7 +25,7 @@ def _write(cls: type[zipfile.ZipFile], path: Path, members: list[tuple[str, byte
                     member.write(data)
             else:
                 archive.writestr(info, data)
-        archive.writestr("dir/", b"")
+        archive.writestr(zipfile.ZipInfo("dir/", date_time=DATE), b"")  # a str name would take the clock
         archive.comment = b"the end"
     return path.read_bytes()
 
