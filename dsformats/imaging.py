@@ -314,9 +314,11 @@ def _header_info(head: bytes) -> tuple[int, int, int] | None:
 def encode_palette_png(array: Any, palette: Sequence[int] | bytes) -> bytes:
     """An 8-bit palette PNG of a 2-D uint8 array; the same bytes for the same input on any machine.
 
-    Written directly (no Pillow): unfiltered rows, deflated by ISA-L (``isal``) at its level 2, which on
+    Written directly (no Pillow): unfiltered rows, deflated by ISA-L (``isal``) at its level 1, which on
     label masks (long runs of one value) is about 7x faster than zlib's run-length strategy for files about
-    1.5x larger (measured on the benchmark's masks: 0.10 ms and 4.1 KB against 0.65 ms and 2.6 KB).
+    1.5x larger (measured on the benchmark's masks: 0.10 ms and 4.1 KB against 0.65 ms and 2.6 KB). Level 1,
+    not 2: isal 1.9's level 2 output depends on the process (about 1 run in 6 deflated some small inputs
+    differently), which would break "the same bytes for any --jobs"; level 1 is as fast and as small on masks.
     """
     import numpy as np
     from isal import isal_zlib
@@ -324,7 +326,7 @@ def encode_palette_png(array: Any, palette: Sequence[int] | bytes) -> bytes:
     height, width = array.shape
     rows = np.zeros((height, width + 1), dtype=np.uint8)  # a leading 0 per row: filter type "none"
     rows[:, 1:] = array
-    data = isal_zlib.compress(rows.data, 2)
+    data = isal_zlib.compress(rows.data, 1)
     colors = bytes(palette)[:768]
     colors = colors[: len(colors) - len(colors) % 3]
 
