@@ -63,6 +63,38 @@ _SHAPES = (Bbox, Polygon, Mask)
 
 
 
+_TRUE_TEXT = frozenset({"1", "true", "yes"})
+_FALSE_TEXT = frozenset({"0", "false", "no", ""})
+
+
+def _crowd(value: Any, default: int) -> int:
+    """COCO's ``iscrowd`` from an ``is_crowd`` attribute; text (VOC attributes are text) is read as a flag."""
+    if value is None:
+        return default
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in _FALSE_TEXT:
+            return 0
+        if text in _TRUE_TEXT:
+            return 1
+    return int(bool(value))
+
+
+def _area(value: Any) -> int | float | None:
+    """An ``area`` attribute as a number (numeric text parsed, as VOC gives it back), or None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return int(text) if text.lstrip("-").isdigit() else float(text)
+        except ValueError:
+            return None
+    return None
+
+
 def _explicit_id(value: Any) -> int:
     """A positive int id from an attribute value (``5`` or ``"5"``), else 0."""
     if isinstance(value, bool):
@@ -444,9 +476,7 @@ class CocoWriter:
         label: str = first.label  # type: ignore[attr-defined]  # every member has it (see _annotations)
         bbox: list[Any] = [box.x, box.y, box.w, box.h] if box is not None else geometry.polygons_bbox(segmentation)
         area = attributes.pop(AREA_ATTR, None)
-        if area.__class__ is not float and area.__class__ is not int and (
-            isinstance(area, bool) or not isinstance(area, int | float)
-        ):
+        if area.__class__ is not float and area.__class__ is not int and (area := _area(area)) is None:
             area = geometry.polygons_area(segmentation, size) if segmentation else bbox[2] * bbox[3]
         crowd = attributes.pop(CROWD_ATTR, None)
         record: dict[str, Any] = {
@@ -454,7 +484,7 @@ class CocoWriter:
             "segmentation": segmentation,
             "area": area,
             "bbox": bbox,
-            "iscrowd": 0 if crowd is None else int(bool(crowd)),
+            "iscrowd": _crowd(crowd, 0),
         }
         if attributes:  # as _extras, without its per-value JSON check (the dump below fails instead)
             attributes.pop(TASK_ATTR, None)
@@ -567,8 +597,8 @@ class CocoWriter:
             bbox = [min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)]
         else:
             bbox = []
-        area = attributes.pop(AREA_ATTR, None)
-        if isinstance(area, bool) or not isinstance(area, int | float):
+        area = _area(attributes.pop(AREA_ATTR, None))
+        if area is None:
             if coco_rle is not None:
                 area = geometry.rle_area(coco_rle)
             elif segmentation:
@@ -576,7 +606,7 @@ class CocoWriter:
             else:
                 area = bbox[2] * bbox[3] if bbox else 0
         crowd = attributes.pop(CROWD_ATTR, None)
-        iscrowd = int(bool(crowd)) if crowd is not None else int(coco_rle is not None)
+        iscrowd = _crowd(crowd, int(coco_rle is not None))
         record: dict[str, Any] = {
             "category_id": self.categories.id_of(label, report),
             "segmentation": segmentation,
@@ -662,9 +692,9 @@ class CocoWriter:
             if mask.label is not None and isthing is not None:
                 self.isthing.setdefault(mask.label, isthing)
             pixels = ids == seg_id
-            area = attributes.pop(AREA_ATTR, None)
+            area = _area(attributes.pop(AREA_ATTR, None))
             bbox = attributes.pop(BBOX_ATTR, None)
-            if not isinstance(area, int | float) or isinstance(area, bool):
+            if area is None:
                 area = int(pixels.sum())
             if not isinstance(bbox, list):
                 bbox = geometry.rle_bbox(geometry.bitmap_rle(pixels))
@@ -674,7 +704,7 @@ class CocoWriter:
                 "category_id": self.categories.id_of(mask.label, report),
                 "area": area,
                 "bbox": bbox,
-                "iscrowd": int(bool(crowd)),
+                "iscrowd": _crowd(crowd, 0),
                 **self._extras(attributes, report),
             }
             infos.append(info)

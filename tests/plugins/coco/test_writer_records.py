@@ -34,13 +34,18 @@ def test_box_attributes_area_crowd_score_and_nesting(tmp_path):
     assert report.annotations_written == {"bbox": 1}
 
 
-def test_area_that_is_not_a_number_is_computed(tmp_path):
-    anns = [Bbox(x=1, y=2, w=3, h=4, label="a", attributes={"area": "12.0", "is_crowd": "False"}),
-            Bbox(x=1, y=2, w=3, h=4, label="a", attributes={"area": True})]
+def test_area_and_crowd_given_as_text_are_read_and_other_areas_computed(tmp_path):
+    """VOC gives attributes back as text: "12.5" is an area, "False" is not crowd (it was iscrowd 1)."""
+    anns = [Bbox(x=1, y=2, w=3, h=4, label="a", attributes={"area": "12.5", "is_crowd": "False"}),
+            Bbox(x=1, y=2, w=3, h=4, label="a", attributes={"area": True, "is_crowd": "true"}),
+            Bbox(x=1, y=2, w=3, h=4, label="a", attributes={"area": "large", "is_crowd": "0"}),
+            Bbox(x=1, y=2, w=3, h=4, label="a", attributes={"area": " 7 ", "is_crowd": 1})]
     raw, _ = annotations(tmp_path, anns)
     assert elements(raw) == [
-        b'{"id":1,"image_id":5,"category_id":3,"segmentation":[],"area":12,"bbox":[1,2,3,4],"iscrowd":1}',
-        b'{"id":2,"image_id":5,"category_id":3,"segmentation":[],"area":12,"bbox":[1,2,3,4],"iscrowd":0}']
+        b'{"id":1,"image_id":5,"category_id":3,"segmentation":[],"area":12.5,"bbox":[1,2,3,4],"iscrowd":0}',
+        b'{"id":2,"image_id":5,"category_id":3,"segmentation":[],"area":12,"bbox":[1,2,3,4],"iscrowd":1}',
+        b'{"id":3,"image_id":5,"category_id":3,"segmentation":[],"area":12,"bbox":[1,2,3,4],"iscrowd":0}',
+        b'{"id":4,"image_id":5,"category_id":3,"segmentation":[],"area":7,"bbox":[1,2,3,4],"iscrowd":1}']
 
 
 def test_group_merges_box_first_and_takes_the_polygon_id(tmp_path):
