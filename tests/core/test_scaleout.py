@@ -111,7 +111,7 @@ def test_processes_engine_from_the_cli(data, tmp_path):
 @pytest.mark.parametrize(
     ("source", "folder", "target", "extra", "pool"),
     [("voc", "voc", "coco", [], True), ("coco", "coco", "voc", ["--", "--save-images"], True),
-     ("voc", "voc", "image_zip", [], True), ("coco", "coco", "voc", [], "small"),
+     ("voc", "voc", "image_zip", [], False), ("coco", "coco", "voc", [], "small"),
      ("coco", "coco", "voc.zip", [], False), ("coco", "coco", "yolo", [], True)],
 )
 def test_auto_engine_uses_the_pool_only_when_it_pays(data, tmp_path, monkeypatch, source, folder, target, extra, pool):
