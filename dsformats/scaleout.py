@@ -307,8 +307,8 @@ def convert_distributed(
 
     ``engine="auto"`` (the CLI's default) is the processes engine when it pays: ``workers`` > 1, a local input
     folder whose reader has ``shards()`` and at least :data:`AUTO_MIN_ITEMS` items, a target that stores
-    annotations and has a merge hook, a local output folder. Otherwise the conversion runs in this process (on the reader already
-    opened), exactly as :func:`dsformats.convert`, and reports to ``item_progress``.
+    annotations and has a merge hook, a local output folder. Otherwise the conversion runs in this process
+    (on the reader already opened), exactly as :func:`dsformats.convert`, and reports to ``item_progress``.
     """
     if engine not in ("dask", "processes", "auto"):
         raise OptionError(f"unknown engine {engine!r}; engines: auto, dask, processes")
