@@ -28,7 +28,7 @@ from dsformats.imaging import (
     same_encoding,
     save_image,
 )
-from dsformats.parallel import ordered_map, resolve_jobs
+from dsformats.parallel import ordered_map
 from dsformats.policy import bad_item
 
 from .schema import (
@@ -360,15 +360,11 @@ class VocWriter:
             if self.save_images and self.image_ext else ((item, None) for item in items)
         )
         tasks = (self._write_item(item, report, image) for item, image in pairs)
-        if resolve_jobs(self.jobs) == 1:  # inline: each item's masks are finished before the next item is written
-            for context, result in ordered_map(render_masks, tasks, jobs=1):
+        # _MASK_BATCH items per task (numpy's per-call costs shared by the batch), in workers or inline
+        for contexts, results in ordered_map(render_mask_batch, _batches(tasks, _MASK_BATCH), jobs=self.jobs):
+            for context, result in zip(contexts, results or [None] * len(contexts), strict=True):
                 if result is not None:
                     self._finish_masks(context, result, report)
-        else:  # workers render _MASK_BATCH items per task (numpy's per-call costs shared by the batch)
-            for contexts, results in ordered_map(render_mask_batch, _batches(tasks, _MASK_BATCH), jobs=self.jobs):
-                for context, result in zip(contexts, results or [None] * len(contexts), strict=True):
-                    if result is not None:
-                        self._finish_masks(context, result, report)
         if self.labels.added_background and not self._any_masks:
             self.labels.specs.pop(0)
         self._write_lists()
