@@ -191,8 +191,8 @@ class KeyMap:
         return None
 
 
-class LineSpool:
-    """An append-only list of text lines kept in an unnamed temporary file (``dir``: where it is made)."""
+class _Spool:
+    """An append-only sequence kept in an unnamed temporary file (``dir``: where it is made), made on first use."""
 
     def __init__(self, dir: str | PathLike[str] | None = None) -> None:
         self._dir = dir
@@ -205,12 +205,26 @@ class LineSpool:
     def __del__(self) -> None:
         self.close()
 
-    def append(self, line: str) -> None:
-        """Add one line (it must not contain a line break)."""
+    def _stream(self) -> IO[bytes]:
         if self._file is None:
             self._file = tempfile.TemporaryFile(dir=self._dir)
-        self._file.write(_encode(line) + b"\n")
         self._count += 1
+        return self._file
+
+    def close(self) -> None:
+        """Delete the spool."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        self._count = 0
+
+
+class LineSpool(_Spool):
+    """An append-only list of text lines kept in an unnamed temporary file (``dir``: where it is made)."""
+
+    def append(self, line: str) -> None:
+        """Add one line (it must not contain a line break)."""
+        self._stream().write(_encode(line) + b"\n")
 
     def __iter__(self) -> Iterator[str]:
         if self._file is None:
@@ -228,37 +242,16 @@ class LineSpool:
             for line in self:
                 out.write(line + "\n")
 
-    def close(self) -> None:
-        """Delete the spool."""
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-        self._count = 0
 
-
-class RecordSpool:
+class RecordSpool(_Spool):
     """An append-only list of ``marshal``-able records (tuples, dicts, str, int, ...) kept in a temporary file.
 
     Iterating gives the records back in order (equal, not identical, objects), as often as needed.
     """
 
-    def __init__(self, dir: str | PathLike[str] | None = None) -> None:
-        self._dir = dir
-        self._file: IO[bytes] | None = None
-        self._count = 0
-
-    def __len__(self) -> int:
-        return self._count
-
-    def __del__(self) -> None:
-        self.close()
-
     def append(self, record: object) -> None:
         """Add one record."""
-        if self._file is None:
-            self._file = tempfile.TemporaryFile(dir=self._dir)
-        marshal.dump(record, self._file)  # type: ignore[arg-type]
-        self._count += 1
+        marshal.dump(record, self._stream())  # type: ignore[arg-type]
 
     def __iter__(self) -> Iterator[Any]:
         if self._file is None:
@@ -270,10 +263,3 @@ class RecordSpool:
                 yield marshal.load(stream)
         finally:
             stream.seek(0, 2)
-
-    def close(self) -> None:
-        """Delete the spool."""
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-        self._count = 0

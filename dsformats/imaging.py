@@ -29,6 +29,7 @@ __all__ = [
     "decode",
     "encode",
     "encode_palette_png",
+    "header_from_bytes",
     "header_info",
     "header_size",
     "is_image_name",
@@ -37,6 +38,7 @@ __all__ = [
     "reencode_task",
     "same_encoding",
     "save_image",
+    "write_file",
     "write_image",
 ]
 
@@ -209,6 +211,17 @@ def write_image(media: Media, dst: IO[bytes], suffix: str) -> bool:
     return True
 
 
+def write_file(path: str | os.PathLike[str], data: bytes) -> None:
+    """Create (or truncate) ``path`` and write ``data`` with plain system calls (no buffered file object)."""
+    fd = os.open(path, _WRITE_FLAGS, 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+
+
 def save_image(media: Media, target: str | os.PathLike[str], suffix: str) -> bool:
     """Write ``media`` to the file ``target`` as an image with ``suffix``; True when it re-encoded.
 
@@ -219,13 +232,7 @@ def save_image(media: Media, target: str | os.PathLike[str], suffix: str) -> boo
     """
     data = media.data
     if data is not None and same_encoding(suffix, media.suffix):
-        fd = os.open(target, _WRITE_FLAGS, 0o666)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-        finally:
-            os.close(fd)
+        write_file(target, data)
         return False
     if media.path is not None and same_encoding(suffix, media.suffix):
         try:
@@ -261,23 +268,25 @@ def header_info(media: Media, limit: int = 1 << 16) -> tuple[int, int, int] | No
         if recent is not None and recent[0]() is media and limit <= _HEAD_LIMIT:
             head = recent[1]
     if head is not None:
-        info = _header_info(head[:4096])
+        info = header_from_bytes(head[:4096])
         if info is None and len(head) >= 4096:
-            info = _header_info(head[:limit])
+            info = header_from_bytes(head[:limit])
         return info
     try:
         with media.open() as stream:
             head = stream.read(4096)
-            info = _header_info(head)
+            info = header_from_bytes(head)
             if info is None and len(head) == 4096:  # a JPEG with big APP segments (EXIF thumbnails)
                 head += stream.read(limit - len(head))
-                info = _header_info(head)
+                info = header_from_bytes(head)
     except (OSError, DatasetError):
         return None
     return info
 
 
-def _header_info(head: bytes) -> tuple[int, int, int] | None:
+def header_from_bytes(head: bytes) -> tuple[int, int, int] | None:
+    """:func:`header_info` of the first bytes of an image file (4 KiB usually suffice; up to 64 KiB for
+    JPEGs with big APP segments)."""
     if head.startswith(_PNG_SIGNATURE):
         if len(head) < 26 or head[12:16] != b"IHDR":
             return None
@@ -316,9 +325,10 @@ def encode_palette_png(array: Any, palette: Sequence[int] | bytes) -> bytes:
 
     Written directly (no Pillow): unfiltered rows, deflated by ISA-L (``isal``) at its level 1, which on
     label masks (long runs of one value) is about 7x faster than zlib's run-length strategy for files about
-    1.5x larger (measured on the benchmark's masks: 0.10 ms and 4.1 KB against 0.65 ms and 2.6 KB). Level 1,
-    not 2: isal 1.9's level 2 output depends on the process (about 1 run in 6 deflated some small inputs
-    differently), which would break "the same bytes for any --jobs"; level 1 is as fast and as small on masks.
+    1.5x larger (measured on the benchmark's masks: 0.10 ms and 4.1 KB against 0.65 ms and 2.6 KB). Through
+    ``compressobj``, not ``compress``: isal 1.9's one-shot ``compress`` at levels 1 and 2 gives bytes that
+    depend on the process for some small inputs (1 process in 6 to 8 differed), which would break "the same
+    bytes for any --jobs"; the streaming compressor was the same in 48 processes out of 48, as fast and as small.
     """
     import numpy as np
     from isal import isal_zlib
@@ -326,7 +336,8 @@ def encode_palette_png(array: Any, palette: Sequence[int] | bytes) -> bytes:
     height, width = array.shape
     rows = np.zeros((height, width + 1), dtype=np.uint8)  # a leading 0 per row: filter type "none"
     rows[:, 1:] = array
-    data = isal_zlib.compress(rows.data, 1)
+    deflate = isal_zlib.compressobj(1)
+    data = deflate.compress(rows.data) + deflate.flush()
     colors = bytes(palette)[:768]
     colors = colors[: len(colors) - len(colors) % 3]
 

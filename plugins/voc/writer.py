@@ -21,12 +21,13 @@ from dsformats.fileaccess import safe_relative
 from dsformats.idset import KeyMap, LineSpool, RecordSpool
 from dsformats.imaging import (
     IMAGE_SUFFIXES,
-    _header_info,
     encode_palette_png,
+    header_from_bytes,
     header_info,
     reencode_ahead,
     same_encoding,
     save_image,
+    write_file,
 )
 from dsformats.parallel import ordered_map
 from dsformats.policy import bad_item
@@ -93,7 +94,6 @@ _BNDBOX = {
     )
     for indent in ("    ", "      ")
 }
-_OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
 _READ_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
 #: Images up to this size are copied through memory (their header read from the same bytes).
 _COPY_LIMIT = 32 << 20
@@ -109,17 +109,6 @@ def format_number(value: int | float) -> str:
     return repr(value) if isinstance(value, float) else str(int(value))
 
 
-def _write_file(path: str, data: bytes) -> None:
-    """Create (or truncate) ``path`` and write ``data`` into it, as ``open(path, "wb").write(data)`` does."""
-    fd = os.open(path, _OPEN_FLAGS, 0o666)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-    finally:
-        os.close(fd)
-
-
 def _local_header(path: str, data: bytes | None) -> tuple[int, int, int] | None:
     """:func:`header_info` of the regular file ``path`` (``data``: its bytes, when already read); None when
     it is not a regular file, cannot be read, or its header is not plain (then the careful path decides)."""
@@ -132,18 +121,18 @@ def _local_header(path: str, data: bytes | None) -> tuple[int, int, int] | None:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 return None
             data = _read_up_to(fd, _HEAD)
-            info = _header_info(data)
+            info = header_from_bytes(data)
             if info is None and len(data) == _HEAD:
                 data += _read_up_to(fd, _HEAD_MAX - _HEAD)
-                info = _header_info(data)
+                info = header_from_bytes(data)
             return info
         except OSError:
             return None
         finally:
             os.close(fd)
-    info = _header_info(data[:_HEAD])
+    info = header_from_bytes(data[:_HEAD])
     if info is None and len(data) >= _HEAD:
-        info = _header_info(data[:_HEAD_MAX])
+        info = header_from_bytes(data[:_HEAD_MAX])
     return info
 
 
@@ -412,7 +401,7 @@ class VocWriter:
             target = self._file(IMAGES_DIR, item_id, ext, rel)
             try:
                 if image is not None:
-                    _write_file(target, image)
+                    write_file(target, image)
                     reencoded = True
                 elif media.path is not None and same_encoding(ext, media.suffix):
                     data = self._copy(media, target, ext)
@@ -494,7 +483,7 @@ class VocWriter:
         if objects:
             report.wrote_annotation("bbox", len(objects))
         out.append("\n</annotation>\n")
-        _write_file(self._file(ANNOTATIONS_DIR, item_id, XML_SUFFIX, rel), "".join(out).encode("utf-8"))
+        write_file(self._file(ANNOTATIONS_DIR, item_id, XML_SUFFIX, rel), "".join(out).encode("utf-8"))
 
         self._lists[MAIN_SETS].setdefault(subset, LineSpool()).append(item_id)
         if segmented:
@@ -539,7 +528,7 @@ class VocWriter:
         if data is None:
             save_image(media, target, ext)
             return None
-        _write_file(target, data)
+        write_file(target, data)
         return data
 
     def _check_case(self, item_id: str, report: Report) -> None:
@@ -866,10 +855,10 @@ class VocWriter:
                 report.drop(kind, "covered entirely by shapes above it")
             else:
                 report.wrote_annotation(kind)
-        _write_file(self._file(CLASS_DIR, item_id, MASK_SUFFIX), classes)
+        write_file(self._file(CLASS_DIR, item_id, MASK_SUFFIX), classes)
         if with_instances:
             assert instances is not None
-            _write_file(self._file(INSTANCE_DIR, item_id, MASK_SUFFIX), instances)
+            write_file(self._file(INSTANCE_DIR, item_id, MASK_SUFFIX), instances)
 
     def _instances(self, shapes: list[Polygon | Mask], objects: list[Bbox], item: Item) -> list[int]:
         """Instance value per shape: 0 for semantic shapes (no id, no group), the object's index when the
