@@ -80,15 +80,8 @@ class KeyMap:
 
     def setdefault(self, key: str, value: str = "") -> str:
         """The value stored for ``key``; ``value`` (stored now) when ``key`` is new."""
-        digest = hash(key) & _MASK
-        if digest in self._recent or self._in_sorted(digest):
-            found = self._lookup(digest, key)
-            if found is not None:
-                return found
-        else:
-            self._remember(digest)
-        self._store(digest, key, value)
-        return value
+        found = self.insert(key, value)
+        return value if found is None else found
 
     def insert(self, key: str, value: str = "") -> str | None:
         """Store ``value`` for a new ``key`` and return None; for a known key, return its value (unchanged)."""

@@ -132,7 +132,8 @@ class StreamingZipReader(zipfile.ZipFile):
                 x.file_size,
             ) = centdir[1:12]
             if x.extract_version > zipfile.MAX_EXTRACT_VERSION:  # type: ignore[attr-defined]
-                raise NotImplementedError(f"zip file version {x.extract_version / 10:.1f}")
+                # zipfile raises NotImplementedError here; a BadZipFile is reported naming the archive
+                raise zipfile.BadZipFile(f"unsupported zip file version {x.extract_version / 10:.1f}")
             x.volume, x.internal_attr, x.external_attr = centdir[15:18]
             x._raw_time = t  # type: ignore[attr-defined]
             x.date_time = ((d >> 9) + 1980, (d >> 5) & 0xF, d & 0x1F, t >> 11, (t >> 5) & 0x3F, (t & 0x1F) * 2)
