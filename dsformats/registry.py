@@ -198,14 +198,16 @@ class Registry:
 
     def detect_in(self, path: Any, format: str) -> Detection | None:
         """The verdict of ``format``'s detector alone about ``path`` (a local path or a UPath)."""
-        return next((d for d in self._detect_at(path) if d.format == format), None)
+        owner = self.formats[format].plugin if format in self.formats else None
+        return next((d for d in self._detect_at(path, only=owner) if d.format == format), None)
 
-    def _detect_at(self, path: Any) -> list[Detection]:
+    def _detect_at(self, path: Any, only: str | None = None) -> list[Detection]:
+        """Every plugin's verdicts about ``path`` (``only``: just that plugin's), most confident first."""
         probe = Probe(path)
         path = _as_path(path)
         verdicts: list[Detection] = []
         plugins = {impl.plugin_name for impl in self._pm.hook.dsformats_detect.get_hookimpls()}
-        for plugin in sorted(plugins):
+        for plugin in sorted(plugins if only is None else plugins & {only}):
             owned = [n for n, info in self.formats.items() if info.plugin == plugin]
             if not owned:
                 continue
