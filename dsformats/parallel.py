@@ -13,7 +13,7 @@ import concurrent.futures
 import itertools
 import os
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -42,7 +42,7 @@ def ordered_map(
     window: int | None = None,
     catch: tuple[type[Exception], ...] = (),
     chunk: int = 1,
-) -> Iterator[tuple[C, Any]]:
+) -> Generator[tuple[C, Any], None, None]:
     """Yield ``(context, function(payload))`` for each ``(context, payload)`` of ``tasks``, in order.
 
     ``function`` and payloads must be picklable when ``jobs > 1``; contexts never leave this process. A

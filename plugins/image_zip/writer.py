@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import zipfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -62,7 +63,11 @@ class ImageZipWriter:
         """Store every item's image; items without one are counted as dropped."""
         self.archive_path.parent.mkdir(parents=True, exist_ok=True)
         planned = ordered_map(reencode_task, self._plan(items, report), jobs=self.jobs, catch=(DatasetError,))
-        with SpoolingZipWriter(self.archive_path, "w", compression=self.compression) as archive:
+        # closing: a bad item raised below shuts the worker pool down now, not at interpreter exit
+        with (
+            contextlib.closing(planned),
+            SpoolingZipWriter(self.archive_path, "w", compression=self.compression) as archive,
+        ):
             for (item, name), result in planned:
                 if isinstance(result, DatasetError):
                     bad_item(result)
