@@ -46,6 +46,7 @@ from dsformats.model import (
     Polygon,
     PolyLine,
     Rle,
+    text_flag,
 )
 from dsformats.options import IMAGE_EXT, JOBS, SAVE_IMAGES, Option
 from dsformats.policy import not_stored, stored_kinds, writing_partial
@@ -110,6 +111,7 @@ __all__ = [
     "read",
     "shard_range",
     "stored_kinds",
+    "text_flag",
     "verify",
     "write",
     "writing_partial",

@@ -282,6 +282,17 @@ class Media:
 # ---------------------------------------------------------------------------------------- annotations
 
 
+def text_flag(text: str) -> int | None:
+    """A yes/no attribute given as text (text formats such as VOC store attributes as text): ``"1"``,
+    ``"true"``, ``"yes"`` -> 1; ``"0"``, ``"false"``, ``"no"`` -> 0 (any case, spaces ignored); else None."""
+    word = text.strip().lower()
+    return 1 if word in _TRUE_WORDS else 0 if word in _FALSE_WORDS else None
+
+
+_TRUE_WORDS = frozenset({"1", "true", "yes"})
+_FALSE_WORDS = frozenset({"0", "false", "no"})
+
+
 def _plain_dict(value: Mapping[str, Any] | None) -> dict[str, Any]:
     return dict(value or {})
 

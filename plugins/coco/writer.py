@@ -16,7 +16,20 @@ from typing import Any
 import attrs
 import orjson
 
-from dsformats import Annotation, Bbox, Caption, DatasetError, Header, Item, Label, Mask, Points, Polygon, Report
+from dsformats import (
+    Annotation,
+    Bbox,
+    Caption,
+    DatasetError,
+    Header,
+    Item,
+    Label,
+    Mask,
+    Points,
+    Polygon,
+    Report,
+    text_flag,
+)
 from dsformats.fileaccess import safe_relative
 from dsformats.imaging import reencode_ahead, write_image
 from dsformats.policy import bad_item, writing_partial
@@ -63,20 +76,14 @@ _SHAPES = (Bbox, Polygon, Mask)
 
 
 
-_TRUE_TEXT = frozenset({"1", "true", "yes"})
-_FALSE_TEXT = frozenset({"0", "false", "no", ""})
-
-
 def _crowd(value: Any, default: int) -> int:
     """COCO's ``iscrowd`` from an ``is_crowd`` attribute; text (VOC attributes are text) is read as a flag."""
     if value is None:
         return default
     if isinstance(value, str):
-        text = value.strip().lower()
-        if text in _FALSE_TEXT:
-            return 0
-        if text in _TRUE_TEXT:
-            return 1
+        flag = text_flag(value) if value.strip() else 0
+        if flag is not None:
+            return flag
     return int(bool(value))
 
 

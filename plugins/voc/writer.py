@@ -6,6 +6,7 @@ the end, when the list files and ``labelmap.txt`` are written.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import os
@@ -16,7 +17,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from dsformats import Bbox, DatasetError, Header, Item, Label, Mask, Media, Polygon, Report
+from dsformats import Bbox, DatasetError, Header, Item, Label, Mask, Media, Polygon, Report, text_flag
 from dsformats.fileaccess import safe_relative
 from dsformats.idset import KeyMap, LineSpool, RecordSpool
 from dsformats.imaging import (
@@ -75,12 +76,10 @@ from .schema import (
     voc_label_specs,
 )
 
-_TRUE = ("1", "true", "yes")
 _SOURCE = (
     "\n  <source>\n    <database>Unknown</database>\n    <annotation>Unknown</annotation>\n    <image>Unknown</image>"
     "\n  </source>"
 )
-_FALSE = ("0", "false", "no")
 _TOP = "<annotation>\n  <folder>JPEGImages</folder>"
 #: The types written with ``repr`` straight away (``format_number`` gives the same text for them).
 _PLAIN = frozenset({int, float})
@@ -154,11 +153,7 @@ def _flag_value(value: Any) -> int | None:
     if isinstance(value, int):
         return value
     if isinstance(value, str):
-        text = value.strip().lower()
-        if text in _TRUE:
-            return 1
-        if text in _FALSE:
-            return 0
+        return text_flag(value)
     return None
 
 
@@ -350,10 +345,12 @@ class VocWriter:
         )
         tasks = (self._write_item(item, report, image) for item, image in pairs)
         # _MASK_BATCH items per task (numpy's per-call costs shared by the batch), in workers or inline
-        for contexts, results in ordered_map(render_mask_batch, _batches(tasks, _MASK_BATCH), jobs=self.jobs):
-            for context, result in zip(contexts, results or [None] * len(contexts), strict=True):
-                if result is not None:
-                    self._finish_masks(context, result, report)
+        rendered = ordered_map(render_mask_batch, _batches(tasks, _MASK_BATCH), jobs=self.jobs)
+        with contextlib.closing(rendered):  # an error below shuts the worker pool down now, not at exit
+            for contexts, results in rendered:
+                for context, result in zip(contexts, results or [None] * len(contexts), strict=True):
+                    if result is not None:
+                        self._finish_masks(context, result, report)
         if self.labels.added_background and not self._any_masks:
             self.labels.specs.pop(0)
         self._write_lists()
