@@ -151,6 +151,16 @@ def _inflater() -> Any:
     return isal_zlib.decompressobj(-15)
 
 
+@functools.cache
+def _crc32() -> Any:
+    """CRC-32: ISA-L's (about 3x faster) when installed, else zlib's; the same values."""
+    try:
+        from isal import isal_zlib
+    except ImportError:
+        return zlib.crc32
+    return isal_zlib.crc32
+
+
 def _gzip_reader() -> Any:
     """ISA-L's multi-member gzip reader (inflates and checks many members in one call), or None without ISA-L."""
     try:
@@ -346,7 +356,7 @@ class SafeZipFileSystem(ZipFileSystem):
         if len(data) != info.file_size:
             size = f"{len(data):,} bytes" if len(data) <= info.file_size else "more"
             raise zipfile.BadZipFile(f"member holds {size}, not the {info.file_size:,} bytes declared")
-        if zlib.crc32(data) != info.CRC:
+        if _crc32()(data) != info.CRC:
             raise zipfile.BadZipFile(f"Bad CRC-32 for file {info.filename!r}")
         return data
 

@@ -226,28 +226,33 @@ def save_image(media: Media, target: str | os.PathLike[str], suffix: str) -> boo
     """Write ``media`` to the file ``target`` as an image with ``suffix``; True when it re-encoded.
 
     Like :func:`write_image`, but a local file with the same encoding is copied with the operating
-    system's fast path (``sendfile``) into a new, independent file (never a link), and bytes in memory (read
-    ahead) are written with one ``write`` call (three system calls in all, each one a moment when another
-    thread may take the GIL).
+    system's fast path (``sendfile``) into a new, independent file (never a link); bytes in memory (read
+    ahead), and the bytes of an archive member or remote file of up to 64 MiB (read whole), are written with
+    one ``write`` call (three system calls in all, each one a moment when another thread may take the GIL).
     """
-    data = media.data
-    if data is not None and same_encoding(suffix, media.suffix):
-        write_file(target, data)
-        return False
-    if media.path is not None and same_encoding(suffix, media.suffix):
-        try:
-            shutil.copyfile(media.path, target)
-        except OSError as exc:
-            if os.path.isfile(media.path) and os.access(media.path, os.R_OK):
-                raise  # the target is the problem
-            raise DatasetError(f"cannot read: {exc.strerror or exc}", media.name) from None
-        return False
+    if same_encoding(suffix, media.suffix):
+        if media.data is None and media.path is not None:
+            try:
+                shutil.copyfile(media.path, target)
+            except OSError as exc:
+                if os.path.isfile(media.path) and os.access(media.path, os.R_OK):
+                    raise  # the target is the problem
+                raise DatasetError(f"cannot read: {exc.strerror or exc}", media.name) from None
+            return False
+        loaded = media.loaded(_WHOLE_LIMIT)  # an archive member or a remote file: one read, one write
+        if loaded is not None and loaded.data is not None:
+            write_file(target, loaded.data)
+            if loaded is not media:
+                _recent.head = (weakref.ref(media), loaded.data)  # for header_info right after
+            return False
     with open(target, "wb") as stream:
         return write_image(media, stream, suffix)
 
 
 # ------------------------------------------------------------------------------------- header info
 _HEAD_LIMIT = 1 << 16
+#: :func:`save_image` copies media of at most this size (not on the local disk) with one read and one write.
+_WHOLE_LIMIT = 64 << 20
 #: The first bytes of the media this thread's last ``write_image`` copied (a weak reference to it, the bytes).
 _recent = threading.local()
 _JPEG_SOF = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})

@@ -39,11 +39,12 @@ def _files(root: Path) -> list[tuple[str, Path]]:
     return sorted((p.relative_to(root).as_posix(), p) for p in root.rglob("*") if p.is_file())
 
 
-def pack(root: Path, archive: Path, *, wrap: str = "", dot: bool = False) -> Path:
-    """Zip or tar ``root``'s files as ``archive``; ``wrap`` adds a top folder, ``dot`` writes ``./``-names."""
+def pack(root: Path, archive: Path, *, wrap: str = "", dot: bool = False, stored: bool = False) -> Path:
+    """Zip or tar ``root``'s files as ``archive``; ``wrap`` adds a top folder, ``dot`` writes ``./``-names,
+    ``stored`` zips without compression."""
     prefix = (wrap + "/" if wrap else "") or ("./" if dot else "")
     if archive.suffix == ".zip":
-        with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as out:
+        with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED) as out:
             for rel, path in _files(root):
                 out.write(path, prefix + rel)
     else:
@@ -191,12 +192,13 @@ def test_round_trip_through_memory(datumaro_fixtures, tmp_path, memory, source, 
 @pytest.mark.parametrize(("dataset", "fmt"), [("coco_dataset/coco_instances", "voc"),
                                            ("coco_dataset/coco_roboflow", "voc"),
                                            ("voc_dataset/voc_dataset1", "coco")])
-@pytest.mark.parametrize("packing", ["flat.zip", "wrapped.tar.gz"])
+@pytest.mark.parametrize("packing", ["flat.zip", "stored.zip", "wrapped.tar.gz"])
 def test_conversion_with_images_from_an_archive_equals_the_tree(datumaro_fixtures, tmp_path, dataset, fmt, packing):
-    """Images copied from members (read ahead in threads from zips, while a VOC reader reads its XML)."""
+    """Images copied from members (deflated ones read ahead in threads, stored ones read whole when copied)."""
     tree = datumaro_fixtures / dataset
     kind, _, suffix = packing.partition(".")
-    archive = pack(tree, tmp_path / f"data.{suffix}", wrap="export" if kind == "wrapped" else "")
+    archive = pack(tree, tmp_path / f"data.{suffix}", wrap="export" if kind == "wrapped" else "",
+                   stored=kind == "stored")
     dsformats.convert(tree, tmp_path / "from-tree", fmt, writer_options={"save_images": True})
     report = dsformats.convert(archive, tmp_path / "from-archive", fmt, writer_options={"save_images": True})
     assert report.media_copied > 0
@@ -230,14 +232,15 @@ def corrupt_member(archive: Path, member: str, kind: str) -> None:
     raise AssertionError(f"no single byte gives a {kind} error in {member}")
 
 
-@pytest.mark.parametrize("kind", ["crc", "inflate"])
+@pytest.mark.parametrize("kind", ["crc", "inflate", "stored crc"])
 def test_a_corrupt_member_fails_or_is_skipped_naming_it(tmp_path, kind):
     from dsformats.testing import generate_items
 
     header, items = generate_items(("bbox",), seed=3, count=12, image_suffixes=(".png",))
     tree = tmp_path / "tree"
     dsformats.write(items, tree, "coco", header=header, options={"save_images": True})
-    archive = pack(tree, tmp_path / "data.zip")
+    stored, _, kind = kind.rpartition(" ")
+    archive = pack(tree, tmp_path / "data.zip", stored=bool(stored))
     with zipfile.ZipFile(archive) as zf:
         victim = sorted(n for n in zf.namelist() if n.endswith(".png"))[5]
     corrupt_member(archive, victim, kind)

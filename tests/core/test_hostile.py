@@ -213,7 +213,23 @@ FULL_DISK = """
             return Full(stream, str(file))
         return stream
 
+    real_os_open, real_os_write, staged = os.open, os.write, {}
+
+    def full_os_open(path, flags, *args, **kwargs):  # files written with plain system calls
+        fd = real_os_open(path, flags, *args, **kwargs)
+        if flags & (os.O_WRONLY | os.O_RDWR) and ".dsformats-" in str(path):
+            staged[fd] = str(path)
+        return fd
+
+    def full_os_write(fd, data):
+        if fd in staged:
+            Full.written += len(data)
+            if Full.written > limit:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), staged[fd])
+        return real_os_write(fd, data)
+
     builtins.open = io.open = full_open
+    os.open, os.write = full_os_open, full_os_write
     from dsformats.cli import main
 
     sys.exit(main(sys.argv[2:]))
