@@ -30,7 +30,7 @@ import struct
 import tarfile
 import zipfile
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from fsspec.archive import AbstractArchiveFileSystem
@@ -57,12 +57,20 @@ def _display(fo: Any, fallback: str) -> str:
     return fallback
 
 
-def _member_name(raw: str, where: str) -> str:
-    """The normalised member name (``./a//b`` -> ``a/b``); a DatasetError when it escapes the archive."""
+def _where(archive: str, member: str) -> str:
+    return f"{archive}!{member}"
+
+
+def _member_name(raw: str, where: str | Callable[[], str]) -> str:
+    """The normalised member name (``./a//b`` -> ``a/b``); a DatasetError when it escapes the archive.
+
+    ``where`` names the member in the error (a function giving it: built only when needed).
+    """
     name = raw.rstrip("/")
     try:
-        return safe_relative(re.sub("/+", "/", name), location=where)
+        return safe_relative(re.sub("/+", "/", name) if "//" in name else name)
     except DatasetError as exc:
+        where = where if isinstance(where, str) else where()
         raise DatasetError(f"archive member name escapes the archive: {exc.args[0]}", where) from None
 
 
@@ -213,15 +221,16 @@ class SafeZipFileSystem(ZipFileSystem):
     def _check(self) -> None:
         budget = ZipBudget(self.archive_name)
         for info in self.zip.infolist():
-            where = f"{self.archive_name}!{info.filename}"
             budget.check(info)
-            if info.filename.rstrip("/") in ("", "."):
+            raw = info.filename.rstrip("/")
+            if raw in ("", "."):
                 continue
+            where = functools.partial(_where, self.archive_name, info.filename)  # built for errors only
             name = _member_name(info.filename, where)
             if info.flag_bits & 0x1:
-                raise DatasetError("encrypted archive members are not supported", where)
-            if name != info.filename.rstrip("/"):  # ``./a`` or ``a//b``: reachable only under its raw name
-                raise DatasetError("archive member name is not in normal form", where)
+                raise DatasetError("encrypted archive members are not supported", where())
+            if name != raw:  # ``./a`` or ``a//b``: reachable only under its raw name
+                raise DatasetError("archive member name is not in normal form", where())
 
     def all_files(self) -> list[str]:
         """The names of all file members, listed once."""
