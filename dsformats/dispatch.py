@@ -359,10 +359,17 @@ def _guarded(
             bad_item(DuplicateItemError(f"duplicate item id {item.id!r} in subset {item.subset!r}"))
             continue
         report.items_read[item.subset] += 1
-        unsupported = [a for a in item.annotations if a.kind not in supported]
+        deferred = item.deferred
+        if deferred is not None:  # counted without building them; built only when some must go
+            unsupported = {kind: n for kind, n in deferred.kinds().items() if kind not in supported and n}
+        else:
+            unsupported = {}
+            for ann in item.annotations:
+                if ann.kind not in supported:
+                    unsupported[ann.kind] = unsupported.get(ann.kind, 0) + 1
         if unsupported:
-            for ann in unsupported:
-                report.drop(ann.kind, not_stored_reason(spec.name, ann.kind))
+            for kind, n in unsupported.items():
+                report.drop(kind, not_stored_reason(spec.name, kind), n)
             item = attrs.evolve(item, annotations=[a for a in item.annotations if a.kind in supported])
         yield item
         if progress is not None:

@@ -33,12 +33,15 @@ from dsformats.fileaccess import worth_reading_ahead
 if TYPE_CHECKING:  # pragma: no cover
     from PIL.Image import Image as PILImage
 
+    from dsformats.zipstream import Compressed, ZipMember
+
 __all__ = [
     "ANNOTATION_KINDS",
     "Annotation",
     "Bbox",
     "Caption",
     "Categories",
+    "DeferredAnnotations",
     "Header",
     "Item",
     "KeypointSchema",
@@ -108,6 +111,9 @@ class Media:
     ``read_ahead`` is True when the bytes are worth reading ahead in another thread and may be read
     concurrently with other reads of the same source (set by :meth:`from_file` for deflated zip members
     and object-store files): a conversion whose writer copies images then reads them while the writer works.
+    ``zip_member`` is set by readers whose media are members of an open zip archive: the bytes are read
+    through it (:meth:`read_bytes`, :meth:`packed`), from any thread, and zip writers can copy the member's
+    compressed bytes without inflating them (:meth:`packed`).
 
     A Media object coming from a reader is valid only while that reader is open.
     """
@@ -118,6 +124,7 @@ class Media:
     path: str | None = None
     _size: tuple[int, int] | None = attrs.field(default=None, alias="size")
     read_ahead: bool = attrs.field(default=False, kw_only=True)
+    zip_member: ZipMember | None = attrs.field(default=None, kw_only=True, repr=False)
     #: The bytes, when held in memory (:meth:`from_bytes`, :meth:`loaded`); then nothing is opened to use them.
     _data: bytes | None = attrs.field(default=None, init=False, repr=False)
     #: The UPath of a file of an archive or object store (:meth:`from_file`), which :meth:`load_all` reads.
@@ -172,9 +179,11 @@ class Media:
         with self._reading():
             with self.opener() as stream:
                 declared = getattr(stream, "size", None)  # zip members and object-store files know it
+                if declared is None and self.path is not None:  # a local file: its size, not a limit-sized buffer
+                    declared = os.fstat(stream.fileno()).st_size
                 if isinstance(declared, int) and declared > limit:
                     return None
-                data = stream.read(limit + 1)
+                data = stream.read() if isinstance(declared, int) else stream.read(limit + 1)
         if len(data) > limit:
             return None
         return self._with_data(data)
@@ -227,8 +236,36 @@ class Media:
         if self._data is not None:
             return self._data
         with self._reading():
+            if self.zip_member is not None:
+                return self.zip_member.read()
             with self.opener() as stream:
                 return stream.read()
+
+    def packed(self, compression: int, limit: int) -> Compressed | None:
+        """The bytes as a zip member compressed with ``compression`` (a ``zipfile`` constant) stores them; None
+        when they are over ``limit`` bytes (stored or plain). Errors as :meth:`read_bytes`.
+
+        A :attr:`zip_member` already compressed that way is copied as it is stored: not inflated, with the CRC
+        and sizes its archive declares (a stored one has its CRC checked; a compressed one is not inflated, so
+        its CRC is not checked). Anything else is read, checked, and compressed as ``zipfile`` would.
+        """
+        from dsformats.zipstream import compress, fast_crc32
+
+        member = self.zip_member if self._data is None else None
+        with self._reading():
+            if member is not None and member.info.compress_type == compression:
+                if member.info.compress_size > limit:
+                    return None
+                packed = member.compressed()
+                if compression == zipfile.ZIP_STORED and fast_crc32()(packed.data) != packed.crc:
+                    raise zipfile.BadZipFile(f"Bad CRC-32 for file {member.info.filename!r}")
+                return packed
+            if member is not None:
+                data = member.read() if member.info.file_size <= limit else None
+            else:
+                loaded = self.loaded(limit)
+                data = None if loaded is None else loaded._data
+            return None if data is None else compress(data, compression)
 
     def copy_to(self, dst: IO[bytes], *, keep_head: int = 0) -> bytes:
         """Copy the raw bytes into ``dst`` in chunks, without decoding; return the first ``keep_head`` bytes.
@@ -556,24 +593,93 @@ class Header:
 # -------------------------------------------------------------------------------------------- items
 
 
-def _annotations(values: Iterable[Annotation]) -> tuple[Annotation, ...]:
-    return tuple(values)
+class DeferredAnnotations:
+    """An item's annotations as a reader's own source, built only when someone reads them.
+
+    A reader subclasses this and passes an instance as ``Item(annotations=...)``. Every consumer still sees
+    :attr:`Item.annotations` as a tuple: it is built by :meth:`build` on first access and cached. Equality,
+    hashing, ``repr`` and pickling of the item use that tuple (a pickled item carries the built tuple, not the
+    source). Replacing the annotations (``attrs.evolve(item, annotations=...)``) drops the source.
+
+    Subclasses implement :meth:`build`, and may implement :meth:`kinds` (counted without building) and
+    :meth:`raw` (the source's own form, for a writer of the same ``format`` to copy without building).
+    :meth:`build` must not fail: a reader checks the data before deferring, and gives anything it cannot
+    vouch for as a tuple.
+    """
+
+    #: The format whose writer understands :meth:`raw` ("" for none).
+    format: ClassVar[str] = ""
+
+    def __init__(self) -> None:
+        self._built: tuple[Annotation, ...] | None = None
+
+    def build(self) -> Iterable[Annotation]:
+        """Make the annotations (called once, by :attr:`annotations`)."""
+        raise NotImplementedError
+
+    @property
+    def annotations(self) -> tuple[Annotation, ...]:
+        """The annotations, built on first access and cached."""
+        if self._built is None:
+            self._built = tuple(self.build())
+        return self._built
+
+    def kinds(self) -> dict[str, int]:
+        """How many annotations of each kind :attr:`annotations` holds (by default, counted from them)."""
+        counts: dict[str, int] = {}
+        for ann in self.annotations:
+            counts[ann.kind] = counts.get(ann.kind, 0) + 1
+        return counts
+
+    def raw(self) -> Any:
+        """The source's own form of these annotations, for a writer of :attr:`format`; None when there is none."""
+        return None
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (tuple, (self.annotations,))  # crosses process boundaries as the plain tuple
 
 
-@attrs.frozen(kw_only=True)
+def _annotations(values: Iterable[Annotation] | DeferredAnnotations) -> tuple[Annotation, ...] | DeferredAnnotations:
+    return values if isinstance(values, DeferredAnnotations) else tuple(values)
+
+
+def _built(value: tuple[Annotation, ...] | DeferredAnnotations) -> tuple[Annotation, ...]:
+    return value.annotations if isinstance(value, DeferredAnnotations) else value
+
+
+@attrs.frozen(kw_only=True, repr=False)
 class Item:
     """One dataset sample.
 
     ``id`` is a relative POSIX path without suffix, possibly nested (``a/b/3``); ``subset`` defaults to
-    ``"default"``; ``media`` is lazy; ``attributes`` holds item-level data (e.g. a source id).
+    ``"default"``; ``media`` is lazy; ``annotations`` is a tuple, or a reader's :class:`DeferredAnnotations`
+    (read back as the tuple it builds); ``attributes`` holds item-level data (e.g. a source id).
     """
 
     id: str = attrs.field(validator=_check_id)
     subset: str = "default"
     media: Media | None = attrs.field(default=None, eq=False)
-    annotations: tuple[Annotation, ...] = attrs.field(default=(), converter=_annotations)
+    _annotations: tuple[Annotation, ...] | DeferredAnnotations = attrs.field(
+        default=(), converter=_annotations, eq=_built, alias="annotations"
+    )
     attributes: dict[str, Any] = attrs.field(factory=dict, converter=_plain_dict, hash=False)
+
+    @property
+    def annotations(self) -> tuple[Annotation, ...]:
+        """The annotations (built from a :class:`DeferredAnnotations` on first access)."""
+        value = self._annotations
+        return value.annotations if isinstance(value, DeferredAnnotations) else value
+
+    @property
+    def deferred(self) -> DeferredAnnotations | None:
+        """The reader's deferred source of the annotations; None when they were given as a tuple."""
+        value = self._annotations
+        return value if isinstance(value, DeferredAnnotations) else None
 
     def annotations_of(self, *types: type[Annotation]) -> Iterator[Annotation]:
         """The annotations that are instances of ``types``."""
         return (ann for ann in self.annotations if isinstance(ann, types))
+
+    def __repr__(self) -> str:
+        return (f"Item(id={self.id!r}, subset={self.subset!r}, media={self.media!r}, "
+                f"annotations={self.annotations!r}, attributes={self.attributes!r})")

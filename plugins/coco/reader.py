@@ -8,6 +8,7 @@ one item per image, joined by ``file_name`` (each file's own image ids are resol
 from __future__ import annotations
 
 import copy
+import weakref
 from array import array
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -35,6 +36,7 @@ from dsformats import (
     shard_range,
 )
 from dsformats.fileaccess import Joiner, as_path, is_local, join_within, open_binary, safe_relative, walk_files
+from dsformats.model import DeferredAnnotations
 from dsformats.policy import bad_item, not_stored, stored_kinds, warn
 
 from .jsonindex import JsonFile, JsonView
@@ -142,14 +144,19 @@ class _Source:
         self.labels: dict[int, str] = {}
         self.order: Any = None
         self.keys: Any = None
+        #: Per element of ``order`` (instances files): its kinds code (see :func:`_plain_code`), -1 if unusual.
+        self.codes: Any = None
+
+    def span(self, item_index: int) -> tuple[int, int]:
+        """Where the elements of ``item_index`` are in ``order`` (and ``codes``)."""
+        if self.keys is None or not len(self.keys):
+            return 0, 0
+        return int(self.keys.searchsorted(item_index, "left")), int(self.keys.searchsorted(item_index, "right"))
 
     def hits(self, item_index: int) -> Sequence[int]:
         """Annotation element indices of ``item_index``, in file order."""
-        if self.keys is None or not len(self.keys):
-            return ()
-        lo = int(self.keys.searchsorted(item_index, "left"))
-        hi = int(self.keys.searchsorted(item_index, "right"))
-        return self.order[lo:hi].tolist()
+        lo, hi = self.span(item_index)
+        return self.order[lo:hi].tolist() if hi > lo else ()
 
     @property
     def panoptic_dir(self) -> Path:
@@ -265,6 +272,9 @@ class CocoReader:
         self._first = 0  # the item index of _items[0] (a shard reader holds only its range)
         self._indexed = False  # a shard reader arrives indexed: entering it reads nothing
         self._png: tuple[Path, Any, Any] | None = None
+        #: Deferred annotations given out and maybe not built yet: built when the reader closes, so that items
+        #: kept after it (as a list of items) still read them.
+        self._pending: weakref.WeakSet[_Deferred] = weakref.WeakSet()
 
     # -- opening
 
@@ -284,7 +294,10 @@ class CocoReader:
         self.close()
 
     def close(self) -> None:
-        """Release every mapped file."""
+        """Release every mapped file (building the deferred annotations still held by someone first)."""
+        for deferred in list(getattr(self, "_pending", ())):
+            deferred.annotations  # noqa: B018 - built and cached
+        self._pending = weakref.WeakSet()
         for source in self._sources:
             if source.json is not None:
                 source.json.close()
@@ -457,6 +470,8 @@ class CocoReader:
         plain = known | {AREA_ATTR} if known else None  # keys that add nothing to annotation_keys
         labels = source.labels
         element = json.element
+        codes = array("h", [-1]) * len(json) if task == INSTANCES else None
+        items = self._items
         for i in range(len(json)):
             # The common case, checked with as few Python operations as possible; anything unusual (or wrong)
             # takes the full path below, which names the problem.
@@ -471,6 +486,8 @@ class CocoReader:
                 owners[i] = index
                 if plain is not None and not plain.issuperset(ann):
                     annotation_keys.update(k for k in ann if k not in plain)
+                if codes is not None and cid:
+                    codes[i] = _plain_code(ann, items[index].size)
                 continue
             try:
                 self._index_one(source, i, local, dead, owners, known, annotation_keys)
@@ -481,6 +498,8 @@ class CocoReader:
         by_item = np.frombuffer(owners, dtype=np.int64)
         source.order = np.argsort(by_item, kind="stable")
         source.keys = by_item[source.order]
+        if codes is not None:
+            source.codes = np.frombuffer(codes, dtype=np.int16)[source.order]
 
     def _index_one(
         self, source: _Source, i: int, local: dict[int, int], dead: set[int], owners: Any, known: Any,
@@ -536,9 +555,24 @@ class CocoReader:
             positions = positions[self.positions.start : self.positions.stop]
         # A target that stores no annotations (image_zip): count them by kind instead of building them.
         count_only = stored_kinds() == frozenset()
+        # Items of a subset with one instances file only may be given deferred annotations (see _Deferred).
+        single = {name: found[0] for name, found in by_subset.items() if len(found) == 1 and found[0].codes is not None}
         for index in positions:
             record = self._items[index - self._first]
             if index in self._bad:
+                continue
+            deferred = self._deferred(single.get(record.subset), record, index)
+            if deferred is not None:
+                try:
+                    path = join(record.images_dir, record.file_name, location=record.file_name)
+                except DatasetError as exc:
+                    bad_item(exc)
+                    continue
+                if count_only:
+                    for kind, count in deferred.kinds().items():
+                        not_stored(kind, count)
+                yield Item(id=record.id, subset=record.subset, media=Media.from_file(path, size=record.size),
+                           annotations=() if count_only else deferred, attributes=record.attributes)
                 continue
             annotations: list[Annotation] = []
             state = _ItemState(record)
@@ -564,6 +598,18 @@ class CocoReader:
                 annotations=annotations,
                 attributes=record.attributes,
             )
+
+    def _deferred(self, source: _Source | None, record: _ItemRecord, index: int) -> _Deferred | None:
+        """The item's annotations as a :class:`_Deferred`, when the index checked every one of them."""
+        if source is None:
+            return None
+        lo, hi = source.span(index)
+        codes = source.codes[lo:hi].tolist()
+        if -1 in codes:
+            return None
+        deferred = _Deferred(self, source, record, source.order[lo:hi].tolist(), codes)
+        self._pending.add(deferred)
+        return deferred
 
     def _convert(self, source: _Source, element: int, state: _ItemState) -> list[Annotation]:
         assert source.json is not None
@@ -697,7 +743,7 @@ class CocoReader:
         positions = shard_range(key)
         assert positions is not None and not self._first
         clone = copy.copy(self)
-        clone.positions, clone._indexed, clone._png = None, True, None
+        clone.positions, clone._indexed, clone._png, clone._pending = None, True, None, weakref.WeakSet()
         clone._first = positions.start
         clone._items = self._items[positions.start : positions.stop]
         clone._by_key, clone._by_id = {}, {}
@@ -708,10 +754,102 @@ class CocoReader:
             if source.keys is not None:
                 lo, hi = source.keys.searchsorted([positions.start, positions.stop])
                 part.order, part.keys = source.order[lo:hi], source.keys[lo:hi]
+                if source.codes is not None:
+                    part.codes = source.codes[lo:hi]
             assert isinstance(source.json, JsonFile)
             part.json = JsonView(source.json, part.order if part.order is not None else ())
             clone._sources.append(part)
         return clone
+
+
+class _Deferred(DeferredAnnotations):
+    """The annotations of one item of an instances file, built from its JSON elements when first read.
+
+    The index checked every element (:func:`_plain_code`), so building cannot fail. It is also the raw
+    form (:meth:`raw`) the COCO writer copies: :meth:`element` parses one element again, :meth:`label`
+    names its category, :meth:`convert` builds only that element's annotations.
+    """
+
+    format = "coco"
+
+    def __init__(
+        self, reader: CocoReader, source: _Source, record: _ItemRecord, elements: list[int], codes: list[int]
+    ) -> None:
+        super().__init__()
+        self.reader, self.source, self.record, self.elements, self.codes = reader, source, record, elements, codes
+        self.state = _ItemState(record)
+
+    def build(self) -> list[Annotation]:
+        state = _ItemState(self.record)
+        return [ann for element in self.elements for ann in self.reader._convert(self.source, element, state)]
+
+    def kinds(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for code in self.codes:  # as _kinds: box, polygons, mask
+            if code & 1:
+                counts["bbox"] = counts.get("bbox", 0) + 1
+            if code >> 2:
+                counts["polygon"] = counts.get("polygon", 0) + (code >> 2)
+            if code & 2:
+                counts["mask"] = counts.get("mask", 0) + 1
+        return counts
+
+    def raw(self) -> _Deferred:
+        return self
+
+    def element(self, element: int) -> dict[str, Any]:
+        """The parsed JSON object of ``element`` (one of :attr:`elements`)."""
+        assert self.source.json is not None
+        return self.source.json.element(element)
+
+    def label(self, category_id: int) -> str:
+        """The label of a category id of this file."""
+        return self.source.labels[category_id]
+
+    def convert(self, element: int) -> list[Annotation]:
+        """The annotations of one element, as :meth:`build` makes them (elements in order, each at most once)."""
+        return self.reader._convert(self.source, element, self.state)
+
+
+def _plain_code(ann: dict, size: tuple[int, int] | None) -> int:
+    """What an instances annotation that :meth:`CocoReader._convert` turns into shapes without error holds.
+
+    ``1`` for a box, ``2`` for an RLE mask, plus 4 per polygon; -1 for anything else (an error, keypoints,
+    no shape, a value that is converted): such an item is built and checked when it is read, as before.
+    """
+    nested = ann.get("attributes")
+    if (nested is not None and type(nested) is not dict) or "keypoints" in ann:
+        return -1
+    if "score" in ann and type(ann["score"]) is not int and type(ann["score"]) is not float:
+        return -1
+    if type(ann.get("iscrowd", 0)) is not int:
+        return -1
+    bbox = ann.get("bbox")
+    if type(bbox) is not list:
+        return -1
+    code = 0
+    if bbox:
+        if len(bbox) != 4 or not _NUMBER_TYPES.issuperset(map(type, bbox)):
+            return -1
+        code = 1
+    segmentation = ann.get("segmentation")
+    if type(segmentation) is list:
+        for part in segmentation if segmentation and type(segmentation[0]) is list else [segmentation]:
+            if type(part) is not list:
+                return -1
+            if part:
+                if len(part) % 2 or len(part) < 6 or not _NUMBER_TYPES.issuperset(map(type, part)):
+                    return -1
+                code += 4
+    elif type(segmentation) is dict:
+        try:
+            _rle(segmentation, "", size)
+        except DatasetError:
+            return -1
+        code |= 2
+    elif segmentation is not None:
+        return -1
+    return code if 0 < code < 1 << 14 else -1
 
 
 class _SegmentLoader:
