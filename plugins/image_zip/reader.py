@@ -13,7 +13,7 @@ from dsformats.idset import KeyMap
 from dsformats.imaging import IMAGE_SUFFIXES
 from dsformats.limits import ZipBudget
 from dsformats.policy import bad_item
-from dsformats.zipstream import StreamingZipReader
+from dsformats.zipstream import StreamingZipReader, ZipMember
 
 from .schema import ARCHIVE_SUFFIX, is_junk, split_member
 
@@ -84,6 +84,7 @@ class _Archive:
             name=f"{self.path}!{info.filename}",
             suffix=split_member(info.filename)[1],
             opener=lambda: self.zip.open(info),
+            zip_member=ZipMember(self.zip, info),
         )
 
     def close(self) -> None:

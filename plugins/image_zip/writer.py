@@ -2,22 +2,44 @@
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
 import contextlib
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from dsformats import DatasetError, Header, Item, Report
+from dsformats import DatasetError, Header, Item, Media, Report
 from dsformats.fileaccess import safe_relative
 from dsformats.idset import KeyMap
 from dsformats.imaging import reencode_task, same_encoding
-from dsformats.parallel import ordered_map
+from dsformats.parallel import ordered_map, resolve_jobs
 from dsformats.policy import bad_item
-from dsformats.zipstream import SpoolingZipWriter
+from dsformats.zipstream import Compressed, SpoolingZipWriter, compress
 
 from .schema import COMPRESSION, DEFAULT_IMAGE_EXT, MEMBER_DATE_TIME, path_suffix, shard_archive_name
+
+#: Media larger than this are streamed into the archive instead of held in memory (and then compressed again
+#: even when their source member was already compressed the same way).
+_IN_MEMORY = 16 << 20
+#: Members compressed ahead of the writer, per thread.
+_AHEAD = 4
+
+
+def _thread_safe(media: Media) -> bool:
+    """True when the media's bytes may be read from a worker thread (files, zip members, bytes, read-ahead)."""
+    return media.data is not None or media.path is not None or media.zip_member is not None or media.read_ahead
+
+
+def _read(media: Media) -> bytes | DatasetError | None:
+    """The bytes of a media read in this thread; None when over :data:`_IN_MEMORY` (streamed later)."""
+    try:
+        loaded = media.loaded(_IN_MEMORY)
+    except DatasetError as exc:
+        return exc
+    return None if loaded is None else loaded.data
 
 
 class ImageZipWriter:
@@ -63,26 +85,77 @@ class ImageZipWriter:
         """Store every item's image; items without one are counted as dropped."""
         self.archive_path.parent.mkdir(parents=True, exist_ok=True)
         planned = ordered_map(reencode_task, self._plan(items, report), jobs=self.jobs, catch=(DatasetError,))
-        # closing: a bad item raised below shuts the worker pool down now, not at interpreter exit
+        packed = self._packed(planned)
+        # closing: a bad item raised below shuts the worker pools down now, not at interpreter exit
         with (
             contextlib.closing(planned),
+            contextlib.closing(packed),
             SpoolingZipWriter(self.archive_path, "w", compression=self.compression) as archive,
         ):
-            for (item, name), result in planned:
-                if isinstance(result, DatasetError):
-                    bad_item(result)
+            for (item, name, reencoded), member in packed:
+                if isinstance(member, DatasetError):
+                    bad_item(member)
                     continue
                 assert item.media is not None
                 info = zipfile.ZipInfo(name, date_time=MEMBER_DATE_TIME)
                 info.compress_type = self.compression
                 info.external_attr = 0o644 << 16
-                with archive.open(info, "w", force_zip64=True) as member:
-                    if result is None:
-                        item.media.copy_to(member)
-                    else:
-                        member.write(result)
-                report.wrote_media(result is not None)
+                if member is not None:
+                    archive.write_compressed(info, member)
+                else:  # too large to hold: streamed through zipfile (compressed again)
+                    with archive.open(info, "w", force_zip64=True) as stream:
+                        item.media.copy_to(stream)
+                report.wrote_media(reencoded)
                 report.wrote_item(item.subset)
+
+    def _packed(
+        self, planned: Iterable[tuple[tuple[Item, str], Any]]
+    ) -> Generator[tuple[tuple[Item, str, bool], Compressed | DatasetError | None], None, None]:
+        """Each planned member as the bytes the archive stores (None: too large to hold, stream it).
+
+        Compressed archives are compressed by ``jobs`` threads, in order, a few members ahead of the writer.
+        """
+        threads = resolve_jobs(self.jobs) if self.compression != zipfile.ZIP_STORED else 1
+        if threads == 1:
+            for (item, name), result in planned:
+                yield (item, name, result is not None), self._pack(item, result)
+            return
+        pending: collections.deque[tuple[tuple[Item, str, bool], concurrent.futures.Future[Any]]]
+        pending = collections.deque()
+        with concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="dsformats-zip") as pool:
+            try:
+                for (item, name), result in planned:
+                    context = (item, name, result is not None)
+                    assert item.media is not None
+                    future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+                    if result is None and not _thread_safe(item.media):
+                        result = _read(item.media)  # read here, in order; compressed in a thread
+                    if result is None and not _thread_safe(item.media):
+                        future.set_result(None)  # too large to hold: streamed by the writer
+                    else:
+                        future = pool.submit(self._pack, item, result)
+                    pending.append((context, future))
+                    while pending and (len(pending) > _AHEAD * threads or pending[0][1].done()):
+                        context, done = pending.popleft()
+                        yield context, done.result()
+                while pending:
+                    context, done = pending.popleft()
+                    yield context, done.result()
+            finally:
+                for _, future in pending:
+                    future.cancel()
+
+    def _pack(self, item: Item, result: bytes | DatasetError | None) -> Compressed | DatasetError | None:
+        """Re-encoded bytes (``result``), or else the item's image, compressed for the archive."""
+        if isinstance(result, DatasetError):
+            return result
+        try:
+            if result is not None:
+                return compress(result, self.compression)
+            assert item.media is not None
+            return item.media.packed(self.compression, _IN_MEMORY)
+        except DatasetError as exc:
+            return exc
 
     def _plan(self, items: Iterable[Item], report: Report) -> Iterator[tuple[tuple[Item, str], Any]]:
         """Check each item's member name; pair it with a re-encode task, or None for a byte copy."""

@@ -11,6 +11,7 @@ import pytest
 
 import dsformats
 from dsformats import DatasetError
+from dsformats.zipstream import ZipMember
 
 from .conftest import pixels, read_all, write_zip
 
@@ -311,7 +312,14 @@ def test_no_member_is_opened_before_its_first_read(tmp_path: Path, make_image, m
         opened.append(name if isinstance(name, str) else name.filename)
         return real_open(self, name, *args, **kwargs)
 
+    real_compressed = ZipMember.compressed
+
+    def counting_compressed(self):  # reads of a member's stored bytes (positional, no ZipFile.open)
+        opened.append(self.info.filename)
+        return real_compressed(self)
+
     monkeypatch.setattr(zipfile.ZipFile, "open", counting_open)
+    monkeypatch.setattr(ZipMember, "compressed", counting_compressed)
     monkeypatch.setattr(zipfile.ZipFile, "read", lambda *a, **k: pytest.fail("ZipFile.read called"))
     with dsformats.read(archive, "image_zip") as reader:
         items = list(reader.items())
