@@ -7,9 +7,10 @@ central directory is written at ``close()``. These two subclasses keep none:
 - :class:`StreamingZipReader` reads only the end-of-central-directory record when it opens;
   :meth:`~StreamingZipReader.iter_infos` parses the central directory record by record (in chunks) into
   ``ZipInfo`` objects that live as long as the caller keeps them, and ``open(info)`` works as usual.
-- :class:`SpoolingZipWriter` spools each written member's ``ZipInfo`` (its slots, marshalled) to an unnamed
-  temporary file and rebuilds them one at a time when ``zipfile`` writes the central directory, so the
-  archive bytes are exactly those ``zipfile.ZipFile`` writes.
+- :class:`SpoolingZipWriter` spools each written member's central directory record (written by ``zipfile``'s
+  own code, from the member's ``ZipInfo``, when the member is complete) to an unnamed temporary file and
+  copies them into the archive at ``close()``, so the archive bytes are exactly those ``zipfile.ZipFile``
+  writes.
 
 Members can also be moved as their stored (compressed) bytes, without ``zipfile``'s per-member file object:
 :func:`compress` compresses bytes exactly as ``zipfile`` does (from any thread: zlib, bz2 and lzma release the
@@ -24,8 +25,9 @@ checks, ZIP64 records) is ``zipfile``'s own code.
 from __future__ import annotations
 
 import functools
-import marshal
+import io
 import os
+import shutil
 import struct
 import tempfile
 import zipfile
@@ -45,8 +47,6 @@ _DESCRIPTOR = struct.Struct("<LLQQ")  # a ZIP64 data descriptor: signature, CRC,
 _CHUNK = 1 << 18
 # since Python 3.12 (and some 3.11 patch releases) ZipInfo._decodeExtra takes the CRC of the raw file name
 _EXTRA_TAKES_CRC = zipfile.ZipInfo._decodeExtra.__code__.co_argcount > 1  # type: ignore[attr-defined]
-_SLOTS = zipfile.ZipInfo.__slots__
-_MISSING = ...  # marshal-able stand-in for a slot that was never set
 
 
 class StreamingZipReader(zipfile.ZipFile):
@@ -266,33 +266,45 @@ class ZipMember(NamedTuple):
             return fp.read(size)
 
 
-class _SpooledInfos:
-    """The writer's ``filelist``: ``append`` spools a ``ZipInfo``; iterating rebuilds them in order."""
+class _Record:
+    """Just what ``ZipFile._write_end_record`` uses, to have zipfile write one member's central directory record."""
+
+    def __init__(self, info: zipfile.ZipInfo) -> None:
+        self.fp = io.BytesIO()
+        self.filelist = [info]
+        self.start_dir = 0
+        self._comment = b""
+        self._allowZip64 = True
+        self.mode = "w"
+
+
+class _SpooledRecords:
+    """The writer's ``filelist``: ``append`` spools the member's central directory record, as zipfile writes it.
+
+    Iterating yields nothing: :meth:`SpoolingZipWriter._write_end_record` copies the records, and zipfile then
+    writes only the end records (``len()`` is the number of members).
+    """
 
     def __init__(self, dir: str | None) -> None:
         self._file: IO[bytes] = tempfile.TemporaryFile(dir=dir)
         self._count = 0
 
     def append(self, info: zipfile.ZipInfo) -> None:
-        marshal.dump(tuple(getattr(info, slot, _MISSING) for slot in _SLOTS), self._file)
+        record = _Record(info)
+        zipfile.ZipFile._write_end_record(record)  # type: ignore[arg-type, attr-defined]
+        self._file.write(record.fp.getbuffer()[: -zipfile.sizeEndCentDir])  # type: ignore[attr-defined]
         self._count += 1
 
     def __len__(self) -> int:
         return self._count
 
     def __iter__(self) -> Iterator[zipfile.ZipInfo]:
-        stream = self._file
-        stream.seek(0)
-        try:
-            for _ in range(self._count):
-                values = marshal.load(stream)
-                info = zipfile.ZipInfo.__new__(zipfile.ZipInfo)
-                for slot, value in zip(_SLOTS, values, strict=True):
-                    if value is not _MISSING:
-                        setattr(info, slot, value)
-                yield info
-        finally:
-            stream.seek(0, 2)
+        return iter(())
+
+    def copy_to(self, target: IO[bytes]) -> None:
+        """Write every record, in order, to ``target``."""
+        self._file.seek(0)
+        shutil.copyfileobj(self._file, target, 1 << 20)
 
     def close(self) -> None:
         self._file.close()
@@ -306,7 +318,7 @@ class _NoNames(dict):  # type: ignore[type-arg]
 
 
 class SpoolingZipWriter(zipfile.ZipFile):
-    """``zipfile.ZipFile(file, "w", ...)`` whose written members' ``ZipInfo`` objects wait in a temporary file.
+    """``zipfile.ZipFile(file, "w", ...)`` whose members' central directory records wait in a temporary file.
 
     The archive is byte for byte what ``zipfile.ZipFile`` writes. ``namelist()``/``infolist()``/``getinfo()``
     know no members and ``zipfile``'s duplicate-name warning is not given: the caller checks names. The spool
@@ -328,7 +340,7 @@ class SpoolingZipWriter(zipfile.ZipFile):
             raise ValueError("SpoolingZipWriter writes new archives only (mode 'w' or 'x')")
         if spool_dir is None and isinstance(file, (str, PathLike)):
             spool_dir = Path(fspath(file)).parent
-        infos = _SpooledInfos(None if spool_dir is None else fspath(spool_dir))
+        infos = _SpooledRecords(None if spool_dir is None else fspath(spool_dir))
         try:
             super().__init__(file, mode, compression, allowZip64, compresslevel)  # type: ignore[call-overload]
         except BaseException:
@@ -337,12 +349,17 @@ class SpoolingZipWriter(zipfile.ZipFile):
         self.filelist = infos  # type: ignore[assignment]
         self.NameToInfo = _NoNames()
 
+    def _write_end_record(self) -> None:  # noqa: D401 - zipfile's
+        assert self.fp is not None and isinstance(self.filelist, _SpooledRecords)
+        self.filelist.copy_to(self.fp)
+        super()._write_end_record()  # type: ignore[misc]
+
     def close(self) -> None:
         try:
             super().close()
         finally:
             infos = getattr(self, "filelist", None)
-            if isinstance(infos, _SpooledInfos):
+            if isinstance(infos, _SpooledRecords):
                 infos.close()
 
     def write_compressed(self, info: zipfile.ZipInfo, member: Compressed) -> None:
