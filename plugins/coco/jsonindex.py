@@ -14,6 +14,7 @@ import mmap
 import re
 import sys
 from array import array
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -329,6 +330,17 @@ class JsonFile:
 
     def __len__(self) -> int:
         return len(self.starts)
+
+    def parsed(self) -> Iterator[Any]:
+        """Every element of the list section, parsed in order (as :meth:`element`, with less overhead)."""
+        data, loads = self._data, orjson.loads
+        for index, (start, end) in enumerate(zip(self.starts, self.ends, strict=True)):
+            if index and not index % _DROP_EVERY:
+                _drop_pages(data)
+            try:
+                yield loads(data[start:end])
+            except orjson.JSONDecodeError as exc:
+                raise DatasetError(f"invalid JSON: {exc}", f"{self.name}: {self.list_key}[{index}]") from None
 
     def element(self, index: int) -> Any:
         """Parse element ``index`` of the list section (``annotations``)."""

@@ -274,7 +274,7 @@ class CocoReader:
         self._png: tuple[Path, Any, Any] | None = None
         #: Deferred annotations given out and maybe not built yet: built when the reader closes, so that items
         #: kept after it (as a list of items) still read them.
-        self._pending: weakref.WeakSet[_Deferred] = weakref.WeakSet()
+        self._pending: weakref.WeakSet[_Deferred] | None = None  # made when needed (it cannot be pickled)
 
     # -- opening
 
@@ -295,9 +295,9 @@ class CocoReader:
 
     def close(self) -> None:
         """Release every mapped file (building the deferred annotations still held by someone first)."""
-        for deferred in list(getattr(self, "_pending", ())):
+        for deferred in list(self._pending or ()):
             deferred.annotations  # noqa: B018 - built and cached
-        self._pending = weakref.WeakSet()
+        self._pending = None
         for source in self._sources:
             if source.json is not None:
                 source.json.close()
@@ -469,13 +469,11 @@ class CocoReader:
         known = SHAPE_ANN_KEYS if task in SHAPE_TASKS else ()
         plain = known | {AREA_ATTR} if known else None  # keys that add nothing to annotation_keys
         labels = source.labels
-        element = json.element
         codes = array("h", [-1]) * len(json) if task == INSTANCES else None
         items = self._items
-        for i in range(len(json)):
+        for i, ann in enumerate(json.parsed() if task != PANOPTIC else [None] * len(json)):
             # The common case, checked with as few Python operations as possible; anything unusual (or wrong)
             # takes the full path below, which names the problem.
-            ann = element(i) if task != PANOPTIC else None
             if (
                 type(ann) is dict
                 and type(image_id := ann.get("image_id")) is int
@@ -608,6 +606,8 @@ class CocoReader:
         if -1 in codes:
             return None
         deferred = _Deferred(self, source, record, source.order[lo:hi].tolist(), codes)
+        if self._pending is None:
+            self._pending = weakref.WeakSet()
         self._pending.add(deferred)
         return deferred
 
@@ -743,7 +743,7 @@ class CocoReader:
         positions = shard_range(key)
         assert positions is not None and not self._first
         clone = copy.copy(self)
-        clone.positions, clone._indexed, clone._png, clone._pending = None, True, None, weakref.WeakSet()
+        clone.positions, clone._indexed, clone._png, clone._pending = None, True, None, None
         clone._first = positions.start
         clone._items = self._items[positions.start : positions.stop]
         clone._by_key, clone._by_id = {}, {}
@@ -797,18 +797,31 @@ class _Deferred(DeferredAnnotations):
     def raw(self) -> _Deferred:
         return self
 
-    def element(self, element: int) -> dict[str, Any]:
-        """The parsed JSON object of ``element`` (one of :attr:`elements`)."""
-        assert self.source.json is not None
-        return self.source.json.element(element)
+    def fields(self, element: int) -> tuple[int, str, dict[str, Any], list[Any] | None, list[list[Any]]]:
+        """``(id, label, attributes, bbox or None, polygons)`` of an element without a mask (code & 2 == 0).
 
-    def label(self, category_id: int) -> str:
-        """The label of a category id of this file."""
-        return self.source.labels[category_id]
+        Exactly what :meth:`build` gives its box and polygons (the attributes dict is a new one).
+        """
+        assert self.source.json is not None
+        ann = self.source.json.element(element)
+        if _COMMON_KEYS.issuperset(ann):  # as _attributes, fast: "area" is the only key with no model field
+            attributes = {AREA_ATTR: ann[AREA_ATTR]} if AREA_ATTR in ann else {}
+        else:
+            attributes = _attributes(ann, SHAPE_ANN_KEYS, "")
+        if "iscrowd" in ann:
+            attributes[CROWD_ATTR] = bool(ann["iscrowd"])
+        segmentation = ann.get("segmentation")
+        polygons = []
+        if segmentation:
+            polygons = [part for part in segmentation if part] if type(segmentation[0]) is list else [segmentation]
+        return ann["id"], self.source.labels[ann["category_id"]], attributes, ann["bbox"] or None, polygons
 
     def convert(self, element: int) -> list[Annotation]:
         """The annotations of one element, as :meth:`build` makes them (elements in order, each at most once)."""
         return self.reader._convert(self.source, element, self.state)
+
+
+_COMMON_KEYS = frozenset({"id", "image_id", "category_id", "segmentation", "bbox", "iscrowd", AREA_ATTR})
 
 
 def _plain_code(ann: dict, size: tuple[int, int] | None) -> int:

@@ -41,6 +41,7 @@ from .schema import (
     CAPTIONS,
     CROWD_ATTR,
     DEFAULT_IMAGE_EXT,
+    FORMAT,
     IMAGE_DEFAULTS,
     IMAGE_ID_ATTR,
     IMAGES_DIR,
@@ -286,7 +287,11 @@ class CocoWriter:
             else:
                 report.drop("item attribute", "not JSON-serialisable")
         index = subset.add_image(explicit, orjson.dumps(record))
-        self._annotations(item, subset, index, size, report)
+        raw = self._raw(item)
+        if raw is not None:
+            self._raw_annotations(item, raw, subset, index, size, report)
+        else:
+            self._annotations(item, subset, index, size, report)
         report.wrote_item(item.subset)
 
     def _check_case(self, folder: str, name: str, report: Report) -> None:
@@ -336,10 +341,27 @@ class CocoWriter:
     def _annotations(
         self, item: Item, subset: SubsetSpool, index: int, size: tuple[int, int] | None, report: Report
     ) -> None:
+        groups, panoptic = self._group(item.annotations, subset, index, report)
+        # Objects _plain_record can write are spooled and counted in the report in batches, in order.
+        pending: list[tuple[int, bytes, str]] = []
+        counts: dict[str, int] = {}
+        for members in groups.values():
+            self._emit(members, subset, index, size, report, pending, counts)
+        self._flush(subset, index, pending, counts, report)
+        if panoptic:
+            self._panoptic(item, panoptic, subset, index, report)
+
+    def _group(
+        self, annotations: Iterable[Annotation], subset: SubsetSpool, index: int, report: Report
+    ) -> tuple[dict[Any, list[Annotation]], list[Mask]]:
+        """The objects of ``annotations`` (shapes and points, in data order) and the panoptic masks.
+
+        Captions and labels are spooled here; what COCO cannot hold is counted as dropped.
+        """
         groups: dict[Any, list[Annotation]] = {}  # object key -> its shapes and points, in data order
         boxed: set[tuple[int, str]] = set()  # group keys already holding a box
         panoptic: list[Mask] = []
-        for position, ann in enumerate(item.annotations):
+        for position, ann in enumerate(annotations):
             cls = type(ann)
             if cls is Bbox or cls is Polygon:  # the common case first
                 pass
@@ -386,26 +408,69 @@ class CocoWriter:
                 groups[key] = [ann]
             else:
                 members.append(ann)
-        # Objects _plain_record can write are spooled and counted in the report in batches, in order.
-        pending: list[tuple[int, bytes, str]] = []
-        counts: dict[str, int] = {}
-        plain = self.mode != "mask"
-        for members in groups.values():
-            if plain:
-                spooled = self._plain_record(members, size, report, counts)
-                if spooled is not None:
-                    pending.append(spooled)
-                    continue
-            if pending:
-                subset.add_records(index, INSTANCES, pending)
-                pending = []
-            if counts:
-                self._count(counts, report)
-            self._object(members, subset, index, size, report)
+        return groups, panoptic
+
+    def _emit(
+        self, members: list[Annotation], subset: SubsetSpool, index: int, size: tuple[int, int] | None,
+        report: Report, pending: list[tuple[int, bytes, str]], counts: dict[str, int],
+    ) -> None:
+        """Spool one object: into ``pending`` (counted in ``counts``) when :meth:`_plain_record` can, else now."""
+        if self.mode != "mask":
+            spooled = self._plain_record(members, size, report, counts)
+            if spooled is not None:
+                pending.append(spooled)
+                return
+        self._flush(subset, index, pending, counts, report)
+        self._object(members, subset, index, size, report)
+
+    def _flush(
+        self, subset: SubsetSpool, index: int, pending: list[tuple[int, bytes, str]], counts: dict[str, int],
+        report: Report,
+    ) -> None:
         if pending:
             subset.add_records(index, INSTANCES, pending)
+            pending.clear()
         if counts:
             self._count(counts, report)
+
+    def _raw(self, item: Item) -> Any:
+        """The reader's raw form of the item's annotations when it is an untouched COCO source and the
+        records it gives are written to ``instances`` (else None: the item takes the full path)."""
+        deferred = item.deferred
+        if deferred is None or deferred.format != FORMAT or self.mode == "mask":
+            return None
+        if self.tasks and self._routes(None, False, True) != (INSTANCES, False):
+            return None
+        return deferred.raw()
+
+    def _raw_annotations(
+        self, item: Item, raw: Any, subset: SubsetSpool, index: int, size: tuple[int, int] | None, report: Report
+    ) -> None:
+        """:meth:`_annotations` from the COCO reader's elements, giving the same records, ids and report.
+
+        A plain element (a box and polygons, no task tag) is written from its JSON object; any other is built
+        by the reader (:meth:`convert`) and takes the full path.
+        """
+        pending: list[tuple[int, bytes, str]] = []
+        counts: dict[str, int] = {}
+        panoptic: list[Mask] = []
+        for element, code in zip(raw.elements, raw.codes, strict=True):
+            if not code & 2:
+                ann_id, label, attributes, bbox, polygons = raw.fields(element)
+                if not attributes.get(TASK_ATTR):
+                    spooled = self._plain_bytes(ann_id, label, None, attributes, bbox, polygons, size, report)
+                    if spooled is not None:
+                        pending.append(spooled)
+                        if bbox is not None:
+                            counts["bbox"] = counts.get("bbox", 0) + 1
+                        if polygons:
+                            counts["polygon"] = counts.get("polygon", 0) + len(polygons)
+                        continue
+            groups, masks = self._group(raw.convert(element), subset, index, report)
+            panoptic += masks
+            for members in groups.values():
+                self._emit(members, subset, index, size, report, pending, counts)
+        self._flush(subset, index, pending, counts, report)
         if panoptic:
             self._panoptic(item, panoptic, subset, index, report)
 
@@ -430,10 +495,8 @@ class CocoWriter:
             if cls is Bbox:
                 box = first
                 segmentation = []
-                counts["bbox"] = counts.get("bbox", 0) + 1
             elif cls is Polygon:
                 segmentation = [first.points]  # type: ignore[attr-defined]
-                counts["polygon"] = counts.get("polygon", 0) + 1
             else:
                 return None
             attributes = first.attributes
@@ -450,8 +513,6 @@ class CocoWriter:
                     attributes.setdefault(key, value)
             segmentation = [polygon.points]
             ann_id = polygon.id or box.id
-            for kind in (first.kind, members[1].kind):
-                counts[kind] = counts.get(kind, 0) + 1
         else:
             polygons: list[Any] = []
             tag = None
@@ -475,13 +536,24 @@ class CocoWriter:
                         attributes.setdefault(key, value)
             segmentation = [polygon.points for polygon in polygons]
             ann_id = next((polygon.id for polygon in polygons if polygon.id), 0) or (box.id if box is not None else 0)
+        label: str = first.label  # type: ignore[attr-defined]  # every member has it (see _annotations)
+        bbox = [box.x, box.y, box.w, box.h] if box is not None else None
+        spooled = self._plain_bytes(ann_id, label, tag, attributes, bbox, segmentation, size, report)
+        if spooled is not None:
             for ann in members:
                 counts[ann.kind] = counts.get(ann.kind, 0) + 1
+        return spooled
+
+    def _plain_bytes(
+        self, ann_id: int, label: str, tag: Any, attributes: dict[str, Any], bbox: list[Any] | None,
+        segmentation: list[Any], size: tuple[int, int] | None, report: Report,
+    ) -> tuple[int, bytes, str] | None:
+        """The spooled ``(id, record, label)`` of a plain object (``attributes`` is consumed); None when it is
+        not written to ``instances`` or is not JSON."""
         if (tag or self.tasks) and self._routes(tag or None, False, True) != (INSTANCES, False):
-            self._uncount(members, counts)
             return None
-        label: str = first.label  # type: ignore[attr-defined]  # every member has it (see _annotations)
-        bbox: list[Any] = [box.x, box.y, box.w, box.h] if box is not None else geometry.polygons_bbox(segmentation)
+        if bbox is None:
+            bbox = geometry.polygons_bbox(segmentation)
         area = attributes.pop(AREA_ATTR, None)
         if area.__class__ is not float and area.__class__ is not int and (area := _area(area)) is None:
             area = geometry.polygons_area(segmentation, size) if segmentation else bbox[2] * bbox[3]
@@ -510,16 +582,8 @@ class CocoWriter:
         try:
             data = orjson.dumps(record)
         except TypeError:  # an attribute that is not JSON: the general path drops it and counts it
-            self._uncount(members, counts)
             return None
         return (0 if self.reindex else ann_id), data, label
-
-    @staticmethod
-    def _uncount(members: list[Annotation], counts: dict[str, int]) -> None:
-        for ann in members:
-            counts[ann.kind] -= 1
-            if not counts[ann.kind]:
-                del counts[ann.kind]
 
     def _object(
         self, members: list[Annotation], subset: SubsetSpool, index: int, size: tuple[int, int] | None,
