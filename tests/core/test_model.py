@@ -23,6 +23,7 @@ from dsformats import (
     Rle,
 )
 from dsformats.masks import bitmap_to_rle, compress_counts, decompress_counts, rle_area, rle_to_bitmap
+from dsformats.model import DeferredAnnotations
 
 
 @pytest.mark.parametrize("good", ["1", "a/b/3", "ünïcode id", "with space/and-dash_.x", "a.b.c"])
@@ -232,3 +233,48 @@ def test_palette_png_bytes_do_not_depend_on_the_process():
     with Image.open(io.BytesIO(encode_palette_png(mask, bytes(range(9))))) as image:
         assert image.mode == "P" and (np.asarray(image) == mask).all()
         assert image.getpalette()[:9] == list(range(9))
+
+
+class _Counted(DeferredAnnotations):
+    """Deferred annotations that count how often they are built."""
+
+    def __init__(self, annotations, kinds=None):
+        super().__init__()
+        self.given, self.counts, self.builds = annotations, kinds, 0
+
+    def build(self):
+        self.builds += 1
+        return list(self.given)
+
+    def kinds(self):
+        return dict(self.counts) if self.counts is not None else super().kinds()
+
+
+def test_deferred_annotations_read_back_as_the_tuple_they_build_once():
+    anns = [Bbox(x=1, y=2.5, w=3, h=4, label="a", id=7), Label(label="b", attributes={"k": [1]})]
+    source = _Counted(anns)
+    item = Item(id="x", annotations=source, attributes={"id": 3})
+    plain = Item(id="x", annotations=anns, attributes={"id": 3})
+    assert source.builds == 0 and item.deferred is source and plain.deferred is None
+    assert item.annotations == tuple(anns) and item.annotations is item.annotations
+    assert item == plain and hash(item) == hash(plain) and repr(item) == repr(plain)
+    assert item != Item(id="x", annotations=anns[:1], attributes={"id": 3})
+    assert list(item.annotations_of(Label)) == [anns[1]]
+    assert source.builds == 1
+    assert source.kinds() == {"bbox": 1, "label": 1}
+
+
+def test_deferred_annotations_evolve_and_pickle():
+    import pickle
+
+    import attrs
+
+    anns = [Polygon(points=[0, 0, 4, 0, 0, 3], label="a")]
+    item = Item(id="a/b", subset="s", annotations=_Counted(anns, {"polygon": 1}))
+    moved = attrs.evolve(item, subset="t")
+    assert moved.deferred is item.deferred and moved.annotations == tuple(anns)  # the source is kept
+    replaced = attrs.evolve(item, annotations=item.annotations)
+    assert replaced.deferred is None and replaced == item  # new annotations drop the source (and its raw form)
+    copied = pickle.loads(pickle.dumps(item))  # crosses process boundaries as the built tuple
+    assert copied == item and copied.deferred is None and copied.annotations == tuple(anns)
+    assert item.deferred is not None and item.deferred.raw() is None and item.deferred.format == ""

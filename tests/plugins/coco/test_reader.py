@@ -449,3 +449,37 @@ def test_json_index_keeps_only_recently_read_pages_resident(tmp_path, monkeypatc
         assert 0 < peak < size_kb // 4  # the pages of about 1000 elements at a time, never the whole file
     finally:
         json.close()
+
+
+def test_instances_items_get_deferred_annotations_counted_at_index_time(coco, tmp_path):
+    import pickle
+
+    with dsformats.read(coco / "coco_instances", "coco") as reader:
+        items = list(reader.items())
+        sources = [item.deferred for item in items]
+        assert all(s is not None and s.format == "coco" for s in sources)
+        assert [s.kinds() for s in sources] == [{"bbox": 1}, {"bbox": 2, "polygon": 1, "mask": 1}]
+        shard = reader.shard_reader(reader.shards(2)[1].key)
+    # kept after the reader closed: built when it closed, as the tuple the full parse gives
+    assert [kinds(i) for i in items] == [["bbox"], ["bbox", "polygon", "bbox", "mask"]]
+    assert [item.deferred.kinds() for item in items] == [
+        {k: kinds(i).count(k) for k in dict.fromkeys(kinds(i))} for i in items]
+    shipped = pickle.loads(pickle.dumps(shard))  # a scale-out worker gets the index, not a reopened file
+    with shipped:
+        (item,) = list(shipped.items())
+        assert item.deferred is not None and item == items[1]
+
+
+def test_unusual_annotations_are_built_when_read_and_fail_as_before(tmp_path):
+    root = tmp_path / "c"
+    (root / "annotations").mkdir(parents=True)
+    anns = [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1], "segmentation": []},
+            {"id": 2, "image_id": 2, "category_id": 1, "bbox": [0, 0, 1, "x"]}]
+    data = {"categories": [{"id": 1, "name": "a"}], "annotations": anns,
+            "images": [{"id": 1, "file_name": "1.jpg"}, {"id": 2, "file_name": "2.jpg"}]}
+    (root / "annotations" / "instances_default.json").write_text(json.dumps(data))
+    with dsformats.read(root, "coco") as reader, pytest.raises(DatasetError, match=r"annotations\[1\]\.bbox"):
+        for item in reader.items():
+            assert item.deferred is not None and kinds(item) == ["bbox"]  # the first one only
+    report = dsformats.convert(root, tmp_path / "o", "coco", source_format="coco", skip_bad_items=True)
+    assert report.items_read == {"default": 1} and len(report.skipped) == 1
