@@ -160,7 +160,8 @@ class Media:
 
     def open(self) -> IO[bytes]:
         """Open the raw bytes for reading; the caller closes the stream."""
-        return self.opener()
+        with self._reading():
+            return self.opener()
 
     @property
     def data(self) -> bytes | None:
@@ -176,17 +177,32 @@ class Media:
         """This media backed by its bytes, read now (errors as :meth:`read_bytes`); None when over ``limit`` bytes."""
         if self._data is not None:
             return self if len(self._data) <= limit else None
+        data = self._read_upto(limit)
+        return None if data is None else self._with_data(data)
+
+    def _read_upto(self, limit: int) -> bytes | None:
+        """All the bytes, or None when they are more than ``limit`` (errors as :meth:`read_bytes`)."""
+        if self._data is not None:
+            return self._data if len(self._data) <= limit else None
         with self._reading():
-            with self.opener() as stream:
-                declared = getattr(stream, "size", None)  # zip members and object-store files know it
-                if declared is None and self.path is not None:  # a local file: its size, not a limit-sized buffer
-                    declared = os.fstat(stream.fileno()).st_size
-                if isinstance(declared, int) and declared > limit:
-                    return None
-                data = stream.read() if isinstance(declared, int) else stream.read(limit + 1)
-        if len(data) > limit:
-            return None
-        return self._with_data(data)
+            if self.zip_member is not None:
+                return self.zip_member.read() if self.zip_member.info.file_size <= limit else None
+            if self.path is not None:  # one unbuffered read, its buffer sized from the file's size
+                try:
+                    stream = open(self.path, "rb", buffering=0)  # noqa: SIM115 - closed below
+                except OSError as exc:
+                    raise DatasetError(f"cannot open: {exc.strerror or exc}", self.name) from None
+                with stream:
+                    if os.fstat(stream.fileno()).st_size > limit:
+                        return None
+                    data = stream.readall()
+            else:
+                with self.opener() as source:
+                    declared = getattr(source, "size", None)  # zip members and object-store files know it
+                    if isinstance(declared, int) and declared > limit:
+                        return None
+                    data = source.read(limit + 1)
+        return data if len(data) <= limit else None
 
     @classmethod
     def load_all(cls, medias: Sequence[Media], limit: int, *, budget: int | None = None) -> list[Media | None]:
@@ -252,20 +268,16 @@ class Media:
         from dsformats.zipstream import compress, fast_crc32
 
         member = self.zip_member if self._data is None else None
-        with self._reading():
-            if member is not None and member.info.compress_type == compression:
-                if member.info.compress_size > limit:
-                    return None
+        if member is not None and member.info.compress_type == compression:
+            if member.info.compress_size > limit:
+                return None
+            with self._reading():
                 packed = member.compressed()
                 if compression == zipfile.ZIP_STORED and fast_crc32()(packed.data) != packed.crc:
                     raise zipfile.BadZipFile(f"Bad CRC-32 for file {member.info.filename!r}")
-                return packed
-            if member is not None:
-                data = member.read() if member.info.file_size <= limit else None
-            else:
-                loaded = self.loaded(limit)
-                data = None if loaded is None else loaded._data
-            return None if data is None else compress(data, compression)
+            return packed
+        data = self._read_upto(limit)
+        return None if data is None else compress(data, compression)
 
     def copy_to(self, dst: IO[bytes], *, keep_head: int = 0) -> bytes:
         """Copy the raw bytes into ``dst`` in chunks, without decoding; return the first ``keep_head`` bytes.

@@ -42,9 +42,12 @@ __all__ = ["Compressed", "SpoolingZipWriter", "StreamingZipReader", "ZipMember",
 
 _CD = struct.Struct(zipfile.structCentralDir)  # type: ignore[attr-defined]
 _LOCAL = struct.Struct(zipfile.structFileHeader)  # type: ignore[attr-defined]
+_READ_WHOLE = 1 << 20  # ZipMember.open reads members up to this size whole
 _ZIP64_EXTRA = 20  # bytes of the ZIP64 extra field zipfile writes into a local header
 _DESCRIPTOR = struct.Struct("<LLQQ")  # a ZIP64 data descriptor: signature, CRC, compressed and file size
-_CHUNK = 1 << 18
+_CHUNK = 1 << 18  # bytes of the central directory read at a time
+_LENGTHS = struct.Struct("<HHH")  # a central directory record's name, extra field and comment lengths, at 28
+assert _CHUNK >= _CD.size + 3 * 0xFFFF  # the longest central directory record
 # since Python 3.12 (and some 3.11 patch releases) ZipInfo._decodeExtra takes the CRC of the raw file name
 _EXTRA_TAKES_CRC = zipfile.ZipInfo._decodeExtra.__code__.co_argcount > 1  # type: ignore[attr-defined]
 
@@ -93,67 +96,48 @@ class StreamingZipReader(zipfile.ZipFile):
     def iter_infos(self) -> Iterator[zipfile.ZipInfo]:
         """Every central directory entry, in order, as a fresh ``ZipInfo`` (as ``infolist()`` would hold it)."""
         encoding = getattr(self, "metadata_encoding", None) or "cp437"
-        size_cd, concat = self._size_cd, self._concat
-        position = 0  # bytes of the central directory consumed
+        size_cd, concat, start_dir = self._size_cd, self._concat, self.start_dir
+        unpack_from, fixed, signature = _CD.unpack_from, _CD.size, zipfile.stringCentralDir  # type: ignore[attr-defined]
+        utf8, max_version, info_class = zipfile._MASK_UTF_FILENAME, zipfile.MAX_EXTRACT_VERSION, zipfile.ZipInfo  # type: ignore[attr-defined]
+        loaded = position = 0  # central directory bytes read so far, and parsed so far
         buffer = b""
         at = 0  # position in buffer
-
-        def need(count: int) -> bool:
-            """Make ``count`` bytes from ``at`` available (fewer at the end of the central directory)."""
-            nonlocal buffer, at
-            if len(buffer) - at >= count:
-                return True
-            loaded = position + len(buffer) - at  # central directory bytes read so far
-            want = min(max(_CHUNK, count), size_cd - loaded)
-            buffer = buffer[at:] + (self._read_at(self.start_dir + loaded, want) if want > 0 else b"")
-            at = 0
-            return len(buffer) >= count
-
         while position < size_cd:
-            if not need(_CD.size):
+            avail = len(buffer) - at
+            if (avail < fixed or avail < fixed + sum(_LENGTHS.unpack_from(buffer, at + 28))) and loaded < size_cd:
+                want = min(_CHUNK, size_cd - loaded)  # a chunk holds at least one whole record
+                chunk = self._read_at(start_dir + loaded, want)
+                buffer, at = buffer[at:] + chunk, 0
+                loaded = loaded + want if len(chunk) == want else size_cd  # a short read: the file ends
+            if len(buffer) - at < fixed:
                 raise zipfile.BadZipFile("Truncated central directory")
-            centdir = _CD.unpack_from(buffer, at)
-            if centdir[zipfile._CD_SIGNATURE] != zipfile.stringCentralDir:  # type: ignore[attr-defined]
+            (magic, create_version, create_system, extract_version, reserved, flags, compress_type, t, d, crc,
+             compress_size, file_size, name_len, extra_len, comment_len, volume, internal_attr, external_attr,
+             header_offset) = unpack_from(buffer, at)
+            if magic != signature:
                 raise zipfile.BadZipFile("Bad magic number for central directory")
-            name_len = centdir[zipfile._CD_FILENAME_LENGTH]  # type: ignore[attr-defined]
-            extra_len = centdir[zipfile._CD_EXTRA_FIELD_LENGTH]  # type: ignore[attr-defined]
-            comment_len = centdir[zipfile._CD_COMMENT_LENGTH]  # type: ignore[attr-defined]
-            size = _CD.size + name_len + extra_len + comment_len
-            need(size)  # short reads give short fields, as zipfile's own parser does
-            start = at + _CD.size
+            start = at + fixed
             raw_name = buffer[start : start + name_len]
-            extra = buffer[start + name_len : start + name_len + extra_len]
-            comment = buffer[start + name_len + extra_len : start + size - _CD.size]
-            flags = centdir[zipfile._CD_FLAG_BITS]  # type: ignore[attr-defined]
-            filename = raw_name.decode("utf-8" if flags & zipfile._MASK_UTF_FILENAME else encoding)  # type: ignore[attr-defined]
-            x = zipfile.ZipInfo(filename)
-            x.extra = extra
-            x.comment = comment
-            x.header_offset = centdir[zipfile._CD_LOCAL_HEADER_OFFSET]  # type: ignore[attr-defined]
-            (
-                x.create_version,
-                x.create_system,
-                x.extract_version,
-                x.reserved,
-                x.flag_bits,
-                x.compress_type,
-                t,
-                d,
-                x.CRC,
-                x.compress_size,
-                x.file_size,
-            ) = centdir[1:12]
-            if x.extract_version > zipfile.MAX_EXTRACT_VERSION:  # type: ignore[attr-defined]
+            x = info_class(raw_name.decode("utf-8" if flags & utf8 else encoding))
+            x.extra = extra = buffer[start + name_len : start + name_len + extra_len]
+            x.comment = buffer[start + name_len + extra_len : start + name_len + extra_len + comment_len]
+            x.create_version, x.create_system, x.extract_version, x.reserved = (
+                create_version, create_system, extract_version, reserved)
+            x.flag_bits, x.compress_type, x.CRC, x.compress_size, x.file_size = (
+                flags, compress_type, crc, compress_size, file_size)
+            if extract_version > max_version:
                 # zipfile raises NotImplementedError here; a BadZipFile is reported naming the archive
-                raise zipfile.BadZipFile(f"unsupported zip file version {x.extract_version / 10:.1f}")
-            x.volume, x.internal_attr, x.external_attr = centdir[15:18]
+                raise zipfile.BadZipFile(f"unsupported zip file version {extract_version / 10:.1f}")
+            x.volume, x.internal_attr, x.external_attr = volume, internal_attr, external_attr
+            x.header_offset = header_offset + concat
             x._raw_time = t  # type: ignore[attr-defined]
             x.date_time = ((d >> 9) + 1980, (d >> 5) & 0xF, d & 0x1F, t >> 11, (t >> 5) & 0x3F, (t & 0x1F) * 2)
-            if _EXTRA_TAKES_CRC:
-                x._decodeExtra(crc32(raw_name))  # type: ignore[attr-defined]
-            else:
-                x._decodeExtra()  # type: ignore[attr-defined]
-            x.header_offset = x.header_offset + concat
+            if extra:
+                if _EXTRA_TAKES_CRC:
+                    x._decodeExtra(crc32(raw_name))  # type: ignore[attr-defined]
+                else:
+                    x._decodeExtra()  # type: ignore[attr-defined]
+            size = fixed + name_len + extra_len + comment_len  # short fields at a truncation, as zipfile's
             at += size
             position += size
             yield x
@@ -250,6 +234,13 @@ class ZipMember(NamedTuple):
         if len(data) != info.file_size or fast_crc32()(data) != info.CRC:
             raise zipfile.BadZipFile(f"Bad CRC-32 for file {info.filename!r}")
         return data
+
+    def open(self) -> IO[bytes]:
+        """A stream of the plain bytes: a member of up to 1 MiB is read whole now (:meth:`read`: one positional
+        read, CRC checked), a larger one is opened with ``ZipFile.open``."""
+        if self.info.file_size <= _READ_WHOLE:
+            return io.BytesIO(self.read())
+        return self.archive.open(self.info)
 
     def _read(self, offset: int, size: int) -> bytes:
         fp = self.archive.fp

@@ -80,11 +80,10 @@ class _Archive:
                 yield split_member(safe_relative(info.filename))[0], info
 
     def media(self, info: zipfile.ZipInfo) -> Media:
+        member = ZipMember(self.zip, info)
         return Media(
-            name=f"{self.path}!{info.filename}",
-            suffix=split_member(info.filename)[1],
-            opener=lambda: self.zip.open(info),
-            zip_member=ZipMember(self.zip, info),
+            name=f"{self.path}!{info.filename}", suffix=split_member(info.filename)[1], opener=member.open,
+            zip_member=member,
         )
 
     def close(self) -> None:
