@@ -25,12 +25,6 @@ def to_coco_rle(rle: Rle) -> dict[str, Any]:
     return mask_utils.frPyObjects({"size": [height, width], "counts": list(rle.counts)}, height, width)
 
 
-def rle_json(rle: Rle) -> dict[str, Any]:
-    """``rle`` as COCO JSON, counts exactly as stored (list or compressed string)."""
-    counts = rle.counts if isinstance(rle.counts, str) else list(rle.counts)
-    return {"size": list(rle.size), "counts": counts}
-
-
 def polygons_bitmap(polygons: Sequence[Sequence[float]], height: int, width: int) -> Any:
     """Rasterise polygons (flat coordinate lists) into one bool bitmap."""
     rles = mask_utils.frPyObjects([[float(v) for v in p] for p in polygons], height, width)

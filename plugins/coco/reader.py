@@ -797,10 +797,12 @@ class _Deferred(DeferredAnnotations):
     def raw(self) -> _Deferred:
         return self
 
-    def fields(self, element: int) -> tuple[int, str, dict[str, Any], list[Any] | None, list[list[Any]]]:
-        """``(id, label, attributes, bbox or None, polygons)`` of an element without a mask (code & 2 == 0).
+    def fields(
+        self, element: int
+    ) -> tuple[int, str, dict[str, Any], list[Any] | None, list[list[Any]], Rle | None]:
+        """``(id, label, attributes, bbox or None, polygons, RLE or None)`` of an element.
 
-        Exactly what :meth:`build` gives its box and polygons (the attributes dict is a new one).
+        Exactly what :meth:`build` gives its box, polygons and mask (the attributes dict is a new one).
         """
         assert self.source.json is not None
         ann = self.source.json.element(element)
@@ -811,10 +813,13 @@ class _Deferred(DeferredAnnotations):
         if "iscrowd" in ann:
             attributes[CROWD_ATTR] = bool(ann["iscrowd"])
         segmentation = ann.get("segmentation")
-        polygons = []
-        if segmentation:
+        polygons: list[list[Any]] = []
+        rle = None
+        if type(segmentation) is dict:
+            rle = _rle(segmentation, "", self.record.size)
+        elif segmentation:
             polygons = [part for part in segmentation if part] if type(segmentation[0]) is list else [segmentation]
-        return ann["id"], self.source.labels[ann["category_id"]], attributes, ann["bbox"] or None, polygons
+        return ann["id"], self.source.labels[ann["category_id"]], attributes, ann["bbox"] or None, polygons, rle
 
     def convert(self, element: int) -> list[Annotation]:
         """The annotations of one element, as :meth:`build` makes them (elements in order, each at most once)."""

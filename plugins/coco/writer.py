@@ -28,6 +28,7 @@ from dsformats import (
     Points,
     Polygon,
     Report,
+    Rle,
     text_flag,
 )
 from dsformats.fileaccess import safe_relative
@@ -112,6 +113,12 @@ def _explicit_id(value: Any) -> int:
     if isinstance(value, str) and value.isdigit():
         return int(value)
     return 0
+
+
+def _rle_json(rle: Rle) -> dict[str, Any]:
+    """``rle`` as COCO JSON, counts exactly as stored (list or compressed string)."""
+    counts = rle.counts if isinstance(rle.counts, str) else list(rle.counts)
+    return {"size": list(rle.size), "counts": counts}
 
 
 def _json_safe(value: Any) -> bool:
@@ -448,23 +455,26 @@ class CocoWriter:
     ) -> None:
         """:meth:`_annotations` from the COCO reader's elements, giving the same records, ids and report.
 
-        A plain element (a box and polygons, no task tag) is written from its JSON object; any other is built
-        by the reader (:meth:`convert`) and takes the full path.
+        A plain element (a box and polygons, or a box and an RLE mask under ``--segmentation-mode guess``; no
+        task tag) is written from its JSON object; any other is built by the reader (:meth:`convert`) and takes
+        the full path.
         """
         pending: list[tuple[int, bytes, str]] = []
         counts: dict[str, int] = {}
         panoptic: list[Mask] = []
         for element, code in zip(raw.elements, raw.codes, strict=True):
-            if not code & 2:
-                ann_id, label, attributes, bbox, polygons = raw.fields(element)
+            if not code & 2 or self.mode == "guess":
+                ann_id, label, attributes, bbox, polygons, rle = raw.fields(element)
                 if not attributes.get(TASK_ATTR):
-                    spooled = self._plain_bytes(ann_id, label, None, attributes, bbox, polygons, size, report)
+                    spooled = self._plain_bytes(ann_id, label, None, attributes, bbox, polygons, size, report, rle)
                     if spooled is not None:
                         pending.append(spooled)
                         if bbox is not None:
                             counts["bbox"] = counts.get("bbox", 0) + 1
                         if polygons:
                             counts["polygon"] = counts.get("polygon", 0) + len(polygons)
+                        if rle is not None:
+                            counts["mask"] = counts.get("mask", 0) + 1
                         continue
             groups, masks = self._group(raw.convert(element), subset, index, report)
             panoptic += masks
@@ -546,24 +556,31 @@ class CocoWriter:
 
     def _plain_bytes(
         self, ann_id: int, label: str, tag: Any, attributes: dict[str, Any], bbox: list[Any] | None,
-        segmentation: list[Any], size: tuple[int, int] | None, report: Report,
+        segmentation: list[Any], size: tuple[int, int] | None, report: Report, rle: Rle | None = None,
     ) -> tuple[int, bytes, str] | None:
         """The spooled ``(id, record, label)`` of a plain object (``attributes`` is consumed); None when it is
-        not written to ``instances`` or is not JSON."""
+        not written to ``instances`` or is not JSON.
+
+        A plain object is a box and polygons (``segmentation``), or a box and one RLE mask (``rle``, written as
+        :meth:`_instance` writes it with ``--segmentation-mode guess``).
+        """
         if (tag or self.tasks) and self._routes(tag or None, False, True) != (INSTANCES, False):
             return None
         if bbox is None:
-            bbox = geometry.polygons_bbox(segmentation)
+            bbox = geometry.polygons_bbox(segmentation) if rle is None else geometry.rle_bbox(geometry.to_coco_rle(rle))
         area = attributes.pop(AREA_ATTR, None)
         if area.__class__ is not float and area.__class__ is not int and (area := _area(area)) is None:
-            area = geometry.polygons_area(segmentation, size) if segmentation else bbox[2] * bbox[3]
+            if rle is not None:
+                area = geometry.rle_area(geometry.to_coco_rle(rle))
+            else:
+                area = geometry.polygons_area(segmentation, size) if segmentation else bbox[2] * bbox[3]
         crowd = attributes.pop(CROWD_ATTR, None)
         record: dict[str, Any] = {
             "category_id": self.categories.ids.get(label) or self.categories.id_of(label, report),
-            "segmentation": segmentation,
+            "segmentation": segmentation if rle is None else _rle_json(rle),
             "area": area,
             "bbox": bbox,
-            "iscrowd": _crowd(crowd, 0),
+            "iscrowd": _crowd(crowd, int(rle is not None)),
         }
         if attributes:  # as _extras, without its per-value JSON check (the dump below fails instead)
             attributes.pop(TASK_ATTR, None)
@@ -710,7 +727,7 @@ class CocoWriter:
             return parts, None
         if len(masks) == 1 and not polygons and masks[0].rle is not None:
             rle = masks[0].rle
-            return geometry.rle_json(rle), geometry.to_coco_rle(rle)
+            return _rle_json(rle), geometry.to_coco_rle(rle)
         bitmaps = [m.to_bitmap() for m in masks]
         if bitmaps:
             height, width = bitmaps[0].shape
