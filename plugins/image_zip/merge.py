@@ -12,7 +12,7 @@ from typing import Any
 from dsformats import DatasetError, Report
 from dsformats.fileaccess import safe_relative
 from dsformats.idset import KeyMap
-from dsformats.zipstream import SpoolingZipWriter, StreamingZipReader
+from dsformats.zipstream import SpoolingZipWriter, StreamingZipReader, ZipMember
 
 from .schema import COMPRESSION, path_suffix, shard_archive_name
 
@@ -52,8 +52,9 @@ class _Members:
 def merge(parts: Sequence[Path], path: Path, options: Mapping[str, Any], report: Report) -> bool:
     """Append every part's members, in shard order, to ``path/<name>``, exactly as the writer stores them.
 
-    Members are rewritten through ``zipfile`` with the same settings as the writer (same date, attributes,
-    compression and zip64 headers), so the archive bytes equal a single writer's output. With
+    Members are appended as the parts store them (compressed bytes copied, not inflated) with the same
+    settings as the writer (same date, attributes, compression and zip64 headers), so the archive bytes equal
+    a single writer's output. With
     ``shards_out``, each part's archive is checked and moved, unchanged, to ``<stem>-<shard>.zip``.
     """
     name = safe_relative(options["name"], location="--name")
@@ -81,6 +82,9 @@ def merge(parts: Sequence[Path], path: Path, options: Mapping[str, Any], report:
                         copy = zipfile.ZipInfo(info.filename, date_time=info.date_time)
                         copy.compress_type = compression
                         copy.external_attr = info.external_attr
+                        if info.compress_type == compression:  # as the part stores it: not compressed again
+                            archive.write_compressed(copy, ZipMember(source, info).compressed())
+                            continue
                         with source.open(info) as stream, archive.open(copy, "w", force_zip64=True) as member:
                             shutil.copyfileobj(stream, member, 1 << 20)
         return True

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import io
+import random
 import shutil
 import subprocess
 import zipfile
+import zlib
 from pathlib import Path
 
 import pytest
 
-from dsformats.zipstream import SpoolingZipWriter, StreamingZipReader
+from dsformats.zipstream import SpoolingZipWriter, StreamingZipReader, ZipMember, compress
 
 DATE = (1980, 1, 1, 0, 0, 0)
 
@@ -99,3 +102,153 @@ def test_reader_rejects_what_zipfile_rejects(tmp_path):
 def test_writer_refuses_other_modes(tmp_path):
     with pytest.raises(ValueError, match="new archives only"):
         SpoolingZipWriter(tmp_path / "a.zip", "a")
+
+
+# ------------------------------------------------------------------ stored bytes: compress, copy, write_compressed
+def _random_members(seed: int) -> list[tuple[str, bytes]]:
+    """Random bytes (incompressible), runs (compressible), empty, and one member over the 1 MiB chunking of
+    ``Media.copy_to`` (zipfile is then fed several chunks; compress() gets one)."""
+    rng = random.Random(seed)
+    members = [(f"d/{n}.jpg", rng.randbytes(rng.randint(0, 3000)) + bytes([n]) * rng.randint(0, 3000))
+               for n in range(30)]
+    return [*members, ("empty.png", b""), ("big.png", rng.randbytes(1 << 20) + b"ab" * (1 << 20))]
+
+
+def _info(name: str, compression: int) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name, date_time=DATE)
+    info.compress_type = compression
+    info.external_attr = 0o644 << 16
+    return info
+
+
+def _zipfile_bytes(path: Path, members: list[tuple[str, bytes]], compression: int) -> bytes:
+    """What zipfile writes for members streamed in 1 MiB chunks (the image_zip writer's former path)."""
+    with zipfile.ZipFile(path, "w", compression=compression) as archive:
+        for name, data in members:
+            with archive.open(_info(name, compression), "w", force_zip64=True) as member:
+                for start in range(0, len(data), 1 << 20):
+                    member.write(data[start : start + (1 << 20)])
+    return path.read_bytes()
+
+
+COMPRESSIONS = [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA]
+
+
+@pytest.mark.parametrize("compression", COMPRESSIONS)
+def test_write_compressed_gives_zipfile_bytes(tmp_path, compression):
+    members = _random_members(seed=compression)
+    expected = _zipfile_bytes(tmp_path / "expected.zip", members, compression)
+    with SpoolingZipWriter(tmp_path / "got.zip", "w", compression=compression) as archive:
+        for name, data in members:
+            packed = compress(data, compression)
+            assert (packed.crc, packed.file_size) == (zlib.crc32(data), len(data))
+            archive.write_compressed(_info(name, compression), packed)
+    assert (tmp_path / "got.zip").read_bytes() == expected
+    with zipfile.ZipFile(tmp_path / "got.zip") as archive:
+        assert archive.testzip() is None
+        assert [(i.filename, archive.read(i), i.CRC) for i in archive.infolist()] == [
+            (name, data, zlib.crc32(data)) for name, data in members]
+
+
+@pytest.mark.parametrize("compression", COMPRESSIONS)
+def test_stored_bytes_copied_between_archives_give_zipfile_bytes(tmp_path, compression):
+    """ZipMember.compressed reads the stored bytes, CRC and sizes; write_compressed puts them back unchanged."""
+    members = _random_members(seed=10 + compression)
+    expected = _zipfile_bytes(tmp_path / "source.zip", members, compression)
+    with StreamingZipReader(tmp_path / "source.zip") as source, \
+            SpoolingZipWriter(tmp_path / "copy.zip", "w", compression=compression) as archive:
+        for info in source.iter_infos():
+            member = ZipMember(source, info)
+            assert member.read() == dict(members)[info.filename]
+            assert member.open().read() == dict(members)[info.filename]
+            archive.write_compressed(_info(info.filename, compression), member.compressed())
+    assert (tmp_path / "copy.zip").read_bytes() == expected
+
+
+def test_level_1_members_keep_their_bytes(tmp_path):
+    """A copy does not deflate again: a member deflated at level 1 keeps its exact compressed bytes."""
+    rng = random.Random(5)
+    data = b" ".join(rng.choice([b"cat", b"dog", b"zebra", b"ox"]) * rng.randint(1, 9) for _ in range(20000))
+    with zipfile.ZipFile(tmp_path / "one.zip", "w") as archive:
+        archive.writestr("a.png", data, zipfile.ZIP_DEFLATED, 1)
+    with StreamingZipReader(tmp_path / "one.zip") as source:
+        (info,) = source.iter_infos()
+        packed = ZipMember(source, info).compressed()
+    assert packed.data == zlib.compress(data, 1)[2:-4]  # the raw deflate stream, without zlib's framing
+    assert packed.data != compress(data, zipfile.ZIP_DEFLATED).data
+    assert (packed.crc, packed.file_size) == (zlib.crc32(data), len(data))
+
+
+def test_zip64_local_headers_and_offsets_survive_a_copy(tmp_path):
+    """Members beyond 4 GiB of offsets need ZIP64 central records; a sparse prefix puts them there cheaply."""
+    path = tmp_path / "far.zip"
+    with open(path, "wb") as stream:
+        stream.truncate(zipfile.ZIP64_LIMIT + 10)
+        stream.seek(0, 2)
+        with SpoolingZipWriter(stream, "w") as archive:
+            archive.start_dir = stream.tell()
+            archive.write_compressed(_info("far.jpg", zipfile.ZIP_STORED), compress(b"far away", zipfile.ZIP_STORED))
+    with zipfile.ZipFile(path) as archive:
+        (info,) = archive.infolist()
+        assert info.header_offset == zipfile.ZIP64_LIMIT + 10
+        assert archive.read(info) == b"far away"
+    path.unlink()
+
+
+def test_copy_errors_name_the_member(tmp_path):
+    data = bytes(range(256)) * 40
+    path = tmp_path / "in.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(_info("a/1.jpg", zipfile.ZIP_STORED), data)
+    raw = bytearray(path.read_bytes())
+    raw[raw.find(data) + 100] ^= 0xFF  # corrupt data: read() checks the CRC, compressed() copies as stored
+    path.write_bytes(bytes(raw))
+    with StreamingZipReader(path) as source:
+        (info,) = source.iter_infos()
+        member = ZipMember(source, info)
+        assert len(member.compressed().data) == len(data)
+        with pytest.raises(zipfile.BadZipFile, match="a/1.jpg"):
+            member.read()
+    raw[0:4] = b"XXXX"  # a broken local header
+    path.write_bytes(bytes(raw))
+    with StreamingZipReader(path) as source:
+        (info,) = source.iter_infos()
+        with pytest.raises(zipfile.BadZipFile, match="a/1.jpg"):
+            ZipMember(source, info).compressed()
+    raw[0:4] = b"PK\x03\x04"
+    central = raw.rfind(b"PK\x01\x02")
+    raw[central + 20 : central + 24] = (1 << 20).to_bytes(4, "little")  # declares more data than the file holds
+    path.write_bytes(bytes(raw))
+    with StreamingZipReader(path) as source:
+        (info,) = source.iter_infos()
+        with pytest.raises(EOFError, match="a/1.jpg"):
+            ZipMember(source, info).compressed()
+
+
+def test_write_compressed_to_an_unseekable_stream_uses_data_descriptors(tmp_path):
+    class Unseekable(io.RawIOBase):
+        def __init__(self) -> None:
+            self.data = bytearray()
+
+        def writable(self) -> bool:
+            return True
+
+        def write(self, b) -> int:  # type: ignore[override]
+            self.data += b
+            return len(b)
+
+    members = _random_members(seed=3)[:5]
+    for cls in (zipfile.ZipFile, SpoolingZipWriter):
+        stream = Unseekable()
+        with cls(stream, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            for name, data in members:
+                if cls is zipfile.ZipFile:
+                    with archive.open(_info(name, zipfile.ZIP_DEFLATED), "w", force_zip64=True) as member:
+                        member.write(data)
+                else:
+                    archive.write_compressed(_info(name, zipfile.ZIP_DEFLATED), compress(data, zipfile.ZIP_DEFLATED))
+        if cls is zipfile.ZipFile:
+            expected = bytes(stream.data)
+    assert bytes(stream.data) == expected
+    with zipfile.ZipFile(io.BytesIO(expected)) as archive:
+        assert [archive.read(name) for name, _ in members] == [data for _, data in members]
