@@ -90,9 +90,12 @@ def workloads(data: Path, out: Path) -> list[Workload]:
                  datum("image_zip", izip, "coco_image_info"), floor="zip_list"),
         Workload("COCO → image_zip", convert("coco", coco, "image_zip"), datum("coco", coco, "image_zip"),
                  floor="copy"),
+        # the source archive is stored: this row deflates every image (on every core); its floor deflates too
         Workload("image_zip → image_zip (deflated)",
                  convert("image_zip", izip, "image_zip", "--", "--compression", "deflated"),
-                 datum("image_zip", izip, "image_zip", "--", "--compression", "ZIP_DEFLATED"), floor="copy"),
+                 datum("image_zip", izip, "image_zip", "--", "--compression", "ZIP_DEFLATED"),
+                 floor="copy_deflated"),
+        Workload("image_zip → image_zip", convert("image_zip", izip, "image_zip"), None, floor="copy"),
         Workload("format detection (whole process)", [*DSFORMATS, "detect", str(coco)],
                  ["{datum}", "detect", str(coco)]),
         # the default engine ("auto") shards local folders of 2,000+ items over every core; the same
@@ -187,7 +190,8 @@ def tree_digest(root: Path) -> tuple[str, int, int]:
 
 
 def floors(data: Path, work: Path) -> dict[str, float]:
-    """What the hardware allows: orjson load+dump, listing the zip, copying the image bytes."""
+    """What the hardware allows: orjson load+dump, listing the zip, copying the image bytes into a zip with
+    zipfile in this process, stored (``copy``) and deflated in one thread (``copy_deflated``)."""
     import orjson
 
     result = {}
@@ -199,11 +203,12 @@ def floors(data: Path, work: Path) -> dict[str, float]:
     with zipfile.ZipFile(data / "image_zip" / "images.zip") as archive:
         archive.infolist()
     result["zip_list"] = time.perf_counter() - start
-    start = time.perf_counter()
-    with zipfile.ZipFile(work / "floor.zip", "w") as archive:
-        for path in sorted((data / "coco" / "images" / "default").iterdir()):
-            archive.writestr(path.name, path.read_bytes())
-    result["copy"] = time.perf_counter() - start
+    for name, compression in [("copy", zipfile.ZIP_STORED), ("copy_deflated", zipfile.ZIP_DEFLATED)]:
+        start = time.perf_counter()
+        with zipfile.ZipFile(work / "floor.zip", "w", compression) as archive:
+            for path in sorted((data / "coco" / "images" / "default").iterdir()):
+                archive.writestr(path.name, path.read_bytes())
+        result[name] = time.perf_counter() - start
     return result
 
 
