@@ -46,9 +46,15 @@ def is_junk(name: str) -> bool:
 
 
 def split_member(name: str) -> tuple[str, str]:
-    """``("a/b/1", ".jpg")`` for member ``a/b/1.JPG``: the item id and the lower-case suffix."""
-    stem, suffix = posixpath.splitext(name)
-    return stem, suffix.lower()
+    """``("a/b/1", ".jpg")`` for member ``a/b/1.JPG``: the item id and the lower-case suffix.
+
+    As ``posixpath.splitext`` splits (a name of leading dots only, such as ``a/.jpg``, has no suffix), faster.
+    """
+    dot = name.rfind(".")
+    start = name.rfind("/") + 1
+    if dot > start and name[start:dot].strip("."):
+        return name[:dot], name[dot:].lower()
+    return name, ""
 
 
 def path_suffix(name: str) -> str:

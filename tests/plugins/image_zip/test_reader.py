@@ -366,3 +366,17 @@ def test_reader_closes_its_archive_files(tmp_path: Path, make_image, image_zip_a
         items = list(reader.items())
     with pytest.raises(dsformats.DatasetError, match=r"1\.zip!1\.jpg: cannot read: .*closed"):
         items[0].media.read_bytes()
+
+
+def test_split_member_splits_as_posixpath_splitext():
+    """Every name of up to 6 characters from ``a . / B``: the same split as ``posixpath.splitext``."""
+    import itertools
+    import posixpath
+
+    from dsformats_image_zip.schema import split_member
+
+    for length in range(7):
+        for chars in itertools.product("a./B", repeat=length):
+            name = "".join(chars)
+            stem, suffix = posixpath.splitext(name)
+            assert split_member(name) == (stem, suffix.lower()), name
