@@ -44,6 +44,12 @@ _CD = struct.Struct(zipfile.structCentralDir)  # type: ignore[attr-defined]
 _LOCAL = struct.Struct(zipfile.structFileHeader)  # type: ignore[attr-defined]
 _READ_WHOLE = 1 << 20  # ZipMember.open reads members up to this size whole
 _ZIP64_EXTRA = 20  # bytes of the ZIP64 extra field zipfile writes into a local header
+_ZIP64_LOCAL = struct.Struct("<HHQQ")  # that field: tag 1, its length, file size, compressed size
+#: The version a local header with a ZIP64 field declares, by compression method (zipfile's FileHeader).
+_MIN_VERSION = {
+    zipfile.ZIP_BZIP2: max(zipfile.BZIP2_VERSION, zipfile.ZIP64_VERSION),  # type: ignore[attr-defined]
+    zipfile.ZIP_LZMA: max(zipfile.LZMA_VERSION, zipfile.ZIP64_VERSION),  # type: ignore[attr-defined]
+}
 _DESCRIPTOR = struct.Struct("<LLQQ")  # a ZIP64 data descriptor: signature, CRC, compressed and file size
 _CHUNK = 1 << 18  # bytes of the central directory read at a time
 _LENGTHS = struct.Struct("<HHH")  # a central directory record's name, extra field and comment lengths, at 28
@@ -286,6 +292,11 @@ class _SpooledRecords:
         self._file.write(record.fp.getbuffer()[: -zipfile.sizeEndCentDir])  # type: ignore[attr-defined]
         self._count += 1
 
+    def append_record(self, record: bytes) -> None:
+        """Spool a central directory record packed by the caller."""
+        self._file.write(record)
+        self._count += 1
+
     def __len__(self) -> int:
         return self._count
 
@@ -376,7 +387,8 @@ class SpoolingZipWriter(zipfile.ZipFile):
             info.header_offset = self.start_dir
             self._writecheck(info)  # type: ignore[attr-defined]
             self._didModify = True  # type: ignore[attr-defined]
-            header = info.FileHeader(True)
+            packed = _usual_headers(info)
+            header = info.FileHeader(True) if packed is None else packed[0]
             fp.write(header)
             fp.write(member.data)
             size = len(header) + len(member.data)
@@ -384,4 +396,31 @@ class SpoolingZipWriter(zipfile.ZipFile):
                 fp.write(_DESCRIPTOR.pack(zipfile._DD_SIGNATURE, info.CRC, info.compress_size, info.file_size))  # type: ignore[attr-defined]
                 size += _DESCRIPTOR.size
             self.start_dir += size
-            self.filelist.append(info)
+            if packed is None:
+                self.filelist.append(info)
+            else:
+                self.filelist.append_record(packed[1])  # type: ignore[attr-defined]
+
+
+def _usual_headers(info: zipfile.ZipInfo) -> tuple[bytes, bytes] | None:
+    """(local header, central directory record) of a finished member, as ``FileHeader(zip64=True)`` and
+    ``_write_end_record`` pack them, for the usual member (below 4 GiB in sizes and offset, no extra field,
+    no comment, no data descriptor), packed here in one go; None for any other member (zipfile packs it).
+    Like ``FileHeader``, raises ``info``'s extract and create versions to what the header declares."""
+    limit = zipfile.ZIP64_LIMIT  # type: ignore[attr-defined]
+    if (info.extra or info.comment or info.flag_bits & zipfile._MASK_USE_DATA_DESCRIPTOR  # type: ignore[attr-defined]
+            or max(info.file_size, info.compress_size, info.header_offset) > limit):
+        return None
+    version = _MIN_VERSION.get(info.compress_type, zipfile.ZIP64_VERSION)  # type: ignore[attr-defined]
+    info.extract_version = extract = max(version, info.extract_version)
+    info.create_version = create = max(version, info.create_version)
+    name, flags = info._encodeFilenameFlags()  # type: ignore[attr-defined]
+    year, month, day, hour, minute, second = info.date_time
+    date, time = (year - 1980) << 9 | month << 5 | day, hour << 11 | minute << 5 | second // 2
+    local = _LOCAL.pack(zipfile.stringFileHeader, extract, info.reserved, flags, info.compress_type, time, date,  # type: ignore[attr-defined]
+                        info.CRC, 0xFFFFFFFF, 0xFFFFFFFF, len(name), _ZIP64_EXTRA)
+    extra = _ZIP64_LOCAL.pack(1, _ZIP64_EXTRA - 4, info.file_size, info.compress_size)
+    central = _CD.pack(zipfile.stringCentralDir, create, info.create_system, extract, info.reserved, flags,  # type: ignore[attr-defined]
+                       info.compress_type, time, date, info.CRC, info.compress_size, info.file_size, len(name), 0, 0,
+                       0, info.internal_attr, info.external_attr, info.header_offset)
+    return local + name + extra, central + name

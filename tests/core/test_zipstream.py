@@ -111,7 +111,8 @@ def _random_members(seed: int) -> list[tuple[str, bytes]]:
     rng = random.Random(seed)
     members = [(f"d/{n}.jpg", rng.randbytes(rng.randint(0, 3000)) + bytes([n]) * rng.randint(0, 3000))
                for n in range(30)]
-    return [*members, ("empty.png", b""), ("big.png", rng.randbytes(1 << 20) + b"ab" * (1 << 20))]
+    big = rng.randbytes(1 << 20) + b"ab" * (1 << 20)
+    return [*members, ("empty.png", b""), ("é/ü.png", b"x" * 5000), ("big.png", big)]
 
 
 def _info(name: str, compression: int) -> zipfile.ZipInfo:
