@@ -7,9 +7,13 @@ never decoded.
 
 from __future__ import annotations
 
+import codecs
 import itertools
+import os
 import posixpath
 import re
+from array import array
+from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
@@ -33,6 +37,7 @@ from dsformats.fileaccess import Joiner, as_path, is_local, join_within, open_bi
 from dsformats.imaging import is_image_name
 from dsformats.policy import bad_item
 
+from .catalog import IdNumbers
 from .schema import (
     ACTION_SETS,
     ANNOTATIONS_DIR,
@@ -68,6 +73,11 @@ _FLAG_LINE = re.compile(r"^\S.*\s(-1|0|1)$")
 _ACTION_LINE = re.compile(r"^\S.*\s\d+\s+(-1|0|1)$")
 _NUMBERED_LINE = re.compile(r"^\S.*\s[-+]?\d+$")
 _OBJECT_TAG = re.compile(r"<object[\s>]")
+#: Bits of :attr:`VocReader._files`, per item: which files the scan of the data folders found.
+_XML, _XML_NAMED, _CLASS, _INSTANCE, _IMAGE = 1, 2, 4, 8, 16  # _XML_NAMED: ``<id>.xml`` itself, not ``<id>.XML``
+_FOUND = _XML | _CLASS | _INSTANCE | _IMAGE
+_EXISTS = _XML | _IMAGE | _CLASS  # what an id in a list line is checked against
+_LIST_CHUNK = 1 << 16
 
 
 _SAFE_ENCODING = re.compile(rb"""encoding\s*=\s*["'](?:utf-?8|us-ascii|ascii|iso-8859-1|latin-?1)["']""", re.I)
@@ -299,19 +309,30 @@ def categories_from_specs(specs: list[LabelSpec]) -> Categories:
     return Categories(labels=list(labels.values()), attributes=OBJECT_FIELDS[:-1])
 
 
-def _lines(data: bytes, location: str, is_item: Callable[[str], bool] = lambda _: False) -> list[tuple[int, str]]:
-    """Non-blank stripped lines with their numbers. A line starting with ``#`` is a comment (as Datumaro
-    writes them) unless it names an item of the dataset (``#1``, or ``#1 -1`` in a flag file)."""
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DatasetError(f"not UTF-8 text ({exc.reason})", location) from None
-    lines = []
-    for n, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
-        if line and (not line.startswith("#") or is_item(line) or is_item(line.rsplit(maxsplit=1)[0])):
-            lines.append((n, line))
-    return lines
+def _lines(
+    stream: Any, location: str, is_item: Callable[[str], bool] = lambda _: False
+) -> Iterator[tuple[int, str]]:
+    """Non-blank stripped lines of a binary stream with their numbers, read a chunk at a time (the lines of
+    ``str.splitlines``). A line starting with ``#`` is a comment (as Datumaro writes them) unless it names an
+    item of the dataset (``#1``, or ``#1 -1`` in a flag file)."""
+    decoder = codecs.getincrementaldecoder("utf-8-sig")()
+    n = 0
+    pending = ""  # the last line of a chunk, which may go on in the next (or be "\r" before "\n")
+    while True:
+        chunk = stream.read(_LIST_CHUNK)
+        try:
+            text = pending + decoder.decode(chunk, final=not chunk)
+        except UnicodeDecodeError as exc:
+            raise DatasetError(f"not UTF-8 text ({exc.reason})", location) from None
+        lines = text.splitlines(keepends=True)
+        pending = lines.pop() if chunk and lines else ""
+        for raw in lines:
+            n += 1
+            line = raw.strip()
+            if line and (not line.startswith("#") or is_item(line) or is_item(line.rsplit(maxsplit=1)[0])):
+                yield n, line
+        if not chunk:
+            return
 
 
 def _number(text: str | None, field: str, location: str) -> int | float:
@@ -374,15 +395,19 @@ class VocReader:
         self.header = Header()
         self._specs: list[LabelSpec] = []
         self._has_labelmap = False
-        self._subsets: dict[str, dict[str, None]] = {}
-        self._flags: dict[tuple[str, str], list[Label]] = {}
-        self._images: dict[str, str] = {}
-        self._xmls: set[str] = set()
-        self._class_masks: set[str] = set()
-        self._instance_masks: set[str] = set()
+        # Every item id gets a number (IdNumbers spools the ids); what is known of an item is kept in compact
+        # arrays indexed by that number, so that memory does not grow by hundreds of bytes per item.
+        self._ids = IdNumbers()
+        self._files = bytearray()  # per number: the _XML, _XML_NAMED, _CLASS, _INSTANCE and _IMAGE bits
+        self._image_suffix = array("H")  # per number: the index in _suffixes of its image's suffix
+        self._suffixes: list[str] = [""]
+        self._subsets: dict[str, array[int]] = {}  # subset -> numbers of its items, in list order
+        self._members: dict[str, bytearray] = {}  # subset -> per number: 1 when the item is in the subset
+        self._listed = bytearray()  # per number: 1 when the item is in any subset
+        self._flags: dict[str, array[int]] = {}  # subset -> number << 24 | flag file << 1 | difficult
+        self._flag_labels: list[str] = []  # the label of each flag file
         self._object_plans = _Plans(_object_plan)
         self._local: str | None = None  # the root as a string, for a local tree
-        self._xml_files: set[str] = set()  # the annotation files the scan listed, as named under Annotations/
         self._header_plans = _Plans(_header_plan, limit=256)
 
     # ------------------------------------------------------------------------------------ opening
@@ -390,19 +415,21 @@ class VocReader:
         if not self.root.is_dir():
             raise DatasetError("a VOC dataset is a directory", str(self.root))
         self._specs, self._has_labelmap = self._load_labelmap()
-        self._xmls = self._scan(ANNOTATIONS_DIR, lambda n: n.lower().endswith(XML_SUFFIX), self._xml_files)
-        self._class_masks = self._scan(CLASS_DIR, lambda n: n.lower().endswith(MASK_SUFFIX))
-        self._instance_masks = self._scan(INSTANCE_DIR, lambda n: n.lower().endswith(MASK_SUFFIX))
-        self._images = self._scan_images()
+        self._scan(ANNOTATIONS_DIR, lambda n: n.lower().endswith(XML_SUFFIX), _XML)
+        self._scan(CLASS_DIR, lambda n: n.lower().endswith(MASK_SUFFIX), _CLASS)
+        self._scan(INSTANCE_DIR, lambda n: n.lower().endswith(MASK_SUFFIX), _INSTANCE)
+        self._scan(IMAGES_DIR, is_image_name, _IMAGE)
         if is_local(self.root):
             self._local = str(self.root)
         self._load_lists()
-        listed = {item_id for ids in self._subsets.values() for item_id in ids}
-        found = self._xmls | self._class_masks | self._instance_masks | set(self._images)
-        unlisted = sorted(found - listed)
+        listed = self._listed
+        listed.extend(bytes(len(self._files) - len(listed)))
+        pairs = enumerate(zip(self._files, listed, strict=True))
+        unlisted = [number for number, (found, seen) in pairs if found and not seen]
         if unlisted:
-            default = self._subsets.setdefault(DEFAULT_SUBSET, {})
-            default.update(dict.fromkeys(unlisted))
+            self._subset(DEFAULT_SUBSET)
+            for number in sorted(unlisted, key=self._ids.id):
+                self._add(DEFAULT_SUBSET, number)
         if not self._subsets:
             raise DatasetError(
                 "no VOC data found (no ImageSets lists, Annotations, JPEGImages or Segmentation PNGs)",
@@ -413,7 +440,7 @@ class VocReader:
         self.header = Header(
             categories=categories_from_specs(self._specs),
             subsets=list(self._subsets),
-            size_hint=sum(len(ids) for ids in self._subsets.values()),
+            size_hint=sum(len(numbers) for numbers in self._subsets.values()),
             infos={"labelmap": self._has_labelmap},
         )
         return self
@@ -421,7 +448,7 @@ class VocReader:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        return None
+        self._ids.close()
 
     def _read(self, rel: str) -> bytes:
         with open_binary(join_within(self.root, rel, location=str(self.root))) as stream:
@@ -440,48 +467,56 @@ class VocReader:
             raise DatasetError(str(exc)) from None
         return specs, True
 
-    def _scan(self, folder: str, keep: Callable[[str], bool], names: set[str] | None = None) -> set[str]:
+    def _scan(self, folder: str, keep: Callable[[str], bool], bit: int) -> None:
+        """Number the items of the files of ``folder`` that ``keep`` accepts, and mark them with ``bit``.
+
+        Of several images of one id (``a.jpg``, ``a.png``), the first name in sorted order is the item's.
+        """
         base = self.root / folder
         if not base.is_dir():
-            return set()
-        kept = [rel for rel in walk_files(base) if keep(rel)]
-        if names is not None:
-            names.update(kept)
-        return {posixpath.splitext(rel)[0] for rel in kept}
+            return
+        files, suffixes, codes = self._files, self._image_suffix, self._suffixes
+        for rel in _local_files(str(base)) if is_local(base) else walk_files(base):
+            if not keep(rel):
+                continue
+            stem = posixpath.splitext(rel)[0]
+            number = self._number(stem)
+            if bit == _XML and len(rel) == len(stem) + len(XML_SUFFIX) and rel.endswith(XML_SUFFIX):
+                files[number] |= _XML_NAMED
+            files[number] |= bit
+            if bit == _IMAGE:
+                suffix = rel[len(stem) :]
+                if not suffixes[number] or suffix < codes[suffixes[number]]:
+                    if suffix not in codes:
+                        codes.append(suffix)
+                    suffixes[number] = codes.index(suffix)
 
-    def _scan_images(self) -> dict[str, str]:
-        base = self.root / IMAGES_DIR
-        images: dict[str, str] = {}
-        if base.is_dir():
-            for rel in walk_files(base):
-                if is_image_name(rel):
-                    images.setdefault(posixpath.splitext(rel)[0], rel)
-        return images
+    def _number(self, item_id: str) -> int:
+        """The number of ``item_id``, a new one (with no files) when it is new."""
+        number = self._ids.number(item_id)
+        if number == len(self._files):
+            self._files.append(0)
+            self._image_suffix.append(0)
+        return number
 
     # --------------------------------------------------------------------------------- list files
     def _load_lists(self) -> None:
         labels = {spec.name for spec in self._specs} | {p for spec in self._specs for p in spec.parts}
         actions = {a for spec in self._specs for a in spec.actions}
-        contents: dict[str, dict[str, list[tuple[int, str]]]] = {}
+        lists: list[tuple[str, str]] = []  # (task folder, stem)
         for task_dir in SET_DIRS:
             base = self.root / SETS_DIR / task_dir
-            if not base.is_dir():
-                continue
-            files = [rel for rel in walk_files(base, max_depth=1) if rel.endswith(LIST_SUFFIX)]
-            rel_dir = f"{SETS_DIR}/{task_dir}"
-            contents[task_dir] = {
-                rel[: -len(LIST_SUFFIX)]: _lines(self._read(f"{rel_dir}/{rel}"), str(base / rel), self._exists)
-                for rel in files
-            }
-        stems = {stem for lists in contents.values() for stem in lists}
+            if base.is_dir():
+                files = [rel for rel in walk_files(base, max_depth=1) if rel.endswith(LIST_SUFFIX)]
+                lists += [(task_dir, rel[: -len(LIST_SUFFIX)]) for rel in files]
+        stems = {stem for _, stem in lists}
         flag_files: list[tuple[str, str, str]] = []
-        for task_dir, lists in contents.items():
-            for stem, lines in lists.items():
-                kind = self._classify(task_dir, stem, lines, stems, labels, actions)
-                if kind is None:
-                    self._add_list(task_dir, stem, lines)
-                elif kind[0] == "flags":
-                    flag_files.append((kind[1], kind[2], stem))
+        for task_dir, stem in lists:
+            kind = self._classify(task_dir, stem, stems, labels, actions)
+            if kind is None:
+                self._add_list(task_dir, stem)
+            elif kind[0] == "flags":
+                flag_files.append((kind[1], kind[2], stem))
         if flag_files and DATUMARO_IGNORED in {f[0] for f in flag_files} and not self._has_labelmap:
             self._specs.append(LabelSpec(DATUMARO_IGNORED, VOID_COLOR))
             labels.add(DATUMARO_IGNORED)
@@ -496,17 +531,26 @@ class VocReader:
                     ),
                     location,
                 )
-            self._add_flags(label, subset, contents[MAIN_SETS][stem], location)
+            self._add_flags(label, subset, stem, location)
+        for subset, entries in self._flags.items():  # by item number, each item's flags in file order
+            self._flags[subset] = array("Q", sorted(entries, key=lambda entry: entry >> 24))
         if {"train", "val", "trainval"} <= set(self._subsets):
-            both = set(self._subsets["train"]) | set(self._subsets["val"])
-            if set(self._subsets["trainval"]) <= both:
+            train, val = self._members["train"], self._members["val"]
+            if all(
+                (number < len(train) and train[number]) or (number < len(val) and val[number])
+                for number in self._subsets["trainval"]
+            ):
                 del self._subsets["trainval"]
+
+    def _list_lines(self, task_dir: str, stem: str) -> Iterator[tuple[int, str]]:
+        rel = f"{SETS_DIR}/{task_dir}/{stem}{LIST_SUFFIX}"
+        with open_binary(join_within(self.root, rel, location=str(self.root))) as stream:
+            yield from _lines(stream, str(self.root / rel), self._exists)
 
     def _classify(
         self,
         task_dir: str,
         stem: str,
-        lines: list[tuple[int, str]],
         stems: set[str],
         labels: set[str],
         actions: set[str],
@@ -514,24 +558,52 @@ class VocReader:
         """``("flags", label, subset)``, ``("actions", action, subset)`` or None for a subset list."""
         if task_dir not in (MAIN_SETS, ACTION_SETS) or "_" not in stem:
             return None
-        pattern = _FLAG_LINE if task_dir == MAIN_SETS else _ACTION_LINE
-        shaped = all(pattern.match(line) for _, line in lines)
         known = labels if task_dir == MAIN_SETS else actions
         kind = "flags" if task_dir == MAIN_SETS else "actions"
         splits = [(stem[:i], stem[i + 1 :]) for i, c in enumerate(stem) if c == "_" and 0 < i < len(stem) - 1]
+        splits = [split for split in splits if split[1] in stems]
+        if not splits:
+            return None
+        pattern = _FLAG_LINE if task_dir == MAIN_SETS else _ACTION_LINE
+        shaped = numbered = True  # every line is <id> <flag>; every line ends in a number
+        lines = 0
+        for _, line in self._list_lines(task_dir, stem):
+            lines += 1
+            shaped = shaped and pattern.match(line) is not None
+            numbered = numbered and _NUMBERED_LINE.match(line) is not None
+            if not (shaped or numbered):
+                break
         for prefix, subset in sorted(splits, key=lambda s: (s[0] not in known, -len(s[0]))):
-            if subset not in stems:
-                continue
-            numbered = lines and all(_NUMBERED_LINE.match(line) for _, line in lines)
-            if (shaped or (numbered and prefix in known)) and (prefix in known or lines):
+            if (shaped or (lines and numbered and prefix in known)) and (prefix in known or lines):
                 return kind, prefix, subset
         return None
 
-    def _add_list(self, task_dir: str, subset: str, lines: list[tuple[int, str]]) -> None:
-        ids = self._subsets.setdefault(subset, {})
+    def _subset(self, subset: str) -> array[int]:
+        """The item numbers of ``subset`` (made empty when new)."""
+        numbers = self._subsets.get(subset)
+        if numbers is None:
+            numbers = self._subsets[subset] = array("I")
+            self._members[subset] = bytearray()
+        return numbers
+
+    def _add(self, subset: str, number: int) -> None:
+        """Add item ``number`` to ``subset`` (once)."""
+        members = self._members[subset]
+        if number >= len(members):
+            members.extend(bytes(number + 1 - len(members)))
+        if not members[number]:
+            members[number] = 1
+            self._subsets[subset].append(number)
+            listed = self._listed
+            if number >= len(listed):
+                listed.extend(bytes(number + 1 - len(listed)))
+            listed[number] = 1
+
+    def _add_list(self, task_dir: str, subset: str) -> None:
+        self._subset(subset)
         location = str(self.root / SETS_DIR / task_dir / (subset + LIST_SUFFIX))
-        for number, line in lines:
-            ids.setdefault(self._list_id(task_dir, line, f"{location}:{number}"), None)
+        for number, line in self._list_lines(task_dir, subset):
+            self._add(subset, self._number(self._list_id(task_dir, line, f"{location}:{number}")))
 
     def _list_id(self, task_dir: str, line: str, location: str) -> str:
         if task_dir in (ACTION_SETS, LAYOUT_SETS):
@@ -554,11 +626,15 @@ class VocReader:
             raise DatasetError(str(exc), location) from None
 
     def _exists(self, item_id: str) -> bool:
-        return item_id in self._xmls or item_id in self._images or item_id in self._class_masks
+        number = self._ids.find(item_id)
+        return number is not None and bool(self._files[number] & _EXISTS)
 
-    def _add_flags(self, label: str, subset: str, lines: list[tuple[int, str]], location: str) -> None:
-        ids = self._subsets.setdefault(subset, {})
-        for number, line in lines:
+    def _add_flags(self, label: str, subset: str, stem: str, location: str) -> None:
+        self._subset(subset)
+        entries = self._flags.setdefault(subset, array("Q"))
+        file_bits = len(self._flag_labels) << 1
+        self._flag_labels.append(label)
+        for number, line in self._list_lines(MAIN_SETS, stem):
             fields = line.rsplit(maxsplit=1)
             if len(fields) != 2:
                 raise DatasetError("expected '<item id> <flag>'", f"{location}:{number}")
@@ -566,44 +642,58 @@ class VocReader:
                 raise DatasetError(f"flag {fields[1]!r} is not -1, 0 or 1", f"{location}:{number}")
             if fields[1] == "-1":
                 continue
-            item_id = safe_relative(fields[0], location=f"{location}:{number}")
-            ids.setdefault(item_id, None)
-            attributes = {"difficult": True} if fields[1] == "0" else {}
-            self._flags.setdefault((subset, item_id), []).append(Label(label=label, attributes=attributes))
+            item = self._number(safe_relative(fields[0], location=f"{location}:{number}"))
+            self._add(subset, item)
+            entries.append(item << 24 | file_bits | (fields[1] == "0"))
+
+    def _item_flags(self, subset: str, number: int) -> list[Label]:
+        entries = self._flags.get(subset)
+        if not entries:
+            return []
+        labels = []
+        at = bisect_left(entries, number << 24)
+        while at < len(entries) and entries[at] >> 24 == number:
+            entry = entries[at]
+            attributes = {"difficult": True} if entry & 1 else {}
+            labels.append(Label(label=self._flag_labels[(entry & 0xFFFFFF) >> 1], attributes=attributes))
+            at += 1
+        return labels
 
     # -------------------------------------------------------------------------------------- items
     def shards(self, count: int) -> list[Shard]:
         """About ``count`` ranges of items (read one with ``shard="START:STOP"``)."""
-        return range_shards(sum(len(ids) for ids in self._subsets.values()), count)
+        return range_shards(sum(len(numbers) for numbers in self._subsets.values()), count)
 
     def items(self) -> Iterator[Item]:
         """Yield every item of every subset (or of the ``shard`` range), parsing its XML and masks only then."""
-        pairs: Iterator[tuple[str, str]] = (
-            (subset, item_id) for subset, ids in self._subsets.items() for item_id in ids
+        pairs: Iterator[tuple[str, int]] = (
+            (subset, number) for subset, numbers in self._subsets.items() for number in numbers
         )
         if self.positions is not None:
             pairs = itertools.islice(pairs, self.positions.start, self.positions.stop)
-        for subset, item_id in pairs:
+        for subset, number in pairs:
             try:
-                item = self._item(subset, item_id)
+                item = self._item(subset, number)
             except DatasetError as exc:  # a broken XML or mask spoils one item: skip it under the policy
                 bad_item(exc)
                 continue
             yield item
 
-    def _item(self, subset: str, item_id: str) -> Item:
+    def _item(self, subset: str, number: int) -> Item:
+        item_id = self._ids.id(number)
+        files = self._files[number]
         size, filename = None, None
         objects: list[Any] = []
         xml_path: str | Path | None = None
-        if item_id in self._xmls:
-            name = f"{item_id}{XML_SUFFIX}"
-            if self._local is not None and name in self._xml_files:  # listed by the scan: inside the tree
-                xml_path = f"{self._local}/{safe_relative(f'{ANNOTATIONS_DIR}/{name}')}"
+        if files & _XML:
+            if self._local is not None and files & _XML_NAMED:  # listed by the scan: inside the tree
+                xml_path = f"{self._local}/{safe_relative(f'{ANNOTATIONS_DIR}/{item_id}{XML_SUFFIX}')}"
             else:
                 xml_path = self._join(self.root, f"{ANNOTATIONS_DIR}/{item_id}{XML_SUFFIX}")
             size, filename, objects = self._parse_xml(xml_path)
-        media = self._media(item_id, filename, size, str(xml_path))
-        masks = self._masks(item_id, media, objects)
+        image = item_id + self._suffixes[self._image_suffix[number]] if files & _IMAGE else None
+        media = self._media(item_id, image, filename, size, str(xml_path))
+        masks = self._masks(item_id, files, media, objects)
         linked = {mask.group for mask in masks if mask.group and mask.group <= len(objects)}
         annotations: list[Any] = []
         box_of = self._box
@@ -612,9 +702,8 @@ class VocReader:
             annotations.append(box_of(obj.box, obj.label, group, obj.attributes))
             for name, box in obj.parts:
                 annotations.append(box_of(box, name, group, None))
-        flags = self._flags.get((subset, item_id))
-        if flags:
-            annotations.extend(flags)
+        if self._flags:
+            annotations.extend(self._item_flags(subset, number))
         annotations.extend(masks)
         return Item(id=item_id, subset=subset, media=media, annotations=annotations)
 
@@ -628,8 +717,11 @@ class VocReader:
             x=xmin, y=ymin, w=add(xmax, -xmin), h=add(ymax, -ymin), label=label, group=group, attributes=attributes
         )
 
-    def _media(self, item_id: str, filename: str | None, size: tuple[int, int] | None, where: str) -> Media | None:
-        if filename and self._local is not None and self._images.get(item_id) == filename:
+    def _media(
+        self, item_id: str, image: str | None, filename: str | None, size: tuple[int, int] | None, where: str
+    ) -> Media | None:
+        """The item's image: ``filename`` (from the XML) first, else ``image`` (the scan's name for the id)."""
+        if filename and self._local is not None and image == filename:
             # The image the scan listed (a file, or a symlink to one inside the tree): what the join below
             # finds first, without a stat per item. The name is refused the same way when it is unsafe.
             return Media.from_file(f"{self._local}/{IMAGES_DIR}/{safe_relative(filename, location=where)}", size=size)
@@ -642,9 +734,8 @@ class VocReader:
                 path = self._join(images, name, location=where)
                 if path.is_file():
                     return Media.from_file(path, size=size)
-        rel = self._images.get(item_id)
-        if rel is not None:
-            return Media.from_file(self._join(images, rel), size=size)
+        if image is not None:
+            return Media.from_file(self._join(images, image), size=size)
         if size is not None:  # the image is missing, but its size is known: keep it
             return Media.from_file(join_within(images, filename or item_id + ".jpg", location=where), size=size)
         return None
@@ -883,9 +974,9 @@ class VocReader:
         return tuple(values)
 
     # -------------------------------------------------------------------------------------- masks
-    def _masks(self, item_id: str, media: Media | None, objects: list[_Object]) -> list[Mask]:
-        has_class = item_id in self._class_masks
-        has_instances = item_id in self._instance_masks
+    def _masks(self, item_id: str, files: int, media: Media | None, objects: list[_Object]) -> list[Mask]:
+        has_class = bool(files & _CLASS)
+        has_instances = bool(files & _INSTANCE)
         if not has_class and not has_instances:
             return []
         import numpy as np
@@ -970,3 +1061,26 @@ class VocReader:
 
 def _equals(array: Any, value: int) -> Callable[[], Any]:
     return lambda: array == value
+
+
+def _local_files(root: str) -> Iterator[str]:
+    """:func:`dsformats.fileaccess.walk_files` of a local folder in directory order, not sorted: no listing is
+    held in memory (the scan needs no order). Symlinked directories are not entered, and symlinked files are
+    skipped when they resolve outside ``root``."""
+    real_root = os.path.realpath(root).rstrip(os.sep) + os.sep
+    folders = [(root, "")]
+    while folders:
+        folder, prefix = folders.pop()
+        try:
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        folders.append((entry.path, f"{prefix}{entry.name}/"))
+                    elif entry.is_symlink():
+                        real = os.path.realpath(entry.path)
+                        if real.startswith(real_root) and os.path.isfile(real):
+                            yield prefix + entry.name
+                    elif entry.is_file():
+                        yield prefix + entry.name
+        except OSError as exc:
+            raise DatasetError(f"cannot list directory: {exc.strerror}", folder) from None
