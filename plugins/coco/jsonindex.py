@@ -14,7 +14,7 @@ import mmap
 import re
 import sys
 from array import array
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -342,6 +342,11 @@ class JsonFile:
             except orjson.JSONDecodeError as exc:
                 raise DatasetError(f"invalid JSON: {exc}", f"{self.name}: {self.list_key}[{index}]") from None
 
+    def elements(self, indexes: Sequence[int]) -> list[Any]:
+        """Parse the elements ``indexes`` of the list section (as :meth:`element` each, with less overhead)."""
+        return _parse_spans(self, self._data, indexes, [self.starts[i] for i in indexes],
+                            [self.ends[i] for i in indexes])
+
     def element(self, index: int) -> Any:
         """Parse element ``index`` of the list section (``annotations``)."""
         self._parsed += 1
@@ -352,6 +357,23 @@ class JsonFile:
             return orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
             raise DatasetError(f"invalid JSON: {exc}", f"{self.name}: {self.list_key}[{index}]") from None
+
+
+def _parse_spans(owner: Any, data: Any, indexes: Sequence[int], starts: list[int], ends: list[int]) -> list[Any]:
+    """Parse ``data[start:end]`` for each span of the elements ``indexes`` of ``owner`` (a JsonFile or JsonView)."""
+    loads = orjson.loads
+    parsed = owner._parsed
+    out = []
+    for index, start, end in zip(indexes, starts, ends, strict=True):
+        parsed += 1
+        if not parsed % _DROP_EVERY:
+            _drop_pages(data)
+        try:
+            out.append(loads(data[start:end]))
+        except orjson.JSONDecodeError as exc:
+            raise DatasetError(f"invalid JSON: {exc}", f"{owner.name}: {owner.list_key}[{index}]") from None
+    owner._parsed = parsed
+    return out
 
 
 class JsonView:
@@ -371,6 +393,13 @@ class JsonView:
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_data": None}
+
+    def elements(self, indexes: Sequence[int]) -> list[Any]:
+        """:meth:`element` of each of ``indexes``, with less overhead."""
+        if self._data is None:
+            self._data, self._parsed = _load(self.path, self.name), 0
+        positions = self.indexes.searchsorted(indexes)
+        return _parse_spans(self, self._data, indexes, self.starts[positions].tolist(), self.ends[positions].tolist())
 
     def element(self, index: int) -> Any:
         """Parse element ``index`` (its position in the file's list section), which must be in this view."""

@@ -146,12 +146,24 @@ class _Source:
         self.keys: Any = None
         #: Per element of ``order`` (instances files): its kinds code (see :func:`_plain_code`), -1 if unusual.
         self.codes: Any = None
+        self.bounds: tuple[int, list[int]] | None = None  # (first key, where each key from it starts in keys)
 
     def span(self, item_index: int) -> tuple[int, int]:
         """Where the elements of ``item_index`` are in ``order`` (and ``codes``)."""
         if self.keys is None or not len(self.keys):
             return 0, 0
-        return int(self.keys.searchsorted(item_index, "left")), int(self.keys.searchsorted(item_index, "right"))
+        if self.bounds is None:  # once: every span is then two list lookups
+            import numpy as np
+
+            first = int(self.keys[0])
+            self.bounds = first, self.keys.searchsorted(np.arange(first, int(self.keys[-1]) + 2)).tolist()
+        first, bounds = self.bounds
+        k = item_index - first
+        if k < 0:
+            return 0, 0
+        if k >= len(bounds) - 1:
+            return bounds[-1], bounds[-1]
+        return bounds[k], bounds[k + 1]
 
     def hits(self, item_index: int) -> Sequence[int]:
         """Annotation element indices of ``item_index``, in file order."""
@@ -753,7 +765,7 @@ class CocoReader:
             part = copy.copy(source)
             if source.keys is not None:
                 lo, hi = source.keys.searchsorted([positions.start, positions.stop])
-                part.order, part.keys = source.order[lo:hi], source.keys[lo:hi]
+                part.order, part.keys, part.bounds = source.order[lo:hi], source.keys[lo:hi], None
                 if source.codes is not None:
                     part.codes = source.codes[lo:hi]
             assert isinstance(source.json, JsonFile)
@@ -797,15 +809,18 @@ class _Deferred(DeferredAnnotations):
     def raw(self) -> _Deferred:
         return self
 
+    def parsed(self) -> list[dict[str, Any]]:
+        """The JSON objects of :attr:`elements`, parsed again."""
+        assert self.source.json is not None
+        return self.source.json.elements(self.elements)
+
     def fields(
-        self, element: int
+        self, ann: dict[str, Any]
     ) -> tuple[int, str, dict[str, Any], list[Any] | None, list[list[Any]], Rle | None]:
-        """``(id, label, attributes, bbox or None, polygons, RLE or None)`` of an element.
+        """``(id, label, attributes, bbox or None, polygons, RLE or None)`` of a parsed element.
 
         Exactly what :meth:`build` gives its box, polygons and mask (the attributes dict is a new one).
         """
-        assert self.source.json is not None
-        ann = self.source.json.element(element)
         if _COMMON_KEYS.issuperset(ann):  # as _attributes, fast: "area" is the only key with no model field
             attributes = {AREA_ATTR: ann[AREA_ATTR]} if AREA_ATTR in ann else {}
         else:

@@ -462,9 +462,9 @@ class CocoWriter:
         pending: list[tuple[int, bytes, str]] = []
         counts: dict[str, int] = {}
         panoptic: list[Mask] = []
-        for element, code in zip(raw.elements, raw.codes, strict=True):
+        for element, code, ann in zip(raw.elements, raw.codes, raw.parsed(), strict=True):
             if not code & 2 or self.mode == "guess":
-                ann_id, label, attributes, bbox, polygons, rle = raw.fields(element)
+                ann_id, label, attributes, bbox, polygons, rle = raw.fields(ann)
                 if not attributes.get(TASK_ATTR):
                     spooled = self._plain_bytes(ann_id, label, None, attributes, bbox, polygons, size, report, rle)
                     if spooled is not None:
