@@ -38,7 +38,9 @@ from pathlib import Path
 from typing import IO, Any, Literal, NamedTuple
 from zlib import crc32
 
-__all__ = ["Compressed", "SpoolingZipWriter", "StreamingZipReader", "ZipMember", "compress", "fast_crc32"]
+__all__ = [
+    "Compressed", "SpoolingZipWriter", "StreamingZipReader", "ZipMember", "compress", "fast_crc32", "raw_inflater",
+]
 
 _CD = struct.Struct(zipfile.structCentralDir)  # type: ignore[attr-defined]
 _LOCAL = struct.Struct(zipfile.structFileHeader)  # type: ignore[attr-defined]
@@ -159,7 +161,7 @@ def fast_crc32() -> Any:
     return isal_zlib.crc32
 
 
-def _inflater() -> Any:
+def raw_inflater() -> Any:
     """A raw-deflate decompressor: ISA-L's (about 1.5x faster on photos) when installed, else zlib's."""
     try:
         from isal import isal_zlib
@@ -233,7 +235,7 @@ class ZipMember(NamedTuple):
                 return stream.read()
         data = self.compressed().data
         if info.compress_type == zipfile.ZIP_DEFLATED:
-            inflater = _inflater()
+            inflater = raw_inflater()
             data = inflater.decompress(data, info.file_size)
             if not inflater.eof or len(data) != info.file_size:
                 raise zipfile.BadZipFile(f"Bad deflate stream or size for file {info.filename!r}")
