@@ -793,7 +793,21 @@ class _Deferred(DeferredAnnotations):
 
     def build(self) -> list[Annotation]:
         state = _ItemState(self.record)
-        return [ann for element in self.elements for ann in self.reader._convert(self.source, element, state)]
+        return [shape for ann in self.parsed() for shape in self._shapes(ann, state)]
+
+    def _shapes(self, ann: dict[str, Any], state: _ItemState) -> list[Annotation]:
+        """What :meth:`CocoReader._convert` makes of a checked element, without checking it again."""
+        ann_id, label, attributes, bbox, polygons, rle = self.fields(ann)
+        group = state.group(ann_id)
+        shapes: list[Annotation] = []
+        if bbox is not None:
+            x, y, w, h = bbox
+            shapes.append(Bbox(x=x, y=y, w=w, h=h, label=label, id=ann_id, group=group, attributes=attributes))
+        for part in polygons:
+            shapes.append(Polygon(points=part, label=label, id=ann_id, group=group, attributes=attributes))
+        if rle is not None:
+            shapes.append(Mask(rle=rle, label=label, id=ann_id, group=group, attributes=attributes))
+        return shapes
 
     def kinds(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -831,7 +845,12 @@ class _Deferred(DeferredAnnotations):
         polygons: list[list[Any]] = []
         rle = None
         if type(segmentation) is dict:
-            rle = _rle(segmentation, "", self.record.size)
+            (height, width), counts = segmentation["size"], segmentation["counts"]
+            plain = type(counts) is str or _INT_TYPE.issuperset(map(type, counts))
+            if plain and type(height) is int and type(width) is int:
+                rle = Rle(size=(height, width), counts=counts)  # checked by the index: as _rle gives it
+            else:
+                rle = _rle(segmentation, "", self.record.size)
         elif segmentation:
             polygons = [part for part in segmentation if part] if type(segmentation[0]) is list else [segmentation]
         return ann["id"], self.source.labels[ann["category_id"]], attributes, ann["bbox"] or None, polygons, rle

@@ -160,3 +160,29 @@ def test_generated_bench_set_raw_and_full_paths_give_the_same_bytes(tmp_path):
         assert raw == full and deferred == 60
         assert raw_report.annotations_written == full_report.annotations_written
         assert sum(raw_report.annotations_written.values()) >= 60 * 7 * 2
+
+
+def _read_reprs(src: Path, monkeypatch, *, defer: bool) -> list[str]:
+    from dsformats_coco.reader import CocoReader
+
+    with monkeypatch.context() as patch:
+        if not defer:
+            patch.setattr(CocoReader, "_deferred", lambda self, source, record, index: None)
+        with dsformats.read(src, "coco") as reader:
+            return [repr(item) for item in reader.items()]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_deferred_annotations_build_as_the_reader_builds_them_at_once(tmp_path, monkeypatch, seed):
+    """repr shows every field, with int and float told apart (1 == 1.0 would hide a difference)."""
+    src = tmp_path / "src"
+    _odd_dataset(src, seed)
+    deferred = _read_reprs(src, monkeypatch, defer=True)
+    assert deferred == _read_reprs(src, monkeypatch, defer=False) and len(deferred) == 40
+
+
+@pytest.mark.parametrize("layout", ["coco_instances", "coco_roboflow", "mmdet_coco"])
+def test_fixture_deferred_annotations_build_as_at_once(datumaro_fixtures, monkeypatch, layout):
+    src = datumaro_fixtures / "coco_dataset" / layout
+    deferred = _read_reprs(src, monkeypatch, defer=True)
+    assert deferred == _read_reprs(src, monkeypatch, defer=False) and "Mask(" in "".join(deferred)
