@@ -4,7 +4,8 @@ A VOC tree names its items several times (list lines, ``Annotations/``, ``JPEGIm
 the reader joins them by id. Kept in sets and dicts of strings, that costs hundreds of bytes per item. Here
 each id gets a number (0, 1, ...) that indexes the reader's compact per-item arrays, and memory keeps only
 a sorted array of 64-bit id hashes with their numbers (plus a small dict of the newest) and the offset of
-each id's bytes in an unnamed temporary file. A hash found is checked against the spooled id (one read),
+each id's bytes in an unnamed temporary file (written 4 MB at a time: until then, and for the newest ids,
+the bytes are read from memory). A hash found is checked against the spooled id (one read),
 so a hash collision never makes two ids equal. :class:`dsformats.idset.KeyMap` answers a found key by
 scanning its spool, which suits keys that are seldom found again; here almost every id is.
 """
@@ -19,7 +20,7 @@ from typing import IO
 
 _MASK = (1 << 64) - 1
 _RECENT_MIN = 4096  # newest hashes kept in a dict before they are merged into the sorted array
-_FLUSH = 1 << 16  # spooled bytes buffered before they are written
+_FLUSH = 4 << 20  # spooled bytes buffered (and read from memory) before they are written
 
 
 class IdNumbers:
@@ -29,6 +30,7 @@ class IdNumbers:
         self._digests = array("Q")  # sorted hashes
         self._numbers = array("I")  # the number of each sorted hash's id
         self._recent: dict[int, int] = {}  # hash -> number, not merged yet
+        self._recent_limit = _RECENT_MIN
         self._offsets = array("Q", [0])  # id n is bytes offsets[n]:offsets[n + 1] of the spool
         self._file: IO[bytes] | None = None
         self._buffer = bytearray()  # spool bytes from offset self._written on
@@ -52,13 +54,13 @@ class IdNumbers:
 
     def find(self, item_id: str) -> int | None:
         """The number of ``item_id``, or None."""
-        return self._find(hash(item_id) & _MASK, item_id.encode("utf-8", "surrogatepass"))[0]
+        return self._lookup(hash(item_id) & _MASK, item_id.encode("utf-8", "surrogatepass"))[0]
 
     def number(self, item_id: str) -> int:
         """The number of ``item_id``, given now (the next number) when it is new."""
         digest = hash(item_id) & _MASK
         data = item_id.encode("utf-8", "surrogatepass")
-        found, seen = self._find(digest, data)
+        found, seen = self._lookup(digest, data)
         if found is not None:
             return found
         number = len(self._offsets) - 1
@@ -71,21 +73,22 @@ class IdNumbers:
             at = bisect_right(self._digests, digest)
             self._digests.insert(at, digest)
             self._numbers.insert(at, number)
-            return number
-        self._recent[digest] = number
-        if len(self._recent) >= max(_RECENT_MIN, len(self._digests) >> 5):
-            self._merge()
+        else:
+            self._recent[digest] = number
+            if len(self._recent) >= self._recent_limit:
+                self._merge()
         return number
 
     # ------------------------------------------------------------------------------------ internals
-    def _find(self, digest: int, data: bytes) -> tuple[int | None, bool]:
+    def _lookup(self, digest: int, data: bytes) -> tuple[int | None, bool]:
         """``(number of the id spelled data, or None; whether any id has this hash)``."""
-        seen = False
         number = self._recent.get(digest)
         if number is not None:
             if self._bytes(number) == data:
                 return number, True
             seen = True
+        else:
+            seen = False
         digests = self._digests
         at = bisect_left(digests, digest)
         while at < len(digests) and digests[at] == digest:
@@ -96,10 +99,10 @@ class IdNumbers:
             at += 1
         return None, seen
 
-    def _bytes(self, number: int) -> bytes:
+    def _bytes(self, number: int) -> bytes | bytearray:
         start, end = self._offsets[number], self._offsets[number + 1]
         if start >= self._written:
-            return bytes(self._buffer[start - self._written : end - self._written])
+            return self._buffer[start - self._written : end - self._written]
         assert self._file is not None
         return os.pread(self._file.fileno(), end - start, start)
 
@@ -129,3 +132,4 @@ class IdNumbers:
         numbers += old_numbers[start:]
         self._digests, self._numbers = digests, numbers
         self._recent = {}
+        self._recent_limit = max(_RECENT_MIN, len(digests) >> 5)

@@ -399,8 +399,9 @@ class VocReader:
         # arrays indexed by that number, so that memory does not grow by hundreds of bytes per item.
         self._ids = IdNumbers()
         self._files = bytearray()  # per number: the _XML, _XML_NAMED, _CLASS, _INSTANCE and _IMAGE bits
-        self._image_suffix = array("H")  # per number: the index in _suffixes of its image's suffix
-        self._suffixes: list[str] = [""]
+        self._image_suffix = array("H")  # per number: the index in _suffix_names of its image's suffix
+        self._suffix_names = [""]
+        self._suffixes: dict[str, int] = {}  # image suffix -> its index in _suffix_names
         self._subsets: dict[str, array[int]] = {}  # subset -> numbers of its items, in list order
         self._members: dict[str, bytearray] = {}  # subset -> per number: 1 when the item is in the subset
         self._listed = bytearray()  # per number: 1 when the item is in any subset
@@ -476,20 +477,28 @@ class VocReader:
         if not base.is_dir():
             return
         files, suffixes, codes = self._files, self._image_suffix, self._suffixes
+        number_of = self._ids.number
         for rel in _local_files(str(base)) if is_local(base) else walk_files(base):
             if not keep(rel):
                 continue
-            stem = posixpath.splitext(rel)[0]
-            number = self._number(stem)
-            if bit == _XML and len(rel) == len(stem) + len(XML_SUFFIX) and rel.endswith(XML_SUFFIX):
-                files[number] |= _XML_NAMED
+            dot = rel.rfind(".")  # kept names have a suffix: posixpath.splitext, without its cost when plain
+            stem = rel[:dot] if dot > 0 and rel[dot - 1] not in "./" else posixpath.splitext(rel)[0]
+            number = number_of(stem)
+            if number == len(files):
+                files.append(0)
+                suffixes.append(0)
             files[number] |= bit
-            if bit == _IMAGE:
+            if bit == _XML:
+                if rel[dot:] == XML_SUFFIX and dot == len(stem):
+                    files[number] |= _XML_NAMED
+            elif bit == _IMAGE:
                 suffix = rel[len(stem) :]
-                if not suffixes[number] or suffix < codes[suffixes[number]]:
-                    if suffix not in codes:
-                        codes.append(suffix)
-                    suffixes[number] = codes.index(suffix)
+                code = codes.get(suffix)
+                if code is None:
+                    code = codes[suffix] = len(self._suffix_names)
+                    self._suffix_names.append(suffix)
+                if not suffixes[number] or suffix < self._suffix_names[suffixes[number]]:
+                    suffixes[number] = code
 
     def _number(self, item_id: str) -> int:
         """The number of ``item_id``, a new one (with no files) when it is new."""
@@ -602,8 +611,15 @@ class VocReader:
     def _add_list(self, task_dir: str, subset: str) -> None:
         self._subset(subset)
         location = str(self.root / SETS_DIR / task_dir / (subset + LIST_SUFFIX))
+        plain = task_dir not in (ACTION_SETS, LAYOUT_SETS)  # lines that are just ids
         for number, line in self._list_lines(task_dir, subset):
-            self._add(subset, self._number(self._list_id(task_dir, line, f"{location}:{number}")))
+            try:
+                item_id = safe_relative(line) if plain else None
+            except (DatasetError, ValueError):
+                item_id = None  # again, with the location (made only now)
+            if item_id is None:
+                item_id = self._list_id(task_dir, line, f"{location}:{number}")
+            self._add(subset, self._number(item_id))
 
     def _list_id(self, task_dir: str, line: str, location: str) -> str:
         if task_dir in (ACTION_SETS, LAYOUT_SETS):
@@ -691,7 +707,7 @@ class VocReader:
             else:
                 xml_path = self._join(self.root, f"{ANNOTATIONS_DIR}/{item_id}{XML_SUFFIX}")
             size, filename, objects = self._parse_xml(xml_path)
-        image = item_id + self._suffixes[self._image_suffix[number]] if files & _IMAGE else None
+        image = item_id + self._suffix_names[self._image_suffix[number]] if files & _IMAGE else None
         media = self._media(item_id, image, filename, size, str(xml_path))
         masks = self._masks(item_id, files, media, objects)
         linked = {mask.group for mask in masks if mask.group and mask.group <= len(objects)}
