@@ -146,7 +146,7 @@ class _Source:
         self.keys: Any = None
         #: Per element of ``order`` (instances files): its kinds code (see :func:`_plain_code`), -1 if unusual.
         self.codes: Any = None
-        self.bounds: tuple[int, list[int]] | None = None  # (first key, where each key from it starts in keys)
+        self.bounds: tuple[int, array[int]] | None = None  # (first key, where each key from it starts in keys)
 
     def span(self, item_index: int) -> tuple[int, int]:
         """Where the elements of ``item_index`` are in ``order`` (and ``codes``)."""
@@ -156,7 +156,8 @@ class _Source:
             import numpy as np
 
             first = int(self.keys[0])
-            self.bounds = first, self.keys.searchsorted(np.arange(first, int(self.keys[-1]) + 2)).tolist()
+            starts = self.keys.searchsorted(np.arange(first, int(self.keys[-1]) + 2)).astype(np.int64)
+            self.bounds = first, array("q", starts.tobytes())
         first, bounds = self.bounds
         k = item_index - first
         if k < 0:
