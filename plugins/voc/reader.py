@@ -1,8 +1,9 @@
 """Read a Pascal VOC tree lazily: XML boxes with parts and actions, class flags, palette masks, subset lists.
 
-``__enter__`` reads only small files (``labelmap.txt`` and the ``ImageSets`` lists) and lists the data
-directories; XML files and masks are parsed one item at a time in :meth:`VocReader.items`, and images are
-never decoded.
+``__enter__`` reads only ``labelmap.txt`` and the ``ImageSets`` lists (streamed) and lists the data
+directories, keeping a few dozen bytes per item (ids numbered in :class:`.catalog.IdNumbers`, per-item bits
+and suffix codes in arrays); XML files and masks are parsed one item at a time in :meth:`VocReader.items`,
+and images are never decoded.
 """
 
 from __future__ import annotations
