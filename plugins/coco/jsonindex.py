@@ -251,7 +251,7 @@ class JsonFile:
                 escaped = [k for k, q in enumerate(quotes.tolist()) if _escaped(data, offset + q)]
                 quotes = np.delete(quotes, escaped)
             marks = brackets[chunk]
-            where = np.flatnonzero(marks)
+            where = np.flatnonzero(marks != 0)  # nonzero of a bool array is several times faster
             outside = (np.searchsorted(quotes, where) + in_string) % 2 == 0
             where = where[outside]
             steps = marks[where].astype(np.int64)
