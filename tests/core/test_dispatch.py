@@ -25,8 +25,8 @@ from dsformats import (
     build_registry,
     hookimpl,
 )
-from dsformats.model import DeferredAnnotations
 from dsformats.policy import bad_item
+from tests.core.test_model import CountedAnnotations
 
 
 class Recorder:
@@ -331,19 +331,6 @@ def test_a_media_that_fails_ahead_fails_in_the_writer_under_the_policy(tmp_path)
     assert sorted(p.stem for p in (tmp_path / "skip").iterdir()) == [f"i{n:02}" for n in range(12) if n != 5]
 
 
-class _Deferred(DeferredAnnotations):
-    def __init__(self, annotations, kinds):
-        super().__init__()
-        self.given, self.counts, self.builds = annotations, kinds, 0
-
-    def build(self):
-        self.builds += 1
-        return list(self.given)
-
-    def kinds(self):
-        return dict(self.counts)
-
-
 def test_deferred_annotations_are_counted_without_building_and_built_only_to_drop():
     from dsformats.dispatch import _guarded
     from dsformats.model import PolyLine
@@ -351,8 +338,8 @@ def test_deferred_annotations_are_counted_without_building_and_built_only_to_dro
 
     spec = FormatSpec(name="boxes", description="", annotation_kinds=("bbox",))
     box, line = Bbox(x=1, y=2, w=3, h=4, label="a"), PolyLine(points=[0, 0, 1, 1], label="a")
-    kept = _Deferred([box], {"bbox": 1})
-    mixed = _Deferred([box, line, line], {"bbox": 1, "polyline": 2})
+    kept = CountedAnnotations([box], {"bbox": 1})
+    mixed = CountedAnnotations([box, line, line], {"bbox": 1, "polyline": 2})
     report = Report()
     items = list(_guarded([Item(id="a", annotations=kept), Item(id="b", annotations=mixed)], spec, report, None, None))
     assert kept.builds == 0 and items[0].deferred is kept  # nothing the target cannot store: untouched

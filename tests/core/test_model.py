@@ -235,8 +235,8 @@ def test_palette_png_bytes_do_not_depend_on_the_process():
         assert image.getpalette()[:9] == list(range(9))
 
 
-class _Counted(DeferredAnnotations):
-    """Deferred annotations that count how often they are built."""
+class CountedAnnotations(DeferredAnnotations):
+    """Deferred annotations that count how often they are built (also used by test_dispatch)."""
 
     def __init__(self, annotations, kinds=None):
         super().__init__()
@@ -252,7 +252,7 @@ class _Counted(DeferredAnnotations):
 
 def test_deferred_annotations_read_back_as_the_tuple_they_build_once():
     anns = [Bbox(x=1, y=2.5, w=3, h=4, label="a", id=7), Label(label="b", attributes={"k": [1]})]
-    source = _Counted(anns)
+    source = CountedAnnotations(anns)
     item = Item(id="x", annotations=source, attributes={"id": 3})
     plain = Item(id="x", annotations=anns, attributes={"id": 3})
     assert source.builds == 0 and item.deferred is source and plain.deferred is None
@@ -270,7 +270,7 @@ def test_deferred_annotations_evolve_and_pickle():
     import attrs
 
     anns = [Polygon(points=[0, 0, 4, 0, 0, 3], label="a")]
-    item = Item(id="a/b", subset="s", annotations=_Counted(anns, {"polygon": 1}))
+    item = Item(id="a/b", subset="s", annotations=CountedAnnotations(anns, {"polygon": 1}))
     moved = attrs.evolve(item, subset="t")
     assert moved.deferred is item.deferred and moved.annotations == tuple(anns)  # the source is kept
     replaced = attrs.evolve(item, annotations=item.annotations)
