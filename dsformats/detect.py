@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import heapq
 import itertools
 import os
 import re
@@ -128,7 +129,8 @@ class Probe:
         while stack and len(found) < limit and seen < self.max_entries:
             folder, prefix, depth = stack.pop()
             try:
-                entries = sorted(os.scandir(folder), key=lambda e: e.name)
+                with os.scandir(folder) as listing:  # the first names only: a huge folder is never held
+                    entries = heapq.nsmallest(self.max_entries - seen, listing, key=lambda e: e.name)
             except OSError:
                 continue
             subdirs = []
@@ -160,13 +162,12 @@ class Probe:
             path = self.path(rel)
             if self.head(rel, 4) not in (b"PK\x03\x04", b"PK\x05\x06"):
                 return None
-            if self.local:
-                with zipfile.ZipFile(path) as archive:
-                    return [info.filename for info in archive.infolist()[:limit]]
-            if path.protocol in ("dszip", "dstar", "zip", "tar"):
+            if not self.local and path.protocol in ("dszip", "dstar", "zip", "tar"):
                 return None  # nested archives are never opened
-            with path.open("rb") as stream, zipfile.ZipFile(stream) as archive:
-                return [info.filename for info in archive.infolist()[:limit]]
+            from dsformats.zipstream import StreamingZipReader  # parses the first entries only
+
+            with open(path, "rb") if self.local else path.open("rb") as stream, StreamingZipReader(stream) as archive:
+                return [info.filename for info in itertools.islice(archive.iter_infos(), limit)]
         except (OSError, ValueError, EOFError, zipfile.BadZipFile):
             return None
 

@@ -33,6 +33,69 @@ def tree(tmp_path):
     return tmp_path
 
 
+def test_files_of_a_huge_folder_are_its_first_names_without_holding_the_folder(tmp_path, monkeypatch):
+    import random
+
+    names = [f"{i:04d}.jpg" for i in range(60)]
+    for name in names:
+        (tmp_path / name).write_bytes(b"x")
+    real_scandir = os.scandir
+
+    class Entry:  # a DirEntry that counts how many of its kind are alive at once
+        alive = most = 0
+
+        def __init__(self, entry):
+            self._entry, self.name, self.path = entry, entry.name, entry.path
+            Entry.alive += 1
+            Entry.most = max(Entry.most, Entry.alive)
+
+        def __del__(self):
+            Entry.alive -= 1
+
+        def __getattr__(self, attr):
+            return getattr(self._entry, attr)
+
+    class Shuffled:  # os.scandir in a random order, one entry at a time
+        def __init__(self, folder):
+            with real_scandir(folder) as inner:
+                self._entries = list(inner)
+            random.Random(7).shuffle(self._entries)
+
+        def __iter__(self):
+            return (Entry(entry) for entry in self._entries)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return None
+
+    monkeypatch.setattr(os, "scandir", Shuffled)
+    assert Probe(tmp_path, max_entries=7).files("*") == names[:7]
+    assert Entry.most <= 9  # the 7 first names (and the ones being compared), not the 60 of the folder
+    assert Probe(tmp_path).files("*.jpg", limit=3) == names[:3]
+
+
+def test_zip_names_reads_only_the_first_entries(tmp_path, monkeypatch):
+    from dsformats import zipstream
+
+    with zipfile.ZipFile(tmp_path / "big.zip", "w") as z:
+        for i in range(50):
+            z.writestr(f"{i:03d}.png", b"p")
+    parsed = []
+    real = zipstream.StreamingZipReader.iter_infos
+
+    def counting(self):
+        for info in real(self):
+            parsed.append(info.filename)
+            yield info
+
+    monkeypatch.setattr(zipstream.StreamingZipReader, "iter_infos", counting)
+    assert Probe(tmp_path).zip_names("big.zip", limit=4) == ["000.png", "001.png", "002.png", "003.png"]
+    assert parsed[:4] == ["000.png", "001.png", "002.png", "003.png"]
+    assert len(parsed) <= 5  # entry by entry (one ahead at most), never the whole directory
+
+
 def test_files_is_bounded_by_depth_and_matches_case_insensitively(tree):
     probe = Probe(tree)
     assert probe.files("*.xml") == ["a/b/deep.xml", "a/one.XML", "top.xml"]
