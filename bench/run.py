@@ -113,28 +113,49 @@ def workloads(data: Path, out: Path) -> list[Workload]:
     ]
 
 
+#: Starts a command and reports its time and peak RSS. Linux counts the resident size of the process that
+#: starts a command into the command's peak RSS (the peak is carried across fork and exec), and this runner
+#: holds tens of MB by the end of a run: a small launcher of its own (about 9 MB) starts every command.
+_LAUNCH = """
+import os, sys, time
+start = time.perf_counter()
+pid = os.posix_spawnp(sys.argv[2], sys.argv[2:], os.environ)
+_, status, usage = os.wait4(pid, 0)
+elapsed = time.perf_counter() - start
+with open(sys.argv[1], "w") as report:
+    report.write(f"{elapsed!r} {usage.ru_maxrss}")
+sys.exit(os.waitstatus_to_exitcode(status) % 256)
+"""
+
+
 def run_once(command: list[str], out: Path, datum: str | None,
              monitor: Callable[[int], contextlib.AbstractContextManager[Any]] | None = None) -> tuple[float, int]:
     """Run a command; return (seconds, peak RSS in bytes). Fails loudly on a non-zero exit.
 
     The peak RSS is ``wait4``'s: the largest single process of the tree (the command, or a worker process it
-    waited for), not their sum. ``monitor(pid)`` is entered while the command runs (to sample its processes).
+    waited for), not their sum. Without ``monitor`` the command is started (and timed) by a small launcher
+    process (see ``_LAUNCH``); ``monitor(pid)`` is entered while the command runs, started directly (to sample
+    its processes).
     """
     shutil.rmtree(out, ignore_errors=True)
     argv = [a.replace("{out}", str(out)).replace("{datum}", datum or "datum") for a in command]
     # stderr goes to a file: a pipe read only after the exit deadlocks once the child writes 64 KB to it
-    with tempfile.TemporaryFile() as errors:
+    with tempfile.TemporaryFile() as errors, tempfile.NamedTemporaryFile("r") as measured:
+        launch = [sys.executable, "-S", "-c", _LAUNCH, measured.name] if monitor is None else []
         start = time.perf_counter()
-        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=errors)
+        proc = subprocess.Popen([*launch, *argv], stdout=subprocess.DEVNULL, stderr=errors)
         with monitor(proc.pid) if monitor else contextlib.nullcontext():
             _, status, usage = os.wait4(proc.pid, 0)
-        elapsed = time.perf_counter() - start
+        elapsed, peak = time.perf_counter() - start, usage.ru_maxrss
+        report = measured.read().split() if launch else []
+        if report:  # (empty when the launcher failed to start the command: its error is in stderr)
+            elapsed, peak = float(report[0]), int(report[1])
         proc.returncode = os.waitstatus_to_exitcode(status)
         errors.seek(0)
         stderr = errors.read().decode(errors="replace")
     if proc.returncode not in (0,):
         raise SystemExit(f"failed ({proc.returncode}): {' '.join(argv)}\n{stderr[-2000:]}")
-    return elapsed, usage.ru_maxrss * 1024
+    return elapsed, peak * 1024
 
 
 def convert_command(src_fmt: str, src: Path, fmt: str, *extra: str) -> list[str]:

@@ -142,3 +142,19 @@ def test_scaleout_group(tmp_path):
     with zipfile.ZipFile(data / "image_zip" / "images.zip") as whole:
         members = [n for part in parts for n in zipfile.ZipFile(part).namelist()]
         assert len(parts) == 2 and members == whole.namelist() and len(members) == 300
+
+
+def test_measured_peak_rss_is_the_command_s_own(tmp_path, monkeypatch):
+    """Linux carries the starting process's RSS into a child's peak: the runner must not count its own."""
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    import run
+
+    held = bytearray(200 << 20)  # this process: 200 MB more than a small Python process
+    held[::4096] = b"\1" * len(held[::4096])
+    grow = "data = bytearray(60 << 20)\ndata[::4096] = b'\\1' * len(data[::4096])"
+    seconds, small = run.run_once([sys.executable, "-c", "pass"], tmp_path / "out", None)
+    _, grown = run.run_once([sys.executable, "-c", grow], tmp_path / "out", None)
+    assert 0 < seconds and small < 100 << 20 and 60 << 20 < grown < small + (100 << 20)
+    with pytest.raises(SystemExit, match=r"failed \(3\)"):
+        run.run_once([sys.executable, "-c", "raise SystemExit(3)"], tmp_path / "out", None)
+    del held
