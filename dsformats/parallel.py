@@ -138,10 +138,11 @@ def _ready(future: concurrent.futures.Future[Any] | None) -> bool:
 
 #: :func:`read_ahead`: items whose media are read ahead (two tasks of the reading thread: one read while the writer
 #: uses the other), items per task (each task is a few hand-offs of the GIL between the thread and the writer,
-#: whatever its size, when its media are members of one local zip), the largest media read ahead, and the
-#: bytes read ahead at most (shared by the tasks in flight; a task reads at least one media up to the limit).
-READ_AHEAD_WINDOW = 32
-READ_AHEAD_CHUNK = 16
+#: whatever its size, when its media are members of one local zip: COCO zip -> VOC on 10,000 deflated JPEGs took
+#: 3.35-3.40 s with tasks of 16 items, 3.19-3.20 s with 64, 3.25 s with 128), the largest media read ahead, and
+#: the bytes read ahead at most (shared by the tasks in flight; a task reads at least one media up to the limit).
+READ_AHEAD_WINDOW = 128
+READ_AHEAD_CHUNK = 64
 READ_AHEAD_LIMIT = 8 << 20
 READ_AHEAD_BUDGET = 64 << 20
 
