@@ -202,26 +202,30 @@ class _Member:
             return False
 
 
-def walk_files(root: Path, *, max_depth: int | None = None) -> Iterator[str]:
+def walk_files(root: Path, *, max_depth: int | None = None, ordered: bool = True) -> Iterator[str]:
     """Relative POSIX paths of the files under ``root``, sorted per directory.
 
     Symlinked directories are not entered, and symlinked files are skipped when they resolve outside
-    ``root``.
+    ``root``. ``ordered=False`` gives a local folder's files in directory order instead, holding no listing
+    in memory (for scans that need no order; other roots are always sorted).
     """
     if not is_local(root):
         return _walk_remote(root, max_depth)
     real_root = os.path.realpath(root).rstrip(os.sep) + os.sep
 
-    def visit(folder: Path, prefix: str, depth: int) -> Iterator[str]:
+    def entries_of(folder: str) -> Iterator[os.DirEntry[str]]:
         try:
-            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+            with os.scandir(folder) as listing:
+                yield from sorted(listing, key=lambda e: e.name) if ordered else listing
         except OSError as exc:
             raise DatasetError(f"cannot list directory: {exc.strerror}", str(folder)) from None
-        for entry in entries:
+
+    def visit(folder: str, prefix: str, depth: int) -> Iterator[str]:
+        for entry in entries_of(folder):
             rel = prefix + entry.name
             if entry.is_dir(follow_symlinks=False):
                 if max_depth is None or depth < max_depth:
-                    yield from visit(Path(entry.path), rel + "/", depth + 1)
+                    yield from visit(entry.path, rel + "/", depth + 1)
             elif entry.is_symlink():
                 real = os.path.realpath(entry.path)
                 if real.startswith(real_root) and os.path.isfile(real):
@@ -229,7 +233,7 @@ def walk_files(root: Path, *, max_depth: int | None = None) -> Iterator[str]:
             elif entry.is_file():
                 yield rel
 
-    return visit(root, "", 1)
+    return visit(os.fspath(root), "", 1)
 
 
 def _walk_remote(root: Any, max_depth: int | None) -> Iterator[str]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import codecs
 import itertools
-import os
 import posixpath
 import re
 from array import array
@@ -479,7 +478,7 @@ class VocReader:
             return
         files, suffixes, codes = self._files, self._image_suffix, self._suffixes
         number_of = self._ids.number
-        for rel in _local_files(str(base)) if is_local(base) else walk_files(base):
+        for rel in walk_files(base, ordered=False):  # no order needed: no listing held
             if not keep(rel):
                 continue
             dot = rel.rfind(".")  # kept names have a suffix: posixpath.splitext, without its cost when plain
@@ -1078,26 +1077,3 @@ class VocReader:
 
 def _equals(array: Any, value: int) -> Callable[[], Any]:
     return lambda: array == value
-
-
-def _local_files(root: str) -> Iterator[str]:
-    """:func:`dsformats.fileaccess.walk_files` of a local folder in directory order, not sorted: no listing is
-    held in memory (the scan needs no order). Symlinked directories are not entered, and symlinked files are
-    skipped when they resolve outside ``root``."""
-    real_root = os.path.realpath(root).rstrip(os.sep) + os.sep
-    folders = [(root, "")]
-    while folders:
-        folder, prefix = folders.pop()
-        try:
-            with os.scandir(folder) as entries:
-                for entry in entries:
-                    if entry.is_dir(follow_symlinks=False):
-                        folders.append((entry.path, f"{prefix}{entry.name}/"))
-                    elif entry.is_symlink():
-                        real = os.path.realpath(entry.path)
-                        if real.startswith(real_root) and os.path.isfile(real):
-                            yield prefix + entry.name
-                    elif entry.is_file():
-                        yield prefix + entry.name
-        except OSError as exc:
-            raise DatasetError(f"cannot list directory: {exc.strerror}", folder) from None
