@@ -42,6 +42,12 @@ class IdNumbers:
     def __del__(self) -> None:
         self.close()
 
+    def __getstate__(self) -> dict[str, object]:
+        """Picklable while every id is still in memory (nothing spooled yet)."""
+        if self._file is not None:
+            raise TypeError("an IdNumbers whose ids are spooled to a temporary file does not pickle")
+        return self.__dict__.copy()
+
     def close(self) -> None:
         """Delete the spool (the numbers given stay valid only until then)."""
         if self._file is not None:

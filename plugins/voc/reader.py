@@ -9,6 +9,7 @@ and images are never decoded.
 from __future__ import annotations
 
 import codecs
+import copy
 import itertools
 import posixpath
 import re
@@ -410,9 +411,12 @@ class VocReader:
         self._object_plans = _Plans(_object_plan)
         self._local: str | None = None  # the root as a string, for a local tree
         self._header_plans = _Plans(_header_plan, limit=256)
+        self._shipped = False  # made by shard_reader(): opened already, and its id index is not its own
 
     # ------------------------------------------------------------------------------------ opening
     def __enter__(self) -> VocReader:
+        if self._shipped:  # a shard_reader(): the index came with it
+            return self
         if not self.root.is_dir():
             raise DatasetError("a VOC dataset is a directory", str(self.root))
         self._specs, self._has_labelmap = self._load_labelmap()
@@ -449,7 +453,8 @@ class VocReader:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self._ids.close()
+        if not self._shipped:
+            self._ids.close()
 
     def _read(self, rel: str) -> bytes:
         with open_binary(join_within(self.root, rel, location=str(self.root))) as stream:
@@ -679,6 +684,16 @@ class VocReader:
     def shards(self, count: int) -> list[Shard]:
         """About ``count`` ranges of items (read one with ``shard="START:STOP"``)."""
         return range_shards(sum(len(numbers) for numbers in self._subsets.values()), count)
+
+    def shard_reader(self, key: str) -> VocReader:
+        """A reader of the range shard ``key`` (``"START:STOP"``) that reuses this open reader's index, for a
+        scale-out worker: entering it lists and reads nothing. It pickles while the id index is in memory (up
+        to 4 MB of ids); a larger one does not, and the worker opens the tree again with ``shard=key``."""
+        clone = copy.copy(self)
+        clone.positions, clone._shipped = shard_range(key), True
+        clone._join = Joiner()
+        clone._object_plans, clone._header_plans = _Plans(_object_plan), _Plans(_header_plan, limit=256)
+        return clone
 
     def items(self) -> Iterator[Item]:
         """Yield every item of every subset (or of the ``shard`` range), parsing its XML and masks only then."""

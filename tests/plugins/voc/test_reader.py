@@ -279,3 +279,35 @@ def test_not_a_directory(tmp_path):
     with pytest.raises(DatasetError, match="directory"):
         with dsformats.read(path, "voc"):
             pass
+
+
+def test_shard_readers_pickle_and_read_their_range_without_listing(datumaro_fixtures, tmp_path, monkeypatch):
+    """A scale-out worker gets the client's index: the same items, in order, and no folder listed again."""
+    import os
+    import pickle
+
+    from dsformats_voc import catalog
+
+    root = copy_fixture(datumaro_fixtures, "voc_dataset1", tmp_path)
+    with dsformats.read(root, "voc") as reader:
+        every = [(item.subset, item.id, item.annotations, item.media.read_bytes() if item.media else None)
+                 for item in reader.items()]
+        count = len(every)
+        shipped = [pickle.dumps(reader.shard_reader(f"{start}:{min(start + 2, count)}"))
+                   for start in range(0, count, 2)]
+        monkeypatch.setattr(os, "scandir", lambda *a: pytest.fail("a shard reader listed a folder"))
+        parts = []
+        for data in shipped:
+            with pickle.loads(data) as shard:
+                parts += [(item.subset, item.id, item.annotations, item.media.read_bytes() if item.media else None)
+                          for item in shard.items()]
+        assert count >= 2 and parts == every
+        monkeypatch.undo()
+        with reader.shard_reader("0:1") as shard:  # in the same process: closing it keeps the client's index
+            assert [item.id for item in shard.items()] == [every[0][1]]
+        assert [(item.subset, item.id) for item in reader.items()] == [(s, i) for s, i, _, _ in every]
+
+    monkeypatch.setattr(catalog, "_FLUSH", 4)  # ids spooled to a temporary file: the index does not pickle
+    with dsformats.read(root, "voc") as reader:
+        with pytest.raises(TypeError, match="spooled"):
+            pickle.dumps(reader.shard_reader("0:1"))
