@@ -287,6 +287,7 @@ def test_shard_readers_pickle_and_read_their_range_without_listing(datumaro_fixt
     import pickle
 
     from dsformats_voc import catalog
+    from dsformats_voc import reader as voc_reader
 
     root = copy_fixture(datumaro_fixtures, "voc_dataset1", tmp_path)
     with dsformats.read(root, "voc") as reader:
@@ -311,3 +312,11 @@ def test_shard_readers_pickle_and_read_their_range_without_listing(datumaro_fixt
     with dsformats.read(root, "voc") as reader:
         with pytest.raises(TypeError, match="spooled"):
             pickle.dumps(reader.shard_reader("0:1"))
+    monkeypatch.undo()
+    monkeypatch.setattr(voc_reader, "_SHIP_LIMIT", count - 1)  # a large tree: each worker opens it again
+    with dsformats.read(root, "voc") as reader:
+        shard = reader.shard_reader("1:2")  # still usable in this process
+        with pytest.raises(TypeError, match=f"index of {count} ids is not shipped"):
+            pickle.dumps(shard)
+        with shard:
+            assert [item.id for item in shard.items()] == [every[1][1]]
