@@ -13,6 +13,7 @@ Nothing here imports Pillow or numpy; :class:`Media` and :class:`Mask` import th
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import functools
 import io
@@ -605,7 +606,7 @@ class Header:
 # -------------------------------------------------------------------------------------------- items
 
 
-class DeferredAnnotations:
+class DeferredAnnotations(abc.ABC):
     """An item's annotations as a reader's own source, built only when someone reads them.
 
     A reader subclasses this and passes an instance as ``Item(annotations=...)``. Every consumer still sees
@@ -625,9 +626,9 @@ class DeferredAnnotations:
     def __init__(self) -> None:
         self._built: tuple[Annotation, ...] | None = None
 
+    @abc.abstractmethod
     def build(self) -> Iterable[Annotation]:
         """Make the annotations (called once, by :attr:`annotations`)."""
-        raise NotImplementedError
 
     @property
     def annotations(self) -> tuple[Annotation, ...]:

@@ -211,7 +211,7 @@ class ZipMember(NamedTuple):
         if header[zipfile._FH_SIGNATURE] != zipfile.stringFileHeader:  # type: ignore[attr-defined]
             raise zipfile.BadZipFile(f"Bad magic number for file header of {where}")
         if header[zipfile._FH_GENERAL_PURPOSE_FLAG_BITS] & zipfile._MASK_COMPRESSED_PATCH:  # type: ignore[attr-defined]
-            raise NotImplementedError(f"compressed patched data (flag bit 5) in {where}")
+            raise zipfile.BadZipFile(f"unsupported compressed patched data (flag bit 5) in {where}")
         name_length = header[zipfile._FH_FILENAME_LENGTH]  # type: ignore[attr-defined]
         start = _LOCAL.size + name_length + header[zipfile._FH_EXTRA_FIELD_LENGTH]  # type: ignore[attr-defined]
         flags = header[zipfile._FH_GENERAL_PURPOSE_FLAG_BITS]  # type: ignore[attr-defined]
