@@ -43,7 +43,7 @@ from upath.implementations.zip import ZipPath
 from dsformats.errors import DatasetError
 from dsformats.fileaccess import safe_relative
 from dsformats.limits import ZipBudget
-from dsformats.zipstream import fast_crc32, raw_inflater
+from dsformats.zipstream import ZipMember
 
 __all__ = ["SafeTarFileSystem", "SafeZipFileSystem"]
 
@@ -322,34 +322,13 @@ class SafeZipFileSystem(ZipFileSystem):
         return out
 
     def _read_whole(self, info: zipfile.ZipInfo) -> bytes:
-        """The whole member: two positioned reads of the archive file and one inflate (ISA-L when installed).
-
-        The GIL is released for all three and no file position is shared, so threads can read members this
-        way at the same time. Nothing is inflated beyond the size the central directory declares; the size
-        and the CRC are checked as zipfile checks them.
+        """The whole member (:meth:`dsformats.zipstream.ZipMember.read`: positioned reads of the archive file and
+        one inflate by ISA-L, with the GIL released, so threads can read members at the same time). Nothing is
+        inflated beyond the size the central directory declares; the local header, size and CRC are checked.
         """
-        fd = self._fd
-        if fd is None:
+        if self._fd is None:
             raise OSError(errno.EBADF, "the archive is closed")
-        header = os.pread(fd, 30, info.header_offset)
-        if len(header) != 30 or header[:4] != b"PK\x03\x04":
-            raise zipfile.BadZipFile("bad local file header")
-        names = int.from_bytes(header[26:28], "little") + int.from_bytes(header[28:30], "little")
-        raw = os.pread(fd, info.compress_size, info.header_offset + 30 + names)
-        if len(raw) != info.compress_size:
-            raise zipfile.BadZipFile("truncated member")
-        data = raw
-        if info.compress_type == zipfile.ZIP_DEFLATED:
-            try:
-                data = raw_inflater().decompress(raw, info.file_size + 1)  # +1: detects data beyond the declared size
-            except Exception as exc:  # noqa: BLE001 - zlib.error, isal's IsalError
-                raise zipfile.BadZipFile(f"invalid deflate data ({exc})") from None
-        if len(data) != info.file_size:
-            size = f"{len(data):,} bytes" if len(data) <= info.file_size else "more"
-            raise zipfile.BadZipFile(f"member holds {size}, not the {info.file_size:,} bytes declared")
-        if fast_crc32()(data) != info.CRC:
-            raise zipfile.BadZipFile(f"Bad CRC-32 for file {info.filename!r}")
-        return data
+        return ZipMember(self.zip, info).read()
 
     def _open(self, path: str, mode: str = "rb", **kwargs: Any) -> Any:
         if mode != "rb":

@@ -236,10 +236,16 @@ class ZipMember(NamedTuple):
         data = self.compressed().data
         if info.compress_type == zipfile.ZIP_DEFLATED:
             inflater = raw_inflater()
-            data = inflater.decompress(data, info.file_size)
-            if not inflater.eof or len(data) != info.file_size:
-                raise zipfile.BadZipFile(f"Bad deflate stream or size for file {info.filename!r}")
-        if len(data) != info.file_size or fast_crc32()(data) != info.CRC:
+            try:
+                data = inflater.decompress(data, info.file_size + 1)  # +1: detects data beyond the declared size
+            except Exception as exc:  # noqa: BLE001 - zlib.error, isal's IsalError
+                raise zipfile.BadZipFile(f"invalid deflate data ({exc})") from None
+            if len(data) == info.file_size and not inflater.eof:
+                raise zipfile.BadZipFile(f"Bad deflate stream for file {info.filename!r}")
+        if len(data) != info.file_size:
+            size = f"{len(data):,} bytes" if len(data) <= info.file_size else "more"
+            raise zipfile.BadZipFile(f"member holds {size}, not the {info.file_size:,} bytes declared")
+        if fast_crc32()(data) != info.CRC:
             raise zipfile.BadZipFile(f"Bad CRC-32 for file {info.filename!r}")
         return data
 
