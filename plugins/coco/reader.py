@@ -61,6 +61,7 @@ from .schema import (
     LABELS,
     PANOPTIC,
     PERSON_KEYPOINTS,
+    PLAIN_ANN_KEYS,
     ROBOFLOW_JSON,
     SCORE_ATTR,
     SEGMENT_KEYS,
@@ -824,6 +825,11 @@ class _Deferred(DeferredAnnotations):
     def raw(self) -> _Deferred:
         return self
 
+    @property
+    def labels(self) -> dict[int, str]:
+        """Category id -> label, for the elements' file."""
+        return self.source.labels
+
     def parsed(self) -> list[dict[str, Any]]:
         """The JSON objects of :attr:`elements`, parsed again."""
         assert self.source.json is not None
@@ -836,7 +842,7 @@ class _Deferred(DeferredAnnotations):
 
         Exactly what :meth:`build` gives its box, polygons and mask (the attributes dict is a new one).
         """
-        if _COMMON_KEYS.issuperset(ann):  # as _attributes, fast: "area" is the only key with no model field
+        if PLAIN_ANN_KEYS.issuperset(ann):  # as _attributes, fast: "area" is the only key with no model field
             attributes = {AREA_ATTR: ann[AREA_ATTR]} if AREA_ATTR in ann else {}
         else:
             attributes = _attributes(ann, SHAPE_ANN_KEYS, "")
@@ -859,9 +865,6 @@ class _Deferred(DeferredAnnotations):
     def convert(self, element: int) -> list[Annotation]:
         """The annotations of one element, as :meth:`build` makes them (elements in order, each at most once)."""
         return self.reader._convert(self.source, element, self.state)
-
-
-_COMMON_KEYS = frozenset({"id", "image_id", "category_id", "segmentation", "bbox", "iscrowd", AREA_ATTR})
 
 
 def _plain_code(ann: dict, size: tuple[int, int] | None) -> int:

@@ -64,6 +64,9 @@ CAPTION_ANN_KEYS = frozenset({"id", "image_id", "category_id", "caption", "score
 LABEL_ANN_KEYS = frozenset({"id", "image_id", "category_id", "score", "attributes"})
 PANOPTIC_ANN_KEYS = frozenset({"image_id", "file_name", "segments_info"})
 SEGMENT_KEYS = frozenset({"id", "category_id", "iscrowd", "attributes"})
+#: The keys of the common instances annotation (a box, polygons or RLE, its area and crowd flag): one made of
+#: these alone becomes shapes whose only attributes are ``area`` and ``is_crowd``.
+PLAIN_ANN_KEYS = frozenset({"id", "image_id", "category_id", "segmentation", "bbox", "iscrowd", "area"})
 
 # -- attribute names in the model
 #: Item attribute holding the COCO image id.

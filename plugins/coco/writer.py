@@ -53,6 +53,7 @@ from .schema import (
     PANOPTIC,
     PANOPTIC_SUFFIX,
     PERSON_KEYPOINTS,
+    PLAIN_ANN_KEYS,
     SCORE_ATTR,
     STUFF,
     TASK_ATTR,
@@ -75,6 +76,7 @@ geometry = _LazyGeometry()
 SPOOL = ".coco-spool"
 STATE = "state.json"  # in SPOOL, when the spool is kept for a merge
 _SHAPES = (Bbox, Polygon, Mask)
+_NUMBERS = frozenset({int, float})
 
 
 
@@ -462,7 +464,23 @@ class CocoWriter:
         pending: list[tuple[int, bytes, str]] = []
         counts: dict[str, int] = {}
         panoptic: list[Mask] = []
+        boxes = polygon_count = 0
+        labels, ids, reindex, dumps = raw.labels, self.categories.ids, self.reindex, orjson.dumps
         for element, code, ann in zip(raw.elements, raw.codes, raw.parsed(), strict=True):
+            # The commonest element, inline: a box and polygons, a numeric area, nothing else. The record is
+            # what _plain_bytes makes of fields(ann): is_crowd read as a flag, no attributes left.
+            if code & 3 == 1 and PLAIN_ANN_KEYS.issuperset(ann) and ann.get(AREA_ATTR).__class__ in _NUMBERS:
+                segmentation = ann.get("segmentation")
+                polygons = ([p for p in segmentation if p] if type(segmentation[0]) is list else [segmentation]
+                            ) if segmentation else []
+                label = labels[ann["category_id"]]
+                record = {"category_id": ids.get(label) or self.categories.id_of(label, report),
+                          "segmentation": polygons, "area": ann[AREA_ATTR], "bbox": ann["bbox"],
+                          "iscrowd": 1 if ann.get("iscrowd") else 0}
+                pending.append((0 if reindex else ann["id"], dumps(record), label))
+                boxes += 1
+                polygon_count += len(polygons)
+                continue
             if not code & 2 or self.mode == "guess":
                 ann_id, label, attributes, bbox, polygons, rle = raw.fields(ann)
                 if not attributes.get(TASK_ATTR):
@@ -480,6 +498,10 @@ class CocoWriter:
             panoptic += masks
             for members in groups.values():
                 self._emit(members, subset, index, size, report, pending, counts)
+        if boxes:
+            counts["bbox"] = counts.get("bbox", 0) + boxes
+        if polygon_count:
+            counts["polygon"] = counts.get("polygon", 0) + polygon_count
         self._flush(subset, index, pending, counts, report)
         if panoptic:
             self._panoptic(item, panoptic, subset, index, report)
