@@ -90,20 +90,19 @@ def plan_shards(reader: Any, *, count: int) -> list[dict[str, Any]]:
     return plans
 
 
-def _shard_reader(reader: Any, plan: Mapping[str, Any]) -> Any:
-    """The reader's own picklable reader of one shard (``shard_reader(key)``, reusing its index), else None.
+def _shard_reader(reader: Any, plan: Mapping[str, Any]) -> bytes | None:
+    """The reader's own reader of one shard (``shard_reader(key)``, reusing its index), pickled; else None.
 
-    Without one, the worker opens the input again with the reader option ``shard``.
+    Pickled here once (a task then carries bytes, which pickle again as a copy). Without one, or when it
+    does not pickle, the worker opens the input again with the reader option ``shard``.
     """
     make = getattr(reader, "shard_reader", None)
     if "key" not in plan or not callable(make):
         return None
-    shipped = make(plan["key"])
     try:
-        pickle.dumps(shipped)
+        return pickle.dumps(make(plan["key"]), protocol=pickle.HIGHEST_PROTOCOL)
     except Exception:  # noqa: BLE001 - e.g. a path inside an archive file system: the worker reopens instead
         return None
-    return shipped
 
 
 def _convert_shard(task: Mapping[str, Any]) -> Report:
@@ -114,7 +113,7 @@ def _convert_shard(task: Mapping[str, Any]) -> Report:
     shard = task["shard"]
     if "key" in shard:
         reader_options["shard"] = shard["key"]
-    shipped = shard.get("reader")
+    shipped = pickle.loads(shard["reader"]) if shard.get("reader") is not None else None
     with (
         reporting(report, skip_bad_items=task["skip_bad_items"]),
         partial_output(),
