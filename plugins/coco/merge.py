@@ -53,7 +53,8 @@ def merge(parts: Sequence[Path], path: Path, options: Mapping[str, Any], report:
                 for task, names in subset["labels"].items():
                     labels.setdefault(task, {}).update(dict.fromkeys(names))
             explicit = {n for _, subset in pieces for n in subset["explicit"]}
-            assemble(path, name, sources, explicit, labels, catalog, scratch)
+            shared = sum(len(subset["explicit"]) for _, subset in pieces) != len(explicit)
+            assemble(path, name, sources, explicit, labels, catalog, scratch, shared_explicit=shared)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return True

@@ -8,7 +8,8 @@ files per subset, in item order, and the files are assembled at the end:
 - annotations, one file per task: ``<image index> <id> <record>``, where ``<id>`` is the id the record
   keeps, ``0`` for a fresh id, ``-<n>`` for a fresh id shared by the records of one object written to
   several task files, or ``-`` for a record without an id; or, when the record keeps its id and its
-  image keeps its explicit id (known as they are spooled, for one writer), the element as it is written.
+  image keeps its explicit id (known as they are spooled), the element as it is written. The assembly
+  copies runs of such lines at once.
 
 An id is kept where it is the first use of that id in its task file (for a shared object: in all of its
 files); :class:`Claims` decides that in record order, as records are spooled. Fresh ids, the lowest free
@@ -19,12 +20,14 @@ kept. So it also spools the ids as the data gave them, in one file for every tas
 <object> <task> <record>``, where ``<id>`` is ``-`` for a record without one and ``<object>`` numbers the
 records of one object written to several task files (0: a single record). The merge takes the shards'
 decisions when no shard kept an id that an earlier shard kept in the same task file (then one writer given
-every item decides exactly as they did); otherwise it reads the raw files one after the other and decides
-again with the same :class:`Claims` (:func:`_claim`).
+every item decides exactly as they did) and no two shards use one explicit image id (a shard writes elements
+whole assuming that its images keep their ids); otherwise it reads the raw files one after the other and
+decides again with the same :class:`Claims` (:func:`_claim`).
 """
 
 from __future__ import annotations
 
+import re
 import shutil
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
@@ -47,6 +50,7 @@ from .schema import (
 )
 
 NO_ID = b"-"
+_OTHER_NEXT = re.compile(rb"\n[^{]")  # the end of a line followed by one that is not an element written whole
 
 
 @attrs.define
@@ -154,8 +158,9 @@ class SubsetSpool:
 
     def add_image(self, explicit: int, record: bytes) -> int:
         """Spool an image record (``explicit``: its id, 0 for none); return its index in the subset."""
-        # An explicit id is kept at its first use (see _images_array); a shard cannot know that.
-        kept = explicit if explicit and explicit not in self.explicit and self.raw is None else 0
+        # An explicit id is kept at its first use (see _images_array). A shard assumes that its first use is
+        # the first of all: the merge checks it, and decides again from the raw file when it is not.
+        kept = explicit if explicit and explicit not in self.explicit else 0
         if explicit:
             self.explicit.add(explicit)
         self.images.write(b"%d %s\n" % (explicit, record))
@@ -265,14 +270,16 @@ class SpoolSource:
 
 def assemble(
     root: Path, subset: str, sources: Sequence[SpoolSource], explicit: set[int], labels: dict[str, dict[str, None]],
-    catalog: Catalog, scratch: Path,
+    catalog: Catalog, scratch: Path, *, shared_explicit: bool = False,
 ) -> None:
     """Write every task file of ``subset`` under ``root`` from ``sources``, read one after the other.
 
     ``explicit`` holds every explicit image id of the sources; ``labels`` the labels each task uses.
+    ``shared_explicit``: two sources use one explicit image id, so the later one's written elements (which
+    assumed it keeps that id) do not hold; the raw files are decided again.
     """
     image_ids = _images_array(sources, explicit, scratch / "images.part")
-    used = _settled(sources)
+    used = None if shared_explicit else _settled(sources)
     if used is None:
         sources = [_claim(sources, scratch)]
         used = sources[0].kept
@@ -297,6 +304,32 @@ def assemble(
             out.write(b"}\n")
 
 
+def _runs(lines: IO[bytes]) -> Iterator[tuple[bool, bytes]]:
+    """The lines of an annotations spool, read in blocks: ``(True, lines)`` for a block whose lines are all
+    elements spooled whole (copied at once by :meth:`_AnnotationIds.write`), ``(False, line)`` for the others."""
+    pending: list[bytes] = []  # the start of a line not yet ended
+    while chunk := lines.read(1 << 20):
+        end = chunk.rfind(b"\n") + 1
+        if not end:
+            pending.append(chunk)
+            continue
+        block = b"".join([*pending, chunk[:end]])
+        pending = [chunk[end:]]
+        pos = 0
+        while pos < len(block):
+            if block[pos] == 0x7B:  # "{": this line and those up to the next other one are elements
+                other = _OTHER_NEXT.search(block, pos)
+                stop = len(block) if other is None else other.start() + 1
+                yield True, block[pos:stop]
+                pos = stop
+                continue
+            stop = block.index(b"\n", pos) + 1
+            yield False, block[pos:stop]
+            pos = stop
+    for line in b"".join(pending).splitlines(keepends=True):
+        yield False, line
+
+
 def _lines(path: Path) -> Iterator[bytes]:
     with open(path, "rb") as lines:
         yield from lines
@@ -311,6 +344,8 @@ def _images_array(sources: Sequence[SpoolSource], explicit: set[int], part: Path
     ids: array[int] = array("q")
     seen: set[int] = set()
     next_id = 1
+    pieces: list[bytes] = []  # written 512 at a time
+    head = b"\n"
     with open(part, "wb") as out:
         for source in sources:
             for line in _lines(source.images):
@@ -323,8 +358,13 @@ def _images_array(sources: Sequence[SpoolSource], explicit: set[int], part: Path
                     next_id += 1
                 else:
                     seen.add(image_id)
-                out.write((b",\n" if ids else b"\n") + b'{"id":%d,' % image_id + record[1:-1])
+                pieces.append(b'{"id":%d,%s' % (image_id, record[1:-1]))
                 ids.append(image_id)
+                if len(pieces) == 512:
+                    out.write(head + b",\n".join(pieces))
+                    head, pieces = b",\n", []
+        if pieces:
+            out.write(head + b",\n".join(pieces))
     return ids
 
 
@@ -413,8 +453,16 @@ class _AnnotationIds:
                 offset += source.count
                 continue
             with open(source.annotations(task), "rb") as lines:
-                for line in lines:
-                    if line[0] == 123:  # b"{": spooled whole
+                for whole, line in _runs(lines):
+                    if whole:  # lines that are all elements: ",\n" between them, as the join below gives
+                        if elements:
+                            out.write(head)
+                            out.write(b",\n".join(elements))
+                            head, elements = b",\n", []
+                        out.write(head)
+                        out.write(line[:-1].replace(b"\n", b",\n"))
+                        head = b",\n"
+                    elif line[0] == 123:  # b"{": spooled whole
                         elements.append(line[:-1])
                     else:
                         image, decided, record = line.split(b" ", 2)

@@ -24,13 +24,16 @@ def tree(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def colliding_items(seed: int, count: int = 40, unique: bool = False) -> tuple[Header, list[Item]]:
+def colliding_items(seed: int, count: int = 40, unique: bool = False, unique_images: bool = False
+                    ) -> tuple[Header, list[Item]]:
     """Items whose image ids and annotation ids repeat and collide, across the whole dataset.
 
     Every kind of record: boxes, polygons, RLE masks, keypoints sharing an object with a box (written to
     instances and person_keypoints with one id), captions, labels; ids from a small range so that explicit
     ids are repeated by later items, and zeros (no id). With ``unique``, annotation ids are zeros or differ
     from all others: no shard keeps an id an earlier one kept, and the merge takes the shards' decisions.
+    With ``unique_images`` too, every item has its own explicit image id: the shards' elements, written
+    whole, are copied as they are.
     """
     rng = random.Random(seed)
     header = Header(
@@ -67,6 +70,8 @@ def colliding_items(seed: int, count: int = 40, unique: bool = False) -> tuple[H
         if rng.random() < 0.5:
             anns.append(Label(label=rng.choice(LABELS), id=small()))
         attributes = {"id": rng.choice((0, 1, 2, 3, 4, 10, 11))} if rng.random() < 0.8 else {}
+        if unique_images:
+            attributes = {"id": 1000 + n} if rng.random() < 0.8 else {}
         items.append(Item(id=f"img{n:03d}", subset=rng.choice(("train", "val")), media=media, annotations=anns,
                           attributes=attributes))
     return header, items
@@ -134,3 +139,16 @@ def test_item_repeated_across_shards_is_an_error(tmp_path):
         (tmp_path / str(n)).mkdir()
         with pytest.raises(DatasetError, match=r"img000\.(png|jpg).*shards|shards.*img000"):
             merge_parts(tmp_path / str(n), header, [*items, items[0]], [6], options)
+
+
+@pytest.mark.parametrize("cuts", [[1], [13, 14, 30]])
+@pytest.mark.parametrize("options", [{}, {"tasks": ["person_keypoints", "instances", "captions"]}])
+def test_merge_of_unique_ids_equals_single_writer(tmp_path, cuts, options):
+    header, items = colliding_items(seed=len(cuts) + 11, unique=True, unique_images=True)
+    dsformats.write(items, tmp_path / "single", "coco", header=header, options=options)
+    assert merge_parts(tmp_path, header, items, cuts, options) is True
+    merged, single = tree(tmp_path / "merged"), tree(tmp_path / "single")
+    assert merged == single
+    instances = orjson.loads(single["annotations/instances_train.json"])
+    kept = [image["id"] for image in instances["images"] if image["id"] >= 1000]
+    assert kept and len(set(kept)) == len(kept)  # the explicit ids were kept
