@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 if TYPE_CHECKING:  # pragma: no cover
     from dsformats.model import Item, Media
 
-__all__ = ["ordered_map", "read_ahead", "resolve_jobs"]
+__all__ = ["forked", "ordered_map", "read_ahead", "resolve_jobs"]
 
 C = TypeVar("C")
 R = TypeVar("R")
@@ -232,3 +232,46 @@ def _loaded(medias: list[Media | None], limit: int, budget: int) -> list[Media |
     for (k, _), media in zip(wanted, found, strict=True):
         out[k] = media
     return out
+
+
+def forked(function: Callable[[], R]) -> Callable[[], R | None] | None:
+    """Start ``function()`` in a forked child process, to run beside this one; None when that cannot pay or is
+    unsafe (no ``fork``, one usable CPU, or other threads running in this process, which a fork would not copy).
+
+    The child works on a copy-on-write snapshot of this process and sends its result back pickled. Call the
+    returned function to wait for the result: None when the child failed in any way (an exception, a result
+    that does not pickle, a crash), so that the caller does that part of the work itself.
+    """
+    import pickle
+    import threading
+
+    if not hasattr(os, "fork") or resolve_jobs(None) < 2 or threading.active_count() != 1:
+        return None
+    sys.stdout.flush()
+    sys.stderr.flush()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns
+        code = 1
+        try:
+            os.close(read)
+            data = pickle.dumps(function(), protocol=pickle.HIGHEST_PROTOCOL)
+            with os.fdopen(write, "wb") as out:
+                out.write(data)
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write)
+
+    def result() -> R | None:
+        with os.fdopen(read, "rb") as stream:
+            data = stream.read()
+        _, status = os.waitpid(pid, 0)
+        if status != 0 or not data:
+            return None
+        try:
+            return pickle.loads(data)  # type: ignore[no-any-return]
+        except Exception:  # noqa: BLE001 - a truncated or odd result: the caller does the work itself
+            return None
+
+    return result

@@ -54,6 +54,7 @@ def _element_pattern() -> re.Pattern[bytes] | None:
 
 
 _ELEMENT: re.Pattern[bytes] | None = None
+_RAISE = object()  # JsonFile.parsed: raise on an element that is not valid JSON
 
 
 def _load(path: Path, name: str) -> Any:
@@ -331,16 +332,20 @@ class JsonFile:
     def __len__(self) -> int:
         return len(self.starts)
 
-    def parsed(self) -> Iterator[Any]:
-        """Every element of the list section, parsed in order (as :meth:`element`, with less overhead)."""
+    def parsed(self, start: int = 0, stop: int | None = None, *, invalid: Any = _RAISE) -> Iterator[Any]:
+        """The elements ``start`` to ``stop`` (default: all) of the list section, parsed in order (as
+        :meth:`element`, with less overhead). An element that is not valid JSON raises, or gives ``invalid``."""
         data, loads = self._data, orjson.loads
-        for index, (start, end) in enumerate(zip(self.starts, self.ends, strict=True)):
-            if index and not index % _DROP_EVERY:
+        stop = len(self.starts) if stop is None else stop
+        for index in range(start, stop):
+            if index > start and not index % _DROP_EVERY:
                 _drop_pages(data)
             try:
-                yield loads(data[start:end])
+                yield loads(data[self.starts[index] : self.ends[index]])
             except orjson.JSONDecodeError as exc:
-                raise DatasetError(f"invalid JSON: {exc}", f"{self.name}: {self.list_key}[{index}]") from None
+                if invalid is _RAISE:
+                    raise DatasetError(f"invalid JSON: {exc}", f"{self.name}: {self.list_key}[{index}]") from None
+                yield invalid
 
     def elements(self, indexes: Sequence[int]) -> list[Any]:
         """Parse the elements ``indexes`` of the list section (as :meth:`element` each, with less overhead)."""

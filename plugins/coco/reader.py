@@ -37,6 +37,7 @@ from dsformats import (
 )
 from dsformats.fileaccess import Joiner, as_path, is_local, join_within, open_binary, safe_relative, walk_files
 from dsformats.model import DeferredAnnotations
+from dsformats.parallel import forked
 from dsformats.policy import bad_item, not_stored, stored_kinds, warn
 
 from .jsonindex import JsonFile, JsonView
@@ -479,28 +480,34 @@ class CocoReader:
         task = source.task
         if task == IMAGE_INFO:
             return
-        owners = array("q", [-1]) * len(json)  # the item index of each annotation (-1: none)
+        count = len(json)
         known = SHAPE_ANN_KEYS if task in SHAPE_TASKS else ()
-        plain = known | {AREA_ATTR} if known else None  # keys that add nothing to annotation_keys
-        labels = source.labels
-        codes = array("h", [-1]) * len(json) if task == INSTANCES else None
-        items = self._items
-        for i, ann in enumerate(json.parsed() if task != PANOPTIC else [None] * len(json)):
-            # The common case, checked with as few Python operations as possible; anything unusual (or wrong)
-            # takes the full path below, which names the problem.
-            if (
-                type(ann) is dict
-                and type(image_id := ann.get("image_id")) is int
-                and (index := local.get(image_id)) is not None
-                and type(ann.get("id")) is int
-                and (task == CAPTIONS or (type(cid := ann.get("category_id")) is int and (cid in labels or not cid)))
-            ):
-                owners[i] = index
-                if plain is not None and not plain.issuperset(ann):
-                    annotation_keys.update(k for k in ann if k not in plain)
-                if codes is not None and cid:
-                    codes[i] = _plain_code(ann, items[index].size)
-                continue
+        owners: array[int]
+        codes: array[int] | None
+        irregular: list[int]
+        invalid: set[int]
+        if task == PANOPTIC:  # every element the full way
+            owners, codes, irregular, invalid = array("q", [-1]) * count, None, list(range(count)), set()
+        else:
+            # The common case is checked in two halves, the second in a forked child, when the file is big
+            split = count // 2 if count >= _FORK_INDEX_FROM else count
+            second = forked(lambda: self._index_range(source, local, split, count)) if split < count else None
+            try:
+                owners, codes, irregular, invalid, keys = self._index_range(source, local, 0, split)
+            finally:
+                rest = second() if second is not None else None
+            if split < count:
+                rest = rest or self._index_range(source, local, split, count)  # the child failed: here
+                owners.extend(rest[0])
+                if codes is not None and rest[1] is not None:
+                    codes.extend(rest[1])
+                irregular += rest[2]
+                invalid |= rest[3]
+                keys |= rest[4]
+            annotation_keys.update(keys)
+        for i in irregular:  # anything unusual (or wrong) takes the full path, which names the problem
+            if i in invalid:
+                json.element(i)  # raises, as reading it in order would
             try:
                 self._index_one(source, i, local, dead, owners, known, annotation_keys)
             except DatasetError as exc:
@@ -512,6 +519,42 @@ class CocoReader:
         source.keys = by_item[source.order]
         if codes is not None:
             source.codes = np.frombuffer(codes, dtype=np.int16)[source.order]
+
+    def _index_range(
+        self, source: _Source, local: dict[int, int], start: int, stop: int
+    ) -> tuple[array[int], array[int] | None, list[int], set[int], set[str]]:
+        """Index the elements ``start`` to ``stop`` of the common case, with as few Python operations as possible.
+
+        Returns their item indexes (-1: none yet) and kinds codes (instances only), the elements left to
+        :meth:`_index_one` (in order; ``invalid`` ones are not JSON) and the extra annotation keys found.
+        """
+        json, task = source.json, source.task
+        assert json is not None
+        owners = array("q", [-1]) * (stop - start)
+        codes = array("h", [-1]) * (stop - start) if task == INSTANCES else None
+        plain = SHAPE_ANN_KEYS | {AREA_ATTR} if task in SHAPE_TASKS else None  # keys that add nothing to the keys
+        labels, items = source.labels, self._items
+        irregular: list[int] = []
+        invalid: set[int] = set()
+        keys: set[str] = set()
+        for i, ann in enumerate(json.parsed(start, stop, invalid=_INVALID), start):
+            if (
+                type(ann) is dict
+                and type(image_id := ann.get("image_id")) is int
+                and (index := local.get(image_id)) is not None
+                and type(ann.get("id")) is int
+                and (task == CAPTIONS or (type(cid := ann.get("category_id")) is int and (cid in labels or not cid)))
+            ):
+                owners[i - start] = index
+                if plain is not None and not plain.issuperset(ann):
+                    keys.update(k for k in ann if k not in plain)
+                if codes is not None and cid:
+                    codes[i - start] = _plain_code(ann, items[index].size)
+                continue
+            irregular.append(i)
+            if ann is _INVALID:
+                invalid.add(i)
+        return owners, codes, irregular, invalid, keys
 
     def _index_one(
         self, source: _Source, i: int, local: dict[int, int], dead: set[int], owners: Any, known: Any,
@@ -865,6 +908,11 @@ class _Deferred(DeferredAnnotations):
     def convert(self, element: int) -> list[Annotation]:
         """The annotations of one element, as :meth:`build` makes them (elements in order, each at most once)."""
         return self.reader._convert(self.source, element, self.state)
+
+
+#: Annotation files with this many elements are indexed by two processes (see CocoReader._index).
+_FORK_INDEX_FROM = 20_000
+_INVALID = object()  # an element that is not valid JSON
 
 
 def _plain_code(ann: dict, size: tuple[int, int] | None) -> int:

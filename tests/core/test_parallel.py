@@ -9,7 +9,7 @@ import time
 import pytest
 
 from dsformats import DatasetError, Item, Media
-from dsformats.parallel import read_ahead
+from dsformats.parallel import forked, read_ahead
 
 
 class Source:
@@ -179,3 +179,55 @@ def test_zip_members_read_together_within_a_budget(tmp_path):
         assert root.fs.read_members(names, 1000, budget=50, first=False) == [None] * 6
         loaded = Media.load_all([Media.from_file(root / name) for name in names], 1000, budget=350)
         assert [m.data if m else None for m in loaded] == [members[f"{n}.jpg"] for n in range(3)] + [None] * 3
+
+
+def _two_cpus(monkeypatch, *, alone: bool = True):
+    """Two usable CPUs, and (``alone``) no other thread as far as forked() can tell (the suite may run some)."""
+    import dsformats.parallel
+
+    monkeypatch.setattr(dsformats.parallel, "resolve_jobs", lambda jobs: 2)
+    if alone:
+        monkeypatch.setattr(threading, "active_count", lambda: 1)
+
+
+def test_forked_returns_the_child_result_computed_on_a_snapshot(monkeypatch):
+    _two_cpus(monkeypatch)
+    import os
+
+    state = {"values": list(range(1000))}
+    wait = forked(lambda: (os.getpid(), sum(state["values"])))
+    assert wait is not None
+    state["values"].append(10**6)  # after the fork: the child does not see it
+    pid, total = wait()
+    assert pid != os.getpid() and total == sum(range(1000))
+
+
+def test_forked_gives_none_when_the_child_fails(monkeypatch):
+    _two_cpus(monkeypatch)
+
+    def boom():
+        raise ValueError("in the child")
+
+    wait = forked(boom)
+    assert wait is not None and wait() is None
+    wait = forked(lambda: threading.Lock())  # a result that does not pickle
+    assert wait is not None and wait() is None
+
+
+def test_forked_declines_with_other_threads_or_one_cpu(monkeypatch):
+    import dsformats.parallel
+
+    monkeypatch.setattr(dsformats.parallel, "resolve_jobs", lambda jobs: 1)
+    assert forked(lambda: 1) is None
+    _two_cpus(monkeypatch, alone=False)
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    thread.start()
+    try:
+        assert forked(lambda: 1) is None
+    finally:
+        stop.set()
+        thread.join()
+    _two_cpus(monkeypatch)
+    wait = forked(lambda: 1)
+    assert wait is not None and wait() == 1
