@@ -158,3 +158,20 @@ def test_measured_peak_rss_is_the_command_s_own(tmp_path, monkeypatch):
     with pytest.raises(SystemExit, match=r"failed \(3\)"):
         run.run_once([sys.executable, "-c", "raise SystemExit(3)"], tmp_path / "out", None)
     del held
+
+
+def test_runner_byte_compiles_dsformats_as_an_install_would(monkeypatch):
+    """Timed processes must not compile dsformats' sources on every start (PYTHONDONTWRITEBYTECODE, editable)."""
+    import importlib.util
+
+    import dsformats.cli
+    import dsformats_coco.reader
+
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    import run
+
+    cached = [Path(importlib.util.cache_from_source(m.__file__)) for m in (dsformats.cli, dsformats_coco.reader)]
+    for path in cached:
+        path.unlink(missing_ok=True)
+    run.precompile()
+    assert all(path.is_file() for path in cached)
