@@ -164,8 +164,9 @@ def test_runner_byte_compiles_dsformats_as_an_install_would(monkeypatch):
     """Timed processes must not compile dsformats' sources on every start (PYTHONDONTWRITEBYTECODE, editable)."""
     import importlib.util
 
-    import dsformats.cli
     import dsformats_coco.reader
+
+    import dsformats.cli
 
     monkeypatch.syspath_prepend(str(ROOT / "bench"))
     import run
