@@ -95,7 +95,8 @@ def workloads(data: Path, out: Path) -> list[Workload]:
                  convert("image_zip", izip, "image_zip", "--", "--compression", "deflated"),
                  datum("image_zip", izip, "image_zip", "--", "--compression", "ZIP_DEFLATED"),
                  floor="copy_deflated"),
-        Workload("image_zip → image_zip", convert("image_zip", izip, "image_zip"), None, floor="copy"),
+        # its floor reads the members from the same archive (zipfile), as the conversion must
+        Workload("image_zip → image_zip", convert("image_zip", izip, "image_zip"), None, floor="copy_zip"),
         Workload("format detection (whole process)", [*DSFORMATS, "detect", str(coco)],
                  ["{datum}", "detect", str(coco)]),
         # the default engine ("auto") shards local folders of 2,000+ items over every core; the same
@@ -211,8 +212,9 @@ def tree_digest(root: Path) -> tuple[str, int, int]:
 
 
 def floors(data: Path, work: Path) -> dict[str, float]:
-    """What the hardware allows: orjson load+dump, listing the zip, copying the image bytes into a zip with
-    zipfile in this process, stored (``copy``) and deflated in one thread (``copy_deflated``)."""
+    """What the hardware allows: orjson load+dump, listing the zip, copying the image files into a zip with
+    zipfile in this process, stored (``copy``) and deflated in one thread (``copy_deflated``), and copying the
+    image_zip archive's members into a stored zip (``copy_zip``: the same source as image_zip -> image_zip)."""
     import orjson
 
     result = {}
@@ -230,6 +232,12 @@ def floors(data: Path, work: Path) -> dict[str, float]:
             for path in sorted((data / "coco" / "images" / "default").iterdir()):
                 archive.writestr(path.name, path.read_bytes())
         result[name] = time.perf_counter() - start
+    start = time.perf_counter()
+    with (zipfile.ZipFile(data / "image_zip" / "images.zip") as source,
+          zipfile.ZipFile(work / "floor.zip", "w", zipfile.ZIP_STORED) as archive):
+        for info in source.infolist():
+            archive.writestr(info.filename, source.read(info))
+    result["copy_zip"] = time.perf_counter() - start
     return result
 
 

@@ -55,6 +55,7 @@ class KeyMap:
         self._data: IO[bytes] | None = None
         self._data_size = 0
         self._count = 0
+        self._merge_at = _BUFFER_MIN  # recent hashes that trigger a merge into the sorted array
 
     def __len__(self) -> int:
         return self._count
@@ -77,6 +78,7 @@ class KeyMap:
         self._sorted = array("Q")
         self._recent = set()
         self._data_size = self._count = 0
+        self._merge_at = _BUFFER_MIN
 
     def setdefault(self, key: str, value: str = "") -> str:
         """The value stored for ``key``; ``value`` (stored now) when ``key`` is new."""
@@ -86,25 +88,21 @@ class KeyMap:
     def insert(self, key: str, value: str = "") -> str | None:
         """Store ``value`` for a new ``key`` and return None; for a known key, return its value (unchanged)."""
         digest = hash(key) & _MASK
-        if digest in self._recent or self._in_sorted(digest):
+        recent, known = self._recent, self._sorted
+        if digest in recent or ((at := bisect_left(known, digest)) < len(known) and known[at] == digest):
             found = self._lookup(digest, key)
             if found is not None:
                 return found
         else:
-            self._remember(digest)
+            recent.add(digest)
+            if len(recent) >= self._merge_at:
+                self._merge()
         self._store(digest, key, value)
         return None
 
     def add(self, key: str) -> bool:
         """Add ``key``; True when it was new."""
-        digest = hash(key) & _MASK
-        if digest in self._recent or self._in_sorted(digest):
-            if self._lookup(digest, key) is not None:
-                return False
-        else:
-            self._remember(digest)
-        self._store(digest, key, "")
-        return True
+        return self.insert(key) is None
 
     def __contains__(self, key: object) -> bool:
         if not isinstance(key, str):
@@ -124,12 +122,6 @@ class KeyMap:
         at = bisect_left(self._sorted, digest)
         return at < len(self._sorted) and self._sorted[at] == digest
 
-    def _remember(self, digest: int) -> None:
-        recent = self._recent
-        recent.add(digest)
-        if len(recent) >= max(_BUFFER_MIN, len(self._sorted) >> 5):
-            self._merge()
-
     def _merge(self) -> None:
         """Merge the recent hashes into the sorted array (slices are copied in C; only new hashes loop here)."""
         old = self._sorted
@@ -146,13 +138,14 @@ class KeyMap:
         view.release()
         self._sorted = merged
         self._recent = set()
+        self._merge_at = max(_BUFFER_MIN, len(merged) >> 5)
 
     def _store(self, digest: int, key: str, value: str) -> None:
         if self._index is None:
             self._index = tempfile.TemporaryFile(dir=self._dir)
             self._data = tempfile.TemporaryFile(dir=self._dir)
         assert self._data is not None
-        key_bytes, value_bytes = _encode(key), _encode(value)
+        key_bytes, value_bytes = key.encode("utf-8", "surrogatepass"), value.encode("utf-8", "surrogatepass")
         self._index.write(_INDEX.pack(digest, self._data_size))
         self._data.write(_RECORD.pack(len(key_bytes), len(value_bytes)) + key_bytes + value_bytes)
         self._data_size += _RECORD.size + len(key_bytes) + len(value_bytes)
