@@ -90,19 +90,20 @@ def plan_shards(reader: Any, *, count: int) -> list[dict[str, Any]]:
     return plans
 
 
-def _shard_reader(reader: Any, plan: Mapping[str, Any]) -> bytes | None:
-    """The reader's own reader of one shard (``shard_reader(key)``, reusing its index), pickled; else None.
+def _shard_reader(reader: Any, plan: Mapping[str, Any]) -> Any:
+    """The reader's own picklable reader of one shard (``shard_reader(key)``, reusing its index), else None.
 
-    Pickled here once (a task then carries bytes, which pickle again as a copy). Without one, or when it
-    does not pickle, the worker opens the input again with the reader option ``shard``.
+    Without one, the worker opens the input again with the reader option ``shard``.
     """
     make = getattr(reader, "shard_reader", None)
     if "key" not in plan or not callable(make):
         return None
+    shipped = make(plan["key"])
     try:
-        return pickle.dumps(make(plan["key"]), protocol=pickle.HIGHEST_PROTOCOL)
+        pickle.dumps(shipped)
     except Exception:  # noqa: BLE001 - e.g. a path inside an archive file system: the worker reopens instead
         return None
+    return shipped
 
 
 def _convert_shard(task: Mapping[str, Any]) -> Report:
@@ -113,7 +114,7 @@ def _convert_shard(task: Mapping[str, Any]) -> Report:
     shard = task["shard"]
     if "key" in shard:
         reader_options["shard"] = shard["key"]
-    shipped = pickle.loads(shard["reader"]) if shard.get("reader") is not None else None
+    shipped = shard.get("reader")
     with (
         reporting(report, skip_bad_items=task["skip_bad_items"]),
         partial_output(),
