@@ -27,7 +27,7 @@ def test_benchmark_smoke_run(tmp_path):
     for name in ("COCO → VOC detection", "VOC → COCO", "COCO → COCO", "image_zip → COCO image_info",
                  "COCO → image_zip", "image_zip → image_zip (deflated)", "image_zip → image_zip |", "format detection"):
         assert name in text
-    assert text.startswith("120 images (small, 7 objects each), best of 1 runs;")
+    assert text.startswith("120 images (small, 7 objects each), best of 1 runs (the floors too);")
     rows = [line for line in text.splitlines() if line.startswith("| ") and " s (median" in line]
     assert len(rows) == 17
     assert text.count(", one process |") == 5
