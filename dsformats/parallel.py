@@ -236,7 +236,8 @@ def _loaded(medias: list[Media | None], limit: int, budget: int) -> list[Media |
 
 def forked(function: Callable[[], R]) -> Callable[[], R | None] | None:
     """Start ``function()`` in a forked child process, to run beside this one; None when that cannot pay or is
-    unsafe (no ``fork``, one usable CPU, or other threads running in this process, which a fork would not copy).
+    unsafe (not Linux, where system libraries may not survive a fork; one usable CPU; or other Python threads
+    running in this process, which a fork would not copy).
 
     The child works on a copy-on-write snapshot of this process and sends its result back pickled. Call the
     returned function to wait for the result: None when the child failed in any way (an exception, a result
@@ -245,7 +246,7 @@ def forked(function: Callable[[], R]) -> Callable[[], R | None] | None:
     import pickle
     import threading
 
-    if not hasattr(os, "fork") or resolve_jobs(None) < 2 or threading.active_count() != 1:
+    if not sys.platform.startswith("linux") or resolve_jobs(None) < 2 or threading.active_count() != 1:
         return None
     sys.stdout.flush()
     sys.stderr.flush()

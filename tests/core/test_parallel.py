@@ -231,3 +231,11 @@ def test_forked_declines_with_other_threads_or_one_cpu(monkeypatch):
     _two_cpus(monkeypatch)
     wait = forked(lambda: 1)
     assert wait is not None and wait() == 1
+
+
+def test_forked_declines_off_linux(monkeypatch):
+    import sys
+
+    _two_cpus(monkeypatch)
+    monkeypatch.setattr(sys, "platform", "darwin")
+    assert forked(lambda: 1) is None
