@@ -145,7 +145,7 @@ class KeyMap:
             self._index = tempfile.TemporaryFile(dir=self._dir)
             self._data = tempfile.TemporaryFile(dir=self._dir)
         assert self._data is not None
-        key_bytes, value_bytes = key.encode("utf-8", "surrogatepass"), value.encode("utf-8", "surrogatepass")
+        key_bytes, value_bytes = _encode(key), _encode(value)
         self._index.write(_INDEX.pack(digest, self._data_size))
         self._data.write(_RECORD.pack(len(key_bytes), len(value_bytes)) + key_bytes + value_bytes)
         self._data_size += _RECORD.size + len(key_bytes) + len(value_bytes)

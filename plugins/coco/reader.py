@@ -873,6 +873,11 @@ class _Deferred(DeferredAnnotations):
         """Category id -> label, for the elements' file."""
         return self.source.labels
 
+    @staticmethod
+    def polygons(segmentation: list[Any]) -> list[list[Any]]:
+        """The polygons of a checked, non-empty polygon ``segmentation`` (one flat list, or a list of them)."""
+        return [part for part in segmentation if part] if type(segmentation[0]) is list else [segmentation]
+
     def parsed(self) -> list[dict[str, Any]]:
         """The JSON objects of :attr:`elements`, parsed again."""
         assert self.source.json is not None
@@ -902,7 +907,7 @@ class _Deferred(DeferredAnnotations):
             else:
                 rle = _rle(segmentation, "", self.record.size)
         elif segmentation:
-            polygons = [part for part in segmentation if part] if type(segmentation[0]) is list else [segmentation]
+            polygons = self.polygons(segmentation)
         return ann["id"], self.source.labels[ann["category_id"]], attributes, ann["bbox"] or None, polygons, rle
 
     def convert(self, element: int) -> list[Annotation]:

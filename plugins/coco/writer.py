@@ -471,8 +471,7 @@ class CocoWriter:
             # what _plain_bytes makes of fields(ann): is_crowd read as a flag, no attributes left.
             if code & 3 == 1 and PLAIN_ANN_KEYS.issuperset(ann) and ann.get(AREA_ATTR).__class__ in _NUMBERS:
                 segmentation = ann.get("segmentation")
-                polygons = ([p for p in segmentation if p] if type(segmentation[0]) is list else [segmentation]
-                            ) if segmentation else []
+                polygons = raw.polygons(segmentation) if segmentation else []
                 label = labels[ann["category_id"]]
                 record = {"category_id": ids.get(label) or self.categories.id_of(label, report),
                           "segmentation": polygons, "area": ann[AREA_ATTR], "bbox": ann["bbox"],
