@@ -305,29 +305,55 @@ def assemble(
 
 
 def _runs(lines: IO[bytes]) -> Iterator[tuple[bool, bytes]]:
-    """The lines of an annotations spool, read in blocks: ``(True, lines)`` for a block whose lines are all
-    elements spooled whole (copied at once by :meth:`_AnnotationIds.write`), ``(False, line)`` for the others."""
+    """The lines of an annotations spool, read in blocks: ``(True, lines)`` for lines that are all elements
+    spooled whole (copied at once by :meth:`_AnnotationIds.write`), ``(False, line)`` for each other line."""
     pending: list[bytes] = []  # the start of a line not yet ended
     while chunk := lines.read(1 << 20):
         end = chunk.rfind(b"\n") + 1
         if not end:
             pending.append(chunk)
             continue
-        block = b"".join([*pending, chunk[:end]])
+        yield from _split_runs(b"".join([*pending, chunk[:end]]))
         pending = [chunk[end:]]
-        pos = 0
-        while pos < len(block):
-            if block[pos] == 0x7B:  # "{": this line and those up to the next other one are elements
-                other = _OTHER_NEXT.search(block, pos)
-                stop = len(block) if other is None else other.start() + 1
-                yield True, block[pos:stop]
-                pos = stop
-                continue
-            stop = block.index(b"\n", pos) + 1
+    yield from _split_runs(b"".join(pending))
+
+
+def _split_runs(block: bytes) -> Iterator[tuple[bool, bytes]]:
+    pos = 0
+    while pos < len(block):
+        if block[pos] == 0x7B:  # "{": this line and those up to the next other one are elements
+            other = _OTHER_NEXT.search(block, pos)
+            stop = len(block) if other is None else other.start() + 1
+            yield True, block[pos:stop]
+        else:
+            stop = block.find(b"\n", pos) + 1 or len(block)
             yield False, block[pos:stop]
-            pos = stop
-    for line in b"".join(pending).splitlines(keepends=True):
-        yield False, line
+        pos = stop
+
+
+class _Joined:
+    """Writes JSON array elements to ``out``: ``\n`` before the first, ``,\n`` between, a few hundred at a time."""
+
+    def __init__(self, out: IO[bytes]) -> None:
+        self.out = out
+        self.head = b"\n"
+        self.pending: list[bytes] = []
+
+    def add(self, element: bytes) -> None:
+        self.pending.append(element)
+        if len(self.pending) == 512:  # a few hundred kB at most
+            self.flush()
+
+    def add_lines(self, lines: bytes) -> None:
+        """Add elements given one per line (each ending in ``\n``)."""
+        self.flush()
+        self.out.write(self.head + lines[:-1].replace(b"\n", b",\n"))
+        self.head = b",\n"
+
+    def flush(self) -> None:
+        if self.pending:
+            self.out.write(self.head + b",\n".join(self.pending))
+            self.head, self.pending = b",\n", []
 
 
 def _lines(path: Path) -> Iterator[bytes]:
@@ -344,9 +370,8 @@ def _images_array(sources: Sequence[SpoolSource], explicit: set[int], part: Path
     ids: array[int] = array("q")
     seen: set[int] = set()
     next_id = 1
-    pieces: list[bytes] = []  # written 512 at a time
-    head = b"\n"
     with open(part, "wb") as out:
+        joined = _Joined(out)
         for source in sources:
             for line in _lines(source.images):
                 number, record = line.split(b" ", 1)
@@ -358,13 +383,9 @@ def _images_array(sources: Sequence[SpoolSource], explicit: set[int], part: Path
                     next_id += 1
                 else:
                     seen.add(image_id)
-                pieces.append(b'{"id":%d,%s' % (image_id, record[1:-1]))
+                joined.add(b'{"id":%d,%s' % (image_id, record[1:-1]))
                 ids.append(image_id)
-                if len(pieces) == 512:
-                    out.write(head + b",\n".join(pieces))
-                    head, pieces = b",\n", []
-        if pieces:
-            out.write(head + b",\n".join(pieces))
+        joined.flush()
     return ids
 
 
@@ -445,8 +466,7 @@ class _AnnotationIds:
         """Write the ``annotations`` elements of ``task`` from the sources' task files, one after the other."""
         used = self.used.setdefault(task, set())
         next_id = 1
-        head = b"\n"
-        elements: list[bytes] = []
+        joined = _Joined(out)
         offset = 0
         for number, source in enumerate(sources):
             if task not in (source.tasks or ()):
@@ -454,35 +474,20 @@ class _AnnotationIds:
                 continue
             with open(source.annotations(task), "rb") as lines:
                 for whole, line in _runs(lines):
-                    if whole:  # lines that are all elements: ",\n" between them, as the join below gives
-                        if elements:
-                            out.write(head)
-                            out.write(b",\n".join(elements))
-                            head, elements = b",\n", []
-                        out.write(head)
-                        out.write(line[:-1].replace(b"\n", b",\n"))
-                        head = b",\n"
-                    elif line[0] == 123:  # b"{": spooled whole
-                        elements.append(line[:-1])
-                    else:
-                        image, decided, record = line.split(b" ", 2)
-                        if decided == NO_ID:
-                            elements.append(b'{"image_id":%d,%s' % (image_ids[int(image) + offset], record[1:-1]))
-                        else:
-                            if decided == b"0":
-                                while next_id in used:
-                                    next_id += 1
-                                used.add(next_id)
-                                decided = b"%d" % next_id
-                            elif decided[0] == 45:  # b"-<n>": a fresh id shared by the records of one object
-                                decided = b"%d" % self._shared((number, decided))
-                            elements.append(b'{"id":%s,"image_id":%d,%s' % (decided, image_ids[int(image) + offset],
-                                                                             record[1:-1]))
-                    if len(elements) == 512:  # a few hundred kB at most
-                        out.write(head)
-                        out.write(b",\n".join(elements))
-                        head, elements = b",\n", []
+                    if whole:
+                        joined.add_lines(line)
+                        continue
+                    image, decided, record = line.split(b" ", 2)
+                    if decided == NO_ID:
+                        joined.add(b'{"image_id":%d,%s' % (image_ids[int(image) + offset], record[1:-1]))
+                        continue
+                    if decided == b"0":
+                        while next_id in used:
+                            next_id += 1
+                        used.add(next_id)
+                        decided = b"%d" % next_id
+                    elif decided[0] == 45:  # b"-<n>": a fresh id shared by the records of one object
+                        decided = b"%d" % self._shared((number, decided))
+                    joined.add(b'{"id":%s,"image_id":%d,%s' % (decided, image_ids[int(image) + offset], record[1:-1]))
             offset += source.count
-        if elements:
-            out.write(head)
-            out.write(b",\n".join(elements))
+        joined.flush()
