@@ -177,3 +177,41 @@ def test_building_the_registry_imports_no_heavy_module():
             "if m in sys.modules]; print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+class _FakeDist:
+    """A distribution whose METADATA is ``text``; ``metadata``/``version`` are the full parser's answers."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.metadata = {"Name": "parsed-name"}
+        self.version = "9.9"
+
+    def read_text(self, name: str) -> str | None:
+        return self.text if name == "METADATA" else None
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Metadata-Version: 2.1\nName: dsformats-extra\nVersion: 1.2.3\n\nName: body\n", ("dsformats-extra", "1.2.3")),
+        ("Name:  spaced \r\nVersion:0.1\r\nSummary: x\n", ("spaced", "0.1")),
+        ("Metadata-Version: 2.1\nSummary: no name here\n", ("parsed-name", "9.9")),  # falls back to the parser
+        ("", ("parsed-name", "9.9")),
+    ],
+)
+def test_distribution_name_and_version_come_from_the_metadata_head(text, expected):
+    from types import SimpleNamespace
+
+    from dsformats.registry import _dist
+
+    assert _dist(SimpleNamespace(dist=_FakeDist(text))) == expected
+    assert _dist(SimpleNamespace(dist=None)) == (None, None)
+
+
+def test_building_the_registry_does_not_import_the_email_parser():
+    import subprocess
+
+    code = "import sys, dsformats; dsformats.build_registry(); print('email.parser' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
