@@ -25,7 +25,7 @@ from dsformats.errors import (
 from dsformats.formats import FormatSpec, Reader
 from dsformats.model import Header, Item
 from dsformats.options import SAVE_IMAGES, validate_options
-from dsformats.policy import bad_item, not_stored_reason, reporting, storing
+from dsformats.policy import bad_item, not_stored_reason, reporting, storing, writing_partial
 from dsformats.registry import FormatInfo, Registry, default_registry
 from dsformats.report import Report
 
@@ -418,6 +418,8 @@ def write(
         storing(info.name, info.spec.annotation_kinds, report),
         contextlib.closing(_ahead(items, checked)) as stream,
     ):
+        if not writing_partial():  # a scale-out shard's partial: the client reports it once
+            report_metadata(header, info.name, report)
         with reg.open_writer(info.name, staging, checked) as writer:
             writer.write(header, _guarded(stream, info.spec, report, progress, header.size_hint), report)
         if strict and not report.lossless:
@@ -427,6 +429,14 @@ def write(
             )
             raise DatasetError(f"strict mode: the conversion would lose data ({lost}); nothing was written")
     return report
+
+
+def report_metadata(header: Header, target: str, report: Report) -> None:
+    """Count the header's dataset-level records (:attr:`Header.metadata`) as dropped unless ``target`` keeps them."""
+    source = header.metadata_format
+    if source and source != target:
+        for kind, count in header.metadata.items():
+            report.drop(kind, f"only a {source} writer keeps it", count)
 
 
 def prepare_conversion(

@@ -594,13 +594,17 @@ class Categories:
 class Header:
     """What a reader knows before its items: categories, subsets (if known) and free-form ``infos``.
 
-    ``size_hint`` is the number of items when known cheaply, used for progress only.
+    ``size_hint`` is the number of items when known cheaply, used for progress only. ``metadata`` counts
+    the dataset-level records, by kind, that only a writer of ``metadata_format`` keeps (COCO's ``info``
+    and ``licenses``, say): a conversion to any other format reports them as dropped.
     """
 
     categories: Categories = attrs.field(factory=Categories)
     subsets: tuple[str, ...] | None = attrs.field(default=None, converter=_optional_strs)
     infos: dict[str, Any] = attrs.field(factory=dict, converter=_plain_dict, hash=False)
     size_hint: int | None = None
+    metadata: dict[str, int] = attrs.field(factory=dict, converter=_plain_dict, hash=False)
+    metadata_format: str = ""
 
 
 # -------------------------------------------------------------------------------------------- items

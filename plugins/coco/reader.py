@@ -49,6 +49,7 @@ from .schema import (
     CATEGORY_TASKS,
     CROWD_ATTR,
     DEFAULT_SUBSET,
+    FORMAT,
     IMAGE_DEFAULTS,
     IMAGE_ID_ATTR,
     IMAGE_INFO,
@@ -356,7 +357,34 @@ class CocoReader:
             subsets=subsets,
             size_hint=len(self._items),
             infos={INFO_KEY: self._info},
+            metadata=self._metadata(),
+            metadata_format=FORMAT,
         )
+
+    def _metadata(self) -> dict[str, int]:
+        """What only a COCO writer keeps, for the report of a conversion to another format: the distinct
+        ``info`` objects and licenses that say anything (Datumaro writes empty placeholders), the extra
+        top-level keys, and the category fields beyond id, name and supercategory (LVIS ``frequency``)."""
+        import orjson
+
+        infos: set[bytes] = set()
+        licenses: set[bytes] = set()
+        keys: set[str] = set()
+        for found in self._info["files"].values():
+            if _says_anything(found.get("info")):
+                infos.add(orjson.dumps(found["info"], option=orjson.OPT_SORT_KEYS))
+            listed = found.get("licenses")
+            for license in listed if isinstance(listed, list) else [listed]:
+                if _says_anything(license):
+                    licenses.add(orjson.dumps(license, option=orjson.OPT_SORT_KEYS))
+            keys.update(found.get("extra", ()))
+        counts = {
+            "coco info": len(infos),
+            "coco license": len(licenses),
+            "coco top-level key": len(keys),
+            "coco category field": sum(len(extras) for extras in self._info["category_extras"].values()),
+        }
+        return {kind: count for kind, count in counts.items() if count}
 
     def _read_source(self, source: _Source, annotation_keys: set[str]) -> None:
         json = source.json
@@ -959,6 +987,15 @@ def _plain_code(ann: dict, size: tuple[int, int] | None) -> int:
     elif segmentation is not None:
         return -1
     return code if 0 < code < 1 << 14 else -1
+
+
+def _says_anything(value: Any) -> bool:
+    """False for null, "", 0, false, and lists and objects holding only those (placeholders)."""
+    if isinstance(value, dict):
+        return any(map(_says_anything, value.values()))
+    if isinstance(value, list):
+        return any(map(_says_anything, value))
+    return bool(value)
 
 
 class _SegmentLoader:

@@ -203,6 +203,19 @@ def test_write_accepts_a_generator_of_user_items_and_rejects_duplicates(tmp_path
         dsformats.write([{"id": "x"}], tmp_path / "bad", "rec", registry=registry)
 
 
+def test_dataset_metadata_of_another_format_is_reported_dropped_once(tmp_path):
+    from dsformats.policy import partial_output
+
+    registry = registry_with(Recorder())
+    header = Header(metadata={"x licence": 2, "x info": 1}, metadata_format="x")
+    report = dsformats.write([Item(id="a", subset="s")], tmp_path / "out", "rec", header=header, registry=registry)
+    assert report.dropped == {"x licence": [2, "only a x writer keeps it"], "x info": [1, "only a x writer keeps it"]}
+    same = Header(metadata={"rec info": 1}, metadata_format="rec")  # the target keeps its own format's records
+    assert dsformats.write([], tmp_path / "same", "rec", header=same, registry=registry).lossless
+    with partial_output():  # a scale-out shard: the client reports the header once, not every shard
+        assert dsformats.write([], tmp_path / "part", "rec", header=header, registry=registry).lossless
+
+
 def test_detection_outcomes(tmp_path):
     assert dsformats.detect_format(tmp_path, registry=registry_with(Recorder())) == "rec"
     with pytest.raises(FormatNotFoundError, match="use -if|give the format"):

@@ -483,3 +483,50 @@ def test_unusual_annotations_are_built_when_read_and_fail_as_before(tmp_path):
             assert item.deferred is not None and kinds(item) == ["bbox"]  # the first one only
     report = dsformats.convert(root, tmp_path / "o", "coco", source_format="coco", skip_bad_items=True)
     assert report.items_read == {"default": 1} and len(report.skipped) == 1
+
+
+def _with_metadata(coco: Path, tmp_path: Path) -> Path:
+    """coco_instances with a real ``info``, licenses (one a placeholder), an extra top-level key and an LVIS field."""
+    root = tmp_path / "meta"
+    shutil.copytree(coco / "coco_instances", root)
+    for subset, license in [("train", {"id": 1, "name": "CC BY 4.0", "url": "https://x/by"}),
+                            ("val", {"id": 2, "name": "CC0", "url": ""})]:
+        path = root / "annotations" / f"instances_{subset}.json"
+        data = json.loads(path.read_text())
+        data["info"] = {"description": "street scenes", "year": 2024, "url": ""}  # the same in both files
+        data["licenses"] = [license, {"id": 0, "name": "", "url": ""}]
+        data["type"] = "instances"
+        data["categories"][0]["frequency"] = "f"
+        path.write_text(json.dumps(data))
+    return root
+
+
+def test_dataset_metadata_is_counted_and_reported_when_the_target_drops_it(coco, tmp_path):
+    from dsformats.scaleout import convert_distributed
+
+    src = _with_metadata(coco, tmp_path)
+    header, _ = read_all(src)
+    assert header.metadata_format == "coco"
+    assert header.metadata == {"coco info": 1, "coco license": 2, "coco top-level key": 1, "coco category field": 1}
+    # Datumaro's placeholders (empty info, a license of id 0 with no name) say nothing: nothing to report
+    assert read_all(coco / "coco_instances")[0].metadata == {}
+
+    expected = {"coco info": 1, "coco license": 2, "coco top-level key": 1, "coco category field": 1}
+    reason = "only a coco writer keeps it"
+    report = dsformats.convert(src, tmp_path / "voc", "voc", source_format="coco")
+    dropped = {kind: entry for kind, entry in report.dropped.items() if kind.startswith("coco")}
+    assert dropped == {kind: [count, reason] for kind, count in expected.items()}
+    # sharded (into image_zip, whose merge takes these partials): the client reports it once, not per shard
+    report = convert_distributed(src, tmp_path / "zip", "image_zip", source_format="coco", engine="processes",
+                                 shards=2)
+    assert not report.warnings  # not the single-process fallback
+    assert {k: v[0] for k, v in report.dropped.items() if k.startswith("coco")} == expected
+    with pytest.raises(DatasetError, match="coco license: 2"):
+        dsformats.convert(src, tmp_path / "strict", "voc", source_format="coco", strict=True)
+    assert not (tmp_path / "strict").exists()
+
+    report = dsformats.convert(src, tmp_path / "coco", "coco", source_format="coco")  # kept: nothing dropped
+    assert not any(kind.startswith("coco") for kind in report.dropped)
+    written = json.loads((tmp_path / "coco" / "annotations" / "instances_train.json").read_text())
+    assert written["info"]["description"] == "street scenes" and written["licenses"][0]["name"] == "CC BY 4.0"
+    assert written["type"] == "instances" and written["categories"][0]["frequency"] == "f"
