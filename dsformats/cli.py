@@ -469,6 +469,7 @@ def _info_summary(args: argparse.Namespace, registry: Registry) -> dict[str, Any
         "annotations": dict(sorted(kinds.items())),
         "unlabeled": dict(sorted(unlabeled.items())),
         "labels": {name: dict(sorted(per_label.get(name, Counter()).items())) for name in labels},
+        "metadata": dict(header.metadata),
     }
 
 
@@ -513,6 +514,8 @@ def _print_info(summary: dict[str, Any], args: argparse.Namespace) -> None:
     print("annotations: " + (", ".join(f"{k}: {v:,}" for k, v in summary["annotations"].items()) or "none"))
     if summary["unlabeled"]:
         print("without a label: " + ", ".join(f"{k}: {v:,}" for k, v in summary["unlabeled"].items()))
+    if summary["metadata"]:  # what only a writer of this format keeps
+        print("dataset metadata: " + ", ".join(f"{k}: {v:,}" for k, v in summary["metadata"].items()))
     print(f"labels ({len(summary['labels'])}):")
     width = max((len(name) for name in summary["labels"]), default=0)
     for name, counts in summary["labels"].items():

@@ -177,7 +177,9 @@ def test_info_json_counts_subsets_labels_kinds_and_sizes():
         "unreadable": 0,
         "size": {"width": {"min": 96, "median": 96, "max": 96}, "height": {"min": 64, "median": 64, "max": 64}},
     }
+    assert info["metadata"] == {}  # the example's info and licenses are empty placeholders
     text = run("info", EXAMPLES / "coco").stdout
+    assert "dataset metadata" not in text
     assert "5 items" in text and "width: 96 / 96 / 96" in text and "car     bbox: 5, polygon: 5" in text
 
 

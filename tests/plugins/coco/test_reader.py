@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -508,6 +510,9 @@ def test_dataset_metadata_is_counted_and_reported_when_the_target_drops_it(coco,
     header, _ = read_all(src)
     assert header.metadata_format == "coco"
     assert header.metadata == {"coco info": 1, "coco license": 2, "coco top-level key": 1, "coco category field": 1}
+    shown = subprocess.run([sys.executable, "-m", "dsformats", "info", str(src)], capture_output=True, text=True)
+    assert "dataset metadata: coco info: 1, coco license: 2, coco top-level key: 1, coco category field: 1" in (
+        shown.stdout)
     # Datumaro's placeholders (empty info, a license of id 0 with no name) say nothing: nothing to report
     assert read_all(coco / "coco_instances")[0].metadata == {}
 
