@@ -46,6 +46,7 @@ from .schema import (
     DATUMARO_IGNORED,
     DEFAULT_SUBSET,
     FLAG_FIELDS,
+    FORMAT,
     IMAGES_DIR,
     INSTANCE_DIR,
     LABELMAP_FILE,
@@ -450,8 +451,20 @@ class VocReader:
             subsets=list(self._subsets),
             size_hint=sum(len(numbers) for numbers in self._subsets.values()),
             infos={"labelmap": self._has_labelmap},
+            metadata=self._metadata(),
+            metadata_format=FORMAT,
         )
         return self
+
+    def _metadata(self) -> dict[str, int]:
+        """What only a VOC writer keeps: the colours of ``labelmap.txt`` other than the VOC palette's colour for
+        the label's line (and the void colour), which a VOC writer fed by another format would not give back."""
+        if not self._has_labelmap:
+            return {}
+        palette = voc_colormap(256)
+        custom = sum(1 for i, spec in enumerate(self._specs) if spec.color is not None
+                     and tuple(spec.color) not in (VOID_COLOR, palette[i] if i < len(palette) else None))
+        return {"voc label colour": custom} if custom else {}
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

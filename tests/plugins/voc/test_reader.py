@@ -320,3 +320,24 @@ def test_shard_readers_pickle_and_read_their_range_without_listing(datumaro_fixt
             pickle.dumps(shard)
         with shard:
             assert [item.id for item in shard.items()] == [every[1][1]]
+
+
+def test_custom_label_colours_are_reported_when_the_target_drops_them(tmp_path):
+    import shutil
+    from pathlib import Path
+
+    root = tmp_path / "voc"
+    shutil.copytree(Path(__file__).parents[3] / "examples" / "voc", root)
+    labelmap = root / "labelmap.txt"
+    assert "tree:128,128,0::" in labelmap.read_text()  # the palette's colour for line 3: nothing to report
+    with dsformats.read(root, "voc") as reader:
+        assert reader.header.metadata == {}
+    labelmap.write_text(labelmap.read_text().replace("tree:128,128,0::", "tree:10,20,30::"))
+    with dsformats.read(root, "voc") as reader:
+        assert (reader.header.metadata, reader.header.metadata_format) == ({"voc label colour": 1}, "voc")
+
+    report = dsformats.convert(root, tmp_path / "coco", "coco", source_format="voc")
+    assert report.dropped["voc label colour"] == [1, "only a voc writer keeps it"]
+    report = dsformats.convert(root, tmp_path / "again", "voc", source_format="voc")
+    assert "voc label colour" not in report.dropped
+    assert "tree:10,20,30::" in (tmp_path / "again" / "labelmap.txt").read_text()
