@@ -457,14 +457,18 @@ class VocReader:
         return self
 
     def _metadata(self) -> dict[str, int]:
-        """What only a VOC writer keeps: the colours of ``labelmap.txt`` other than the VOC palette's colour for
-        the label's line (and the void colour), which a VOC writer fed by another format would not give back."""
+        """What only a VOC writer keeps of ``labelmap.txt``: the colours other than the VOC palette's colour for
+        the label's line (and the void colour), which a VOC writer fed by another format would not give back,
+        and the actions declared per label (the objects' action values are attributes, kept elsewhere)."""
         if not self._has_labelmap:
             return {}
         palette = voc_colormap(256)
-        custom = sum(1 for i, spec in enumerate(self._specs) if spec.color is not None
-                     and tuple(spec.color) not in (VOID_COLOR, palette[i] if i < len(palette) else None))
-        return {"voc label colour": custom} if custom else {}
+        counts = {
+            "voc label colour": sum(1 for i, spec in enumerate(self._specs) if spec.color is not None
+                                    and tuple(spec.color) not in (VOID_COLOR, palette[i] if i < 256 else None)),
+            "voc label action": sum(len(spec.actions) for spec in self._specs),
+        }
+        return {kind: count for kind, count in counts.items() if count}
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

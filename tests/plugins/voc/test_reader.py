@@ -322,7 +322,7 @@ def test_shard_readers_pickle_and_read_their_range_without_listing(datumaro_fixt
             assert [item.id for item in shard.items()] == [every[1][1]]
 
 
-def test_custom_label_colours_are_reported_when_the_target_drops_them(tmp_path):
+def test_custom_label_colours_and_actions_are_reported_when_the_target_drops_them(tmp_path):
     import shutil
     from pathlib import Path
 
@@ -332,12 +332,16 @@ def test_custom_label_colours_are_reported_when_the_target_drops_them(tmp_path):
     assert "tree:128,128,0::" in labelmap.read_text()  # the palette's colour for line 3: nothing to report
     with dsformats.read(root, "voc") as reader:
         assert reader.header.metadata == {}
-    labelmap.write_text(labelmap.read_text().replace("tree:128,128,0::", "tree:10,20,30::"))
+    text = labelmap.read_text().replace("tree:128,128,0::", "tree:10,20,30::")
+    labelmap.write_text(text.replace("person:128,0,0::", "person:128,0,0::jumping,running"))
     with dsformats.read(root, "voc") as reader:
-        assert (reader.header.metadata, reader.header.metadata_format) == ({"voc label colour": 1}, "voc")
+        assert reader.header.metadata == {"voc label colour": 1, "voc label action": 2}
+        assert reader.header.metadata_format == "voc"
 
     report = dsformats.convert(root, tmp_path / "coco", "coco", source_format="voc")
     assert report.dropped["voc label colour"] == [1, "only a voc writer keeps it"]
+    assert report.dropped["voc label action"] == [2, "only a voc writer keeps it"]
     report = dsformats.convert(root, tmp_path / "again", "voc", source_format="voc")
-    assert "voc label colour" not in report.dropped
-    assert "tree:10,20,30::" in (tmp_path / "again" / "labelmap.txt").read_text()
+    assert not any(kind.startswith("voc label") for kind in report.dropped)
+    written = (tmp_path / "again" / "labelmap.txt").read_text()
+    assert "tree:10,20,30::" in written and "person:128,0,0::jumping,running" in written
