@@ -422,13 +422,19 @@ def write(
             report_metadata(header, info.name, report)
         with reg.open_writer(info.name, staging, checked) as writer:
             writer.write(header, _guarded(stream, info.spec, report, progress, header.size_hint), report)
-        if strict and not report.lossless:
-            lost = "; ".join(
-                [f"{kind}: {count} ({reason})" for kind, (count, reason) in report.dropped.items()]
-                + ([f"{len(report.skipped)} bad items skipped"] if report.skipped else [])
-            )
-            raise DatasetError(f"strict mode: the conversion would lose data ({lost}); nothing was written")
+        if strict:
+            refuse_loss(report)
     return report
+
+
+def refuse_loss(report: Report) -> None:
+    """Raise the strict-mode error when ``report`` dropped or skipped anything."""
+    if not report.lossless:
+        lost = "; ".join(
+            [f"{kind}: {count} ({reason})" for kind, (count, reason) in report.dropped.items()]
+            + ([f"{len(report.skipped)} bad items skipped"] if report.skipped else [])
+        )
+        raise DatasetError(f"strict mode: the conversion would lose data ({lost}); nothing was written")
 
 
 def report_metadata(header: Header, target: str, report: Report) -> None:

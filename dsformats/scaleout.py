@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from dsformats import dispatch
-from dsformats.errors import DatasetError, DsformatsError, OptionError
+from dsformats.errors import DsformatsError, OptionError
 from dsformats.model import Header
 from dsformats.policy import partial_output, reporting
 from dsformats.registry import Registry, default_registry
@@ -386,12 +386,8 @@ def convert_distributed(
                 raise
         for index in range(len(plans)):
             _add_report(report, results[index])
-        if strict and not report.lossless:
-            lost = "; ".join(
-                [f"{kind}: {count} ({reason})" for kind, (count, reason) in report.dropped.items()]
-                + ([f"{len(report.skipped)} bad items skipped"] if report.skipped else [])
-            )
-            raise DatasetError(f"strict mode: the conversion would lose data ({lost}); nothing was written")
+        if strict:
+            dispatch.refuse_loss(report)
         part_dirs = [parts.fetch(index) for index in range(len(plans))]
         try:
             with dispatch.staged_output(dst, overwrite=overwrite) as staging, reporting(report):

@@ -526,6 +526,10 @@ def test_dataset_metadata_is_counted_and_reported_when_the_target_drops_it(coco,
                                  shards=2)
     assert not report.warnings  # not the single-process fallback
     assert {k: v[0] for k, v in report.dropped.items() if k.startswith("coco")} == expected
+    with pytest.raises(DatasetError, match=r"strict mode: .*coco info: 1 \(only a coco writer keeps it\)"):
+        convert_distributed(src, tmp_path / "zip-strict", "image_zip", source_format="coco", engine="processes",
+                            shards=2, strict=True)
+    assert not (tmp_path / "zip-strict").exists()
     with pytest.raises(DatasetError, match="coco license: 2"):
         dsformats.convert(src, tmp_path / "strict", "voc", source_format="coco", strict=True)
     assert not (tmp_path / "strict").exists()
