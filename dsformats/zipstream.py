@@ -32,7 +32,7 @@ import struct
 import tempfile
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from os import PathLike, fspath
 from pathlib import Path
 from typing import IO, Any, Literal, NamedTuple
@@ -283,6 +283,13 @@ class _Record:
         self.mode = "w"
 
 
+def _central_record(info: zipfile.ZipInfo) -> bytes:
+    """The central directory record zipfile's ``_write_end_record`` packs for the finished member ``info``."""
+    record = _Record(info)
+    zipfile.ZipFile._write_end_record(record)  # type: ignore[arg-type, attr-defined]
+    return bytes(record.fp.getbuffer()[: -zipfile.sizeEndCentDir])  # type: ignore[attr-defined]
+
+
 class _SpooledRecords:
     """The writer's ``filelist``: ``append`` spools the member's central directory record, as zipfile writes it.
 
@@ -295,15 +302,12 @@ class _SpooledRecords:
         self._count = 0
 
     def append(self, info: zipfile.ZipInfo) -> None:
-        record = _Record(info)
-        zipfile.ZipFile._write_end_record(record)  # type: ignore[arg-type, attr-defined]
-        self._file.write(record.fp.getbuffer()[: -zipfile.sizeEndCentDir])  # type: ignore[attr-defined]
-        self._count += 1
+        self.append_record(_central_record(info))
 
-    def append_record(self, record: bytes) -> None:
-        """Spool a central directory record packed by the caller."""
+    def append_record(self, record: bytes | memoryview, count: int = 1) -> None:
+        """Spool ``count`` central directory records packed by the caller."""
         self._file.write(record)
-        self._count += 1
+        self._count += count
 
     def __len__(self) -> int:
         return self._count
@@ -408,6 +412,79 @@ class SpoolingZipWriter(zipfile.ZipFile):
                 self.filelist.append(info)
             else:
                 self.filelist.append_record(packed[1])  # type: ignore[attr-defined]
+
+    def append_archive(self, source: StreamingZipReader, check: Callable[[zipfile.ZipInfo], None]) -> bool:
+        """Append every member of ``source``, an archive this class wrote with the same compression, as it is
+        stored: the local headers and data in one block copy, then one central directory record per member.
+
+        The result is what :meth:`write_compressed` of each member would give. Returns False, having written
+        nothing, when ``source`` is laid out otherwise (members not back to back from offset 0, another
+        compression, other local headers). Else ``check`` is called on each member (it may raise) before
+        anything is written.
+        """
+        if not self._seekable:  # type: ignore[attr-defined] # its members would need data descriptors
+            return False
+        records = io.BytesIO()
+        count = 0
+        base = self.start_dir  # type: ignore[attr-defined]
+        at = 0  # where the next member's local header must start in source
+        for info in source.iter_infos():
+            if (info.header_offset != at or info.compress_type != self.compression or info.comment
+                    or (info.extra and zipfile._strip_extra(info.extra, (1,)))):  # type: ignore[attr-defined]
+                return False
+            if info.flag_bits & zipfile._MASK_USE_DATA_DESCRIPTOR:  # type: ignore[attr-defined]
+                return False  # written to a stream: a seekable writer writes no descriptor
+            name, _ = info._encodeFilenameFlags()  # type: ignore[attr-defined]
+            at += _LOCAL.size + len(name) + _ZIP64_EXTRA + info.compress_size
+            info.header_offset += base
+            info.extra = b""  # a ZIP64 field is written again as the new offset needs
+            packed = _usual_headers(info)
+            records.write(_central_record(info) if packed is None else packed[1])
+            count += 1
+        if at != source.start_dir:
+            return False
+        for info in source.iter_infos():
+            check(info)
+        with self._lock:  # type: ignore[attr-defined]
+            if self._writing:  # type: ignore[attr-defined]
+                raise ValueError("Can't write to the ZIP file while there is another write handle open on it.")
+            fp, source_fp = self.fp, source.fp
+            assert fp is not None and source_fp is not None
+            _copy_range(source_fp, fp, base, at)
+            self.start_dir = base + at  # type: ignore[attr-defined]
+            self._didModify = True  # type: ignore[attr-defined]
+            self.filelist.append_record(records.getbuffer(), count)  # type: ignore[attr-defined]
+        return True
+
+
+def _copy_range(source: IO[bytes], target: IO[bytes], offset: int, size: int) -> None:
+    """Copy ``source``'s first ``size`` bytes to ``target`` at ``offset``, leaving ``target`` positioned after them
+    (in the kernel, with ``copy_file_range``, where both are files that allow it)."""
+    target.seek(offset)
+    target.flush()
+    done = 0
+    copy_file_range = getattr(os, "copy_file_range", None)
+    try:
+        fds = (source.fileno(), target.fileno()) if copy_file_range is not None else None
+    except (AttributeError, OSError):
+        fds = None
+    if fds is not None:
+        try:
+            while done < size:
+                copied = copy_file_range(fds[0], fds[1], min(size - done, 1 << 30), done, offset + done)
+                if not copied:
+                    break
+                done += copied
+        except OSError:  # e.g. EXDEV or ENOSYS: copy through user space
+            pass
+    target.seek(offset + done)
+    source.seek(done)
+    while done < size:
+        chunk = source.read(min(size - done, 1 << 20))
+        if not chunk:
+            raise EOFError("the archive ends before its central directory")
+        target.write(chunk)
+        done += len(chunk)
 
 
 def _usual_headers(info: zipfile.ZipInfo) -> tuple[bytes, bytes] | None:

@@ -77,6 +77,8 @@ def merge(parts: Sequence[Path], path: Path, options: Mapping[str, Any], report:
         with SpoolingZipWriter(target, "w", compression=compression) as archive:
             for index, part in enumerate(parts):
                 with StreamingZipReader(part / name) as source:
+                    if archive.append_archive(source, lambda info: members.add(info.filename, index)):
+                        continue  # the usual part: copied as one block
                     for info in source.iter_infos():
                         members.add(info.filename, index)
                         copy = zipfile.ZipInfo(info.filename, date_time=info.date_time)

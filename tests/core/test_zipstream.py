@@ -253,3 +253,114 @@ def test_write_compressed_to_an_unseekable_stream_uses_data_descriptors(tmp_path
     assert bytes(stream.data) == expected
     with zipfile.ZipFile(io.BytesIO(expected)) as archive:
         assert [archive.read(name) for name, _ in members] == [data for _, data in members]
+
+
+# ------------------------------------------------------------------ append_archive: a part copied as one block
+def _part(path: Path, members: list[tuple[str, bytes]], compression: int, archive: SpoolingZipWriter | None = None):
+    """Write ``members`` as the image_zip writer does (write_compressed), to ``archive`` or a new file."""
+    target = archive or SpoolingZipWriter(path, "w", compression=compression)
+    for name, data in members:
+        target.write_compressed(_info(name, compression), compress(data, compression))
+    if archive is None:
+        target.close()
+
+
+@pytest.mark.parametrize("compression", COMPRESSIONS)
+def test_append_archive_gives_the_bytes_of_one_writer(tmp_path, compression):
+    members = _random_members(seed=20 + compression)
+    first, second = members[:20], members[20:]
+    _part(tmp_path / "one.zip", members, compression)
+    _part(tmp_path / "a.zip", first, compression)
+    _part(tmp_path / "b.zip", second, compression)
+    checked: list[str] = []
+    with SpoolingZipWriter(tmp_path / "merged.zip", "w", compression=compression) as archive:
+        for part in ("a.zip", "b.zip"):
+            with StreamingZipReader(tmp_path / part) as source:
+                assert archive.append_archive(source, lambda info: checked.append(info.filename))
+    assert (tmp_path / "merged.zip").read_bytes() == (tmp_path / "one.zip").read_bytes()
+    assert checked == [name for name, _ in members]
+    with zipfile.ZipFile(tmp_path / "merged.zip") as archive:
+        assert archive.testzip() is None
+
+
+def test_append_archive_beyond_4_gib_writes_zip64_records(tmp_path):
+    """Offsets past 4 GiB in the target need ZIP64 central records (a sparse prefix puts the part there)."""
+    members = [("a.jpg", b"first"), ("b.jpg", b"second" * 100)]
+    _part(tmp_path / "part.zip", members, zipfile.ZIP_STORED)
+    outputs = []
+    for name, merge in (("one.zip", False), ("merged.zip", True)):
+        with open(tmp_path / name, "wb") as stream:
+            stream.truncate(zipfile.ZIP64_LIMIT + 10)
+            stream.seek(0, 2)
+            with SpoolingZipWriter(stream, "w") as archive:
+                archive.start_dir = stream.tell()
+                if merge:
+                    with StreamingZipReader(tmp_path / "part.zip") as source:
+                        assert archive.append_archive(source, lambda info: None)
+                else:
+                    _part(tmp_path / name, members, zipfile.ZIP_STORED, archive)
+        with open(tmp_path / name, "rb") as stream:
+            stream.seek(zipfile.ZIP64_LIMIT)
+            outputs.append(stream.read())
+        with zipfile.ZipFile(tmp_path / name) as archive:
+            assert [(i.header_offset > zipfile.ZIP64_LIMIT, archive.read(i)) for i in archive.infolist()] == [
+                (True, data) for _, data in members]
+        (tmp_path / name).unlink()
+    assert outputs[0] == outputs[1]
+
+
+def test_append_archive_declines_other_layouts_and_writes_nothing(tmp_path):
+    members = _random_members(seed=3)[:5]
+    zipfile_written = tmp_path / "plain.zip"
+    with zipfile.ZipFile(zipfile_written, "w") as archive:  # local headers without the ZIP64 field
+        for name, data in members:
+            archive.writestr(_info(name, zipfile.ZIP_STORED), data)
+    _part(tmp_path / "deflated.zip", members, zipfile.ZIP_DEFLATED)
+    for source_path in (zipfile_written, tmp_path / "deflated.zip"):
+        checked: list[str] = []
+        with SpoolingZipWriter(tmp_path / "out.zip", "w") as archive, StreamingZipReader(source_path) as source:
+            assert not archive.append_archive(source, lambda info: checked.append(info.filename))
+        assert checked == []
+        with zipfile.ZipFile(tmp_path / "out.zip") as archive:
+            assert archive.infolist() == []
+
+
+def test_append_archive_check_failure_writes_nothing(tmp_path):
+    members = _random_members(seed=4)[:5]
+    _part(tmp_path / "a.zip", members[:2], zipfile.ZIP_STORED)
+    _part(tmp_path / "b.zip", members[2:], zipfile.ZIP_STORED)
+
+    def refuse(info: zipfile.ZipInfo) -> None:
+        if info.filename == members[3][0]:
+            raise ValueError("duplicate")
+
+    with SpoolingZipWriter(tmp_path / "out.zip", "w") as archive:
+        with StreamingZipReader(tmp_path / "a.zip") as source:
+            assert archive.append_archive(source, refuse)
+        with StreamingZipReader(tmp_path / "b.zip") as source, pytest.raises(ValueError, match="duplicate"):
+            archive.append_archive(source, refuse)
+    _part(tmp_path / "expected.zip", members[:2], zipfile.ZIP_STORED)
+    assert (tmp_path / "out.zip").read_bytes() == (tmp_path / "expected.zip").read_bytes()
+
+
+@pytest.mark.parametrize("kernel", ["refused", "absent"])
+def test_append_archive_copies_through_user_space_without_copy_file_range(tmp_path, monkeypatch, kernel):
+    import os
+
+    def refused(*args):
+        raise OSError(18, "Invalid cross-device link")
+
+    if kernel == "refused":
+        monkeypatch.setattr(os, "copy_file_range", refused, raising=False)
+    else:
+        monkeypatch.delattr(os, "copy_file_range", raising=False)
+    members = _random_members(seed=6)
+    _part(tmp_path / "one.zip", members, zipfile.ZIP_DEFLATED)
+    _part(tmp_path / "a.zip", members[:3], zipfile.ZIP_DEFLATED)
+    _part(tmp_path / "b.zip", members[3:], zipfile.ZIP_DEFLATED)
+    target = io.BytesIO()  # no file descriptor either
+    with SpoolingZipWriter(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for part in ("a.zip", "b.zip"):
+            with StreamingZipReader(tmp_path / part) as source:
+                assert archive.append_archive(source, lambda info: None)
+    assert target.getvalue() == (tmp_path / "one.zip").read_bytes()
