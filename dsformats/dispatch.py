@@ -419,7 +419,7 @@ def write(
         contextlib.closing(_ahead(items, checked)) as stream,
     ):
         if not writing_partial():  # a scale-out shard's partial: the client reports it once
-            report_metadata(header, info.name, report)
+            report_metadata(header, info.spec, report)
         with reg.open_writer(info.name, staging, checked) as writer:
             writer.write(header, _guarded(stream, info.spec, report, progress, header.size_hint), report)
         if strict:
@@ -437,12 +437,21 @@ def refuse_loss(report: Report) -> None:
         raise DatasetError(f"strict mode: the conversion would lose data ({lost}); nothing was written")
 
 
-def report_metadata(header: Header, target: str, report: Report) -> None:
-    """Count the header's dataset-level records (:attr:`Header.metadata`) as dropped unless ``target`` keeps them."""
+def report_metadata(header: Header, target: FormatSpec, report: Report) -> None:
+    """Count the header's dataset-level records that ``target`` cannot keep as dropped: the format-specific
+    ones (:attr:`Header.metadata`) unless it is their format, keypoint schemas (names or skeleton) when it
+    stores no keypoints, and the label list when it stores no annotations at all."""
     source = header.metadata_format
-    if source and source != target:
+    if source and source != target.name:
         for kind, count in header.metadata.items():
             report.drop(kind, f"only a {source} writer keeps it", count)
+    categories = header.categories
+    if "points" not in target.annotation_kinds:
+        schemas = sum(1 for schema in categories.keypoints.values() if schema.names or schema.skeleton)
+        if schemas:
+            report.drop("keypoint schema", f"{target.name} stores no keypoints", schemas)
+    if categories.labels and not target.annotation_kinds:
+        report.drop("label definition", f"{target.name} stores no labels", len(categories.labels))
 
 
 def prepare_conversion(

@@ -463,7 +463,7 @@ def _copy_range(source: IO[bytes], target: IO[bytes], offset: int, size: int) ->
     target.seek(offset)
     target.flush()
     done = 0
-    copy_file_range = getattr(os, "copy_file_range", None)
+    copy_file_range: Any = getattr(os, "copy_file_range", None)
     try:
         fds = (source.fileno(), target.fileno()) if copy_file_range is not None else None
     except (AttributeError, OSError):

@@ -3,6 +3,7 @@ with ``--shards-out``, publish each shard's archive under its shard number."""
 
 from __future__ import annotations
 
+import functools
 import shutil
 import zipfile
 from collections.abc import Mapping, Sequence
@@ -44,6 +45,10 @@ class _Members:
                 "on a case-insensitive file system"
             )
 
+    def check(self, info: zipfile.ZipInfo, shard: int) -> None:
+        """:meth:`add` for a member of shard ``shard``."""
+        self.add(info.filename, shard)
+
     def close(self) -> None:
         self.owners.close()
         self.folded.close()
@@ -77,7 +82,7 @@ def merge(parts: Sequence[Path], path: Path, options: Mapping[str, Any], report:
         with SpoolingZipWriter(target, "w", compression=compression) as archive:
             for index, part in enumerate(parts):
                 with StreamingZipReader(part / name) as source:
-                    if archive.append_archive(source, lambda info: members.add(info.filename, index)):
+                    if archive.append_archive(source, functools.partial(members.check, shard=index)):
                         continue  # the usual part: copied as one block
                     for info in source.iter_infos():
                         members.add(info.filename, index)

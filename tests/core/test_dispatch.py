@@ -216,6 +216,34 @@ def test_dataset_metadata_of_another_format_is_reported_dropped_once(tmp_path):
         assert dsformats.write([], tmp_path / "part", "rec", header=header, registry=registry).lossless
 
 
+def test_keypoint_schemas_and_label_lists_a_target_cannot_hold_are_reported_dropped(tmp_path):
+    from dsformats.dispatch import report_metadata
+    from dsformats.model import Categories, KeypointSchema, LabelDef
+    from dsformats.report import Report
+
+    categories = Categories(
+        labels=[LabelDef(name="person"), LabelDef(name="car"), LabelDef(name="dog")],
+        keypoints={"person": KeypointSchema(names=["head", "tail"], skeleton=[(0, 1)]),
+                   "dog": KeypointSchema(names=["nose"]), "car": KeypointSchema(names=[])},  # car: says nothing
+    )
+    header = Header(categories=categories)
+    report = dsformats.write([Item(id="a", subset="s")], tmp_path / "out", "rec", header=header,
+                             registry=registry_with(Recorder()))
+    assert report.dropped == {"keypoint schema": [2, "rec stores no keypoints"]}  # rec keeps labels, not points
+    kinds = {
+        "points": {},
+        "media": {"keypoint schema": [2, "media stores no keypoints"],
+                  "label definition": [3, "media stores no labels"]},
+    }
+    for spec in (FormatSpec(name="points", annotation_kinds={"points"}), FormatSpec(name="media")):
+        report = Report()
+        report_metadata(header, spec, report)
+        assert report.dropped == kinds[spec.name]
+    report = Report()
+    report_metadata(Header(), FormatSpec(name="media"), report)
+    assert report.lossless
+
+
 def test_detection_outcomes(tmp_path):
     assert dsformats.detect_format(tmp_path, registry=registry_with(Recorder())) == "rec"
     with pytest.raises(FormatNotFoundError, match="use -if|give the format"):

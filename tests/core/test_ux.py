@@ -28,10 +28,13 @@ EXAMPLES = ROOT / "examples"
 
 
 def source_counts(path: Path, fmt: str | None = None) -> tuple[Counter[str], Counter[str]]:
-    """(items per subset, annotations per kind and item attributes) of a dataset, read through the model."""
+    """(items per subset, annotations per kind and item attributes) of a dataset, read through the model;
+    the kinds also count the header's keypoint schemas and label definitions."""
     items: Counter[str] = Counter()
     kinds: Counter[str] = Counter()
     with dsformats.read(path, fmt) as reader:
+        kinds["keypoint schema"] = sum(1 for schema in reader.header.categories.keypoints.values() if schema.names)
+        kinds["label definition"] = len(reader.header.categories.labels)
         for item in reader.items():
             items[item.subset] += 1
             kinds.update(ann.kind for ann in item.annotations)
@@ -80,9 +83,13 @@ def test_report_coco_to_voc_detection_matches_the_output(tmp_path):
     assert report["source_format"] == "coco" and report["target_format"] == "voc"
     assert report["items_read"] == report["items_written"] == dict(items)
     assert list_lines(out / "ImageSets" / "Main") == dict(items)
-    # every polygon, mask, keypoint set and caption of the source is reported as dropped, with a reason
+    # every polygon, mask, keypoint set and caption of the source is reported as dropped, with a reason, and
+    # so are the keypoint schemas (names, skeleton) of its categories
     dropped = {kind: entry["count"] for kind, entry in report["dropped"].items()}
-    assert dropped == {k: kinds[k] for k in ("polygon", "mask", "points", "caption", "item attribute")}
+    assert kinds["keypoint schema"] > 0
+    assert dropped == {k: kinds[k] for k in ("polygon", "mask", "points", "caption", "item attribute",
+                                             "keypoint schema")}
+    assert report["dropped"]["keypoint schema"]["reason"] == "voc stores no keypoints"
     assert all(entry["reason"] for entry in report["dropped"].values())
     assert "segmentation" in report["dropped"]["polygon"]["reason"]
     # annotations written = <object>s and <part>s in the XML files; media copied = files in JPEGImages
@@ -106,7 +113,7 @@ def test_report_coco_to_voc_segmentation_counts_painted_instances(tmp_path):
         instances += len(values)
     assert instances == written["polygon"] + written["mask"]
     assert report["media_copied"] == 0 and not (out / "JPEGImages").exists()  # no --save-images
-    assert set(report["dropped"]) == {"points", "caption", "item attribute"}
+    assert set(report["dropped"]) == {"points", "caption", "item attribute", "keypoint schema"}
 
 
 def test_report_voc_to_coco_matches_the_json(tmp_path):
@@ -128,7 +135,9 @@ def test_report_coco_to_image_zip_drops_every_annotation(tmp_path):
     src = EXAMPLES / "coco"
     items, kinds = source_counts(src)
     out, report = convert(tmp_path, src, "image_zip", "--name", "data.zip", "--compression", "ZIP_DEFLATED")
-    assert {k: v["count"] for k, v in report["dropped"].items()} == dict(kinds)
+    assert {k: v["count"] for k, v in report["dropped"].items()} == dict(kinds)  # the label list too
+    assert kinds["label definition"] == len(json.loads(next((src / "annotations").glob("instances_*")).read_text())[
+        "categories"])
     with zipfile.ZipFile(out / "data.zip") as archive:
         members = archive.infolist()
         assert {m.compress_type for m in members} == {zipfile.ZIP_DEFLATED}

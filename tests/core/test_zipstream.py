@@ -319,7 +319,7 @@ def test_append_archive_declines_other_layouts_and_writes_nothing(tmp_path):
     for source_path in (zipfile_written, tmp_path / "deflated.zip"):
         checked: list[str] = []
         with SpoolingZipWriter(tmp_path / "out.zip", "w") as archive, StreamingZipReader(source_path) as source:
-            assert not archive.append_archive(source, lambda info: checked.append(info.filename))
+            assert not archive.append_archive(source, lambda info, seen=checked: seen.append(info.filename))
         assert checked == []
         with zipfile.ZipFile(tmp_path / "out.zip") as archive:
             assert archive.infolist() == []

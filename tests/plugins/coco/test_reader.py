@@ -390,7 +390,8 @@ def test_image_zip_target_counts_joined_keypoints_like_the_full_path(tmp_path, m
     counted, full, built = _reports_both_ways(root, tmp_path)
     assert counted.dropped == full.dropped
     assert {k: n for k, (n, _) in counted.dropped.items()} == {
-        "bbox": 3, "polygon": 3, "mask": 1, "points": 2, "item attribute": 1,
+        "bbox": 3, "polygon": 3, "mask": 1, "points": 2, "item attribute": 1, "keypoint schema": 1,
+        "label definition": 1,
     }
     assert len(built) == 1 and sorted(kinds(built[0])) == sorted(
         ["bbox"] * 3 + ["polygon"] * 3 + ["mask"] + ["points"] * 2
