@@ -35,7 +35,7 @@ from dsformats import (
 )
 from dsformats.fileaccess import Joiner, as_path, is_local, join_within, open_binary, safe_relative, walk_files
 from dsformats.imaging import is_image_name
-from dsformats.policy import bad_item
+from dsformats.policy import bad_item, not_stored, stored_kinds
 
 from .catalog import IdNumbers
 from .schema import (
@@ -729,15 +729,17 @@ class VocReader:
         )
         if self.positions is not None:
             pairs = itertools.islice(pairs, self.positions.start, self.positions.stop)
+        # A target that stores no annotations (image_zip): count them by kind instead of building them.
+        count_only = stored_kinds() == frozenset()
         for subset, number in pairs:
             try:
-                item = self._item(subset, number)
+                item = self._item(subset, number, count_only)
             except DatasetError as exc:  # a broken XML or mask spoils one item: skip it under the policy
                 bad_item(exc)
                 continue
             yield item
 
-    def _item(self, subset: str, number: int) -> Item:
+    def _item(self, subset: str, number: int, count_only: bool = False) -> Item:
         item_id = self._ids.id(number)
         files = self._files[number]
         size, filename = None, None
@@ -752,6 +754,13 @@ class VocReader:
         image = item_id + self._suffix_names[self._image_suffix[number]] if files & _IMAGE else None
         media = self._media(item_id, image, filename, size, str(xml_path))
         masks = self._masks(item_id, files, media, objects)
+        if count_only:  # the same files read and checked; no annotation built
+            counts = (("bbox", sum(1 + len(obj.parts) for obj in objects)),
+                      ("label", len(self._item_flags(subset, number)) if self._flags else 0), ("mask", len(masks)))
+            for kind, count in counts:
+                if count:
+                    not_stored(kind, count)
+            return Item(id=item_id, subset=subset, media=media)
         linked = {mask.group for mask in masks if mask.group and mask.group <= len(objects)}
         annotations: list[Any] = []
         box_of = self._box

@@ -345,3 +345,38 @@ def test_custom_label_colours_and_actions_are_reported_when_the_target_drops_the
     assert not any(kind.startswith("voc label") for kind in report.dropped)
     written = (tmp_path / "again" / "labelmap.txt").read_text()
     assert "tree:10,20,30::" in written and "person:128,0,0::jumping,running" in written
+
+
+# ------------------------------------------------------------------ a target that stores no annotations
+@pytest.mark.parametrize("name", ["voc_dataset1", "voc_dataset2", "voc_dataset3", "broken"])
+def test_image_zip_target_counts_annotations_it_does_not_build(datumaro_fixtures, tmp_path, monkeypatch, name):
+    """Into image_zip the reader counts boxes, parts, class labels and masks without building them: the report
+    equals that of writing the same items built in full, and a broken XML is still a bad item."""
+    if name == "broken":
+        root = copy_fixture(datumaro_fixtures, "voc_dataset1", tmp_path)
+        write_file(root, "Annotations/2007_000002.xml", "<annotation><object><name>cat</name></annotation>")
+    else:
+        root = copy_fixture(datumaro_fixtures, name, tmp_path)
+    from dsformats.policy import reporting
+
+    probe = dsformats.Report()
+    with reporting(probe, skip_bad_items=True), dsformats.read(root, "voc") as reader:
+        built = list(reader.items())  # outside a conversion: every annotation is built
+    full = dsformats.write(built, tmp_path / "full", "image_zip", header=reader.header)
+    expected: dict[str, int] = {}
+    for item in built:
+        for ann in item.annotations:
+            expected[ann.kind] = expected.get(ann.kind, 0) + 1
+
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("a box was built for a target that stores none")
+
+    monkeypatch.setattr("dsformats_voc.reader.VocReader._box", refuse)
+    counted = dsformats.convert(root, tmp_path / "counted", "image_zip", source_format="voc", skip_bad_items=True)
+    assert counted.dropped == full.dropped
+    assert {kind: count for kind, (count, _) in counted.dropped.items() if kind in expected} == expected
+    assert counted.items_written == full.items_written
+    assert counted.skipped == probe.skipped
+    assert bool(counted.skipped) == (name == "broken")
+    if name == "voc_dataset1":
+        assert {"bbox", "label", "mask"} <= expected.keys()
