@@ -97,6 +97,10 @@ def workloads(data: Path, out: Path) -> list[Workload]:
                  floor="copy_deflated"),
         # its floor reads the members from the same archive (zipfile), as the conversion must
         Workload("image_zip → image_zip", convert("image_zip", izip, "image_zip"), None, floor="copy_zip"),
+        # "image_zip -> anything, anything -> image_zip": a folder format on the other side, images kept
+        Workload("VOC → image_zip", convert("voc", voc, "image_zip"), datum("voc", voc, "image_zip"), floor="copy"),
+        Workload("image_zip → VOC, with images", convert("image_zip", izip, "voc", "--", "--save-images"),
+                 datum("image_zip", izip, "voc", "--", "--save-media"), floor="extract"),
         Workload("format detection (whole process)", [*DSFORMATS, "detect", str(coco)],
                  ["{datum}", "detect", str(coco)]),
         # the default engine ("auto") shards local folders of 2,000+ items over every core; the same
@@ -214,7 +218,8 @@ def tree_digest(root: Path) -> tuple[str, int, int]:
 def floors(data: Path, work: Path) -> dict[str, float]:
     """What the hardware allows: orjson load+dump, listing the zip, copying the image files into a zip with
     zipfile in this process, stored (``copy``) and deflated in one thread (``copy_deflated``), and copying the
-    image_zip archive's members into a stored zip (``copy_zip``: the same source as image_zip -> image_zip)."""
+    image_zip archive's members into a stored zip (``copy_zip``: the same source as image_zip -> image_zip),
+    and writing them out as files (``extract``)."""
     import orjson
 
     result = {}
@@ -238,6 +243,14 @@ def floors(data: Path, work: Path) -> dict[str, float]:
         for info in source.infolist():
             archive.writestr(info.filename, source.read(info))
     result["copy_zip"] = time.perf_counter() - start
+    start = time.perf_counter()
+    with zipfile.ZipFile(data / "image_zip" / "images.zip") as source:
+        for info in source.infolist():
+            target = work / "floor-extract" / info.filename
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(source.read(info))
+    result["extract"] = time.perf_counter() - start
+    shutil.rmtree(work / "floor-extract")
     return result
 
 

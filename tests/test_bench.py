@@ -25,11 +25,13 @@ def test_benchmark_smoke_run(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     text = table.read_text()
     for name in ("COCO → VOC detection", "VOC → COCO", "COCO → COCO", "image_zip → COCO image_info",
-                 "COCO → image_zip", "image_zip → image_zip (deflated)", "image_zip → image_zip |", "format detection"):
+                 "COCO → image_zip", "image_zip → image_zip (deflated)", "image_zip → image_zip |", "format detection",
+                 "VOC → image_zip", "image_zip → VOC, with images"):
         assert name in text
     assert text.startswith("120 images (small, 7 objects each), best of 1 runs (the floors too);")
     rows = [line for line in text.splitlines() if line.startswith("| ") and " s (median" in line]
-    assert len(rows) == 17
+    assert len(rows) == 19
+    assert all("× floor)" in row for row in rows if "image_zip" in row and "one process" not in row)  # floors
     assert text.count(", one process |") == 5
     assert "COCO zip → VOC detection" in text and "COCO zip: unzip, then → VOC detection" in text
     assert "COCO zip, JPEGs stored → VOC detection" in text
