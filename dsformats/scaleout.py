@@ -306,8 +306,8 @@ def convert_distributed(
     called with ``(shards done, shards, items done)``.
 
     ``engine="auto"`` (the CLI's default) is the processes engine when it pays: ``workers`` > 1, a local input
-    folder whose reader has ``shards()`` and at least :data:`AUTO_MIN_ITEMS` items, source and target
-    formats that both store annotations, a merge hook for the target, a local output folder. Otherwise the
+    folder whose reader has ``shards()`` and at least :data:`AUTO_MIN_ITEMS` items, a source format that
+    stores annotations, a merge hook for the target, a local output folder. Otherwise the
     conversion runs in this process (on the reader already opened), exactly as :func:`dsformats.convert`,
     and reports to ``item_progress``.
     """
@@ -331,9 +331,10 @@ def convert_distributed(
     auto = engine == "auto"
     if auto:
         engine = "processes"
-        # media only on either side is byte copying (re-encoding has --jobs): shards would add process
-        # start-up and a merge pass, and gain nothing
-        media_only = not (info.spec.annotation_kinds and reg.reader_format(source_format).spec.annotation_kinds)
+        # a media-only source is byte copying (re-encoding has --jobs): shards would add process start-up and
+        # a merge pass, and gain nothing. An annotated source pays even into image_zip: its annotations are
+        # parsed (and counted) in the shards, and the archive merge appends each part in one block copy.
+        media_only = not reg.reader_format(source_format).spec.annotation_kinds
         if media_only or not (_auto_candidate(src, dst, workers) and _has_merge(reg, info.name)):
             return dispatch.convert(
                 src, dst, info.name, source_format=source_format, reader_options=reader_options,

@@ -111,7 +111,7 @@ def test_processes_engine_from_the_cli(data, tmp_path):
 @pytest.mark.parametrize(
     ("source", "folder", "target", "extra", "pool"),
     [("voc", "voc", "coco", [], True), ("coco", "coco", "voc", ["--", "--save-images"], True),
-     ("voc", "voc", "image_zip", [], False), ("coco", "coco", "voc", [], "small"),
+     ("voc", "voc", "image_zip", [], True), ("coco", "coco", "voc", [], "small"),
      ("coco", "coco", "voc.zip", [], False), ("coco", "coco", "yolo", [], True),
      ("image_zip", "image_zip", "coco", [], False)],
 )
