@@ -419,7 +419,7 @@ def write(
         contextlib.closing(_ahead(items, checked)) as stream,
     ):
         if not writing_partial():  # a scale-out shard's partial: the client reports it once
-            report_metadata(header, info.spec, report)
+            report_metadata(header, info.spec, report, reg, checked)
         with reg.open_writer(info.name, staging, checked) as writer:
             writer.write(header, _guarded(stream, info.spec, report, progress, header.size_hint), report)
         if strict:
@@ -437,10 +437,13 @@ def refuse_loss(report: Report) -> None:
         raise DatasetError(f"strict mode: the conversion would lose data ({lost}); nothing was written")
 
 
-def report_metadata(header: Header, target: FormatSpec, report: Report) -> None:
+def report_metadata(
+    header: Header, target: FormatSpec, report: Report, registry: Registry, options: Mapping[str, Any]
+) -> None:
     """Count the header's dataset-level records that ``target`` cannot keep as dropped: the format-specific
     ones (:attr:`Header.metadata`) unless it is their format, keypoint schemas (names or skeleton) when it
-    stores no keypoints, and the label list when it stores no annotations at all."""
+    stores no keypoints, the label list when it stores no annotations at all, and what the target's plugin
+    reports through ``dsformats_header_losses`` (with the writer ``options``). Called once per conversion."""
     source = header.metadata_format
     if source and source != target.name:
         for kind, count in header.metadata.items():
@@ -452,6 +455,9 @@ def report_metadata(header: Header, target: FormatSpec, report: Report) -> None:
             report.drop("keypoint schema", f"{target.name} stores no keypoints", schemas)
     if categories.labels and not target.annotation_kinds:
         report.drop("label definition", f"{target.name} stores no labels", len(categories.labels))
+    for kind, reason, count in registry.header_losses(target.name, header, options):
+        if count:
+            report.drop(kind, reason, count)
 
 
 def prepare_conversion(

@@ -22,6 +22,7 @@ import pluggy
 if TYPE_CHECKING:  # pragma: no cover
     from dsformats.detect import Detection, Probe
     from dsformats.formats import FormatSpec, Reader, Writer
+    from dsformats.model import Header
 
 PROJECT = "dsformats"
 
@@ -82,4 +83,18 @@ def dsformats_merge(format: str, parts: Sequence[Path], path: Path, options: Map
     consumed (files moved out of them). Return None when ``format`` is not yours or when these parts cannot
     give that exact output: the engine then converts in a single process instead. ``report`` (the merged
     :class:`~dsformats.Report`) takes warnings.
+    """
+
+
+@hookspec
+def dsformats_header_losses(
+    format: str, header: Header, options: Mapping[str, Any]
+) -> Sequence[tuple[str, str, int]] | None:
+    """Optional: what of ``header`` a ``format`` writer with these ``options`` cannot keep, as
+    ``(kind, reason, count)`` tuples; None when ``format`` is not yours.
+
+    Called once per conversion, before the items are written (on the client of a scale-out run, never in its
+    shards); the report counts each as dropped and ``--strict`` refuses. The core already counts the label
+    list (for a target that stores no annotations), keypoint schemas (no ``points``) and another format's
+    :attr:`~dsformats.Header.metadata`: report only what your format's own rules lose.
     """

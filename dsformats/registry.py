@@ -27,6 +27,7 @@ from dsformats import hookspecs
 from dsformats.detect import Confidence, Detection, Probe
 from dsformats.errors import DatasetError, DuplicateFormatError, PluginLoadError, UnknownFormatError
 from dsformats.formats import PLUGIN_API_VERSION, FormatSpec, Reader, Writer
+from dsformats.model import Header
 
 if sys.version_info >= (3, 12):
     from importlib import metadata
@@ -155,6 +156,11 @@ class Registry:
         if writer is None:
             raise PluginLoadError(f"no plugin opened a writer for format {format!r}")
         return writer
+
+    def header_losses(self, format: str, header: Header, options: Mapping[str, Any]) -> list[tuple[str, str, int]]:
+        """Call ``dsformats_header_losses``: every ``(kind, reason, count)`` the plugins report for ``format``."""
+        results = self._pm.hook.dsformats_header_losses(format=format, header=header, options=dict(options))
+        return [(str(kind), str(reason), int(count)) for found in results for kind, reason, count in found or ()]
 
     def merge(self, format: str, parts: Sequence[Path], path: Path, options: Mapping[str, Any], report: Any) -> Any:
         """Call ``dsformats_merge``: None when no plugin merged (see :mod:`dsformats.scaleout`)."""

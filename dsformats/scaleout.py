@@ -364,7 +364,7 @@ def convert_distributed(
     try:
         report = Report(source_format=source_format, target_format=info.name)
         _add_report(report, probe)
-        dispatch.report_metadata(header, info.spec, report)
+        dispatch.report_metadata(header, info.spec, report, reg, checked)
         runner = _processes(workers) if engine == "processes" else _dask(scheduler, workers, retries)
         with runner as pool:
             futures = {}

@@ -9,9 +9,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from dsformats import IMAGE_EXT, JOBS, RANGE_SHARD, SAVE_IMAGES, FormatSpec, Option, Probe, hookimpl
+from dsformats import IMAGE_EXT, JOBS, RANGE_SHARD, SAVE_IMAGES, FormatSpec, Header, Option, Probe, hookimpl
 
-from .schema import BBOX_CONVENTIONS, BBOX_XYXY, FORMAT, LABEL_MAP_SOURCE, LABEL_MAPS, TASKS
+from .schema import BBOX_CONVENTIONS, BBOX_XYXY, FORMAT, LABEL_MAP_SOURCE, LABEL_MAPS, TASKS, lost_parents
 
 _BBOX_HELP = (
     "'xyxy': x = xmin, w = xmax - xmin (Datumaro and most converters); "
@@ -118,3 +118,12 @@ def dsformats_merge(format: str, parts: list[Path], path: Path, options: Mapping
     from .merge import merge
 
     return merge(parts, path, options, report)
+
+
+@hookimpl
+def dsformats_header_losses(format: str, header: Header, options: Mapping[str, Any]):
+    """Label parents that are not labels (COCO supercategories): a VOC label map has no place for them."""
+    if format != FORMAT:
+        return None
+    lost = lost_parents(header.categories)
+    return [("label parent", "a VOC label keeps a parent only when it is a label (as a part)", lost)] if lost else []

@@ -5,6 +5,10 @@ from __future__ import annotations
 import functools
 import math
 import re
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from dsformats import Categories
 
 FORMAT = "voc"
 
@@ -233,3 +237,10 @@ def add(a: int | float, b: int | float) -> int | float:
         if abs(rounded - total) <= tolerance:
             return rounded
     return total
+
+
+def lost_parents(categories: Categories) -> int:
+    """How many labels have a parent a VOC label map cannot keep: one that is not itself a label (a COCO
+    supercategory, say). A parent that is a label makes the label one of its parts."""
+    names = set(categories.label_names)
+    return sum(1 for d in categories.labels if d.parent and d.parent != d.name and d.parent not in names)

@@ -237,11 +237,41 @@ def test_keypoint_schemas_and_label_lists_a_target_cannot_hold_are_reported_drop
     }
     for spec in (FormatSpec(name="points", annotation_kinds={"points"}), FormatSpec(name="media")):
         report = Report()
-        report_metadata(header, spec, report)
+        report_metadata(header, spec, report, registry_with(Recorder()), {})
         assert report.dropped == kinds[spec.name]
     report = Report()
-    report_metadata(Header(), FormatSpec(name="media"), report)
+    report_metadata(Header(), FormatSpec(name="media"), report, registry_with(Recorder()), {})
     assert report.lossless
+
+
+class Lossy(Recorder):
+    """``rec`` whose writer cannot keep label colours, reported through ``dsformats_header_losses``."""
+
+    __name__ = "lossy"
+
+    @hookimpl
+    def dsformats_header_losses(self, format, header, options):
+        if format != "rec":
+            return None
+        coloured = sum(1 for label in header.categories.labels if label.color)
+        return [("label colour", f"rec{options['prefix']} has no colours", coloured), ("nothing", "zero", 0)]
+
+
+def test_hook_dsformats_header_losses(tmp_path):
+    """A plugin reports what its writer cannot keep of the header: dropped once per conversion."""
+    from dsformats.model import Categories, LabelDef
+    from dsformats.policy import partial_output
+
+    registry = registry_with(Lossy())
+    header = Header(categories=Categories(labels=[LabelDef(name="a", color=(1, 2, 3)), LabelDef(name="b")]))
+    report = dsformats.write([Item(id="x", subset="s")], tmp_path / "out", "rec_upper", header=header,
+                             registry=registry)
+    assert report.dropped == {"label colour": [1, "recUP: has no colours"]}  # with the alias' preset options
+    with pytest.raises(DatasetError, match=r"strict mode: .*label colour: 1"):
+        dsformats.write([], tmp_path / "strict", "rec", header=header, registry=registry, strict=True)
+    with partial_output():  # a scale-out shard: the client reports it, once
+        assert dsformats.write([], tmp_path / "part", "rec", header=header, registry=registry).lossless
+    assert registry.header_losses("other", header, {}) == []
 
 
 def test_detection_outcomes(tmp_path):

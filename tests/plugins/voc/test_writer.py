@@ -546,3 +546,46 @@ def test_polygon_run_ends_match_pycocotools_one_by_one():
             assert ends.tolist() == np.cumsum(decompress_counts(rle["counts"].decode())).tolist()
             assert ends[-1] == height * width
     assert polygon_run_ends([], 5, 5) == []
+
+
+def _coco_with_supercategories(root):
+    """A COCO tree of 4 images whose categories have supercategories: itself, a non-label, and a label."""
+    import json
+
+    (root / "annotations").mkdir(parents=True)
+    (root / "images" / "train").mkdir(parents=True)
+    rng = np.random.default_rng(7)
+    images, annotations = [], []
+    for number in range(1, 5):
+        pixels = rng.integers(0, 255, (6, 8, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(root / "images" / "train" / f"{number}.png")
+        images.append({"id": number, "file_name": f"{number}.png", "width": 8, "height": 6})
+        annotations.append({"id": number, "image_id": number, "category_id": 1 + number % 4, "bbox": [1, 1, 3, 2],
+                            "area": 6, "iscrowd": 0, "segmentation": []})
+    categories = [{"id": 1, "name": "person", "supercategory": "person"}, {"id": 2, "name": "car", "supercategory":
+                  "vehicle"}, {"id": 3, "name": "bus", "supercategory": "vehicle"}, {"id": 4, "name": "wheel",
+                  "supercategory": "car"}]
+    doc = {"images": images, "annotations": annotations, "categories": categories}
+    (root / "annotations" / "instances_train.json").write_text(json.dumps(doc))
+    return root
+
+
+def test_label_parents_that_are_not_labels_are_reported_once(tmp_path):
+    """COCO supercategories have no place in a VOC label map unless they are labels (then: parts)."""
+    from dsformats.scaleout import convert_distributed
+
+    src = _coco_with_supercategories(tmp_path / "coco")
+    reason = "a VOC label keeps a parent only when it is a label (as a part)"
+    report = dsformats.convert(src, tmp_path / "voc", "voc", source_format="coco")
+    assert report.dropped["label parent"] == [2, reason]  # car and bus lose "vehicle"; wheel is car's part
+    lines = (tmp_path / "voc" / "labelmap.txt").read_text().splitlines()[1:]
+    assert {line.split(":")[0]: line.split(":")[2] for line in lines} == {"person": "", "car": "wheel", "bus": ""}
+    sharded = convert_distributed(src, tmp_path / "sharded", "voc", source_format="coco", engine="processes",
+                                  shards=2)
+    assert not [w for w in sharded.warnings if "single process" in w]  # merged, not the fallback
+    assert sharded.dropped["label parent"] == [2, reason]  # once, not once per shard
+    with pytest.raises(DatasetError, match=r"label parent: 2"):
+        dsformats.convert(src, tmp_path / "strict", "voc", source_format="coco", strict=True)
+    assert not (tmp_path / "strict").exists()
+    kept = dsformats.convert(src, tmp_path / "coco-again", "coco", source_format="coco")
+    assert "label parent" not in kept.dropped
