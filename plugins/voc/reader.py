@@ -35,7 +35,7 @@ from dsformats import (
 )
 from dsformats.fileaccess import Joiner, as_path, is_local, join_within, open_binary, safe_relative, walk_files
 from dsformats.imaging import is_image_name
-from dsformats.policy import bad_item, not_stored, stored_kinds
+from dsformats.policy import bad_item, not_stored, stored_kinds, warn
 
 from .catalog import IdNumbers
 from .schema import (
@@ -57,6 +57,7 @@ from .schema import (
     OBJECT_FIELDS,
     POINT,
     POSE,
+    READ_ELEMENTS,
     SET_DIRS,
     SETS_DIR,
     VOID,
@@ -65,6 +66,7 @@ from .schema import (
     XML_SUFFIX,
     LabelSpec,
     add,
+    kept_elements,
     parse_labelmap,
     voc_colormap,
     voc_label_specs,
@@ -252,11 +254,13 @@ def _object_plan(tags: list[str]) -> tuple[Any, ...]:
     )
 
 
-def _header_plan(tags: list[str]) -> tuple[int | None, int | None, int | None, int]:
-    """``(filename, width, height, sizes)`` text references among the children of ``<annotation>`` in this
-    run of tags (no ``<object>`` among them); ``sizes``: the number of ``<size>`` elements."""
+def _header_plan(tags: list[str]) -> tuple[int | None, int | None, int | None, int, tuple[Any, ...]]:
+    """``(filename, width, height, sizes, extras)`` text references among the children of ``<annotation>`` in
+    this run of tags (no ``<object>`` among them); ``sizes``: the number of ``<size>`` elements; ``extras``:
+    the :func:`_extra_plan` of every other element (``<folder>``, ``<source>``, ``<owner>``, ...)."""
     filename = width = height = None
     sizes = 0
+    extras = []
     for node in _skeleton(tags):
         if node.tag == "object":
             raise _Unsupported
@@ -269,7 +273,62 @@ def _header_plan(tags: list[str]) -> tuple[int | None, int | None, int | None, i
                     width = child.text()
                 elif child.tag == "height" and height is None:
                     height = child.text()
-    return filename, width, height, sizes
+        elif node.tag not in READ_ELEMENTS:
+            extras.append((node.tag, _extra_plan(node)))
+    if len({tag for tag, _ in extras}) != len(extras):
+        raise _Unsupported  # a repeated element: a list, which the ElementTree path builds
+    return filename, width, height, sizes, tuple(extras)
+
+
+#: Elements kept as item attributes are kept this many levels deep (deeper ones: a warning, not kept).
+_KEPT_DEPTH = 8
+
+
+class _TooDeep(Exception):
+    """An element nested deeper than :data:`_KEPT_DEPTH` levels."""
+
+
+def _extra_plan(node: _Node, depth: int = 1) -> Any:
+    """An element kept as an item attribute: its text reference, or ``(tag, plan)`` of each of its children."""
+    if node.children is None:
+        return node.text()
+    if depth >= _KEPT_DEPTH:
+        raise _Unsupported  # the ElementTree path warns
+    plans = tuple((child.tag, _extra_plan(child, depth + 1)) for child in node.children)
+    if len({tag for tag, _ in plans}) != len(plans):
+        raise _Unsupported
+    return plans
+
+
+def _extra_value(plan: Any, texts: list[str], base: int) -> Any:
+    """The item attribute value of an element read by its :func:`_extra_plan`."""
+    if type(plan) is int:
+        return "" if plan == _EMPTY else texts[base + plan].strip()
+    return {tag: _extra_value(child, texts, base) for tag, child in plan}
+
+
+def _element_value(element: Any, depth: int = 1) -> Any:
+    """An element kept as an item attribute, from ElementTree: its stripped text, or a dict of its children
+    (a repeated child: a list of their values); _TooDeep beyond :data:`_KEPT_DEPTH` levels."""
+    if len(element) == 0:
+        return (element.text or "").strip()
+    if depth >= _KEPT_DEPTH:
+        raise _TooDeep
+    value: dict[str, Any] = {}
+    for child in element:
+        if isinstance(child.tag, str):  # not a comment or processing instruction
+            _add_value(value, child.tag, _element_value(child, depth + 1))
+    return value
+
+
+def _add_value(values: dict[str, Any], key: str, value: Any) -> None:
+    """``values[key] = value``, or a list of the values when ``key`` repeats."""
+    if key not in values:
+        values[key] = value
+    elif isinstance(values[key], list):
+        values[key].append(value)
+    else:
+        values[key] = [values[key], value]
 
 
 class _Plans(dict):  # type: ignore[type-arg]
@@ -379,6 +438,9 @@ class _Object:
         self.parts = parts
         self.line = line
 
+
+#: What an XML gives: the image size, ``<filename>``, the objects, and the other elements (item attributes).
+_Parsed = tuple[tuple[int, int] | None, str | None, list[_Object], dict[str, Any]]
 
 #: The most ids a shard_reader() ships to scale-out workers (pickled, about 0.9 MB).
 _SHIP_LIMIT = 25_000
@@ -744,13 +806,16 @@ class VocReader:
         files = self._files[number]
         size, filename = None, None
         objects: list[Any] = []
+        extras: dict[str, Any] = {}
         xml_path: str | Path | None = None
         if files & _XML:
             if self._local is not None and files & _XML_NAMED:  # listed by the scan: inside the tree
                 xml_path = f"{self._local}/{safe_relative(f'{ANNOTATIONS_DIR}/{item_id}{XML_SUFFIX}')}"
             else:
                 xml_path = self._join(self.root, f"{ANNOTATIONS_DIR}/{item_id}{XML_SUFFIX}")
-            size, filename, objects = self._parse_xml(xml_path)
+            size, filename, objects, extras = self._parse_xml(xml_path)
+            if extras:
+                extras = kept_elements(extras, item_id)
         image = item_id + self._suffix_names[self._image_suffix[number]] if files & _IMAGE else None
         media = self._media(item_id, image, filename, size, str(xml_path))
         masks = self._masks(item_id, files, media, objects)
@@ -760,7 +825,7 @@ class VocReader:
             for kind, count in counts:
                 if count:
                     not_stored(kind, count)
-            return Item(id=item_id, subset=subset, media=media)
+            return Item(id=item_id, subset=subset, media=media, attributes=extras)
         linked = {mask.group for mask in masks if mask.group and mask.group <= len(objects)}
         annotations: list[Any] = []
         box_of = self._box
@@ -772,7 +837,7 @@ class VocReader:
         if self._flags:
             annotations.extend(self._item_flags(subset, number))
         annotations.extend(masks)
-        return Item(id=item_id, subset=subset, media=media, annotations=annotations)
+        return Item(id=item_id, subset=subset, media=media, annotations=annotations, attributes=extras)
 
     def _box(self, box: tuple, label: str, group: int, attributes: dict[str, Any] | None) -> Bbox:
         xmin, ymin, xmax, ymax = box
@@ -808,7 +873,7 @@ class VocReader:
         return None
 
     # ---------------------------------------------------------------------------------------- XML
-    def _parse_xml(self, path: str | Path) -> tuple[tuple[int, int] | None, str | None, list[_Object]]:
+    def _parse_xml(self, path: str | Path) -> _Parsed:
         with open_binary(path) as stream:
             data = stream.read()
         quick = self._quick_parse(data)
@@ -816,7 +881,7 @@ class VocReader:
             return quick
         return self._parse_tree(data, path)
 
-    def _parse_tree(self, data: bytes, path: str | Path) -> tuple[tuple[int, int] | None, str | None, list[_Object]]:
+    def _parse_tree(self, data: bytes, path: str | Path) -> _Parsed:
         """:meth:`_parse_xml` through ElementTree: any document, and the errors with their locations."""
         from xml.etree.ElementTree import ParseError
 
@@ -860,9 +925,16 @@ class VocReader:
                 size = (int(w), int(h))
         filename = (root.findtext("filename") or "").strip() or None
         objects = [self._parse_object(element, i, line_of) for i, element in enumerate(root.findall("object"))]
-        return size, filename, objects
+        extras: dict[str, Any] = {}
+        for element in root:
+            if isinstance(element.tag, str) and element.tag not in READ_ELEMENTS:
+                try:
+                    _add_value(extras, element.tag, _element_value(element))
+                except _TooDeep:
+                    warn(f"{path}: <{element.tag}> is nested more than {_KEPT_DEPTH} levels deep: not kept")
+        return size, filename, objects, extras
 
-    def _quick_parse(self, data: bytes) -> tuple[tuple[int, int] | None, str | None, list[_Object]] | None:
+    def _quick_parse(self, data: bytes) -> _Parsed | None:
         """What :meth:`_parse_xml` returns for a plainly written document, read off its tags without building a
         tree; None for anything else (other characters, comments, attributes, an unusual layout, any error),
         which then takes the ElementTree path.
@@ -888,6 +960,7 @@ class VocReader:
         if not tags or tags[0] != "annotation" or tags[-1] != "/annotation" or parts[0].strip() or parts[-1].strip():
             return None
         objects: list[_Object] = []
+        extras: dict[str, Any] = {}
         object_plans, header_plans = self._object_plans, self._header_plans
         filename = width = height = None
         sizes = 0
@@ -903,7 +976,11 @@ class VocReader:
                     plan = header_plans.get_plan("<".join(run), run)
                     if plan is False:
                         return None
-                    name_ref, width_ref, height_ref, count = plan
+                    name_ref, width_ref, height_ref, count, extra_plans = plan
+                    for tag, extra in extra_plans:
+                        if tag in extras:
+                            return None  # repeated across runs: a list, which the ElementTree path builds
+                        extras[tag] = _extra_value(extra, texts, start)
                     if name_ref is not None and filename is None:
                         filename = "" if name_ref == _EMPTY else texts[start + name_ref]
                     if count:
@@ -934,7 +1011,7 @@ class VocReader:
                 return None
             if w > 0 and h > 0:
                 size = (int(w), int(h))
-        return size, (filename or "").strip() or None, objects
+        return size, (filename or "").strip() or None, objects, extras
 
     def _quick_object(self, plan: tuple[Any, ...], texts: list[str], base: int, index: int) -> _Object:
         """The :class:`_Object` of one ``<object>`` read by its plan (texts of its tags from ``base``);

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import functools
 import math
+import posixpath
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     from dsformats import Categories
@@ -27,6 +28,11 @@ SET_DIRS = (MAIN_SETS, SEGMENTATION_SETS, ACTION_SETS, LAYOUT_SETS)
 LABELMAP_FILE = "labelmap.txt"
 LABELMAP_HEADER = "# label:color_rgb:parts:actions"
 XML_SUFFIX = ".xml"
+#: ``<annotation>`` children the reader reads (or the writer derives): every other one (``<folder>``,
+#: ``<source>``, ``<owner>``, ``<path>``, ...) is kept as an item attribute and written back.
+READ_ELEMENTS = frozenset({"filename", "size", "segmented", "object"})
+#: The ``<source>`` the writer gives an item without one (Datumaro's too): not kept as an attribute.
+DEFAULT_SOURCE = {"database": "Unknown", "annotation": "Unknown", "image": "Unknown"}
 MASK_SUFFIX = ".png"
 LIST_SUFFIX = ".txt"
 DEFAULT_IMAGE_EXT = ".jpg"
@@ -244,3 +250,19 @@ def lost_parents(categories: Categories) -> int:
     supercategory, say). A parent that is a label makes the label one of its parts."""
     names = set(categories.label_names)
     return sum(1 for d in categories.labels if d.parent and d.parent != d.name and d.parent not in names)
+
+
+def default_folder(item_id: str) -> str:
+    """The ``<folder>`` the writer gives an item without one: the images folder holding its file."""
+    return posixpath.dirname(f"{IMAGES_DIR}/{item_id}")
+
+
+def kept_elements(extras: dict[str, Any], item_id: str) -> dict[str, Any]:
+    """The item attributes of an XML's other ``<annotation>`` children: all but the ``<folder>`` and
+    ``<source>`` that the writer would write anyway (so that what it writes reads back as it was)."""
+    kept = dict(extras)
+    if kept.get("folder") == default_folder(item_id):
+        del kept["folder"]
+    if kept.get("source") == DEFAULT_SOURCE:
+        del kept["source"]
+    return kept

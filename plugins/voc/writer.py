@@ -10,7 +10,6 @@ import contextlib
 import functools
 import itertools
 import os
-import posixpath
 import stat
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -58,6 +57,7 @@ from .schema import (
     PERSON,
     POINT,
     POSE,
+    READ_ELEMENTS,
     SEGMENTATION,
     SEGMENTATION_SETS,
     SETS_DIR,
@@ -70,6 +70,7 @@ from .schema import (
     XML_SUFFIX,
     LabelSpec,
     add,
+    default_folder,
     format_labelmap,
     is_xml_name,
     voc_colormap,
@@ -312,6 +313,7 @@ class VocWriter:
         self._any_labels = False
         self._any_masks = False
         self._text_attributes = False
+        self._text_elements = False
         self._folded = KeyMap()
         # Caches of the per-item work: checked subset names, the kind of each annotation type, the rendered
         # ``<object>`` openings per label, ``<attribute>`` name lines per key and XML-name checks per key.
@@ -386,8 +388,6 @@ class VocWriter:
         subset = item.subset
         if subset not in self._subsets_ok:
             self._subsets_ok.add(self._subset_name(subset))
-        if item.attributes:
-            report.drop("item attribute", "VOC has no item attributes", len(item.attributes))
         ext = self._image_ext(item)
         item_id = item.id
         self._check_case(item_id, report)
@@ -456,12 +456,15 @@ class VocWriter:
             if shapes:
                 objects += self._shape_boxes(shapes, objects, size, report)
 
-        if "/" in item_id:
-            out = ["<annotation>", _leaf("  ", "folder", posixpath.dirname(f"{IMAGES_DIR}/{item_id}"))]
+        extra = ""
+        if item.attributes:
+            folder, source, extra = self._elements(item_id, item.attributes, report)
+            out = ["<annotation>", folder, _leaf("  ", "filename", item_id + ext), source]
         else:
-            out = [_TOP]
-        out.append(_leaf("  ", "filename", item_id + ext))
-        out.append(_SOURCE)
+            out = [_TOP if "/" not in item_id else "<annotation>" + _leaf("  ", "folder", default_folder(item_id)),
+                   _leaf("  ", "filename", item_id + ext), _SOURCE]
+        if extra:
+            out.append(extra)
         if size is not None:
             out.append(f"\n  <size>\n    <width>{size[0]}</width>\n    <height>{size[1]}</height>")
             if depth is not None:
@@ -491,6 +494,51 @@ class VocWriter:
             self._classification(item, subset, report)
         report.wrote_item(subset)
         return context, payload
+
+    def _elements(self, item_id: str, attributes: dict[str, Any], report: Report) -> tuple[str, str, str]:
+        """``<folder>``, ``<source>`` and the other ``<annotation>`` children, from the item's attributes (what
+        the reader keeps of an XML, and any other format's item attributes), each defaulted when absent.
+
+        A value is an element's text (a non-text one written as text, with a warning), a dict its children, a
+        list repeated elements; an attribute that cannot be an element is dropped and counted.
+        """
+        folder, source, rest = _leaf("  ", "folder", default_folder(item_id)), _SOURCE, []
+        for key, value in attributes.items():
+            out: list[str] = []
+            if type(key) is not str or key in READ_ELEMENTS or not self._element(out, "  ", key, value, report):
+                report.drop("item attribute", "not a VOC XML element (a name, and text, dicts or lists)")
+            elif key == "folder":
+                folder = "".join(out)
+            elif key == "source":
+                source = "".join(out)
+            else:
+                rest += out
+        return folder, source, "".join(rest)
+
+    def _element(self, out: list[str], indent: str, tag: str, value: Any, report: Report) -> bool:
+        """Append ``value`` as ``<tag>`` elements to ``out``; False (``out`` partly written) if it cannot be."""
+        if not is_xml_name(tag):
+            return False
+        if isinstance(value, dict):
+            if not value:
+                out.append(f"\n{indent}<{tag} />")
+                return True
+            out.append(f"\n{indent}<{tag}>")
+            if not all(type(k) is str and self._element(out, indent + "  ", k, v, report) for k, v in value.items()):
+                return False
+            out.append(f"\n{indent}</{tag}>")
+            return True
+        if isinstance(value, list):
+            return bool(value) and all(
+                not isinstance(v, list) and self._element(out, indent, tag, v, report) for v in value
+            )
+        if value is not None and not isinstance(value, str | int | float):
+            return False
+        out.append(_leaf(indent, tag, value if type(value) is str else "" if value is None else str(value)))
+        if not isinstance(value, str) and not self._text_elements:
+            self._text_elements = True
+            report.warn("VOC XML elements hold text: non-text item attribute values were written as text")
+        return True
 
     def _copy(self, media: Media, target: str, ext: str) -> bytes | None:
         """Copy the local file of ``media`` to ``target`` byte for byte, as :func:`save_image` does.

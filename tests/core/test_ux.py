@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import re
 import zipfile
 from collections import Counter
 from pathlib import Path
@@ -87,8 +88,11 @@ def test_report_coco_to_voc_detection_matches_the_output(tmp_path):
     # so are the keypoint schemas (names, skeleton) of its categories
     dropped = {kind: entry["count"] for kind, entry in report["dropped"].items()}
     assert kinds["keypoint schema"] > 0
-    assert dropped == {k: kinds[k] for k in ("polygon", "mask", "points", "caption", "item attribute",
-                                             "keypoint schema")}
+    assert dropped == {k: kinds[k] for k in ("polygon", "mask", "points", "caption", "keypoint schema")}
+    # the COCO image ids (item attributes) become <id> elements of the XML, as text (with a warning)
+    ids = {p.stem: re.search(r"<id>(\d+)</id>", p.read_text()).group(1) for p in (out / "Annotations").glob("*.xml")}
+    assert sorted(ids.values()) == sorted(str(n) for n in (1, 2, 3, 1, 2)) and kinds["item attribute"] == 5
+    assert any("non-text item attribute values" in w for w in report["warnings"])
     assert report["dropped"]["keypoint schema"]["reason"] == "voc stores no keypoints"
     assert all(entry["reason"] for entry in report["dropped"].values())
     assert "segmentation" in report["dropped"]["polygon"]["reason"]
@@ -113,7 +117,7 @@ def test_report_coco_to_voc_segmentation_counts_painted_instances(tmp_path):
         instances += len(values)
     assert instances == written["polygon"] + written["mask"]
     assert report["media_copied"] == 0 and not (out / "JPEGImages").exists()  # no --save-images
-    assert set(report["dropped"]) == {"points", "caption", "item attribute", "keypoint schema"}
+    assert set(report["dropped"]) == {"points", "caption", "keypoint schema"}
 
 
 def test_report_voc_to_coco_matches_the_json(tmp_path):

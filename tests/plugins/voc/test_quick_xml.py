@@ -137,6 +137,13 @@ VARIANTS = [
     CANONICAL.replace("<segmented>0</segmented>", "<object/>"),
     CANONICAL.replace("<segmented>0</segmented>", "<source><object><name>cat</name></object></source>"),
     CANONICAL.replace("  </object>\n  <object>", "  </object>\n  <owner>me</owner>\n  <object>"),
+    # VOC2007's own header elements, kept as item attributes (a repeated one: the ElementTree path's list)
+    CANONICAL.replace("<segmented>0</segmented>", "<owner><flickrid>x</flickrid><name>Tim</name></owner>"
+                      "<path>/data/a.jpg</path><segmented>0</segmented>"),
+    CANONICAL.replace("<segmented>0</segmented>", "<path>a</path><path>b</path><segmented>0</segmented>"),
+    CANONICAL.replace("<segmented>0</segmented>", "<a><b><c><d><e><f><g><h><i>deep</i></h></g></f></e></d></c>"
+                      "</b></a><segmented>0</segmented>"),
+    CANONICAL.replace("<folder>JPEGImages</folder>", "<folder>VOC2007</folder><extra/>"),
     CANONICAL.replace("<object>", "<object >", 1),
     CANONICAL.replace("</object>", "</object >", 1),
     CANONICAL.replace("<object>", "<object><object>", 1),
@@ -185,9 +192,9 @@ def reader(tmp_path):
 
 
 def _outcome(parsed) -> object:
-    size, filename, objects = parsed
+    size, filename, objects, extras = parsed
     return repr(
-        (size, filename, [(o.label, o.box, o.attributes, o.parts, o.line) for o in objects])
+        (size, filename, [(o.label, o.box, o.attributes, o.parts, o.line) for o in objects], extras)
     )
 
 

@@ -380,3 +380,43 @@ def test_image_zip_target_counts_annotations_it_does_not_build(datumaro_fixtures
     assert bool(counted.skipped) == (name == "broken")
     if name == "voc_dataset1":
         assert {"bbox", "label", "mask"} <= expected.keys()
+
+
+# ------------------------------------------------------------------ other <annotation> children: kept
+VOC2007_HEADER = (
+    "<folder>VOC2007</folder>\n<source><database>The VOC2007 Database</database><annotation>PASCAL VOC2007"
+    "</annotation><image>flickr</image><flickrid>336426776</flickrid></source>\n<owner><flickrid>Elder Timothy"
+    " Chaves</flickrid><name>Tim Chaves</name></owner>\n"
+)
+
+
+@pytest.mark.parametrize("quick", [True, False], ids=["quick", "elementtree"])
+def test_other_annotation_children_are_kept_as_item_attributes(tmp_path, monkeypatch, quick):
+    """VOC2007's <folder>, <source> and <owner> (and any unknown element) become item attributes; the
+    <folder> and <source> that the writer gives any item are not kept, so its output reads back as it was."""
+    if not quick:
+        monkeypatch.setattr("dsformats_voc.reader.VocReader._quick_parse", lambda self, data: None)
+    document = xml(obj("cat")).replace("<annotation>\n", "<annotation>\n" + VOC2007_HEADER)
+    write_file(tmp_path, "Annotations/a.xml", document)
+    written = xml(obj("cat"), filename="b.jpg").replace(
+        "<annotation>\n", "<annotation>\n<folder>JPEGImages</folder><source><database>Unknown</database>"
+        "<annotation>Unknown</annotation><image>Unknown</image></source><path>/data/b.jpg</path><note />")
+    write_file(tmp_path, "Annotations/b.xml", written)
+    _, items, _ = read_all(tmp_path)
+    assert {item.id: item.attributes for item in items} == {
+        "a": {"folder": "VOC2007",
+              "source": {"database": "The VOC2007 Database", "annotation": "PASCAL VOC2007", "image": "flickr",
+                         "flickrid": "336426776"},
+              "owner": {"flickrid": "Elder Timothy Chaves", "name": "Tim Chaves"}},
+        "b": {"path": "/data/b.jpg", "note": ""},
+    }
+
+
+def test_repeated_and_too_deep_annotation_children(tmp_path):
+    deep = "<a>" * 9 + "x" + "</a>" * 9
+    write_file(tmp_path, "Annotations/a.xml", xml(obj("cat")).replace(
+        "<annotation>\n", f"<annotation>\n<path>1</path><path>2</path><keep><b><c>y</c></b></keep>{deep}"))
+    report = dsformats.convert(tmp_path, tmp_path / "out", "coco", source_format="voc")
+    (item,) = read_all(tmp_path)[1]
+    assert item.attributes == {"path": ["1", "2"], "keep": {"b": {"c": "y"}}}
+    assert any("<a> is nested more than 8 levels deep: not kept" in w for w in report.warnings)

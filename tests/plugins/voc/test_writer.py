@@ -589,3 +589,41 @@ def test_label_parents_that_are_not_labels_are_reported_once(tmp_path):
     assert not (tmp_path / "strict").exists()
     kept = dsformats.convert(src, tmp_path / "coco-again", "coco", source_format="coco")
     assert "label parent" not in kept.dropped
+
+
+def test_item_attributes_are_written_as_annotation_children(tmp_path, make_image):
+    """Item attributes become <annotation> children (what the reader keeps of an XML comes back); values
+    that cannot be elements are dropped and counted, non-text ones are written as text with a warning."""
+    attributes = {
+        "folder": "VOC2007",
+        "source": {"database": "The VOC2007 Database", "image": "flickr"},
+        "owner": {"name": "Tim <Chaves> & co"},
+        "path": ["a", "b"],
+        "license": 3,
+        "empty": None,
+        "size": "reserved", "bad name": "x", "blob": b"bytes", "nested": [["x"]],
+    }
+    items = [Item(id="a", attributes=attributes, media=_image(make_image, seed=1)),
+             Item(id="sub/b", media=_image(make_image, seed=2))]
+    report = dsformats.write(items, tmp_path / "voc", "voc")
+    assert report.dropped == {"item attribute": [4, "not a VOC XML element (a name, and text, dicts or lists)"]}
+    assert any("non-text item attribute values were written as text" in w for w in report.warnings)
+    text = (tmp_path / "voc" / "Annotations" / "a.xml").read_text()
+    assert text.startswith("<annotation>\n  <folder>VOC2007</folder>\n  <filename>a.png</filename>\n  <source>\n"
+                           "    <database>The VOC2007 Database</database>\n    <image>flickr</image>\n  </source>\n"
+                           "  <owner>\n    <name>Tim &lt;Chaves&gt; &amp; co</name>\n  </owner>\n"
+                           "  <path>a</path>\n  <path>b</path>\n  <license>3</license>\n  <empty />\n  <size>")
+    nested = (tmp_path / "voc" / "Annotations" / "sub" / "b.xml").read_text()
+    assert "<folder>JPEGImages/sub</folder>" in nested and "<database>Unknown</database>" in nested
+    with dsformats.read(tmp_path / "voc", "voc") as reader:
+        back = {item.id: item.attributes for item in reader.items()}
+    assert back == {"a": {"folder": "VOC2007", "source": {"database": "The VOC2007 Database", "image": "flickr"},
+                          "owner": {"name": "Tim <Chaves> & co"}, "path": ["a", "b"], "license": "3", "empty": ""},
+                    "sub/b": {}}
+    # VOC -> COCO: the kept elements are image fields
+    dsformats.convert(tmp_path / "voc", tmp_path / "coco", "coco", source_format="voc")
+    import json
+
+    (doc,) = [json.loads(p.read_text()) for p in (tmp_path / "coco" / "annotations").glob("*.json")]
+    image = next(i for i in doc["images"] if i["file_name"] == "a.png")
+    assert image["owner"] == {"name": "Tim <Chaves> & co"} and image["folder"] == "VOC2007"
