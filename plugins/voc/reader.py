@@ -58,6 +58,7 @@ from .schema import (
     POINT,
     POSE,
     READ_ELEMENTS,
+    READ_OBJECT_CHILDREN,
     SET_DIRS,
     SETS_DIR,
     VOID,
@@ -242,6 +243,11 @@ def _object_plan(tags: list[str]) -> tuple[Any, ...]:
             if part_name is None or part_name.empty:
                 raise _Unsupported
             parts.append((part_name.text(), _box_plan(part.first("bndbox"))))
+    kept = tuple(
+        (child.tag, _extra_plan(child)) for child in obj.children or () if child.tag not in READ_OBJECT_CHILDREN
+    )
+    if len({tag for tag, _ in kept}) != len(kept):
+        raise _Unsupported  # a repeated element: a list, which the ElementTree path builds
     return (
         name.text(),
         _box_plan(obj.first("bndbox")),
@@ -249,6 +255,7 @@ def _object_plan(tags: list[str]) -> tuple[Any, ...]:
         flags,
         point_refs,
         actions,
+        kept,
         tuple(attributes),
         tuple(parts),
     )
@@ -1016,7 +1023,7 @@ class VocReader:
     def _quick_object(self, plan: tuple[Any, ...], texts: list[str], base: int, index: int) -> _Object:
         """The :class:`_Object` of one ``<object>`` read by its plan (texts of its tags from ``base``);
         _Unsupported (or DatasetError) where :meth:`_parse_object` would raise."""
-        name_ref, box_refs, pose_ref, flags, point_refs, actions, attribute_refs, part_plans = plan
+        name_ref, box_refs, pose_ref, flags, point_refs, actions, kept, attribute_refs, part_plans = plan
         name = texts[base + name_ref].strip()
         if not name or name not in self._known:
             raise _Unsupported
@@ -1042,6 +1049,8 @@ class VocReader:
             attributes[POINT] = (_number(texts[base + x_ref], "x", ""), _number(texts[base + y_ref], "y", ""))
         for tag, ref in actions:
             attributes[tag] = _flag(None if ref == _EMPTY else texts[base + ref])
+        for tag, extra in kept:
+            attributes[tag] = _extra_value(extra, texts, base)
         for key_ref, value_ref in attribute_refs:
             key = "" if key_ref == _EMPTY else texts[base + key_ref]
             attributes[key.strip()] = "" if value_ref == _EMPTY else texts[base + value_ref]
@@ -1074,6 +1083,15 @@ class VocReader:
         if actions is not None:
             for action in actions:
                 attributes[action.tag] = _flag(action.text)
+        kept: dict[str, Any] = {}
+        for child in element:
+            if isinstance(child.tag, str) and child.tag not in READ_OBJECT_CHILDREN:
+                try:
+                    _add_value(kept, child.tag, _element_value(child))
+                except _TooDeep:
+                    warn(f"{line_of(index, child.tag)}: <{child.tag}> is nested more than {_KEPT_DEPTH} levels deep:"
+                         " not kept")
+        attributes.update(kept)
         for attribute in element.iterfind("attributes/attribute"):
             key = attribute.findtext("name")
             if key is None or attribute.find("value") is None:

@@ -107,6 +107,8 @@ FLAG_FIELDS = ("truncated", "occluded", "difficult")
 POSE = "pose"
 POINT = "point"
 OBJECT_FIELDS = (POSE, *FLAG_FIELDS, POINT)
+#: ``<object>`` children the reader reads: every other one is kept as an attribute of the object's box.
+READ_OBJECT_CHILDREN = frozenset({"name", "bndbox", "actions", "attributes", "part", *OBJECT_FIELDS})
 
 _XML_NAME = re.compile(r"^[A-Za-z_][\w.-]*$")
 

@@ -58,6 +58,7 @@ from .schema import (
     POINT,
     POSE,
     READ_ELEMENTS,
+    READ_OBJECT_CHILDREN,
     SEGMENTATION,
     SEGMENTATION_SETS,
     SETS_DIR,
@@ -166,6 +167,11 @@ def _escape(text: str) -> str:
     if ">" in text:
         text = text.replace(">", "&gt;")
     return text
+
+
+def _has_structure(attributes: dict[str, Any]) -> bool:
+    """Whether an attribute value is a dict or a list (written as child elements of the object)."""
+    return any(isinstance(value, dict | list) for value in attributes.values())
 
 
 def _leaf(indent: str, tag: str, text: str) -> str:
@@ -690,7 +696,7 @@ class VocWriter:
         """Append one ``<object>`` to ``out``; return the actions it was written with."""
         assert box.label is not None
         source = box.attributes
-        if not parts and not (source and not _SPECIAL.isdisjoint(source)):
+        if not parts and not (source and (not _SPECIAL.isdisjoint(source) or _has_structure(source))):
             return self._plain_object(out, box, source, report)
         out.append("\n  <object>" + _leaf("    ", "name", box.label))
         attributes = dict(source)
@@ -732,6 +738,7 @@ class VocWriter:
                 out.append(f"\n      <{key}>{1 if value else 0}</{key}>")
                 attributes.pop(key)
             out.append("\n    </actions>")
+        structured = {k: attributes.pop(k) for k in [k for k, v in attributes.items() if isinstance(v, dict | list)]}
         extra.update(attributes)
         if extra:
             out.append("\n    <attributes>")
@@ -744,6 +751,13 @@ class VocWriter:
                     self._text_attributes = True
                     report.warn("VOC <attributes> hold text: non-text attribute values were written as text")
             out.append("\n    </attributes>")
+        for key, value in structured.items():  # dicts and lists: child elements, as the reader keeps them
+            elements: list[str] = []
+            if type(key) is str and key not in READ_OBJECT_CHILDREN and self._element(elements, "    ", key, value,
+                                                                                        report):
+                out += elements
+            else:
+                report.drop("attribute", "not a VOC XML element (a name, and text, dicts or lists)")
         out.append("\n  </object>")
         return dict(actions)
 

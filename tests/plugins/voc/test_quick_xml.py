@@ -144,6 +144,11 @@ VARIANTS = [
     CANONICAL.replace("<segmented>0</segmented>", "<a><b><c><d><e><f><g><h><i>deep</i></h></g></f></e></d></c>"
                       "</b></a><segmented>0</segmented>"),
     CANONICAL.replace("<folder>JPEGImages</folder>", "<folder>VOC2007</folder><extra/>"),
+    # unknown <object> children: attributes of the box
+    CANONICAL.replace("<pose>Left</pose>", "<pose>Left</pose><score>0.5</score><meta><a>1</a><b/></meta>"),
+    CANONICAL.replace("<pose>Left</pose>", "<pose>Left</pose><t>1</t><t>2</t>"),
+    CANONICAL.replace("<pose>Left</pose>", "<pose>Left</pose>" + "<d>" * 9 + "x" + "</d>" * 9),
+    CANONICAL.replace("<pose>Left</pose>", "<pose>Left</pose><size>shadowed</size>"),
     CANONICAL.replace("<object>", "<object >", 1),
     CANONICAL.replace("</object>", "</object >", 1),
     CANONICAL.replace("<object>", "<object><object>", 1),

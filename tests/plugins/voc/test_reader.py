@@ -420,3 +420,24 @@ def test_repeated_and_too_deep_annotation_children(tmp_path):
     (item,) = read_all(tmp_path)[1]
     assert item.attributes == {"path": ["1", "2"], "keep": {"b": {"c": "y"}}}
     assert any("<a> is nested more than 8 levels deep: not kept" in w for w in report.warnings)
+
+
+@pytest.mark.parametrize("quick", [True, False], ids=["quick", "elementtree"])
+def test_other_object_children_are_kept_as_box_attributes(tmp_path, monkeypatch, quick):
+    """An <object>'s unknown children (a detector's <score>, nested metadata) are attributes of its box, and
+    the writer gives them back: text in <attributes>, dicts and lists as child elements."""
+    if not quick:
+        monkeypatch.setattr("dsformats_voc.reader.VocReader._quick_parse", lambda self, data: None)
+    extra = "<score>0.93</score><meta><tool>labelme</tool><tags><t>a</t></tags></meta>"
+    write_file(tmp_path / "voc", "Annotations/a.xml", xml(obj("cat", extra=extra)))
+    (item,) = read_all(tmp_path / "voc")[1]
+    (box,) = item.annotations
+    expected = {"truncated": False, "occluded": False, "difficult": False, "score": "0.93",
+                "meta": {"tool": "labelme", "tags": {"t": "a"}}}
+    assert box.attributes == expected
+    report = dsformats.convert(tmp_path / "voc", tmp_path / "again", "voc", source_format="voc")
+    assert report.lossless
+    (again,) = read_all(tmp_path / "again")[1]
+    assert again.annotations[0].attributes == expected
+    text = (tmp_path / "again" / "Annotations" / "a.xml").read_text()
+    assert "<meta>\n      <tool>labelme</tool>\n      <tags>\n        <t>a</t>" in text
