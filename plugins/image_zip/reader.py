@@ -12,10 +12,13 @@ from dsformats.fileaccess import as_path, open_binary, safe_relative, walk_files
 from dsformats.idset import KeyMap
 from dsformats.imaging import IMAGE_SUFFIXES
 from dsformats.limits import ZipBudget
-from dsformats.policy import bad_item
+from dsformats.policy import bad_item, warn
 from dsformats.zipstream import StreamingZipReader, ZipMember
 
 from .schema import ARCHIVE_SUFFIX, is_junk, split_member
+
+#: Members that are not images are named in the warning up to this many.
+_NAMED_OTHERS = 3
 
 
 class _Archive:
@@ -44,12 +47,17 @@ class _Archive:
         """Pick the image members (bad ones go to the bad-item policy); ``seen`` maps item keys to members."""
         budget = ZipBudget(str(self.path))
         images = self._images
+        others: list[str] = []  # members that are not images (nor directories or OS metadata): told, not read
+        other_count = 0
         for number, info in enumerate(self._infos()):
             if number % 8 == 0:
                 images.append(0)
             if info.is_dir() or is_junk(info.filename):
                 continue
             if split_member(info.filename)[1] not in IMAGE_SUFFIXES:
+                other_count += 1
+                if len(others) < _NAMED_OTHERS:
+                    others.append(info.filename)
                 continue
             where = f"{self.path}!{info.filename}"
             try:
@@ -65,6 +73,11 @@ class _Archive:
                 raise DatasetError(f"images {first} and {where} have the same item id {item_id!r}")
             images[number >> 3] |= 1 << (number & 7)
             self.count += 1
+        if other_count:
+            more = f" and {other_count - len(others):,} more" if other_count > len(others) else ""
+            what = "1 member is not an image and was" if other_count == 1 else (
+                f"{other_count:,} members are not images and were")
+            warn(f"{self.path}: {what} not read: {', '.join(others)}{more}")
 
     def _infos(self) -> Iterator[zipfile.ZipInfo]:
         try:

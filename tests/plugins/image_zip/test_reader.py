@@ -380,3 +380,22 @@ def test_split_member_splits_as_posixpath_splitext():
             name = "".join(chars)
             stem, suffix = posixpath.splitext(name)
             assert split_member(name) == (stem, suffix.lower()), name
+
+
+def test_members_that_are_not_images_are_named_in_a_warning(tmp_path: Path, make_image):
+    """Not read, not silent: a conversion's report names the members that are not images (directories and
+    OS metadata such as ``__MACOSX/`` say nothing)."""
+    image = make_image(4, 3, ".png", seed=1)
+    members = {"1.png": image, "readme.txt": b"hi", "labels.csv": b"a,b", "d/": None, "__MACOSX/._1.png": b"j",
+               "notes.md": b"x", "a/meta.json": b"{}", ".DS_Store": b"x"}
+    archive = write_zip(tmp_path / "in.zip", members)
+    report = dsformats.convert(archive, tmp_path / "out", "image_zip", source_format="image_zip")
+    assert report.items_written == {"default": 1}
+    assert report.warnings == [
+        f"{archive}: 4 members are not images and were not read: readme.txt, labels.csv, notes.md and 1 more"
+    ]
+    one = write_zip(tmp_path / "one.zip", {"1.png": image, "readme.txt": b"hi"})
+    report = dsformats.convert(one, tmp_path / "out-one", "image_zip", source_format="image_zip")
+    assert report.warnings == [f"{one}: 1 member is not an image and was not read: readme.txt"]
+    clean = write_zip(tmp_path / "clean.zip", {"1.png": image, "d/": None, "__MACOSX/._1.png": b"j"})
+    assert dsformats.convert(clean, tmp_path / "out-clean", "image_zip", source_format="image_zip").warnings == []
