@@ -56,6 +56,11 @@ class ZipBudget:
 
     def check(self, info: zipfile.ZipInfo) -> None:
         """Raise :class:`DatasetError` naming the member when it breaks a limit."""
+        size = info.file_size
+        self.total += size
+        if size <= _RATIO_FLOOR and size <= self.max_member and self.total <= self.max_total:
+            return  # the common case: a small member within every limit
+        self.total -= size
         where = f"{self.archive}!{info.filename}"
         if info.file_size > self.max_member:
             raise DatasetError(

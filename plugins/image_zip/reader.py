@@ -54,15 +54,18 @@ class _Archive:
                 images.append(0)
             if info.is_dir() or is_junk(info.filename):
                 continue
-            if split_member(info.filename)[1] not in IMAGE_SUFFIXES:
+            name = info.filename
+            stem, suffix = split_member(name)
+            if suffix not in IMAGE_SUFFIXES:
                 other_count += 1
                 if len(others) < _NAMED_OTHERS:
-                    others.append(info.filename)
+                    others.append(name)
                 continue
-            where = f"{self.path}!{info.filename}"
+            where = f"{self.path}!{name}"
             try:
                 budget.check(info)
-                item_id = split_member(safe_relative(info.filename, location=where))[0]
+                rel = safe_relative(name, location=where)
+                item_id = stem if rel == name else split_member(rel)[0]
                 if info.flag_bits & 0x1:
                     raise DatasetError("member is encrypted", where)
             except DatasetError as exc:
