@@ -247,11 +247,19 @@ def add(a: int | float, b: int | float) -> int | float:
     return total
 
 
-def lost_parents(categories: Categories) -> int:
-    """How many labels have a parent a VOC label map cannot keep: one that is not itself a label (a COCO
-    supercategory, say). A parent that is a label makes the label one of its parts."""
+def part_parents(categories: Categories) -> dict[str, str]:
+    """The labels a VOC label map writes as parts, with their parents: those whose parent is a label that has
+    no label parent of its own (VOC parts do not nest)."""
     names = set(categories.label_names)
-    return sum(1 for d in categories.labels if d.parent and d.parent != d.name and d.parent not in names)
+    linked = {d.name: d.parent for d in categories.labels if d.parent and d.parent != d.name and d.parent in names}
+    return {name: parent for name, parent in linked.items() if parent not in linked}
+
+
+def lost_parents(categories: Categories) -> int:
+    """How many labels have a parent a VOC label map cannot keep: one that is not a label (a COCO
+    supercategory, say), or a label that is itself a part. Any other parent makes the label its part."""
+    parts = part_parents(categories)
+    return sum(1 for d in categories.labels if d.parent and d.parent != d.name and d.name not in parts)
 
 
 def default_folder(item_id: str) -> str:

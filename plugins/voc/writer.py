@@ -74,6 +74,7 @@ from .schema import (
     default_folder,
     format_labelmap,
     is_xml_name,
+    part_parents,
     voc_colormap,
     voc_label_specs,
 )
@@ -188,28 +189,30 @@ class _Labels:
 
     def __init__(self, header: Header, mode: str) -> None:
         categories = header.categories
-        names = set(categories.label_names)
-        self.part_of = {
-            d.name: d.parent for d in categories.labels if d.parent and d.parent in names and d.parent != d.name
-        }
+        # parts: labels whose parent is a label that is not itself a part (VOC does not nest parts; a lost
+        # parent is reported by the plugin's dsformats_header_losses, see schema.lost_parents)
+        self.part_of = part_parents(categories)
         self.added_background = False
         if mode == LABEL_MAP_VOC:
             self.specs = voc_label_specs()
             self.part_of.update({part: PERSON for part in VOC_PARTS})
             self.standard = True
             by_name = {spec.name: spec for spec in self.specs}
+            parts = []
             for label in categories.labels:
                 if label.name in by_name or label.name in self.part_of and label.name in VOC_PARTS:
                     continue
                 self.standard = False
                 if label.name in self.part_of:
-                    parent = by_name.get(self.part_of[label.name])
-                    if parent is not None and label.name not in parent.parts:
-                        parent.parts += (label.name,)
-                        continue
+                    parts.append(label.name)  # attached once every label is known: its parent may come later
+                    continue
                 spec = LabelSpec(label.name, label.color, (), self._actions(label.attributes))
                 self.specs.append(spec)
                 by_name[spec.name] = spec
+            for name in parts:
+                parent = by_name[self.part_of[name]]
+                if name not in parent.parts:
+                    parent.parts += (name,)
         else:
             self.standard = False
             self.specs = [

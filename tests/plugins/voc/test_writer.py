@@ -627,3 +627,21 @@ def test_item_attributes_are_written_as_annotation_children(tmp_path, make_image
     (doc,) = [json.loads(p.read_text()) for p in (tmp_path / "coco" / "annotations").glob("*.json")]
     image = next(i for i in doc["images"] if i["file_name"] == "a.png")
     assert image["owner"] == {"name": "Tim <Chaves> & co"} and image["folder"] == "VOC2007"
+
+
+def test_parts_attach_to_a_later_parent_and_nested_parts_are_labels(tmp_path):
+    """A part is attached to its parent label wherever the parent comes in the label list (with
+    --label-map voc too); VOC parts do not nest, so a part of a part is a label of its own, and its lost
+    parent is counted."""
+    from dsformats.model import Categories, LabelDef
+
+    labels = [LabelDef(name="paw", parent="dog2"), LabelDef(name="dog2"), LabelDef(name="claw", parent="paw"),
+              LabelDef(name="cat")]
+    header = Header(categories=Categories(labels=labels))
+    items = [Item(id="a", annotations=[Bbox(x=1, y=1, w=2, h=2, label="cat")])]
+    for mode in ("source", "voc"):
+        report = dsformats.write(items, tmp_path / mode, "voc", header=header, options={"label_map": mode})
+        lines = (tmp_path / mode / "labelmap.txt").read_text().splitlines()[1:]
+        parts = {line.split(":")[0]: line.split(":")[2] for line in lines}
+        assert parts["dog2"] == "paw" and parts["claw"] == "" and "paw" not in parts, mode
+        assert report.dropped["label parent"][0] == 1, mode  # claw's parent paw is a part
