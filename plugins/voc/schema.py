@@ -269,9 +269,12 @@ def default_folder(item_id: str) -> str:
 
 def kept_elements(extras: dict[str, Any], item_id: str) -> dict[str, Any]:
     """The item attributes of an XML's other ``<annotation>`` children: all but the ``<folder>`` and
-    ``<source>`` that the writer would write anyway (so that what it writes reads back as it was)."""
+    ``<source>`` that the writer would write anyway (so that what it writes reads back as it was), an empty
+    ``<folder>``, and the one Datumaro derives from the id (``2007`` for ``2007_000001``)."""
     kept = dict(extras)
-    if kept.get("folder") == default_folder(item_id):
+    folder = kept.get("folder")
+    datumaro = item_id.partition("_")[0] if "_" in item_id else ""
+    if folder is not None and folder in ("", default_folder(item_id), datumaro):
         del kept["folder"]
     if kept.get("source") == DEFAULT_SOURCE:
         del kept["source"]

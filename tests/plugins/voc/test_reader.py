@@ -441,3 +441,15 @@ def test_other_object_children_are_kept_as_box_attributes(tmp_path, monkeypatch,
     assert again.annotations[0].attributes == expected
     text = (tmp_path / "again" / "Annotations" / "a.xml").read_text()
     assert "<meta>\n      <tool>labelme</tool>\n      <tags>\n        <t>a</t>" in text
+
+
+def test_folders_that_say_nothing_are_not_kept(tmp_path):
+    """An empty <folder>, ours (JPEGImages/...) and the one Datumaro derives from the id are not item
+    attributes; a real one (VOC2012) is."""
+    for name, folder in [("2012_000001", "2012"), ("b", ""), ("c/d", "JPEGImages/c"), ("2012_000002", "VOC2012")]:
+        document = xml(obj("cat"), filename=f"{name}.jpg").replace("<annotation>\n", f"<annotation><folder>{folder}"
+                                                                    "</folder>\n")
+        write_file(tmp_path, f"Annotations/{name}.xml", document)
+    _, items, _ = read_all(tmp_path)
+    assert {item.id: item.attributes for item in items} == {
+        "2012_000001": {}, "b": {}, "c/d": {}, "2012_000002": {"folder": "VOC2012"}}
