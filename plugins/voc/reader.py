@@ -328,6 +328,19 @@ def _element_value(element: Any, depth: int = 1) -> Any:
     return value
 
 
+def _kept_children(element: Any, read: frozenset[str], where: Callable[[str], str]) -> dict[str, Any]:
+    """The children of ``element`` not in ``read``, by tag, as :func:`_element_value` keeps them; one nested
+    too deep is left out with a warning located by ``where(tag)``."""
+    kept: dict[str, Any] = {}
+    for child in element:
+        if isinstance(child.tag, str) and child.tag not in read:
+            try:
+                _add_value(kept, child.tag, _element_value(child))
+            except _TooDeep:
+                warn(f"{where(child.tag)}: <{child.tag}> is nested more than {_KEPT_DEPTH} levels deep: not kept")
+    return kept
+
+
 def _add_value(values: dict[str, Any], key: str, value: Any) -> None:
     """``values[key] = value``, or a list of the values when ``key`` repeats."""
     if key not in values:
@@ -932,14 +945,7 @@ class VocReader:
                 size = (int(w), int(h))
         filename = (root.findtext("filename") or "").strip() or None
         objects = [self._parse_object(element, i, line_of) for i, element in enumerate(root.findall("object"))]
-        extras: dict[str, Any] = {}
-        for element in root:
-            if isinstance(element.tag, str) and element.tag not in READ_ELEMENTS:
-                try:
-                    _add_value(extras, element.tag, _element_value(element))
-                except _TooDeep:
-                    warn(f"{path}: <{element.tag}> is nested more than {_KEPT_DEPTH} levels deep: not kept")
-        return size, filename, objects, extras
+        return size, filename, objects, _kept_children(root, READ_ELEMENTS, lambda tag: str(path))
 
     def _quick_parse(self, data: bytes) -> _Parsed | None:
         """What :meth:`_parse_xml` returns for a plainly written document, read off its tags without building a
@@ -1083,15 +1089,7 @@ class VocReader:
         if actions is not None:
             for action in actions:
                 attributes[action.tag] = _flag(action.text)
-        kept: dict[str, Any] = {}
-        for child in element:
-            if isinstance(child.tag, str) and child.tag not in READ_OBJECT_CHILDREN:
-                try:
-                    _add_value(kept, child.tag, _element_value(child))
-                except _TooDeep:
-                    warn(f"{line_of(index, child.tag)}: <{child.tag}> is nested more than {_KEPT_DEPTH} levels deep:"
-                         " not kept")
-        attributes.update(kept)
+        attributes.update(_kept_children(element, READ_OBJECT_CHILDREN, lambda tag: line_of(index, tag)))
         for attribute in element.iterfind("attributes/attribute"):
             key = attribute.findtext("name")
             if key is None or attribute.find("value") is None:
