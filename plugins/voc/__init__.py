@@ -122,8 +122,9 @@ def dsformats_merge(format: str, parts: list[Path], path: Path, options: Mapping
 
 @hookimpl
 def dsformats_header_losses(format: str, header: Header, options: Mapping[str, Any]):
-    """Label parents that are not labels (COCO supercategories): a VOC label map has no place for them."""
+    """Label parents that are not labels (COCO supercategories), or are parts: a VOC label map cannot hold them."""
     if format != FORMAT:
         return None
     lost = lost_parents(header.categories)
-    return [("label parent", "a VOC label keeps a parent only when it is a label (as a part)", lost)] if lost else []
+    reason = "VOC keeps a parent only as a label whose part this is (parts do not nest)"
+    return [("label parent", reason, lost)] if lost else []

@@ -575,7 +575,7 @@ def test_label_parents_that_are_not_labels_are_reported_once(tmp_path):
     from dsformats.scaleout import convert_distributed
 
     src = _coco_with_supercategories(tmp_path / "coco")
-    reason = "a VOC label keeps a parent only when it is a label (as a part)"
+    reason = "VOC keeps a parent only as a label whose part this is (parts do not nest)"
     report = dsformats.convert(src, tmp_path / "voc", "voc", source_format="coco")
     assert report.dropped["label parent"] == [2, reason]  # car and bus lose "vehicle"; wheel is car's part
     lines = (tmp_path / "voc" / "labelmap.txt").read_text().splitlines()[1:]
