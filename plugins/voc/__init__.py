@@ -125,6 +125,6 @@ def dsformats_header_losses(format: str, header: Header, options: Mapping[str, A
     """Label parents that are not labels (COCO supercategories), or are parts: a VOC label map cannot hold them."""
     if format != FORMAT:
         return None
-    lost = lost_parents(header.categories)
+    lost = lost_parents(header.categories, options.get("label_map", LABEL_MAP_SOURCE))
     reason = "VOC keeps a parent only as a label whose part this is (parts do not nest)"
     return [("label parent", reason, lost)] if lost else []

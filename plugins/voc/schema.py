@@ -255,11 +255,16 @@ def part_parents(categories: Categories) -> dict[str, str]:
     return {name: parent for name, parent in linked.items() if parent not in linked}
 
 
-def lost_parents(categories: Categories) -> int:
+def lost_parents(categories: Categories, label_map: str = LABEL_MAP_SOURCE) -> int:
     """How many labels have a parent a VOC label map cannot keep: one that is not a label (a COCO
-    supercategory, say), or a label that is itself a part. Any other parent makes the label its part."""
+    supercategory, say), or a label that is itself a part (with ``--label-map voc``, VOC's own parts are).
+    Any other parent makes the label its part."""
     parts = part_parents(categories)
-    return sum(1 for d in categories.labels if d.parent and d.parent != d.name and d.name not in parts)
+    nested = frozenset(VOC_PARTS) if label_map == LABEL_MAP_VOC else frozenset()
+    return sum(
+        1 for d in categories.labels
+        if d.parent and d.parent != d.name and (d.name not in parts or parts[d.name] in nested)
+    )
 
 
 def default_folder(item_id: str) -> str:

@@ -210,8 +210,13 @@ class _Labels:
                 self.specs.append(spec)
                 by_name[spec.name] = spec
             for name in parts:
-                parent = by_name[self.part_of[name]]
-                if name not in parent.parts:
+                parent = by_name.get(self.part_of[name])
+                if parent is None:  # its parent is one of VOC's own parts (head, hand, foot): a label of its own
+                    own = categories.get(name)
+                    assert own is not None
+                    spec = by_name[name] = LabelSpec(name, own.color, (), self._actions(own.attributes))
+                    self.specs.append(spec)
+                elif name not in parent.parts:
                     parent.parts += (name,)
         else:
             self.standard = False

@@ -645,3 +645,18 @@ def test_parts_attach_to_a_later_parent_and_nested_parts_are_labels(tmp_path):
         parts = {line.split(":")[0]: line.split(":")[2] for line in lines}
         assert parts["dog2"] == "paw" and parts["claw"] == "" and "paw" not in parts, mode
         assert report.dropped["label parent"][0] == 1, mode  # claw's parent paw is a part
+
+
+def test_a_part_of_a_voc_part_is_a_label_with_the_voc_label_map(tmp_path):
+    """With --label-map voc, head is a part of person: a header label under head becomes a label of its own."""
+    from dsformats.model import Categories, LabelDef
+
+    header = Header(categories=Categories(labels=[LabelDef(name="head"), LabelDef(name="ear", parent="head")]))
+    items = [Item(id="a", annotations=[Bbox(x=1, y=1, w=2, h=2, label="ear")])]
+    report = dsformats.write(items, tmp_path / "voc", "voc", header=header, options={"label_map": "voc"})
+    lines = (tmp_path / "voc" / "labelmap.txt").read_text().splitlines()[1:]
+    parts = {line.split(":")[0]: line.split(":")[2] for line in lines}
+    assert parts["person"] == "head,hand,foot" and parts["ear"] == ""
+    assert report.dropped["label parent"][0] == 1  # ear's parent head is a part
+    source = dsformats.write(items, tmp_path / "source", "voc", header=header)
+    assert "label parent" not in source.dropped  # here head is a label, and ear its part
