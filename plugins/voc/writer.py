@@ -170,6 +170,10 @@ def _escape(text: str) -> str:
     return text
 
 
+#: The report's reason for an attribute that :meth:`VocWriter._element` cannot write.
+_NOT_AN_ELEMENT = "not a VOC XML element (a name, and text, dicts or lists)"
+
+
 def _has_structure(attributes: dict[str, Any]) -> bool:
     """Whether an attribute value is a dict or a list (written as child elements of the object)."""
     return any(isinstance(value, dict | list) for value in attributes.values())
@@ -520,7 +524,7 @@ class VocWriter:
         for key, value in attributes.items():
             out: list[str] = []
             if type(key) is not str or key in READ_ELEMENTS or not self._element(out, "  ", key, value, report):
-                report.drop("item attribute", "not a VOC XML element (a name, and text, dicts or lists)")
+                report.drop("item attribute", _NOT_AN_ELEMENT)
             elif key == "folder":
                 folder = "".join(out)
             elif key == "source":
@@ -765,7 +769,7 @@ class VocWriter:
                                                                                         report):
                 out += elements
             else:
-                report.drop("attribute", "not a VOC XML element (a name, and text, dicts or lists)")
+                report.drop("attribute", _NOT_AN_ELEMENT)
         out.append("\n  </object>")
         return dict(actions)
 
