@@ -83,7 +83,6 @@ _SOURCE = (
     "\n  <source>\n    <database>Unknown</database>\n    <annotation>Unknown</annotation>\n    <image>Unknown</image>"
     "\n  </source>"
 )
-_TOP = "<annotation>\n  <folder>JPEGImages</folder>"
 #: The types written with ``repr`` straight away (``format_number`` gives the same text for them).
 _PLAIN = frozenset({int, float})
 #: ``<object>`` children that take the careful path in :meth:`VocWriter._object` when present.
@@ -186,6 +185,10 @@ def _leaf(indent: str, tag: str, text: str) -> str:
     as ``ElementTree.indent(root, "  ")`` + ``tostring`` would lay them out, without building a tree.
     """
     return f"\n{indent}<{tag}>{_escape(text)}</{tag}>" if text else f"\n{indent}<{tag} />"
+
+
+#: The opening of an XML whose item has no folder in its id: ``default_folder`` of a top-level id.
+_TOP = "<annotation>" + _leaf("  ", "folder", IMAGES_DIR)
 
 
 class _Labels:
