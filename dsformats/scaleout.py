@@ -28,6 +28,7 @@ from typing import Any
 
 from dsformats import dispatch
 from dsformats.errors import DsformatsError, OptionError
+from dsformats.formats import FormatSpec
 from dsformats.model import Header
 from dsformats.policy import partial_output, reporting
 from dsformats.registry import Registry, default_registry
@@ -55,14 +56,16 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def _auto_candidate(src: Any, dst: Any, workers: int) -> bool:
-    """Whether ``engine="auto"`` may shard at all: several CPUs, a plain local input folder and output folder."""
+def _auto_candidate(src: Any, dst: Any, workers: int, source: FormatSpec) -> bool:
+    """Whether ``engine="auto"`` may shard at all: several CPUs, a local output folder, and a local input
+    folder or a file that the source format reads itself (an image_zip archive; a dataset inside an archive
+    is read through an archive file system, which every shard would open again)."""
     plain = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")  # URLs (s3://, memory://, zip://) stay in one process
-    return (
-        workers > 1
-        and not plain.match(str(src)) and Path(src).is_dir()
-        and not plain.match(str(dst)) and not str(dst).lower().endswith(".zip")
-    )
+    if workers < 2 or plain.match(str(src)) or plain.match(str(dst)) or str(dst).lower().endswith(".zip"):
+        return False
+    path = Path(src)
+    reads_file = path.name.lower().endswith(tuple(ext.lower() for ext in source.extensions))
+    return path.is_dir() or (reads_file and path.is_file())
 
 
 class _Declined(Exception):
@@ -306,8 +309,9 @@ def convert_distributed(
     called with ``(shards done, shards, items done)``.
 
     ``engine="auto"`` (the CLI's default) is the processes engine when it pays: ``workers`` > 1, a local input
-    folder whose reader has ``shards()`` and at least :data:`AUTO_MIN_ITEMS` items, a source format that
-    stores annotations, a merge hook for the target, a local output folder. Otherwise the
+    folder (or a file that its format reads itself, such as an image_zip archive) whose reader has
+    ``shards()`` and at least :data:`AUTO_MIN_ITEMS` items, a merge hook for the target, a local output
+    folder. Otherwise the
     conversion runs in this process (on the reader already opened), exactly as :func:`dsformats.convert`,
     and reports to ``item_progress``.
     """
@@ -331,11 +335,10 @@ def convert_distributed(
     auto = engine == "auto"
     if auto:
         engine = "processes"
-        # a media-only source is byte copying (re-encoding has --jobs): shards would add process start-up and
-        # a merge pass, and gain nothing. An annotated source pays even into image_zip: its annotations are
-        # parsed (and counted) in the shards, and the archive merge appends each part in one block copy.
-        media_only = not reg.reader_format(source_format).spec.annotation_kinds
-        if media_only or not (_auto_candidate(src, dst, workers) and _has_merge(reg, info.name)):
+        # It pays even for byte copies: workers get their part of the reader's index (an image_zip shard
+        # reads only its records), write in parallel, and the archive merge appends each part in one block.
+        source_spec = reg.reader_format(source_format).spec
+        if not (_auto_candidate(src, dst, workers, source_spec) and _has_merge(reg, info.name)):
             return dispatch.convert(
                 src, dst, info.name, source_format=source_format, reader_options=reader_options,
                 writer_options=checked, overwrite=overwrite, registry=reg, progress=item_progress, strict=strict,

@@ -39,7 +39,8 @@ from typing import IO, Any, Literal, NamedTuple
 from zlib import crc32
 
 __all__ = [
-    "Compressed", "SpoolingZipWriter", "StreamingZipReader", "ZipMember", "compress", "fast_crc32", "raw_inflater",
+    "MARK_EVERY", "Compressed", "SpoolingZipWriter", "StreamingZipReader", "ZipMember", "compress", "fast_crc32",
+    "raw_inflater",
 ]
 
 _CD = struct.Struct(zipfile.structCentralDir)  # type: ignore[attr-defined]
@@ -58,6 +59,8 @@ _LENGTHS = struct.Struct("<HHH")  # a central directory record's name, extra fie
 assert _CHUNK >= _CD.size + 3 * 0xFFFF  # the longest central directory record
 # since Python 3.12 (and some 3.11 patch releases) ZipInfo._decodeExtra takes the CRC of the raw file name
 _EXTRA_TAKES_CRC = zipfile.ZipInfo._decodeExtra.__code__.co_argcount > 1  # type: ignore[attr-defined]
+#: :meth:`StreamingZipReader.iter_infos` marks the position of every this many central directory records.
+MARK_EVERY = 256
 
 
 class StreamingZipReader(zipfile.ZipFile):
@@ -101,16 +104,28 @@ class StreamingZipReader(zipfile.ZipFile):
             self.fp.seek(offset)
             return self.fp.read(size)
 
-    def iter_infos(self) -> Iterator[zipfile.ZipInfo]:
-        """Every central directory entry, in order, as a fresh ``ZipInfo`` (as ``infolist()`` would hold it)."""
+    def iter_infos(
+        self, start: int = 0, stop: int | None = None, marks: list[int] | None = None
+    ) -> Iterator[zipfile.ZipInfo]:
+        """Every central directory entry, in order, as a fresh ``ZipInfo`` (as ``infolist()`` would hold it).
+
+        ``start`` and ``stop`` are positions in the central directory (0 and its size by default), such as
+        ``marks`` collects: the position of every :data:`MARK_EVERY`-th record from ``start`` on, so that a
+        later pass can begin at any of them.
+        """
         encoding = getattr(self, "metadata_encoding", None) or "cp437"
-        size_cd, concat, start_dir = self._size_cd, self._concat, self.start_dir
+        concat, start_dir = self._concat, self.start_dir
+        size_cd = self._size_cd if stop is None else min(stop, self._size_cd)
         unpack_from, fixed, signature = _CD.unpack_from, _CD.size, zipfile.stringCentralDir  # type: ignore[attr-defined]
         utf8, max_version, info_class = zipfile._MASK_UTF_FILENAME, zipfile.MAX_EXTRACT_VERSION, zipfile.ZipInfo  # type: ignore[attr-defined]
-        loaded = position = 0  # central directory bytes read so far, and parsed so far
+        loaded = position = start  # central directory bytes read so far, and parsed so far
         buffer = b""
         at = 0  # position in buffer
+        number = 0  # records parsed
         while position < size_cd:
+            if marks is not None and number % MARK_EVERY == 0:
+                marks.append(position)
+            number += 1
             avail = len(buffer) - at
             if (avail < fixed or avail < fixed + sum(_LENGTHS.unpack_from(buffer, at + 28))) and loaded < size_cd:
                 want = min(_CHUNK, size_cd - loaded)  # a chunk holds at least one whole record

@@ -30,7 +30,8 @@ SPEC = FormatSpec(
             name="shard",
             default=None,
             metavar="KEY",
-            help="read only this archive: a key from the reader's shards() (its path relative to the input)",
+            help="read only this archive (its path relative to the input) or ARCHIVE@FIRST:STOP, a range of its "
+            "central directory records: a key from the reader's shards()",
         ),
     ),
     writer_options=(

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import copy
+import itertools
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
-from dsformats import DatasetError, Header, Item, Media, Shard
+from dsformats import DatasetError, Header, Item, Media, Shard, shard_range
 from dsformats.fileaccess import as_path, open_binary, safe_relative, walk_files
 from dsformats.idset import KeyMap
 from dsformats.imaging import IMAGE_SUFFIXES
 from dsformats.limits import ZipBudget
 from dsformats.policy import bad_item, warn
-from dsformats.zipstream import StreamingZipReader, ZipMember
+from dsformats.zipstream import MARK_EVERY, StreamingZipReader, ZipMember
 
 from .schema import ARCHIVE_SUFFIX, is_junk, split_member
 
@@ -22,36 +25,71 @@ _NAMED_OTHERS = 3
 
 
 class _Archive:
-    """One open archive and which of its members are images.
+    """One archive and which of its central directory records are images.
 
-    Nothing per member is kept but one bit (image or not): the central directory is parsed again, record by
-    record, when the items are read, so memory does not grow with the number of members.
+    Nothing per member is kept but one bit (image or not) and, every :data:`MARK_EVERY` records, the record's
+    position: the central directory is parsed again, record by record, when the items are read, so memory
+    does not grow with the number of members. :meth:`part` narrows it to a run of records (a range shard).
+    Pickled, it keeps all that and drops the open file (:meth:`open` it again).
     """
 
     def __init__(self, path: Path, subset: str) -> None:
         self.path = path
         self.subset = subset
-        self.count = 0
-        self._images = bytearray()  # bit i: central directory entry i is an image member
-        stream = open_binary(path)
+        self.count = 0  # image members
+        self.records = 0  # central directory records
+        self._images = bytearray()  # bit i: central directory record i (of the span) is an image member
+        self._marks: list[int] = []  # the position of every MARK_EVERY-th record
+        self._span: tuple[int, int | None] = (0, None)  # the central directory positions read
+        self.zip: StreamingZipReader | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "zip": None}
+
+    def open(self) -> None:
+        """Open the archive (its end records only)."""
+        stream = open_binary(self.path)
         try:
             self.zip = StreamingZipReader(stream)
         except (zipfile.BadZipFile, OSError, EOFError) as exc:
             stream.close()
-            raise DatasetError(f"not a readable zip archive ({exc})", str(path)) from None
+            raise DatasetError(f"not a readable zip archive ({exc})", str(self.path)) from None
         except BaseException:
             stream.close()
             raise
 
-    def index(self, seen: KeyMap) -> None:
-        """Pick the image members (bad ones go to the bad-item policy); ``seen`` maps item keys to members."""
+    def part(self, first: int, stop: int) -> _Archive:
+        """The records ``first`` (a multiple of :data:`MARK_EVERY`) to ``stop`` of this indexed archive."""
+        aligned = first % MARK_EVERY == 0 and (stop % MARK_EVERY == 0 or stop == self.records)
+        if not (aligned and 0 <= first <= stop <= self.records):
+            raise DatasetError(f"no shard of records {first}:{stop} in this archive of {self.records:,} records",
+                               str(self.path))
+        part = copy.copy(self)
+        part.zip, part._marks = None, []
+        part._images = self._images[first >> 3 : (stop + 7) >> 3]
+        if stop & 7:
+            part._images[-1] &= (1 << (stop & 7)) - 1
+        part.count = int.from_bytes(part._images, "little").bit_count()
+        part.records = stop - first
+        end = self._marks[stop // MARK_EVERY] if stop < self.records else None  # stop: a multiple, or the end
+        part._span = (self._marks[first // MARK_EVERY] if first else self._span[0], end)
+        return part
+
+    def index(self, seen: KeyMap, records: range | None = None) -> None:
+        """Pick the image members (bad ones go to the bad-item policy); ``seen`` maps item keys to members.
+
+        With ``records``, only the members of those record numbers are checked and picked.
+        """
         budget = ZipBudget(str(self.path))
         images = self._images
         others: list[str] = []  # members that are not images (nor directories or OS metadata): told, not read
         other_count = 0
-        for number, info in enumerate(self._infos()):
+        number = -1
+        for number, info in enumerate(self._infos(self._marks)):
             if number % 8 == 0:
                 images.append(0)
+            if records is not None and number not in records:
+                continue
             if info.is_dir() or is_junk(info.filename):
                 continue
             name = info.filename
@@ -81,10 +119,12 @@ class _Archive:
             what = "1 member is not an image and was" if other_count == 1 else (
                 f"{other_count:,} members are not images and were")
             warn(f"{self.path}: {what} not read: {', '.join(others)}{more}")
+        self.records = number + 1
 
-    def _infos(self) -> Iterator[zipfile.ZipInfo]:
+    def _infos(self, marks: list[int] | None = None) -> Iterator[zipfile.ZipInfo]:
+        assert self.zip is not None
         try:
-            yield from self.zip.iter_infos()
+            yield from self.zip.iter_infos(*self._span, marks=marks)
         except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, UnicodeDecodeError) as exc:
             raise DatasetError(f"not a readable zip archive ({exc})", str(self.path)) from None
 
@@ -96,6 +136,7 @@ class _Archive:
                 yield split_member(safe_relative(info.filename))[0], info
 
     def media(self, info: zipfile.ZipInfo) -> Media:
+        assert self.zip is not None
         member = ZipMember(self.zip, info)
         return Media(
             name=f"{self.path}!{info.filename}", suffix=split_member(info.filename)[1], opener=member.open,
@@ -103,8 +144,11 @@ class _Archive:
         )
 
     def close(self) -> None:
+        if self.zip is None:
+            return
         fp = self.zip.fp
         self.zip.close()
+        self.zip = None
         if fp is not None:
             fp.close()
 
@@ -113,7 +157,8 @@ class ImageZipReader:
     """Items of one archive, or of all archives under a directory (sorted by path).
 
     Only the central directories are read when the reader opens; member bytes are read when an item's media
-    is used. ``subset_from="archive"`` puts each archive's items in a subset named after its stem.
+    is used. ``subset_from="archive"`` puts each archive's items in a subset named after its stem. ``shard``
+    reads one key of :meth:`shards`: an archive, or a range of its records (``ARCHIVE@FIRST:STOP``).
     """
 
     def __init__(self, path: Path, *, subset_from: str = "none", shard: str | None = None) -> None:
@@ -122,6 +167,7 @@ class ImageZipReader:
         self.shard = shard
         self.header = Header()
         self._archives: list[_Archive] = []
+        self._indexed = False  # a shard reader arrives indexed: entering it opens its archive, nothing more
 
     def _archive_paths(self) -> list[Path]:
         if self.path.is_file():
@@ -134,15 +180,33 @@ class ImageZipReader:
             raise DatasetError("no .zip archive found in this directory", str(self.path))
         return found
 
+    def _selected(self, paths: list[Path]) -> tuple[list[Path], range | None]:
+        """The archives of the ``shard`` key, and the records it reads (None: all of them)."""
+        keys = [self._shard_key(p) for p in paths]
+        archive, records = self.shard, None
+        if archive not in keys and "@" in str(archive):
+            archive, _, span = str(archive).rpartition("@")
+            records = shard_range(span)
+        chosen = [p for p, key in zip(paths, keys, strict=True) if key == archive]
+        if not chosen:
+            raise DatasetError(f"no shard {self.shard!r}; the shards are: {', '.join(keys)}, or ARCHIVE@FIRST:STOP "
+                               "ranges of their records", str(self.path))
+        return chosen, records
+
     def __enter__(self) -> ImageZipReader:
+        if self._indexed:
+            try:
+                for archive in self._archives:
+                    archive.open()
+            except BaseException:
+                self.close()
+                raise
+            return self
         seen = KeyMap()  # (subset, item id) -> the first member of that item
         try:
-            paths = self._archive_paths()
+            paths, records = self._archive_paths(), None
             if self.shard is not None:
-                keys = [self._shard_key(p) for p in paths]
-                paths = [p for p, key in zip(paths, keys, strict=True) if key == self.shard]
-                if not paths:
-                    raise DatasetError(f"no shard {self.shard!r}; the shards are: {', '.join(keys)}", str(self.path))
+                paths, records = self._selected(paths)
             stems: dict[str, Path] = {}
             for path in paths:
                 subset = "default"
@@ -153,7 +217,12 @@ class ImageZipReader:
                     stems[subset] = path
                 archive = _Archive(path, subset)
                 self._archives.append(archive)
-                archive.index(seen)
+                archive.open()
+                archive.index(seen, records)
+            if records is not None:  # read only the records of the range
+                whole = self._archives[0]
+                self._archives[0] = whole.part(records.start, min(records.stop, whole.records))
+                self._archives[0].zip, whole.zip = whole.zip, None
         except BaseException:
             self.close()
             raise
@@ -172,14 +241,44 @@ class ImageZipReader:
         """Close every archive."""
         for archive in self._archives:
             archive.close()
-        self._archives = []
+        if not self._indexed:
+            self._archives = []
 
     def _shard_key(self, path: Path) -> str:
         return path.relative_to(self.path).as_posix() if self.path.is_dir() else path.name
 
-    def shards(self) -> list[Shard]:
-        """One shard per archive; pass ``shard=key`` to read only that archive."""
-        return [Shard(self._shard_key(a.path), f"archive {a.path.name}", a.count) for a in self._archives]
+    def shards(self, count: int = 1) -> list[Shard]:
+        """One shard per archive; with fewer archives than ``count``, about ``count`` shards in all, an archive
+        being split into ranges of its central directory records (keys ``ARCHIVE@FIRST:STOP``).
+
+        Pass a key as ``shard=key`` to read only that shard, or get its reader from :meth:`shard_reader`.
+        """
+        total = sum(a.count for a in self._archives) or 1
+        found = []
+        for archive in self._archives:
+            key = self._shard_key(archive.path)
+            blocks = -(-archive.records // MARK_EVERY)
+            pieces = min(blocks, round(count * archive.count / total)) if len(self._archives) < count else 1
+            if pieces <= 1:
+                found.append(Shard(key, f"archive {archive.path.name}", archive.count))
+                continue
+            bounds = [round(i * blocks / pieces) * MARK_EVERY for i in range(pieces)] + [archive.records]
+            for first, stop in itertools.pairwise(bounds):
+                found.append(Shard(f"{key}@{first}:{stop}", f"archive {archive.path.name}, records {first}..{stop - 1}",
+                                   archive.part(first, stop).count))
+        return found
+
+    def shard_reader(self, key: str) -> ImageZipReader:
+        """A picklable reader of shard ``key`` of this open reader, for a scale-out worker: it carries the
+        shard's part of the index, so entering it opens the archive and reads none of its other records."""
+        paths = [a.path for a in self._archives]
+        chosen = ImageZipReader(self.path, subset_from=self.subset_from, shard=key)
+        (path,), records = chosen._selected(paths)
+        archive = next(a for a in self._archives if a.path == path)
+        chosen._archives = [archive.part(records.start, records.stop) if records else archive.part(0, archive.records)]
+        chosen._indexed = True
+        chosen.header = Header(subsets=self.header.subsets, size_hint=chosen._archives[0].count)
+        return chosen
 
     def items(self) -> Iterator[Item]:
         """Yield one item per image member, in archive order."""

@@ -52,6 +52,29 @@ def test_writer_bytes_equal_zipfile_and_reader_infos_equal_infolist(tmp_path, co
         assert list(streaming.iter_infos())[5].filename == infos[5].filename  # parsed again, same result
 
 
+def test_marks_let_a_later_pass_start_and_stop_at_any_marked_record(tmp_path, monkeypatch):
+    """``marks`` collects the position of every MARK_EVERY-th record; ``iter_infos(start, stop)`` between two
+    marks parses exactly those records, across read chunks too."""
+    from dsformats import zipstream
+
+    monkeypatch.setattr(zipstream, "MARK_EVERY", 7)
+    monkeypatch.setattr(zipstream, "_CHUNK", zipstream._CD.size + 3 * 0xFFFF)  # several chunks for 50 long names
+    names = [f"{i:03d}-" + "n" * random.Random(i).randrange(5000, 12000) + ".png" for i in range(50)]
+    with zipfile.ZipFile(tmp_path / "a.zip", "w") as archive:
+        for name in names:
+            archive.writestr(zipfile.ZipInfo(name, date_time=DATE), name[:3])
+    with StreamingZipReader(tmp_path / "a.zip") as reader:
+        marks: list[int] = []
+        assert [i.filename for i in reader.iter_infos(marks=marks)] == names
+        assert len(marks) == 8 and marks[0] == 0
+        assert [i.filename for i in reader.iter_infos(marks[2], marks[5])] == names[14:35]
+        tail = list(reader.iter_infos(marks[7]))
+        assert [i.filename for i in tail] == names[49:] and reader.open(tail[0]).read() == b"049"
+        again: list[int] = []
+        assert [i.filename for i in reader.iter_infos(marks[3], marks[6], marks=again)] == names[21:42]
+        assert again == marks[3:6]
+
+
 def test_zip64_member_count_matches_zipfile_and_passes_unzip(tmp_path):
     """More than 65,535 members need the ZIP64 end records; the central directory spans many read chunks."""
     members = [(f"{i:06d}.jpg", b"") for i in range(65_600)]

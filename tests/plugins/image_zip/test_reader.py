@@ -399,3 +399,106 @@ def test_members_that_are_not_images_are_named_in_a_warning(tmp_path: Path, make
     assert report.warnings == [f"{one}: 1 member is not an image and was not read: readme.txt"]
     clean = write_zip(tmp_path / "clean.zip", {"1.png": image, "d/": None, "__MACOSX/._1.png": b"j"})
     assert dsformats.convert(clean, tmp_path / "out-clean", "image_zip", source_format="image_zip").warnings == []
+
+
+# ------------------------------------------------------------------------------------ range shards
+
+
+@pytest.fixture
+def big_archive(tmp_path: Path, make_image) -> tuple[Path, list[str]]:
+    """An archive of 700 records: 697 images, a text file, a directory and an encrypted (bad) member."""
+    members: list[tuple[str, bytes | None]] = [(f"d{i % 3}/{i:04d}.png", make_image(2, 2, seed=i)) for i in range(697)]
+    members[300:300] = [("notes.txt", b"hi"), ("e/", None)]
+    members.insert(600, ("bad.png", make_image(2, 2, seed=9999)))
+    path = write_zip(tmp_path / "big.zip", members)
+    data = bytearray(path.read_bytes())  # mark bad.png encrypted: flag bit 0 of its central directory record
+    at = data.index(b"bad.png", data.index(b"PK\x01\x02")) - 46  # its central record: 46 bytes, then the name
+    assert data[at : at + 4] == b"PK\x01\x02"
+    data[at + 8] |= 1
+    path.write_bytes(bytes(data))
+    return path, [name for name, _ in members]
+
+
+def test_one_archive_splits_into_ranges_of_its_records(big_archive):
+    """With fewer archives than shards wanted, an archive is split at every 256th record; each range shard,
+    read again through the ``shard`` option or as a pickled shard reader, gives its part of the items."""
+    import pickle
+
+    path, _names = big_archive
+    options = {"skip_bad_items": True}
+    with pytest.raises(DatasetError, match="bad.png: member is encrypted"), dsformats.read(path, "image_zip"):
+        pass
+    everything = dsformats.convert(path, path.parent / "whole", "image_zip", source_format="image_zip", **options)
+    assert len(everything.skipped) == 1
+    with dsformats.policy.reporting(dsformats.Report(), skip_bad_items=True), \
+            dsformats.read(path, "image_zip") as reader:
+        rows = [(i.subset, i.id, i.media.read_bytes()) for i in reader.items()]
+        assert [(s.key, s.size_hint) for s in reader.shards(1)] == [("big.zip", 697)]
+        shards = reader.shards(3)
+        payloads = [pickle.dumps(reader.shard_reader(s.key)) for s in shards]
+    assert [(s.key, s.size_hint) for s in shards] == [("big.zip@0:256", 256), ("big.zip@256:512", 254),
+                                                      ("big.zip@512:700", 187)]
+    assert len(rows) == 697 and rows[0] == ("default", "d0/0000", read_all(path.parent / "whole")[0][2])
+    shipped = []
+    for payload in payloads:
+        with pickle.loads(payload) as shard_reader:
+            shipped.append([(i.subset, i.id, i.media.read_bytes()) for i in shard_reader.items()])
+    assert [len(piece) for piece in shipped] == [256, 254, 187]
+    assert [row for piece in shipped for row in piece] == rows
+    with dsformats.policy.reporting(dsformats.Report(), skip_bad_items=True):
+        reopened = [read_all(path, shard=s.key) for s in shards]
+    assert reopened == shipped
+
+
+def test_a_shard_reader_parses_only_its_records(big_archive, monkeypatch):
+    import pickle
+
+    from dsformats.zipstream import StreamingZipReader
+
+    path, names = big_archive
+    with dsformats.policy.reporting(dsformats.Report(), skip_bad_items=True), \
+            dsformats.read(path, "image_zip") as reader:
+        payload = pickle.dumps(reader.shard_reader("big.zip@256:512"))
+    parsed: list[str] = []
+    real = StreamingZipReader.iter_infos
+
+    def recording(self, *args, **kwargs):
+        for info in real(self, *args, **kwargs):
+            parsed.append(info.filename)
+            yield info
+
+    monkeypatch.setattr(StreamingZipReader, "iter_infos", recording)
+    with pickle.loads(payload) as shard_reader:
+        ids = [item.id for item in shard_reader.items()]
+    assert parsed == names[256:512]
+    assert ids == [n[:-4] for n in names[256:512] if n.endswith(".png")]
+
+
+@pytest.mark.parametrize(("key", "error"), [("big.zip@5:256", "no shard of records 5:256"),
+                                            ("big.zip@0:300", "no shard of records 0:300"),
+                                            ("big.zip@768:800", "no shard of records 768:700"),
+                                            ("other.zip@0:256", "no shard 'other.zip@0:256'")])
+def test_a_range_that_is_not_a_shard_is_refused(big_archive, key, error):
+    path, _ = big_archive
+    with pytest.raises(DatasetError, match=error), dsformats.policy.reporting(dsformats.Report(), skip_bad_items=True):
+        read_all(path, shard=key)
+    with pytest.raises(dsformats.OptionError, match="START:STOP"):
+        read_all(path, shard="big.zip@a:b")
+
+
+def test_range_shards_convert_as_one_process(big_archive):
+    """A local pool converts the range shards of one archive into VOC: the same tree and report as one process,
+    the bad member and the text file told once (the workers do not index the archive again)."""
+    from dsformats.scaleout import convert_distributed
+    from dsformats.testing import read_tree
+
+    path, _ = big_archive
+    out = path.parent
+    single = dsformats.convert(path, out / "single", "voc", source_format="image_zip",
+                               writer_options={"save_images": True}, skip_bad_items=True)
+    report = convert_distributed(path, out / "pool", "voc", source_format="image_zip", engine="processes",
+                                 workers=2, shards=3, writer_options={"save_images": True}, skip_bad_items=True)
+    assert read_tree(out / "pool") == read_tree(out / "single")
+    assert report.items_written == single.items_written == {"default": 697}
+    assert report.skipped == single.skipped and len(single.skipped) == 1
+    assert report.warnings == single.warnings and len(single.warnings) == 1
