@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
 
 import pytest
 
+from dsformats import merging
 from dsformats.errors import DatasetError
 from dsformats.merging import merge_files
+
+
+@pytest.fixture(autouse=True, params=["folder descriptors", "paths", "across file systems"])
+def how_files_move(request, monkeypatch):
+    """Each test runs as the OS allows: renames relative to open folders, by full paths, or copies across
+    file systems (every rename fails with EXDEV)."""
+    if request.param == "paths":
+        monkeypatch.setattr(merging._Mover, "_FDS", False)
+    elif request.param == "across file systems":
+        def rename(*args, **kwargs):
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+        monkeypatch.setattr(os, "rename", rename)
+    return request.param
 
 
 def _part(root: Path, files: dict[str, str], dirs: tuple[str, ...] = ()) -> Path:
@@ -45,14 +62,19 @@ def test_moves_items_and_concatenates_lists_in_shard_order(tmp_path):
     ]
 
 
-def test_a_file_written_by_two_shards_is_an_error_naming_it(tmp_path):
+@pytest.mark.parametrize("earlier", ["a file", "a dangling symlink"])
+def test_a_file_written_by_two_shards_is_an_error_naming_it(tmp_path, earlier):
     parts = [_part(tmp_path / "0", {"items/a.txt": "A"}), _part(tmp_path / "1", {"items/b.txt": "B"}),
              _part(tmp_path / "2", {"items/a.txt": "other A"})]
     (tmp_path / "out").mkdir()
+    if earlier == "a dangling symlink":
+        (parts[0] / "items" / "a.txt").unlink()
+        (parts[0] / "items" / "a.txt").symlink_to(tmp_path / "nowhere")
     with pytest.raises(DatasetError) as caught:
         merge_files(parts, tmp_path / "out")
     assert caught.value.location == "items/a.txt"
     assert str(caught.value) == (
         "items/a.txt: shard 2 and an earlier shard both wrote this file: an item id is repeated across shards"
     )
-    assert (tmp_path / "out" / "items" / "a.txt").read_text() == "A"  # never overwritten
+    kept = tmp_path / "out" / "items" / "a.txt"  # never overwritten
+    assert kept.read_text() == "A" if earlier == "a file" else kept.readlink() == tmp_path / "nowhere"
