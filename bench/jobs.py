@@ -17,7 +17,18 @@ import shutil
 import sys
 from pathlib import Path
 
-from run import convert_command, dataset, fmt_mem, fmt_time, machine, markdown_table, publish, run_once, tree_digest
+from run import (
+    LOCAL,
+    convert_command,
+    dataset,
+    fmt_mem,
+    fmt_time,
+    machine,
+    markdown_table,
+    publish,
+    run_once,
+    tree_digest,
+)
 
 TARGET_SPEEDUP = 1.8
 VARIANTS = {"--jobs 1": ["--jobs", "1"], "--jobs 2": ["--jobs", "2"], "default": []}
@@ -71,7 +82,7 @@ def main(argv: list[str]) -> int:
     for name, (src_fmt, src, fmt, options) in reencode_loads(data).items():
         if args.only and args.only not in name:
             continue
-        command = convert_command(src_fmt, src, fmt, "--", *options)
+        command = convert_command(src_fmt, src, fmt, *LOCAL, "--", *options)
         results, digests, (files, size) = measure(command, VARIANTS, out, args.runs)
         for variant, values in results.items():
             print(f"{name:<52} {variant:<9} {fmt_time(values)}  {fmt_mem(values)}", file=sys.stderr)

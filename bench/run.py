@@ -103,7 +103,7 @@ def workloads(data: Path, out: Path) -> list[Workload]:
                  datum("image_zip", izip, "voc", "--", "--save-media"), floor="extract"),
         Workload("format detection (whole process)", [*DSFORMATS, "detect", str(coco)],
                  ["{datum}", "detect", str(coco)]),
-        # the default engine ("auto") shards local folders of 2,000+ items over every core; the same
+        # the default engine ("auto") shards local folders and archives of 2,000+ items on every core; the same
         # conversions in one process (--engine local), against Datumaro's same run
         *(Workload(f"{name}, one process", [*command[:4], "--engine", "local", *command[4:]], None,
                    peer=name)
@@ -161,6 +161,10 @@ def run_once(command: list[str], out: Path, datum: str | None,
     if proc.returncode not in (0,):
         raise SystemExit(f"failed ({proc.returncode}): {' '.join(argv)}\n{stderr[-2000:]}")
     return elapsed, peak * 1024
+
+
+#: ``convert`` arguments for one process: the default engine ("auto") shards 2,000+ items over every core.
+LOCAL = ("--engine", "local")
 
 
 def convert_command(src_fmt: str, src: Path, fmt: str, *extra: str) -> list[str]:
@@ -376,9 +380,9 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(out / "datumaro", ignore_errors=True)
     header = (f"{args.images:,} images ({args.image_size}, {args.objects} objects each), best of {args.runs} runs "
               "(the floors too); "
-              f"{machine()}. dsformats runs its default engine (auto: folders of 2,000+ items are converted in "
-              "one worker process per core, then merged), and again in one process where the row says so. Peak RSS "
-              "is the largest single process (the client or one worker).")
+              f"{machine()}. dsformats runs its default engine (auto: folders and image_zip archives of 2,000+ items "
+              "are converted in one worker process per core, then merged), and again in one process where the row "
+              "says so. Peak RSS is the largest single process (the client or one worker).")
     return publish(table(loads, floor_times, header), args.markdown)
 
 

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from jobs import reencode_loads
-from run import convert_command, dataset, fmt_time, machine, markdown_table, publish, run_once, tree_digest
+from run import LOCAL, convert_command, dataset, fmt_time, machine, markdown_table, publish, run_once, tree_digest
 
 MB = 2**20
 TARGET_THROUGHPUT = 1.7
@@ -97,7 +97,8 @@ class Sampler:
         self.runs.append(samples)
         stop = threading.Event()
         # pid: is a worker: a multiprocessing child (Dask spawns its workers, a --jobs pool forks them from a
-        # forkserver, which counts too), not the resource tracker
+        # forkserver, which counts too, and --engine processes forks them: the same command line as the root),
+        # not the resource tracker
         kinds: dict[int, bool] = {}
 
         def loop() -> None:
@@ -111,7 +112,9 @@ class Sampler:
                         with contextlib.suppress(psutil.Error):
                             if child.pid not in kinds:
                                 command = " ".join(child.cmdline())
-                                kinds[child.pid] = "spawn_main" in command or "multiprocessing.forkserver" in command
+                                forked = command == " ".join(root.cmdline())  # root has run exec by now
+                                kinds[child.pid] = (forked or "spawn_main" in command
+                                                    or "multiprocessing.forkserver" in command)
                             if kinds[child.pid]:
                                 samples.workers.setdefault(child.pid, []).append((now, child.memory_info().rss))
                                 times = child.cpu_times()
@@ -168,8 +171,8 @@ def reencode_rows(data: Path, workers: int) -> dict[str, dict[str, list[str]]]:
     dask = ["--engine", "dask", "--workers", str(workers)]
     return {
         name: {
-            "1 process, --jobs 1": convert_command(sf, src, fmt, "--", *options, "--jobs", "1"),
-            f"1 process, default --jobs ({os.cpu_count()})": convert_command(sf, src, fmt, "--", *options),
+            "1 process, --jobs 1": convert_command(sf, src, fmt, *LOCAL, "--", *options, "--jobs", "1"),
+            f"1 process, default --jobs ({os.cpu_count()})": convert_command(sf, src, fmt, *LOCAL, "--", *options),
             f"Dask, {workers} workers": convert_command(sf, src, fmt, *dask, "--", *options),
         }
         for name, (sf, src, fmt, options) in reencode_loads(data).items()
@@ -211,7 +214,9 @@ def tiny_table(args: argparse.Namespace, out: Path) -> str:
             layouts[f"{archives} zips of ≤ {args.per_archive:,} (1 shard each)"] = data / "image_zip_parts"
         for layout, src in layouts.items():
             variants = {
-                "1 process": convert_command("image_zip", src, "image_zip"),
+                "1 process": convert_command("image_zip", src, "image_zip", *LOCAL),
+                f"processes, {args.workers} workers": convert_command("image_zip", src, "image_zip", "--engine",
+                                                                      "processes", "--workers", str(args.workers)),
                 f"Dask, {args.workers} workers": convert_command("image_zip", src, "image_zip", "--engine", "dask",
                                                                  "--workers", str(args.workers)),
             }

@@ -129,15 +129,14 @@ def test_scaleout_group(tmp_path):
     assert float(reencode[2][6].removesuffix("×")) == pytest.approx(base / seconds(reencode[2][2]), rel=0.1, abs=0.02)
     assert re.fullmatch(r"\d+ MB", reencode[2][5])  # the Dask workers were sampled
     assert [(r[0], r[1], r[2]) for r in tiny] == [
-        ("300", "1 zip of 300 (range shards)", "1 process"), ("300", "1 zip of 300 (range shards)", "Dask, 2 workers"),
-        ("300", "2 zips of ≤ 150 (1 shard each)", "1 process"),
-        ("300", "2 zips of ≤ 150 (1 shard each)", "Dask, 2 workers")]
+        ("300", layout, run) for layout in ("1 zip of 300 (range shards)", "2 zips of ≤ 150 (1 shard each)")
+        for run in ("1 process", "processes, 2 workers", "Dask, 2 workers")]
     for row in tiny:
         assert row[11] == "yes" and int(row[4].replace(",", "")) > 0
-        if row[2].startswith("Dask"):
+        if row[2].startswith("Dask"):  # its workers live long enough to be sampled (a 300-item pool may not)
             assert re.fullmatch(r"(\d+ )+MB", row[9]) and 20 < int(row[8].removesuffix(" MB")) < 1000
             assert 0 <= float(row[10].removesuffix(" s")) < seconds(row[3])
-        else:
+        elif row[2] == "1 process":
             assert row[7] == row[8] == row[9] == row[10] == "—"
     data = tmp_path / "work" / "data-300-0-tiny-image_zip-x2"
     parts = sorted((data / "image_zip_parts").glob("*.zip"))
