@@ -486,19 +486,22 @@ def test_a_range_that_is_not_a_shard_is_refused(big_archive, key, error):
         read_all(path, shard="big.zip@a:b")
 
 
-def test_range_shards_convert_as_one_process(big_archive):
-    """A local pool converts the range shards of one archive into VOC: the same tree and report as one process,
-    the bad member and the text file told once (the workers do not index the archive again)."""
+@pytest.mark.parametrize("target", ["voc", "coco", "image_zip"])
+def test_range_shards_convert_as_one_process(big_archive, target):
+    """A local pool converts the range shards of one archive: the same output and report as one process, the
+    bad member and the text file told once (the workers do not index the archive again)."""
     from dsformats.scaleout import convert_distributed
     from dsformats.testing import read_tree
 
     path, _ = big_archive
     out = path.parent
-    single = dsformats.convert(path, out / "single", "voc", source_format="image_zip",
-                               writer_options={"save_images": True}, skip_bad_items=True)
-    report = convert_distributed(path, out / "pool", "voc", source_format="image_zip", engine="processes",
-                                 workers=2, shards=3, writer_options={"save_images": True}, skip_bad_items=True)
+    options = {} if target == "image_zip" else {"save_images": True}
+    single = dsformats.convert(path, out / "single", target, source_format="image_zip", writer_options=options,
+                               skip_bad_items=True)
+    report = convert_distributed(path, out / "pool", target, source_format="image_zip", engine="processes",
+                                 workers=2, shards=3, writer_options=options, skip_bad_items=True)
     assert read_tree(out / "pool") == read_tree(out / "single")
+    assert not [w for w in report.warnings if "single process" in w]
     assert report.items_written == single.items_written == {"default": 697}
     assert report.skipped == single.skipped and len(single.skipped) == 1
     assert report.warnings == single.warnings and len(single.warnings) == 1
