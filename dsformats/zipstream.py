@@ -56,6 +56,7 @@ _MIN_VERSION = {
 _DESCRIPTOR = struct.Struct("<LLQQ")  # a ZIP64 data descriptor: signature, CRC, compressed and file size
 _CHUNK = 1 << 18  # bytes of the central directory read at a time
 _LENGTHS = struct.Struct("<HHH")  # a central directory record's name, extra field and comment lengths, at 28
+_OFFSET = struct.Struct("<L")  # a central directory record's local header offset, its last fixed field
 assert _CHUNK >= _CD.size + 3 * 0xFFFF  # the longest central directory record
 # since Python 3.12 (and some 3.11 patch releases) ZipInfo._decodeExtra takes the CRC of the raw file name
 _EXTRA_TAKES_CRC = zipfile.ZipInfo._decodeExtra.__code__.co_argcount > 1  # type: ignore[attr-defined]
@@ -104,20 +105,14 @@ class StreamingZipReader(zipfile.ZipFile):
             self.fp.seek(offset)
             return self.fp.read(size)
 
-    def iter_infos(
+    def _records(
         self, start: int = 0, stop: int | None = None, marks: list[int] | None = None
-    ) -> Iterator[zipfile.ZipInfo]:
-        """Every central directory entry, in order, as a fresh ``ZipInfo`` (as ``infolist()`` would hold it).
-
-        ``start`` and ``stop`` are positions in the central directory (0 and its size by default), such as
-        ``marks`` collects: the position of every :data:`MARK_EVERY`-th record from ``start`` on, so that a
-        later pass can begin at any of them.
-        """
-        encoding = getattr(self, "metadata_encoding", None) or "cp437"
-        concat, start_dir = self._concat, self.start_dir
+    ) -> Iterator[tuple[bytes, int, tuple[Any, ...]]]:
+        """``(buffer, at, fields)`` of every central directory record from ``start`` to ``stop`` (positions in
+        the central directory; ``marks`` as :meth:`iter_infos`): the record is ``buffer[at:]``, its fixed fields
+        unpacked (signature checked), its name, extra field and comment follow them whole (or the archive ends)."""
         size_cd = self._size_cd if stop is None else min(stop, self._size_cd)
         unpack_from, fixed, signature = _CD.unpack_from, _CD.size, zipfile.stringCentralDir  # type: ignore[attr-defined]
-        utf8, max_version, info_class = zipfile._MASK_UTF_FILENAME, zipfile.MAX_EXTRACT_VERSION, zipfile.ZipInfo  # type: ignore[attr-defined]
         loaded = position = start  # central directory bytes read so far, and parsed so far
         buffer = b""
         at = 0  # position in buffer
@@ -129,16 +124,35 @@ class StreamingZipReader(zipfile.ZipFile):
             avail = len(buffer) - at
             if (avail < fixed or avail < fixed + sum(_LENGTHS.unpack_from(buffer, at + 28))) and loaded < size_cd:
                 want = min(_CHUNK, size_cd - loaded)  # a chunk holds at least one whole record
-                chunk = self._read_at(start_dir + loaded, want)
+                chunk = self._read_at(self.start_dir + loaded, want)
                 buffer, at = buffer[at:] + chunk, 0
                 loaded = loaded + want if len(chunk) == want else size_cd  # a short read: the file ends
             if len(buffer) - at < fixed:
                 raise zipfile.BadZipFile("Truncated central directory")
-            (magic, create_version, create_system, extract_version, reserved, flags, compress_type, t, d, crc,
-             compress_size, file_size, name_len, extra_len, comment_len, volume, internal_attr, external_attr,
-             header_offset) = unpack_from(buffer, at)
-            if magic != signature:
+            fields = unpack_from(buffer, at)
+            if fields[0] != signature:
                 raise zipfile.BadZipFile("Bad magic number for central directory")
+            yield buffer, at, fields
+            size = fixed + fields[12] + fields[13] + fields[14]  # short fields at a truncation, as zipfile's
+            at += size
+            position += size
+
+    def iter_infos(
+        self, start: int = 0, stop: int | None = None, marks: list[int] | None = None
+    ) -> Iterator[zipfile.ZipInfo]:
+        """Every central directory entry, in order, as a fresh ``ZipInfo`` (as ``infolist()`` would hold it).
+
+        ``start`` and ``stop`` are positions in the central directory (0 and its size by default), such as
+        ``marks`` collects: the position of every :data:`MARK_EVERY`-th record from ``start`` on, so that a
+        later pass can begin at any of them.
+        """
+        encoding = getattr(self, "metadata_encoding", None) or "cp437"
+        concat, fixed = self._concat, _CD.size
+        utf8, max_version, info_class = zipfile._MASK_UTF_FILENAME, zipfile.MAX_EXTRACT_VERSION, zipfile.ZipInfo  # type: ignore[attr-defined]
+        for buffer, at, fields in self._records(start, stop, marks):
+            (_magic, create_version, create_system, extract_version, reserved, flags, compress_type, t, d, crc,
+             compress_size, file_size, name_len, extra_len, comment_len, volume, internal_attr, external_attr,
+             header_offset) = fields
             start = at + fixed
             raw_name = buffer[start : start + name_len]
             x = info_class(raw_name.decode("utf-8" if flags & utf8 else encoding))
@@ -160,9 +174,6 @@ class StreamingZipReader(zipfile.ZipFile):
                     x._decodeExtra(crc32(raw_name))  # type: ignore[attr-defined]
                 else:
                     x._decodeExtra()  # type: ignore[attr-defined]
-            size = fixed + name_len + extra_len + comment_len  # short fields at a truncation, as zipfile's
-            at += size
-            position += size
             yield x
 
 
@@ -428,48 +439,90 @@ class SpoolingZipWriter(zipfile.ZipFile):
             else:
                 self.filelist.append_record(packed[1])  # type: ignore[attr-defined]
 
-    def append_archive(self, source: StreamingZipReader, check: Callable[[zipfile.ZipInfo], None]) -> bool:
+    def append_archive(self, source: StreamingZipReader, check: Callable[[str], None]) -> bool:
         """Append every member of ``source``, an archive this class wrote with the same compression, as it is
         stored: the local headers and data in one block copy, then one central directory record per member.
 
         The result is what :meth:`write_compressed` of each member would give. Returns False, having written
         nothing, when ``source`` is laid out otherwise (members not back to back from offset 0, another
-        compression, other local headers). Else ``check`` is called on each member (it may raise) before
-        anything is written.
+        compression, other local headers). Else ``check`` is called with each member's name (it may raise)
+        before anything is written.
         """
         if not self._seekable:  # type: ignore[attr-defined] # its members would need data descriptors
             return False
-        records = io.BytesIO()
-        count = 0
         base = self.start_dir  # type: ignore[attr-defined]
-        at = 0  # where the next member's local header must start in source
-        for info in source.iter_infos():
-            if (info.header_offset != at or info.compress_type != self.compression or info.comment
-                    or (info.extra and zipfile._strip_extra(info.extra, (1,)))):  # type: ignore[attr-defined]
-                return False
-            if info.flag_bits & zipfile._MASK_USE_DATA_DESCRIPTOR:  # type: ignore[attr-defined]
-                return False  # written to a stream: a seekable writer writes no descriptor
-            name, _ = info._encodeFilenameFlags()  # type: ignore[attr-defined]
-            at += _LOCAL.size + len(name) + _ZIP64_EXTRA + info.compress_size
-            info.header_offset += base
-            info.extra = b""  # a ZIP64 field is written again as the new offset needs
-            packed = _usual_headers(info)
-            records.write(_central_record(info) if packed is None else packed[1])
-            count += 1
-        if at != source.start_dir:
+        planned = _rebased_records(source, base, self.compression) or _rebuilt_records(source, base, self.compression)
+        if planned is None:
             return False
-        for info in source.iter_infos():
-            check(info)
+        records, count, size = planned
+        encoding = getattr(source, "metadata_encoding", None) or "cp437"
+        utf8 = zipfile._MASK_UTF_FILENAME  # type: ignore[attr-defined]
+        for buffer, at, fields in source._records():
+            name = buffer[at + _CD.size : at + _CD.size + fields[12]].decode("utf-8" if fields[5] & utf8 else encoding)
+            check(name.partition("\0")[0].replace(os.sep, "/"))  # as ZipInfo names it
         with self._lock:  # type: ignore[attr-defined]
             if self._writing:  # type: ignore[attr-defined]
                 raise ValueError("Can't write to the ZIP file while there is another write handle open on it.")
             fp, source_fp = self.fp, source.fp
             assert fp is not None and source_fp is not None
-            _copy_range(source_fp, fp, base, at)
-            self.start_dir = base + at  # type: ignore[attr-defined]
+            _copy_range(source_fp, fp, base, size)
+            self.start_dir = base + size  # type: ignore[attr-defined]
             self._didModify = True  # type: ignore[attr-defined]
-            self.filelist.append_record(records.getbuffer(), count)  # type: ignore[attr-defined]
+            self.filelist.append_record(records, count)  # type: ignore[attr-defined]
         return True
+
+
+def _local_size(name_length: int, compress_size: int) -> int:
+    """The bytes of a member that :meth:`SpoolingZipWriter.write_compressed` wrote: header, ZIP64 field, data."""
+    return _LOCAL.size + name_length + _ZIP64_EXTRA + compress_size
+
+
+def _rebased_records(source: StreamingZipReader, base: int, compression: int) -> tuple[bytes, int, int] | None:
+    """``(central records, count, bytes of members)`` of ``source`` moved ``base`` bytes on, when every record
+    is plain (no extra field or comment, below the ZIP64 limits after the move, as :func:`_usual_headers`
+    packs it): its bytes with the offset patched, which is what :func:`_rebuilt_records` packs. Else None."""
+    limit = zipfile.ZIP64_LIMIT  # type: ignore[attr-defined]
+    if source._concat or base + source.start_dir > limit:
+        return None
+    version = _MIN_VERSION.get(compression, zipfile.ZIP64_VERSION)  # type: ignore[attr-defined]
+    descriptor, utf8 = zipfile._MASK_USE_DATA_DESCRIPTOR, zipfile._MASK_UTF_FILENAME  # type: ignore[attr-defined]
+    records = bytearray()
+    count = at = 0
+    for buffer, start, fields in source._records():
+        (_magic, create_version, _system, extract_version, _reserved, flags, compress_type, _t, _d, _crc,
+         compress_size, file_size, name_len, extra_len, comment_len, volume, _internal, _external, offset) = fields
+        end = start + _CD.size + name_len
+        if (offset != at or compress_type != compression or extra_len or comment_len or volume
+                or flags & descriptor or min(create_version, extract_version) < version
+                or max(compress_size, file_size) > limit
+                or not (flags & utf8 or buffer[start + _CD.size : end].isascii())):  # else zipfile re-encodes it
+            return None
+        records += buffer[start:end]
+        _OFFSET.pack_into(records, len(records) - name_len - 4, base + offset)
+        at += _local_size(name_len, compress_size)
+        count += 1
+    return (bytes(records), count, at) if at == source.start_dir else None
+
+
+def _rebuilt_records(source: StreamingZipReader, base: int, compression: int) -> tuple[bytes, int, int] | None:
+    """:func:`_rebased_records` for any layout this class writes (ZIP64 records included), packed again from
+    each member's ``ZipInfo``; None when ``source`` is laid out otherwise."""
+    records = io.BytesIO()
+    count = at = 0  # at: where the next member's local header must start in source
+    for info in source.iter_infos():
+        if (info.header_offset != at or info.compress_type != compression or info.comment
+                or (info.extra and zipfile._strip_extra(info.extra, (1,)))):  # type: ignore[attr-defined]
+            return None
+        if info.flag_bits & zipfile._MASK_USE_DATA_DESCRIPTOR:  # type: ignore[attr-defined]
+            return None  # written to a stream: a seekable writer writes no descriptor
+        name, _ = info._encodeFilenameFlags()  # type: ignore[attr-defined]
+        at += _local_size(len(name), info.compress_size)
+        info.header_offset += base
+        info.extra = b""  # a ZIP64 field is written again as the new offset needs
+        packed = _usual_headers(info)
+        records.write(_central_record(info) if packed is None else packed[1])
+        count += 1
+    return (records.getvalue(), count, at) if at == source.start_dir else None
 
 
 def _copy_range(source: IO[bytes], target: IO[bytes], offset: int, size: int) -> None:

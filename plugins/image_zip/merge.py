@@ -45,10 +45,6 @@ class _Members:
                 "on a case-insensitive file system"
             )
 
-    def check(self, info: zipfile.ZipInfo, shard: int) -> None:
-        """:meth:`add` for a member of shard ``shard``."""
-        self.add(info.filename, shard)
-
     def close(self) -> None:
         self.owners.close()
         self.folded.close()
@@ -82,7 +78,7 @@ def merge(parts: Sequence[Path], path: Path, options: Mapping[str, Any], report:
         with SpoolingZipWriter(target, "w", compression=compression) as archive:
             for index, part in enumerate(parts):
                 with StreamingZipReader(part / name) as source:
-                    if archive.append_archive(source, functools.partial(members.check, shard=index)):
+                    if archive.append_archive(source, functools.partial(members.add, shard=index)):
                         continue  # the usual part: copied as one block
                     for info in source.iter_infos():
                         members.add(info.filename, index)
