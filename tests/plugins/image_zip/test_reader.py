@@ -505,3 +505,25 @@ def test_range_shards_convert_as_one_process(big_archive, target):
     assert report.items_written == single.items_written == {"default": 697}
     assert report.skipped == single.skipped and len(single.skipped) == 1
     assert report.warnings == single.warnings and len(single.warnings) == 1
+
+
+def test_archives_of_a_directory_split_in_proportion_to_their_images(big_archive, make_image):
+    """With fewer archives than shards wanted, each archive gets a share of the shards by its images; an
+    archive given one shard keeps its plain key. Subsets per archive survive the split."""
+    import pickle
+
+    path, _ = big_archive
+    write_zip(path.parent / "small.zip", [(f"s{i}.png", make_image(2, 2, seed=5000 + i)) for i in range(300)])
+    options = {"subset_from": "archive"}
+    with dsformats.policy.reporting(dsformats.Report(), skip_bad_items=True), \
+            dsformats.read(path.parent, "image_zip", options=options) as reader:
+        rows = [(i.subset, i.id, i.media.read_bytes()) for i in reader.items()]
+        shards = reader.shards(4)
+        payloads = [pickle.dumps(reader.shard_reader(s.key)) for s in shards]
+    assert [(s.key, s.size_hint) for s in shards] == [
+        ("big.zip@0:256", 256), ("big.zip@256:512", 254), ("big.zip@512:700", 187), ("small.zip", 300)]
+    pieces = []
+    for payload in payloads:
+        with pickle.loads(payload) as shard_reader:
+            pieces += [(i.subset, i.id, i.media.read_bytes()) for i in shard_reader.items()]
+    assert pieces == rows and {subset for subset, _, _ in rows} == {"big", "small"} and len(rows) == 997
