@@ -110,8 +110,7 @@ def _dataset_root(target: Any, info: FormatInfo, reg: Registry) -> Iterator[Any]
     from dsformats import archives
     from dsformats.detect import Confidence
 
-    reads_file = any(target.name.lower().endswith(ext.lower()) for ext in info.spec.extensions)
-    if reads_file or not archives.is_archive_file(target):
+    if info.spec.reads_file(target.name) or not archives.is_archive_file(target):
         yield target
         return
     with archives.opened_archive(target) as root:

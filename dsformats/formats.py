@@ -75,6 +75,12 @@ class FormatSpec:
     aliases: dict[str, dict[str, Any]] = attrs.field(factory=dict, converter=_alias_dict, hash=False)
     api_version: int = PLUGIN_API_VERSION
 
+    def reads_file(self, name: str) -> bool:
+        """Whether an input file named ``name`` goes to this format's reader as it is (its suffix is one of
+        ``extensions``: an image_zip ``.zip``, a COCO ``.json``), rather than opened as an archive of a tree."""
+        lowered = name.lower()
+        return any(lowered.endswith(ext.lower()) for ext in self.extensions)
+
     @aliases.validator
     def _check_aliases(self, _attr: object, value: Mapping[str, Any]) -> None:
         for alias in value:

@@ -58,14 +58,13 @@ def usable_cpus() -> int:
 
 def _auto_candidate(src: Any, dst: Any, workers: int, source: FormatSpec) -> bool:
     """Whether ``engine="auto"`` may shard at all: several CPUs, a local output folder, and a local input
-    folder or a file that the source format reads itself (an image_zip archive; a dataset inside an archive
-    is read through an archive file system, which every shard would open again)."""
+    folder or a file that the source format reads itself (an image_zip archive, a COCO JSON file; a dataset
+    inside an archive is read through an archive file system, which every shard would open again)."""
     plain = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")  # URLs (s3://, memory://, zip://) stay in one process
     if workers < 2 or plain.match(str(src)) or plain.match(str(dst)) or str(dst).lower().endswith(".zip"):
         return False
     path = Path(src)
-    reads_file = path.name.lower().endswith(tuple(ext.lower() for ext in source.extensions))
-    return path.is_dir() or (reads_file and path.is_file())
+    return path.is_dir() or (source.reads_file(path.name) and path.is_file())
 
 
 class _Declined(Exception):
@@ -309,7 +308,7 @@ def convert_distributed(
     called with ``(shards done, shards, items done)``.
 
     ``engine="auto"`` (the CLI's default) is the processes engine when it pays: ``workers`` > 1, a local input
-    folder (or a file that its format reads itself, such as an image_zip archive) whose reader has
+    folder (or a file that its format reads itself: an image_zip archive, a COCO JSON file) whose reader has
     ``shards()`` and at least :data:`AUTO_MIN_ITEMS` items, a merge hook for the target, a local output
     folder. Otherwise the
     conversion runs in this process (on the reader already opened), exactly as :func:`dsformats.convert`,

@@ -416,3 +416,12 @@ def test_deferred_annotations_are_counted_without_building_and_built_only_to_dro
     assert kept.builds == 0 and items[0].deferred is kept  # nothing the target cannot store: untouched
     assert mixed.builds == 1 and items[1].deferred is None and items[1].annotations == (box,)
     assert report.dropped == {"polyline": [2, "boxes cannot store polyline annotations"]}
+
+
+def test_a_format_reads_files_with_its_extensions_itself():
+    """``FormatSpec.reads_file``: such a file goes to the reader as it is (and may be sharded by ``auto``);
+    any other archive is opened as the tree it holds."""
+    spec = dsformats.FormatSpec(name="x", extensions=(".zip", ".JSON"))
+    assert spec.reads_file("a/b/Data.ZIP") and spec.reads_file("instances.json")
+    assert not spec.reads_file("data.zip.txt") and not spec.reads_file("zip")
+    assert not dsformats.FormatSpec(name="y").reads_file("a.zip")
