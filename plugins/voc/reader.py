@@ -9,7 +9,6 @@ and images are never decoded.
 from __future__ import annotations
 
 import codecs
-import itertools
 import posixpath
 import re
 from array import array
@@ -462,7 +461,8 @@ class _Object:
 #: What an XML gives: the image size, ``<filename>``, the objects, and the other elements (item attributes).
 _Parsed = tuple[tuple[int, int] | None, str | None, list[_Object], dict[str, Any]]
 
-#: The most ids a shard_reader() ships to scale-out workers (pickled, about 0.9 MB).
+#: The most ids whose whole index a shard_reader() ships to scale-out workers (pickled, about 0.9 MB); a
+#: larger tree's shard readers carry their own part of it.
 _SHIP_LIMIT = 25_000
 
 
@@ -789,9 +789,9 @@ class VocReader:
 
     def shard_reader(self, key: str) -> VocReader:
         """A reader of the range shard ``key`` (``"START:STOP"``) that reuses this open reader's index, for a
-        scale-out worker: entering it lists and reads nothing. It pickles (about 35 bytes an item) for trees of
-        up to ``_SHIP_LIMIT`` ids; a larger one does not, and each worker opens the tree again with
-        ``shard=key``, so that the client never queues several copies of a large index."""
+        scale-out worker: entering it lists and reads nothing. Pickled, it carries the whole index (about 35
+        bytes an item) for trees of up to ``_SHIP_LIMIT`` ids; for a larger tree, only its own items' part of
+        the index, renumbered (built when it is pickled, so that the client holds no shard's part for long)."""
         clone = object.__new__(VocReader)  # not copy.copy: that pickles through __getstate__
         clone.__dict__.update(self.__dict__)
         clone.positions, clone._shipped = shard_range(key), True
@@ -800,17 +800,50 @@ class VocReader:
         return clone
 
     def __getstate__(self) -> dict[str, Any]:
-        if len(self._ids) > _SHIP_LIMIT:
-            raise TypeError(f"a VOC index of {len(self._ids):,} ids is not shipped to workers: each opens the tree")
-        return self.__dict__.copy()
+        if len(self._ids) <= _SHIP_LIMIT:
+            return self.__dict__.copy()
+        if not self._shipped:
+            raise TypeError(f"a VOC index of {len(self._ids):,} ids is not shipped to workers: only a shard of it")
+        return self._slice()
+
+    def _slice(self) -> dict[str, Any]:
+        """This shard reader's state with only its own items' part of the index, numbered from 0."""
+        ids = IdNumbers()
+        renumbered: dict[int, int] = {}
+        files, suffixes = bytearray(), array("H")
+        subsets: dict[str, array[int]] = {}
+        for subset, numbers in self._runs(self.positions):
+            run = subsets[subset] = array("I")
+            for number in numbers:
+                new = renumbered.get(number)
+                if new is None:
+                    new = renumbered[number] = ids.number(self._ids.id(number))
+                    files.append(self._files[number])
+                    suffixes.append(self._image_suffix[number])
+                run.append(new)
+        flags = {  # each item's flags stay in file order: the sort is stable
+            subset: array("Q", sorted((renumbered[entry >> 24] << 24 | entry & 0xFFFFFF for entry in entries
+                                       if entry >> 24 in renumbered), key=lambda entry: entry >> 24))
+            for subset, entries in self._flags.items() if subset in subsets
+        }
+        return {**self.__dict__, "_ids": ids, "_files": files, "_image_suffix": suffixes, "_subsets": subsets,
+                "_flags": flags, "_members": {}, "_listed": bytearray(), "positions": None}
+
+    def _runs(self, positions: range | None) -> Iterator[tuple[str, array[int]]]:
+        """``(subset, item numbers)`` of the items at ``positions`` (None: every item), in item order."""
+        at = 0
+        for subset, numbers in self._subsets.items():
+            if positions is None:
+                yield subset, numbers
+                continue
+            start, stop = max(positions.start - at, 0), min(positions.stop - at, len(numbers))
+            if start < stop:
+                yield subset, numbers[start:stop]
+            at += len(numbers)
 
     def items(self) -> Iterator[Item]:
         """Yield every item of every subset (or of the ``shard`` range), parsing its XML and masks only then."""
-        pairs: Iterator[tuple[str, int]] = (
-            (subset, number) for subset, numbers in self._subsets.items() for number in numbers
-        )
-        if self.positions is not None:
-            pairs = itertools.islice(pairs, self.positions.start, self.positions.stop)
+        pairs = ((subset, number) for subset, numbers in self._runs(self.positions) for number in numbers)
         # A target that stores no annotations (image_zip): count them by kind instead of building them.
         count_only = stored_kinds() == frozenset()
         for subset, number in pairs:

@@ -313,13 +313,48 @@ def test_shard_readers_pickle_and_read_their_range_without_listing(datumaro_fixt
         with pytest.raises(TypeError, match="spooled"):
             pickle.dumps(reader.shard_reader("0:1"))
     monkeypatch.undo()
-    monkeypatch.setattr(voc_reader, "_SHIP_LIMIT", count - 1)  # a large tree: each worker opens it again
+    monkeypatch.setattr(voc_reader, "_SHIP_LIMIT", 1)  # a large tree: each shard ships its own part of the index
     with dsformats.read(root, "voc") as reader:
-        shard = reader.shard_reader("1:2")  # still usable in this process
         with pytest.raises(TypeError, match=f"index of {count} ids is not shipped"):
-            pickle.dumps(shard)
-        with shard:
+            pickle.dumps(reader)
+        whole = len(pickle.dumps(reader.shard_reader(f"0:{count}")))
+        sliced = [pickle.dumps(reader.shard_reader(f"{start}:{min(start + 2, count)}")) for start in range(0, count, 2)]
+        with reader.shard_reader("1:2") as shard:  # still usable in this process
             assert [item.id for item in shard.items()] == [every[1][1]]
+    assert all(len(data) < whole for data in sliced[1:])
+    monkeypatch.setattr(os, "scandir", lambda *a: pytest.fail("a shard reader listed a folder"))
+    parts = []
+    for data in sliced:
+        with pickle.loads(data) as shard:
+            assert len(shard._ids) <= 2
+            parts += [(item.subset, item.id, item.annotations, item.media.read_bytes() if item.media else None)
+                      for item in shard.items()]
+    assert parts == every
+
+
+def test_a_shipped_part_of_the_index_keeps_an_item_listed_in_two_subsets(tmp_path, monkeypatch):
+    """An id in two subset lists is two items; in one shard's part of the index it is one number."""
+    import pickle
+
+    from dsformats_voc import reader as voc_reader
+
+    from dsformats.testing import generate_items
+
+    header, items = generate_items(("bbox", "label"), seed=21, count=6)
+    root = tmp_path / "voc"
+    dsformats.write(items, root, "voc", header=header, options={"save_images": True})
+    main = root / "ImageSets" / "Main"
+    first = sorted(p for p in main.glob("*.txt") if "_" not in p.stem)[0]
+    shared_id = first.read_text().split()[0]
+    (main / "extra.txt").write_text(f"{shared_id}\n", encoding="utf-8")
+    with dsformats.read(root, "voc") as reader:
+        every = [(i.subset, i.id, i.annotations, i.media.read_bytes()) for i in reader.items()]
+        monkeypatch.setattr(voc_reader, "_SHIP_LIMIT", 1)
+        data = pickle.dumps(reader.shard_reader(f"0:{len(every)}"))
+    assert [row[1] for row in every].count(shared_id) == 2
+    with pickle.loads(data) as shard:
+        assert len(shard._ids) == len(every) - 1
+        assert [(i.subset, i.id, i.annotations, i.media.read_bytes()) for i in shard.items()] == every
 
 
 def test_custom_label_colours_and_actions_are_reported_when_the_target_drops_them(tmp_path):
