@@ -807,25 +807,25 @@ class VocReader:
         return self._slice()
 
     def _slice(self) -> dict[str, Any]:
-        """This shard reader's state with only its own items' part of the index, numbered from 0."""
+        """This shard reader's state with only its own items' part of the index, numbered from 0 in item order
+        (an item listed in two subsets keeps one number; its flags keep their file order)."""
         ids = IdNumbers()
-        renumbered: dict[int, int] = {}
         files, suffixes = bytearray(), array("H")
         subsets: dict[str, array[int]] = {}
+        flags: dict[str, array[int]] = {subset: array("Q") for subset in self._flags}
         for subset, numbers in self._runs(self.positions):
             run = subsets[subset] = array("I")
             for number in numbers:
-                new = renumbered.get(number)
-                if new is None:
-                    new = renumbered[number] = ids.number(self._ids.id(number))
+                new = ids.number(self._ids.id(number))
+                if new == len(files):  # its first appearance
                     files.append(self._files[number])
                     suffixes.append(self._image_suffix[number])
+                    for flag_subset, entries in self._flags.items():
+                        at = bisect_left(entries, number << 24)
+                        while at < len(entries) and entries[at] >> 24 == number:
+                            flags[flag_subset].append(new << 24 | entries[at] & 0xFFFFFF)
+                            at += 1
                 run.append(new)
-        flags = {  # each item's flags stay in file order: the sort is stable
-            subset: array("Q", sorted((renumbered[entry >> 24] << 24 | entry & 0xFFFFFF for entry in entries
-                                       if entry >> 24 in renumbered), key=lambda entry: entry >> 24))
-            for subset, entries in self._flags.items() if subset in subsets
-        }
         return {**self.__dict__, "_ids": ids, "_files": files, "_image_suffix": suffixes, "_subsets": subsets,
                 "_flags": flags, "_members": {}, "_listed": bytearray(), "positions": None}
 
