@@ -62,7 +62,8 @@ class _Archive:
         """The records ``first`` (a multiple of :data:`MARK_EVERY`) to ``stop`` of this indexed archive."""
         aligned = first % MARK_EVERY == 0 and (stop % MARK_EVERY == 0 or stop == self.records)
         if not (aligned and 0 <= first <= stop <= self.records):
-            raise DatasetError(f"no shard of records {first}:{stop} in this archive of {self.records:,} records",
+            raise DatasetError(f"no shard of records {first}:{stop} in this archive of {self.records:,} records (a "
+                               f"range starts at a multiple of {MARK_EVERY} and ends at one or at the last record)",
                                str(self.path))
         part = copy.copy(self)
         part.zip, part._marks = None, []
