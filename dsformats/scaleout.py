@@ -359,6 +359,7 @@ def convert_distributed(
         plans = plan_shards(reader, count=shards or SHARDS_PER_WORKER * max(1, workers))
         for plan in plans:
             plan["reader"] = _shard_reader(reader, plan)
+    del reader  # closed; the shard readers keep what the workers need of its index, until the pool is done
     # Workers write with their own process pools off: Dask's worker processes are daemonic, and the bytes
     # do not depend on the number of jobs.
     task_options = {**checked, "jobs": 1} if "jobs" in checked else checked
@@ -387,6 +388,8 @@ def convert_distributed(
             except BaseException:
                 pool.cancel(list(futures))
                 raise
+        for plan in plans:  # the client's index that they share is not held through the merge
+            plan.pop("reader", None)
         for index in range(len(plans)):
             _add_report(report, results[index])
         if strict:
