@@ -99,6 +99,26 @@ def test_processes_engine_output_equals_single_process(data, tmp_path, folder, s
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "single"]
 
 
+def test_the_client_releases_its_index_before_the_merge(data, tmp_path, monkeypatch):
+    """The shard readers share the client's index; once the pool is done, the merge runs without them."""
+    import gc
+
+    from dsformats_voc.reader import VocReader
+
+    from dsformats.registry import Registry
+    from dsformats.scaleout import convert_distributed
+
+    def readers() -> int:
+        gc.collect()
+        return sum(isinstance(o, VocReader) for o in gc.get_objects())
+
+    before, during = readers(), []
+    real = Registry.merge
+    monkeypatch.setattr(Registry, "merge", lambda self, *a, **k: during.append(readers()) or real(self, *a, **k))
+    convert_distributed(data / "voc_generated", tmp_path / "out", "coco", engine="processes", workers=2, shards=3)
+    assert during == [before]
+
+
 def test_processes_engine_from_the_cli(data, tmp_path):
     from dsformats.cli import main
 
