@@ -22,7 +22,7 @@ import re
 import shutil
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -140,7 +140,9 @@ def _convert_shard(task: Mapping[str, Any]) -> Report:
     return report
 
 
-def _add_report(total: Report, part: Report) -> None:
+def _add_report(total: Report, part: Report, told: Collection[str] = ()) -> None:
+    """Add a shard's ``part`` to ``total``; its skipped items in ``told`` (the client's, when a worker opened the
+    input again and met the same bad ones) are not counted again."""
     total.items_read.update(part.items_read)
     total.items_written.update(part.items_written)
     total.media_copied += part.media_copied
@@ -148,7 +150,7 @@ def _add_report(total: Report, part: Report) -> None:
     total.annotations_written.update(part.annotations_written)
     for kind, (count, reason) in part.dropped.items():
         total.drop(kind, reason, count)
-    total.skipped.extend(part.skipped)
+    total.skipped.extend(message for message in part.skipped if message not in told)
     for message in part.warnings:
         total.warn(message)
 
@@ -390,8 +392,9 @@ def convert_distributed(
                 raise
         for plan in plans:  # the client's index that they share is not held through the merge
             plan.pop("reader", None)
+        told = set(probe.skipped)  # a shard that reopened the input met its part of them again
         for index in range(len(plans)):
-            _add_report(report, results[index])
+            _add_report(report, results[index], told)
         if strict:
             dispatch.refuse_loss(report)
         part_dirs = [parts.fetch(index) for index in range(len(plans))]

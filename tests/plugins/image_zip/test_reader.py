@@ -486,13 +486,18 @@ def test_a_range_that_is_not_a_shard_is_refused(big_archive, key, error):
         read_all(path, shard="big.zip@a:b")
 
 
+@pytest.mark.parametrize("shipped", [True, False], ids=["shard-readers", "reopened"])
 @pytest.mark.parametrize("target", ["voc", "coco", "image_zip"])
-def test_range_shards_convert_as_one_process(big_archive, target):
+def test_range_shards_convert_as_one_process(big_archive, target, shipped, monkeypatch):
     """A local pool converts the range shards of one archive: the same output and report as one process, the
-    bad member and the text file told once (the workers do not index the archive again)."""
+    bad member and the text file told once, whether the workers get their part of the client's index or
+    (a shard reader that does not pickle) open the archive again and meet the bad member themselves."""
+    from dsformats import scaleout
     from dsformats.scaleout import convert_distributed
     from dsformats.testing import read_tree
 
+    if not shipped:
+        monkeypatch.setattr(scaleout, "_shard_reader", lambda reader, plan: None)
     path, _ = big_archive
     out = path.parent
     options = {} if target == "image_zip" else {"save_images": True}
