@@ -92,20 +92,37 @@ def plan_shards(reader: Any, *, count: int) -> list[dict[str, Any]]:
     return plans
 
 
-def _shard_reader(reader: Any, plan: Mapping[str, Any]) -> Any:
-    """The reader's own picklable reader of one shard (``shard_reader(key)``, reusing its index), else None.
+def _shard_reader(reader: Any, plan: Mapping[str, Any]) -> _Shipped | None:
+    """The reader's own reader of one shard (``shard_reader(key)``, reusing its index), to ship; else None.
 
     Without one, the worker opens the input again with the reader option ``shard``.
     """
     make = getattr(reader, "shard_reader", None)
     if "key" not in plan or not callable(make):
         return None
-    shipped = make(plan["key"])
-    try:
-        pickle.dumps(shipped)
-    except Exception:  # noqa: BLE001 - e.g. a path inside an archive file system: the worker reopens instead
-        return None
-    return shipped
+    return _Shipped(make(plan["key"]))
+
+
+class _Shipped:
+    """A shard reader on its way to a worker: pickled once, when its task is, and unpickled as the reader itself,
+    or as None (the worker opens the input again) when it does not pickle.
+
+    Its parent reader must still be open then: a shard reader may build its part of the index only now.
+    """
+
+    def __init__(self, reader: Any) -> None:
+        self.reader = reader
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        try:
+            data = pickle.dumps(self.reader)
+        except Exception:  # noqa: BLE001 - e.g. a path inside an archive file system: the worker reopens instead
+            return _none, ()
+        return pickle.loads, (data,)
+
+
+def _none() -> None:
+    return None
 
 
 def _convert_shard(task: Mapping[str, Any]) -> Report:
@@ -348,64 +365,64 @@ def convert_distributed(
     elif not _has_merge(reg, info.name):
         return single(f"format {info.name!r} has no dsformats_merge implementation")
     probe = Report(source_format=source_format)
-    with (
-        reporting(probe, skip_bad_items=skip_bad_items),
-        dispatch.read(src, source_format, options=reader_options, registry=reg) as reader,
-    ):
-        header: Header = reader.header
-        if auto and not (callable(getattr(reader, "shards", None)) and (header.size_hint or 0) >= AUTO_MIN_ITEMS):
-            return dispatch.write(  # too small to pay: in this process, as convert() does
-                reader.items(), dst, info.name, header=header, options=checked, overwrite=overwrite,
-                registry=reg, progress=item_progress, report=probe, strict=strict, skip_bad_items=skip_bad_items,
-            )
-        plans = plan_shards(reader, count=shards or SHARDS_PER_WORKER * max(1, workers))
-        for plan in plans:
-            plan["reader"] = _shard_reader(reader, plan)
-    del reader  # closed; the shard readers keep what the workers need of its index, until the pool is done
-    # Workers write with their own process pools off: Dask's worker processes are daemonic, and the bytes
-    # do not depend on the number of jobs.
-    task_options = {**checked, "jobs": 1} if "jobs" in checked else checked
-    parts = _Parts(dst, parts_dir, remote_cluster=scheduler is not None and engine == "dask")
-    try:
-        report = Report(source_format=source_format, target_format=info.name)
-        _add_report(report, probe)
-        dispatch.report_metadata(header, info.spec, report, reg, checked)
-        runner = _processes(workers) if engine == "processes" else _dask(scheduler, workers, retries)
-        with runner as pool:
-            futures = {}
-            for index, shard in enumerate(plans):
-                task = {
-                    "src": str(src), "source_format": source_format, "reader_options": dict(reader_options or {}),
-                    "shard": shard, "format": info.name, "writer_options": task_options, "header": header,
-                    "part": parts.part(index), "skip_bad_items": skip_bad_items,
-                }
-                futures[pool.submit(task, index)] = index
-            results: dict[int, Report] = {}
-            try:
-                for done, future in enumerate(pool.completed(futures), 1):
-                    results[futures[future]] = future.result()
-                    if progress is not None:
-                        items = sum(sum(r.items_written.values()) for r in results.values())
-                        progress(done, len(plans), items)
-            except BaseException:
-                pool.cancel(list(futures))
-                raise
-        for plan in plans:  # the client's index that they share is not held through the merge
-            plan.pop("reader", None)
-        told = set(probe.skipped)  # a shard that reopened the input met its part of them again
-        for index in range(len(plans)):
-            _add_report(report, results[index], told)
-        if strict:
-            dispatch.refuse_loss(report)
-        part_dirs = [parts.fetch(index) for index in range(len(plans))]
+    with contextlib.ExitStack() as client:  # the client's reader: open until the pool has shipped every shard reader
+        with reporting(probe, skip_bad_items=skip_bad_items):
+            reader = client.enter_context(dispatch.read(src, source_format, options=reader_options, registry=reg))
+            header: Header = reader.header
+            if auto and not (callable(getattr(reader, "shards", None)) and (header.size_hint or 0) >= AUTO_MIN_ITEMS):
+                return dispatch.write(  # too small to pay: in this process, as convert() does
+                    reader.items(), dst, info.name, header=header, options=checked, overwrite=overwrite,
+                    registry=reg, progress=item_progress, report=probe, strict=strict, skip_bad_items=skip_bad_items,
+                )
+            plans = plan_shards(reader, count=shards or SHARDS_PER_WORKER * max(1, workers))
+            for plan in plans:
+                plan["reader"] = _shard_reader(reader, plan)
+        del reader  # its shard readers share its index; they and it are released once the pool is done
+        # Workers write with their own process pools off: Dask's worker processes are daemonic, and the bytes
+        # do not depend on the number of jobs.
+        task_options = {**checked, "jobs": 1} if "jobs" in checked else checked
+        parts = _Parts(dst, parts_dir, remote_cluster=scheduler is not None and engine == "dask")
         try:
-            with dispatch.staged_output(dst, overwrite=overwrite) as staging, reporting(report):
-                merged = reg.merge(info.name, part_dirs, staging, checked, report)
-                if merged is None:
-                    raise _Declined
-        except _Declined:
+            report = Report(source_format=source_format, target_format=info.name)
+            _add_report(report, probe)
+            dispatch.report_metadata(header, info.spec, report, reg, checked)
+            runner = _processes(workers) if engine == "processes" else _dask(scheduler, workers, retries)
+            with runner as pool:
+                futures = {}
+                for index, shard in enumerate(plans):
+                    task = {
+                        "src": str(src), "source_format": source_format, "reader_options": dict(reader_options or {}),
+                        "shard": shard, "format": info.name, "writer_options": task_options, "header": header,
+                        "part": parts.part(index), "skip_bad_items": skip_bad_items,
+                    }
+                    futures[pool.submit(task, index)] = index
+                results: dict[int, Report] = {}
+                try:
+                    for done, future in enumerate(pool.completed(futures), 1):
+                        results[futures[future]] = future.result()
+                        if progress is not None:
+                            items = sum(sum(r.items_written.values()) for r in results.values())
+                            progress(done, len(plans), items)
+                except BaseException:
+                    pool.cancel(list(futures))
+                    raise
+            client.close()  # every shard reader is shipped: the client's reader and the index they share are released
+            for plan in plans:
+                plan.pop("reader", None)
+            told = set(probe.skipped)  # a shard that reopened the input met its part of them again
+            for index in range(len(plans)):
+                _add_report(report, results[index], told)
+            if strict:
+                dispatch.refuse_loss(report)
+            part_dirs = [parts.fetch(index) for index in range(len(plans))]
+            try:
+                with dispatch.staged_output(dst, overwrite=overwrite) as staging, reporting(report):
+                    merged = reg.merge(info.name, part_dirs, staging, checked, report)
+                    if merged is None:
+                        raise _Declined
+            except _Declined:
+                parts.remove()
+                return single(f"the {info.name} merge cannot give the single-process output for these partials")
+            return report
+        finally:
             parts.remove()
-            return single(f"the {info.name} merge cannot give the single-process output for these partials")
-        return report
-    finally:
-        parts.remove()

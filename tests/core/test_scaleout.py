@@ -119,6 +119,34 @@ def test_the_client_releases_its_index_before_the_merge(data, tmp_path, monkeypa
     assert during == [before]
 
 
+def test_shard_readers_are_shipped_while_the_client_reader_is_open(data, tmp_path, monkeypatch):
+    """A VOC shard reader of a large tree builds its part of the index when its task is pickled, from the
+    client's index: the client's reader closes only after every task is shipped. Its ids are spooled here
+    (the client's close deletes the spool), and every shard gets its part, built once, not the whole tree to list
+    again."""
+    from dsformats_voc import catalog
+    from dsformats_voc import reader as voc_reader
+
+    from dsformats import scaleout
+    from dsformats.scaleout import convert_distributed
+
+    monkeypatch.setattr(voc_reader, "_SHIP_LIMIT", 1)  # every tree is large: shard readers ship parts
+    monkeypatch.setattr(catalog, "_FLUSH", 64)  # the client's ids go to its spool file
+    events: list[str] = []
+    exit, reduce = voc_reader.VocReader.__exit__, scaleout._Shipped.__reduce__
+    monkeypatch.setattr(voc_reader.VocReader, "__exit__", lambda self, *exc: events.append("close") or exit(self, *exc))
+    monkeypatch.setattr(scaleout._Shipped, "__reduce__", lambda self: events.append("ship") or reduce(self))
+    part = voc_reader.VocReader._slice
+    monkeypatch.setattr(voc_reader.VocReader, "_slice", lambda self: events.append("part") or part(self))
+    source = data / "voc_generated"
+    report = convert_distributed(source, tmp_path / "pool", "voc", engine="processes", workers=2, shards=7,
+                                 writer_options={"save_images": True})
+    assert events[:14] == ["ship", "part"] * 7 and events[14:] == ["close"]  # each part built once, then closed
+    single = dsformats.convert(source, tmp_path / "single", "voc", writer_options={"save_images": True})
+    assert tree(tmp_path / "pool") == tree(tmp_path / "single")
+    assert report.items_written == single.items_written and sum(report.items_written.values()) == 40
+
+
 def test_processes_engine_from_the_cli(data, tmp_path):
     from dsformats.cli import main
 
