@@ -5,10 +5,10 @@ from __future__ import annotations
 import copy
 import itertools
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from dsformats import DatasetError, Header, Item, Media, Shard, shard_range
 from dsformats.fileaccess import as_path, open_binary, safe_relative, walk_files
@@ -19,6 +19,8 @@ from dsformats.policy import bad_item, warn
 from dsformats.zipstream import MARK_EVERY, StreamingZipReader, ZipMember
 
 from .schema import ARCHIVE_SUFFIX, is_junk, split_member
+
+_T = TypeVar("_T")
 
 #: Members that are not images are named in the warning up to this many.
 _NAMED_OTHERS = 3
@@ -169,6 +171,7 @@ class ImageZipReader:
         self.header = Header()
         self._archives: list[_Archive] = []
         self._indexed = False  # a shard reader arrives indexed: entering it opens its archive, nothing more
+        self._keyed: dict[str, _Archive] | None = None  # the archives by shard key, once asked for
 
     def _archive_paths(self) -> list[Path]:
         if self.path.is_file():
@@ -181,18 +184,17 @@ class ImageZipReader:
             raise DatasetError("no .zip archive found in this directory", str(self.path))
         return found
 
-    def _selected(self, paths: list[Path]) -> tuple[list[Path], range | None]:
-        """The archives of the ``shard`` key, and the records it reads (None: all of them)."""
-        keys = [self._shard_key(p) for p in paths]
+    def _selected(self, keyed: Mapping[str, _T]) -> tuple[_T, range | None]:
+        """The archive of the ``shard`` key among ``keyed`` (archives by shard key), and the records it reads
+        (None: all of them)."""
         archive, records = self.shard, None
-        if archive not in keys and "@" in str(archive):
+        if archive not in keyed and "@" in str(archive):
             archive, _, span = str(archive).rpartition("@")
             records = shard_range(span)
-        chosen = [p for p, key in zip(paths, keys, strict=True) if key == archive]
-        if not chosen:
-            raise DatasetError(f"no shard {self.shard!r}; the shards are: {', '.join(keys)}, or ARCHIVE@FIRST:STOP "
+        if archive not in keyed:
+            raise DatasetError(f"no shard {self.shard!r}; the shards are: {', '.join(keyed)}, or ARCHIVE@FIRST:STOP "
                                "ranges of their records", str(self.path))
-        return chosen, records
+        return keyed[archive], records
 
     def __enter__(self) -> ImageZipReader:
         if self._indexed:
@@ -207,7 +209,8 @@ class ImageZipReader:
         try:
             paths, records = self._archive_paths(), None
             if self.shard is not None:
-                paths, records = self._selected(paths)
+                path, records = self._selected(dict(zip(self._shard_keys(paths), paths, strict=True)))
+                paths = [path]
             stems: dict[str, Path] = {}
             for path in paths:
                 subset = "default"
@@ -244,9 +247,18 @@ class ImageZipReader:
             archive.close()
         if not self._indexed:
             self._archives = []
+            self._keyed = None
 
-    def _shard_key(self, path: Path) -> str:
-        return path.relative_to(self.path).as_posix() if self.path.is_dir() else path.name
+    def _shard_keys(self, paths: list[Path]) -> list[str]:
+        folder = self.path.is_dir()
+        return [path.relative_to(self.path).as_posix() if folder else path.name for path in paths]
+
+    def _by_key(self) -> dict[str, _Archive]:
+        """The open archives by shard key (made once)."""
+        if self._keyed is None:
+            keys = self._shard_keys([a.path for a in self._archives])
+            self._keyed = dict(zip(keys, self._archives, strict=True))
+        return self._keyed
 
     def shards(self, count: int = 1) -> list[Shard]:
         """One shard per archive; with fewer archives than ``count``, about ``count`` shards in all, an archive
@@ -256,8 +268,7 @@ class ImageZipReader:
         """
         total = sum(a.count for a in self._archives) or 1
         found = []
-        for archive in self._archives:
-            key = self._shard_key(archive.path)
+        for key, archive in self._by_key().items():
             blocks = -(-archive.records // MARK_EVERY)
             pieces = min(blocks, round(count * archive.count / total)) if len(self._archives) < count else 1
             if pieces <= 1:
@@ -272,11 +283,10 @@ class ImageZipReader:
     def shard_reader(self, key: str) -> ImageZipReader:
         """A picklable reader of shard ``key`` of this open reader, for a scale-out worker: it carries the
         shard's part of the index, so entering it opens the archive and reads none of its other records."""
-        paths = [a.path for a in self._archives]
         chosen = ImageZipReader(self.path, subset_from=self.subset_from, shard=key)
-        (path,), records = chosen._selected(paths)
-        archive = next(a for a in self._archives if a.path == path)
-        chosen._archives = [archive.part(records.start, records.stop) if records else archive.part(0, archive.records)]
+        archive, records = chosen._selected(self._by_key())
+        span = range(archive.records) if records is None else records
+        chosen._archives = [archive.part(span.start, span.stop)]
         chosen._indexed = True
         chosen.header = Header(subsets=self.header.subsets, size_hint=chosen._archives[0].count)
         return chosen

@@ -474,6 +474,30 @@ def test_a_shard_reader_parses_only_its_records(big_archive, monkeypatch):
     assert ids == [n[:-4] for n in names[256:512] if n.endswith(".png")]
 
 
+def test_shard_readers_take_any_range_of_whole_blocks_and_name_the_archives_once(big_archive, monkeypatch):
+    """An empty range reads nothing (not the whole archive); refused keys fail as the reader option does; the
+    archives' shard keys are made once however many shard readers are asked for."""
+    import pickle
+
+    from dsformats_image_zip.reader import ImageZipReader
+
+    path, _ = big_archive
+    made = []
+    real = ImageZipReader._shard_keys
+    monkeypatch.setattr(ImageZipReader, "_shard_keys", lambda self, paths: made.append(len(paths)) or real(self, paths))
+    with dsformats.policy.reporting(dsformats.Report(), skip_bad_items=True), \
+            dsformats.read(path, "image_zip") as reader:
+        chosen = [reader.shard_reader(key) for key in ("big.zip@256:256", "big.zip@0:256", "big.zip", "big.zip@512:700")]
+        with pytest.raises(DatasetError, match="no shard 'other.zip@0:256'; the shards are: big.zip"):
+            reader.shard_reader("other.zip@0:256")
+        with pytest.raises(DatasetError, match="no shard of records 5:256"):
+            reader.shard_reader("big.zip@5:256")
+    assert made == [1]
+    assert [r.header.size_hint for r in chosen] == [0, 256, 697, 187]
+    with pickle.loads(pickle.dumps(chosen[0])) as empty:
+        assert list(empty.items()) == []
+
+
 @pytest.mark.parametrize(("key", "error"), [("big.zip@5:256", "no shard of records 5:256"),
                                             ("big.zip@0:300", "no shard of records 0:300"),
                                             ("big.zip@768:800", "no shard of records 768:700"),
