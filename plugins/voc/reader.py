@@ -414,6 +414,16 @@ def _lines(
             return
 
 
+def _entries_of(entries: array[int] | None, number: int) -> Iterator[int]:
+    """The class flag entries (``number << 24 | class << 1 | difficult``, sorted) of item ``number``."""
+    if not entries:
+        return
+    at = bisect_left(entries, number << 24)
+    while at < len(entries) and entries[at] >> 24 == number:
+        yield entries[at]
+        at += 1
+
+
 def _number(text: str | None, field: str, location: str) -> int | float:
     """``"12"`` -> 12, ``"12.5"`` -> 12.5; anything else is a DatasetError naming ``field``."""
     value = (text or "").strip()
@@ -770,16 +780,10 @@ class VocReader:
             entries.append(item << 24 | file_bits | (fields[1] == "0"))
 
     def _item_flags(self, subset: str, number: int) -> list[Label]:
-        entries = self._flags.get(subset)
-        if not entries:
-            return []
         labels = []
-        at = bisect_left(entries, number << 24)
-        while at < len(entries) and entries[at] >> 24 == number:
-            entry = entries[at]
+        for entry in _entries_of(self._flags.get(subset), number):
             attributes = {"difficult": True} if entry & 1 else {}
             labels.append(Label(label=self._flag_labels[(entry & 0xFFFFFF) >> 1], attributes=attributes))
-            at += 1
         return labels
 
     # -------------------------------------------------------------------------------------- items
@@ -821,10 +825,8 @@ class VocReader:
                     files.append(self._files[number])
                     suffixes.append(self._image_suffix[number])
                     for flag_subset, entries in self._flags.items():
-                        at = bisect_left(entries, number << 24)
-                        while at < len(entries) and entries[at] >> 24 == number:
-                            flags[flag_subset].append(new << 24 | entries[at] & 0xFFFFFF)
-                            at += 1
+                        renumbered = (new << 24 | entry & 0xFFFFFF for entry in _entries_of(entries, number))
+                        flags[flag_subset].extend(renumbered)
                 run.append(new)
         return {**self.__dict__, "_ids": ids, "_files": files, "_image_suffix": suffixes, "_subsets": subsets,
                 "_flags": flags, "_members": {}, "_listed": bytearray(), "positions": None}

@@ -41,6 +41,7 @@ from .schema import (
     CLASS_DIR,
     CLASSIFICATION,
     DEFAULT_IMAGE_EXT,
+    DEFAULT_SOURCE,
     DETECTION,
     FLAG_FIELDS,
     IMAGES_DIR,
@@ -79,10 +80,6 @@ from .schema import (
     voc_label_specs,
 )
 
-_SOURCE = (
-    "\n  <source>\n    <database>Unknown</database>\n    <annotation>Unknown</annotation>\n    <image>Unknown</image>"
-    "\n  </source>"
-)
 #: The types written with ``repr`` straight away (``format_number`` gives the same text for them).
 _PLAIN = frozenset({int, float})
 #: ``<object>`` children that take the careful path in :meth:`VocWriter._object` when present.
@@ -187,8 +184,10 @@ def _leaf(indent: str, tag: str, text: str) -> str:
     return f"\n{indent}<{tag}>{_escape(text)}</{tag}>" if text else f"\n{indent}<{tag} />"
 
 
-#: The opening of an XML whose item has no folder in its id: ``default_folder`` of a top-level id.
-_TOP = "<annotation>" + _leaf("  ", "folder", IMAGES_DIR)
+#: The ``<folder>`` of an item without a folder in its id: ``default_folder`` of a top-level id.
+_TOP_FOLDER = _leaf("  ", "folder", IMAGES_DIR)
+#: The ``<source>`` of an item without one.
+_SOURCE = "\n  <source>" + "".join(_leaf("    ", tag, text) for tag, text in DEFAULT_SOURCE.items()) + "\n  </source>"
 
 
 class _Labels:
@@ -477,13 +476,10 @@ class VocWriter:
             if shapes:
                 objects += self._shape_boxes(shapes, objects, size, report)
 
-        extra = ""
-        if item.attributes:
-            folder, source, extra = self._elements(item_id, item.attributes, report)
-            out = ["<annotation>", folder, _leaf("  ", "filename", item_id + ext), source]
-        else:
-            out = [_TOP if "/" not in item_id else "<annotation>" + _leaf("  ", "folder", default_folder(item_id)),
-                   _leaf("  ", "filename", item_id + ext), _SOURCE]
+        folder, source, extra = self._elements(item.attributes, report) if item.attributes else (None, None, "")
+        if folder is None:
+            folder = _TOP_FOLDER if "/" not in item_id else _leaf("  ", "folder", default_folder(item_id))
+        out = ["<annotation>", folder, _leaf("  ", "filename", item_id + ext), _SOURCE if source is None else source]
         if extra:
             out.append(extra)
         if size is not None:
@@ -516,14 +512,16 @@ class VocWriter:
         report.wrote_item(subset)
         return context, payload
 
-    def _elements(self, item_id: str, attributes: dict[str, Any], report: Report) -> tuple[str, str, str]:
-        """``<folder>``, ``<source>`` and the other ``<annotation>`` children, from the item's attributes (what
-        the reader keeps of an XML, and any other format's item attributes), each defaulted when absent.
+    def _elements(self, attributes: dict[str, Any], report: Report) -> tuple[str | None, str | None, str]:
+        """``<folder>``, ``<source>`` (None: absent) and the other ``<annotation>`` children, from the item's
+        attributes (what the reader keeps of an XML, and any other format's item attributes).
 
         A value is an element's text (a non-text one written as text, with a warning), a dict its children, a
         list repeated elements; an attribute that cannot be an element is dropped and counted.
         """
-        folder, source, rest = _leaf("  ", "folder", default_folder(item_id)), _SOURCE, []
+        folder: str | None = None
+        source: str | None = None
+        rest: list[str] = []
         for key, value in attributes.items():
             out: list[str] = []
             if type(key) is not str or key in READ_ELEMENTS or not self._element(out, "  ", key, value, report):
@@ -538,11 +536,11 @@ class VocWriter:
 
     def _element(self, out: list[str], indent: str, tag: str, value: Any, report: Report) -> bool:
         """Append ``value`` as ``<tag>`` elements to ``out``; False (``out`` partly written) if it cannot be."""
-        if not is_xml_name(tag):
+        if not self._xml_name(tag):
             return False
         if isinstance(value, dict):
             if not value:
-                out.append(f"\n{indent}<{tag} />")
+                out.append(_leaf(indent, tag, ""))
                 return True
             out.append(f"\n{indent}<{tag}>")
             if not all(type(k) is str and self._element(out, indent + "  ", k, v, report) for k, v in value.items()):
@@ -707,6 +705,13 @@ class VocWriter:
             f"\n{inner}<ymax>{ymax}</ymax>\n{indent}</bndbox>"
         )
 
+    def _xml_name(self, name: str) -> bool:
+        """:func:`is_xml_name`, remembered per name."""
+        ok = self._xml_names.get(name)
+        if ok is None:
+            ok = self._xml_names[name] = is_xml_name(name)
+        return ok
+
     def _object(self, out: list[str], box: Bbox, parts: list[Bbox], report: Report) -> dict[str, bool]:
         """Append one ``<object>`` to ``out``; return the actions it was written with."""
         assert box.label is not None
@@ -743,7 +748,7 @@ class VocWriter:
             report.wrote_annotation("bbox")
             if part.attributes:
                 report.drop("part attribute", "VOC parts have no attributes", len(part.attributes))
-        actions = [(k, v) for k, v in attributes.items() if isinstance(v, bool) and is_xml_name(k)]
+        actions = [(k, v) for k, v in attributes.items() if isinstance(v, bool) and self._xml_name(k)]
         if ACTION not in self.tasks:
             actions = []  # booleans stay in <attributes>, as text
         if actions:
@@ -790,14 +795,9 @@ class VocWriter:
             return {}
         actions: dict[str, bool] = {}
         if ACTION in self.tasks:
-            names = self._xml_names
             for key, value in attributes.items():
-                if type(value) is bool:
-                    ok = names.get(key)
-                    if ok is None:
-                        ok = names[key] = is_xml_name(key)
-                    if ok:
-                        actions[key] = value
+                if type(value) is bool and self._xml_name(key):
+                    actions[key] = value
         if actions:
             out.append("\n    <actions>")
             for key, value in actions.items():
