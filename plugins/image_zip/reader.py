@@ -187,9 +187,9 @@ class ImageZipReader:
     def _selected(self, keyed: Mapping[str, _T]) -> tuple[_T, range | None]:
         """The archive of the ``shard`` key among ``keyed`` (archives by shard key), and the records it reads
         (None: all of them)."""
-        archive, records = self.shard, None
-        if archive not in keyed and "@" in str(archive):
-            archive, _, span = str(archive).rpartition("@")
+        archive, records = str(self.shard), None
+        if archive not in keyed and "@" in archive:
+            archive, _, span = archive.rpartition("@")
             records = shard_range(span)
         if archive not in keyed:
             raise DatasetError(f"no shard {self.shard!r}; the shards are: {', '.join(keyed)}, or ARCHIVE@FIRST:STOP "

@@ -487,7 +487,8 @@ def test_shard_readers_take_any_range_of_whole_blocks_and_name_the_archives_once
     monkeypatch.setattr(ImageZipReader, "_shard_keys", lambda self, paths: made.append(len(paths)) or real(self, paths))
     with dsformats.policy.reporting(dsformats.Report(), skip_bad_items=True), \
             dsformats.read(path, "image_zip") as reader:
-        chosen = [reader.shard_reader(key) for key in ("big.zip@256:256", "big.zip@0:256", "big.zip", "big.zip@512:700")]
+        keys = ("big.zip@256:256", "big.zip@0:256", "big.zip", "big.zip@512:700")
+        chosen = [reader.shard_reader(key) for key in keys]
         with pytest.raises(DatasetError, match="no shard 'other.zip@0:256'; the shards are: big.zip"):
             reader.shard_reader("other.zip@0:256")
         with pytest.raises(DatasetError, match="no shard of records 5:256"):
