@@ -539,8 +539,9 @@ class VocWriter:
         if not self._xml_name(tag):
             return False
         if isinstance(value, dict):
-            if not value:
+            if not value:  # an empty element, read back as empty text
                 out.append(_leaf(indent, tag, ""))
+                self._warn_text(report)
                 return True
             out.append(f"\n{indent}<{tag}>")
             if not all(type(k) is str and self._element(out, indent + "  ", k, v, report) for k, v in value.items()):
@@ -554,10 +555,14 @@ class VocWriter:
         if value is not None and not isinstance(value, str | int | float):
             return False
         out.append(_leaf(indent, tag, value if type(value) is str else "" if value is None else str(value)))
-        if not isinstance(value, str) and not self._text_elements:
+        if not isinstance(value, str):
+            self._warn_text(report)
+        return True
+
+    def _warn_text(self, report: Report) -> None:
+        if not self._text_elements:
             self._text_elements = True
             report.warn("VOC XML elements hold text: non-text item attribute values were written as text")
-        return True
 
     def _copy(self, media: Media, target: str, ext: str) -> bytes | None:
         """Copy the local file of ``media`` to ``target`` byte for byte, as :func:`save_image` does.

@@ -591,6 +591,16 @@ def test_label_parents_that_are_not_labels_are_reported_once(tmp_path):
     assert "label parent" not in kept.dropped
 
 
+def test_an_empty_dict_attribute_is_an_empty_element_with_a_warning(tmp_path, make_image):
+    """It reads back as empty text, so the conversion says so (as for any non-text value)."""
+    items = [Item(id="a", attributes={"meta": {}, "note": "kept"}, media=_image(make_image, seed=1))]
+    report = dsformats.write(items, tmp_path / "voc", "voc")
+    assert report.warnings == ["VOC XML elements hold text: non-text item attribute values were written as text"]
+    assert "\n  <meta />\n  <note>kept</note>\n" in (tmp_path / "voc" / "Annotations" / "a.xml").read_text()
+    with dsformats.read(tmp_path / "voc", "voc") as reader:
+        assert [item.attributes for item in reader.items()] == [{"meta": "", "note": "kept"}]
+
+
 def test_item_attributes_are_written_as_annotation_children(tmp_path, make_image):
     """Item attributes become <annotation> children (what the reader keeps of an XML comes back); values
     that cannot be elements are dropped and counted, non-text ones are written as text with a warning."""
