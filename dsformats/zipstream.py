@@ -137,6 +137,14 @@ class StreamingZipReader(zipfile.ZipFile):
             at += size
             position += size
 
+    def iter_names(self) -> Iterator[str]:
+        """Every member's name, in order, as its ``ZipInfo`` has it (without building one)."""
+        encoding = getattr(self, "metadata_encoding", None) or "cp437"
+        utf8, fixed = zipfile._MASK_UTF_FILENAME, _CD.size  # type: ignore[attr-defined]
+        for buffer, at, fields in self._records():
+            name = buffer[at + fixed : at + fixed + fields[12]].decode("utf-8" if fields[5] & utf8 else encoding)
+            yield name.partition("\0")[0].replace(os.sep, "/")
+
     def iter_infos(
         self, start: int = 0, stop: int | None = None, marks: list[int] | None = None
     ) -> Iterator[zipfile.ZipInfo]:
@@ -455,11 +463,8 @@ class SpoolingZipWriter(zipfile.ZipFile):
         if planned is None:
             return False
         records, count, size = planned
-        encoding = getattr(source, "metadata_encoding", None) or "cp437"
-        utf8 = zipfile._MASK_UTF_FILENAME  # type: ignore[attr-defined]
-        for buffer, at, fields in source._records():
-            name = buffer[at + _CD.size : at + _CD.size + fields[12]].decode("utf-8" if fields[5] & utf8 else encoding)
-            check(name.partition("\0")[0].replace(os.sep, "/"))  # as ZipInfo names it
+        for name in source.iter_names():
+            check(name)
         with self._lock:  # type: ignore[attr-defined]
             if self._writing:  # type: ignore[attr-defined]
                 raise ValueError("Can't write to the ZIP file while there is another write handle open on it.")

@@ -3,16 +3,15 @@ with ``--shards-out``, publish each shard's archive under its shard number."""
 
 from __future__ import annotations
 
-import functools
 import shutil
 import zipfile
-from collections.abc import Mapping, Sequence
+from array import array
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from dsformats import DatasetError, Report
 from dsformats.fileaccess import safe_relative
-from dsformats.idset import KeyMap
 from dsformats.zipstream import SpoolingZipWriter, StreamingZipReader, ZipMember
 
 from .schema import COMPRESSION, path_suffix, shard_archive_name
@@ -21,33 +20,60 @@ from .schema import COMPRESSION, path_suffix, shard_archive_name
 class _Members:
     """The writer's checks across every part: no two members read back as the same item id; case clashes warned.
 
-    The names wait in compact spooled maps (:class:`dsformats.idset.KeyMap`), not in memory.
+    Memory keeps two 64-bit hashes a member (its stem, its lower-case name), checked in bulk by :meth:`finish`;
+    only the names of repeated hashes (a repeated id or spelling, or a rare hash collision) are compared
+    exactly, in a second pass over the archives' central directories, in member order.
     """
 
-    def __init__(self, report: Report, spool_dir: Path) -> None:
-        self.report = report
-        self.owners = KeyMap(spool_dir)
-        self.folded = KeyMap(spool_dir)
+    def __init__(self, report: Report, hasher: Callable[[str], int] = hash) -> None:
+        self.report, self.hasher = report, hasher
+        self.stems, self.folded = array("q"), array("q")
+        self.archives: list[Path] = []  # where each shard's members are, in shard order
 
-    def add(self, name: str, shard: int) -> None:
-        suffix = path_suffix(name)
-        stem = name[: -len(suffix)] if suffix else name
-        owner = self.owners.insert(stem, name)
-        if owner is not None:
-            raise DatasetError(
-                f"member {name!r} of shard {shard} and member {owner!r} of an earlier shard would both "
-                f"be item {stem!r}: an item id is repeated across shards (or across subsets: use --subset-dirs)"
-            )
-        first = self.folded.setdefault(name.lower(), name)
-        if first != name:
-            self.report.warn(
-                f"members {first!r} and {name!r} differ only in case and collide when extracted "
-                "on a case-insensitive file system"
-            )
+    def add(self, name: str) -> None:
+        self.stems.append(self.hasher(_stem(name)))
+        self.folded.append(self.hasher(name.lower()))
 
-    def close(self) -> None:
-        self.owners.close()
-        self.folded.close()
+    def finish(self) -> None:
+        """Raise for an item id of two shards, warn for names that differ only in case (as a single writer)."""
+        stems, folded = _repeated(self.stems), _repeated(self.folded)
+        if not (stems or folded):
+            return
+        owners: dict[str, tuple[str, int]] = {}
+        spellings: dict[str, str] = {}
+        hasher = self.hasher
+        for shard, archive in enumerate(self.archives):
+            with StreamingZipReader(archive) as source:
+                for name in source.iter_names():
+                    stem = _stem(name)
+                    if hasher(stem) in stems:
+                        owner, first = owners.setdefault(stem, (name, shard))
+                        if first != shard:
+                            raise DatasetError(
+                                f"member {name!r} of shard {shard} and member {owner!r} of an earlier shard would "
+                                f"both be item {stem!r}: an item id is repeated across shards (or across subsets: "
+                                "use --subset-dirs)"
+                            )
+                    lower = name.lower()
+                    if hasher(lower) in folded and spellings.setdefault(lower, name) != name:
+                        self.report.warn(
+                            f"members {spellings[lower]!r} and {name!r} differ only in case and collide when "
+                            "extracted on a case-insensitive file system"
+                        )
+
+
+def _stem(name: str) -> str:
+    """The member name without its suffix: the item id it reads back as."""
+    suffix = path_suffix(name)
+    return name[: -len(suffix)] if suffix else name
+
+
+def _repeated(hashes: array[int]) -> set[int]:
+    """The values that occur more than once in ``hashes``."""
+    import numpy as np
+
+    ordered = np.sort(np.frombuffer(hashes, dtype=np.int64))
+    return set(ordered[1:][ordered[1:] == ordered[:-1]].tolist())
 
 
 def merge(parts: Sequence[Path], path: Path, options: Mapping[str, Any], report: Report) -> bool:
@@ -60,36 +86,37 @@ def merge(parts: Sequence[Path], path: Path, options: Mapping[str, Any], report:
     """
     name = safe_relative(options["name"], location="--name")
     path.mkdir(parents=True, exist_ok=True)
-    members = _Members(report, path)
-    try:
-        if options["shards_out"]:
-            written = shard_archive_name(name, 0)  # every part's writer names its archive as shard 0
-            for index, part in enumerate(parts):
-                with StreamingZipReader(part / written) as source:
-                    for info in source.iter_infos():
-                        members.add(info.filename, index)
-                target = path / shard_archive_name(name, index)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.move(part / written, target)
-            return True
-        compression = COMPRESSION[options["compression"]]
-        target = path / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with SpoolingZipWriter(target, "w", compression=compression) as archive:
-            for index, part in enumerate(parts):
-                with StreamingZipReader(part / name) as source:
-                    if archive.append_archive(source, functools.partial(members.add, shard=index)):
-                        continue  # the usual part: copied as one block
-                    for info in source.iter_infos():
-                        members.add(info.filename, index)
-                        copy = zipfile.ZipInfo(info.filename, date_time=info.date_time)
-                        copy.compress_type = compression
-                        copy.external_attr = info.external_attr
-                        if info.compress_type == compression:  # as the part stores it: not compressed again
-                            archive.write_compressed(copy, ZipMember(source, info).compressed())
-                            continue
-                        with source.open(info) as stream, archive.open(copy, "w", force_zip64=True) as member:
-                            shutil.copyfileobj(stream, member, 1 << 20)
+    members = _Members(report)
+    if options["shards_out"]:
+        written = shard_archive_name(name, 0)  # every part's writer names its archive as shard 0
+        for index, part in enumerate(parts):
+            with StreamingZipReader(part / written) as source:
+                for member_name in source.iter_names():
+                    members.add(member_name)
+            target = path / shard_archive_name(name, index)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(part / written, target)
+            members.archives.append(target)
+        members.finish()
         return True
-    finally:
-        members.close()
+    compression = COMPRESSION[options["compression"]]
+    target = path / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with SpoolingZipWriter(target, "w", compression=compression) as archive:
+        for part in parts:
+            members.archives.append(part / name)
+            with StreamingZipReader(part / name) as source:
+                if archive.append_archive(source, members.add):
+                    continue  # the usual part: copied as one block
+                for info in source.iter_infos():
+                    members.add(info.filename)
+                    copy = zipfile.ZipInfo(info.filename, date_time=info.date_time)
+                    copy.compress_type = compression
+                    copy.external_attr = info.external_attr
+                    if info.compress_type == compression:  # as the part stores it: not compressed again
+                        archive.write_compressed(copy, ZipMember(source, info).compressed())
+                        continue
+                    with source.open(info) as stream, archive.open(copy, "w", force_zip64=True) as member:
+                        shutil.copyfileobj(stream, member, 1 << 20)
+    members.finish()  # an error discards the staged output
+    return True

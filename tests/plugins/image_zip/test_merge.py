@@ -73,7 +73,9 @@ def test_cli_shards_out(source, dsformats_scheduler, tmp_path, capsys):
     assert [m for a in archives for m in members(tmp_path / "dask" / a)] == members(tmp_path / "single" / "default.zip")
 
 
-def _merge_parts(tmp_path: Path, chunks: list[list[dsformats.Item]], options: dict) -> Path:
+def _merge_parts(
+    tmp_path: Path, chunks: list[list[dsformats.Item]], options: dict, report: Report | None = None
+) -> Path:
     """Write each chunk as a part with the writer, as the Dask workers do, then call the merge hook."""
     registry = default_registry()
     header = dsformats.Header()
@@ -83,7 +85,7 @@ def _merge_parts(tmp_path: Path, chunks: list[list[dsformats.Item]], options: di
         dsformats.write(chunk, parts[-1], "image_zip", header=header, options=options)
     checked = validate_options(registry.get("image_zip").spec.writer_options, options, what="writer option")
     (tmp_path / "merged").mkdir()
-    registry.merge("image_zip", parts, tmp_path / "merged", checked, Report())
+    registry.merge("image_zip", parts, tmp_path / "merged", checked, Report() if report is None else report)
     return tmp_path / "merged"
 
 
@@ -120,3 +122,31 @@ def test_id_repeated_across_shards_fails_the_dask_conversion(dsformats_scheduler
     message = "member 'a.png' of shard 1 and member 'a.png' of an earlier shard would both be item 'a'"
     assert message in str(caught.value)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["zips"]  # nothing published, no partials left
+
+
+@pytest.mark.parametrize("colliding", [False, True], ids=["hashes", "every-hash-equal"])
+@pytest.mark.parametrize("options", [{}, {"shards_out": True}])
+def test_names_across_shards_are_compared_exactly(tmp_path, monkeypatch, make_image, options, colliding):
+    """Names that differ only in case across shards are warned once, as one writer warns; an id repeated
+    across shards names both members. With every hash equal (all names compared exactly), a clean merge
+    gives the same archive and no warning."""
+    import functools
+
+    from dsformats_image_zip import merge as merge_module
+
+    if colliding:
+        monkeypatch.setattr(merge_module, "_Members", functools.partial(merge_module._Members, hasher=lambda _: 7))
+    image = dsformats.Media.from_bytes(make_image(4, 4, seed=1), ".png")
+    chunks = [[dsformats.Item(id=i, media=image) for i in ids] for ids in (["Cat", "dog"], ["cow"], ["cat", "ant"])]
+    single = dsformats.write([i for chunk in chunks for i in chunk], tmp_path / "single", "image_zip")
+    report = Report()
+    merged = _merge_parts(tmp_path / "a", chunks, options, report)
+    assert report.warnings == single.warnings == ["members 'Cat.png' and 'cat.png' differ only in case and collide "
+                                                  "when extracted on a case-insensitive file system"]
+    if not options:
+        assert members(merged / "default.zip") == members(tmp_path / "single" / "default.zip")
+    clean = Report()
+    _merge_parts(tmp_path / "b", chunks[:2], options, clean)
+    assert clean.warnings == []
+    with pytest.raises(DatasetError, match="member 'dog.png' of shard 2 and member 'dog.png' of an earlier shard"):
+        _merge_parts(tmp_path / "c", [*chunks[:2], [dsformats.Item(id="dog", media=image)]], options)
