@@ -15,8 +15,10 @@ between processes.
 
 from __future__ import annotations
 
+import itertools
 import marshal
 import struct
+import sys
 import tempfile
 from array import array
 from bisect import bisect_left
@@ -24,13 +26,14 @@ from collections.abc import Iterator
 from os import PathLike
 from typing import IO, Any
 
-__all__ = ["KeyMap", "LineSpool", "RecordSpool"]
+__all__ = ["KeyMap", "LineSpool", "RecordSpool", "repeated_values"]
 
 _MASK = (1 << 64) - 1
 _INDEX = struct.Struct("<QQ")  # (hash, offset of the record in the data file)
 _RECORD = struct.Struct("<II")  # (bytes of the key, bytes of the value), then both
 _BUFFER_MIN = 4096  # newest hashes kept in a set before they are merged into the sorted array
 _CHUNK = _INDEX.size * 8192
+_NUMPY_FROM = 1 << 16  # values that repeated_values sorts in numpy even when it must import it
 
 
 def _encode(text: str) -> bytes:
@@ -175,6 +178,22 @@ class KeyMap:
             index.seek(0, 2)
             data.seek(0, 2)
         return None
+
+
+def repeated_values(values: array[int]) -> set[int]:
+    """The values that occur more than once in ``values`` (an ``array("q")``, such as string hashes).
+
+    For checks that keep 8 bytes an entry while a stream goes by and compare the entries exactly afterwards,
+    only where a hash repeats. Sorted in numpy (a fraction of a microsecond an entry); below
+    :data:`_NUMPY_FROM` values, unless numpy is loaded already, in Python (importing numpy takes longer).
+    """
+    if len(values) < _NUMPY_FROM and "numpy" not in sys.modules:
+        ordered = sorted(values)
+        return {a for a, b in itertools.pairwise(ordered) if a == b}
+    import numpy as np
+
+    found = np.sort(np.frombuffer(values, dtype=np.int64))
+    return set(found[1:][found[1:] == found[:-1]].tolist())
 
 
 class _Spool:

@@ -56,25 +56,28 @@ class ZipBudget:
 
     def check(self, info: zipfile.ZipInfo) -> None:
         """Raise :class:`DatasetError` naming the member when it breaks a limit."""
-        size = info.file_size
+        self.check_sizes(info.filename, info.file_size, info.compress_size)
+
+    def check_sizes(self, name: str, size: int, compressed: int) -> None:
+        """:meth:`check` of member ``name`` from its declared sizes."""
         self.total += size
         if size <= _RATIO_FLOOR and size <= self.max_member and self.total <= self.max_total:
             return  # the common case: a small member within every limit
         self.total -= size
-        where = f"{self.archive}!{info.filename}"
-        if info.file_size > self.max_member:
+        where = f"{self.archive}!{name}"
+        if size > self.max_member:
             raise DatasetError(
-                f"member inflates to {info.file_size:,} bytes, over the limit of {self.max_member:,} "
+                f"member inflates to {size:,} bytes, over the limit of {self.max_member:,} "
                 "(DSFORMATS_ZIP_MAX_MEMBER)",
                 where,
             )
-        if info.file_size > _RATIO_FLOOR and info.file_size > self.max_ratio * max(info.compress_size, 1):
+        if size > _RATIO_FLOOR and size > self.max_ratio * max(compressed, 1):
             raise DatasetError(
-                f"member compression ratio {info.file_size / max(info.compress_size, 1):,.0f} exceeds "
+                f"member compression ratio {size / max(compressed, 1):,.0f} exceeds "
                 f"{self.max_ratio} (DSFORMATS_ZIP_MAX_RATIO); this looks like a zip bomb",
                 where,
             )
-        self.total += info.file_size
+        self.total += size
         if self.total > self.max_total:
             raise DatasetError(
                 f"archive inflates to more than {self.max_total:,} bytes (DSFORMATS_ZIP_MAX_TOTAL)", where

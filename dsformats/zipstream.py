@@ -137,13 +137,20 @@ class StreamingZipReader(zipfile.ZipFile):
             at += size
             position += size
 
-    def iter_names(self) -> Iterator[str]:
-        """Every member's name, in order, as its ``ZipInfo`` has it (without building one)."""
+    def iter_entries(
+        self, start: int = 0, stop: int | None = None, marks: list[int] | None = None
+    ) -> Iterator[tuple[str, int, int, int]]:
+        """``(name, flag bits, compressed size, size)`` of every central directory entry, in order, as
+        :meth:`iter_infos` gives them (same arguments), without a ``ZipInfo`` for an entry with no extra field."""
         encoding = getattr(self, "metadata_encoding", None) or "cp437"
-        utf8, fixed = zipfile._MASK_UTF_FILENAME, _CD.size  # type: ignore[attr-defined]
-        for buffer, at, fields in self._records():
+        utf8, fixed, max_version = zipfile._MASK_UTF_FILENAME, _CD.size, zipfile.MAX_EXTRACT_VERSION  # type: ignore[attr-defined]
+        for buffer, at, fields in self._records(start, stop, marks):
+            if fields[13] or fields[3] > max_version:  # ZIP64 sizes in an extra field, or refused: as iter_infos
+                info = self._info(buffer, at, fields, encoding)
+                yield info.filename, info.flag_bits, info.compress_size, info.file_size
+                continue
             name = buffer[at + fixed : at + fixed + fields[12]].decode("utf-8" if fields[5] & utf8 else encoding)
-            yield name.partition("\0")[0].replace(os.sep, "/")
+            yield name.partition("\0")[0].replace(os.sep, "/"), fields[5], fields[10], fields[11]  # as ZipInfo has it
 
     def iter_infos(
         self, start: int = 0, stop: int | None = None, marks: list[int] | None = None
@@ -155,34 +162,37 @@ class StreamingZipReader(zipfile.ZipFile):
         later pass can begin at any of them.
         """
         encoding = getattr(self, "metadata_encoding", None) or "cp437"
-        concat, fixed = self._concat, _CD.size
-        utf8, max_version, info_class = zipfile._MASK_UTF_FILENAME, zipfile.MAX_EXTRACT_VERSION, zipfile.ZipInfo  # type: ignore[attr-defined]
+        info = self._info
         for buffer, at, fields in self._records(start, stop, marks):
-            (_magic, create_version, create_system, extract_version, reserved, flags, compress_type, t, d, crc,
-             compress_size, file_size, name_len, extra_len, comment_len, volume, internal_attr, external_attr,
-             header_offset) = fields
-            start = at + fixed
-            raw_name = buffer[start : start + name_len]
-            x = info_class(raw_name.decode("utf-8" if flags & utf8 else encoding))
-            x.extra = extra = buffer[start + name_len : start + name_len + extra_len]
-            x.comment = buffer[start + name_len + extra_len : start + name_len + extra_len + comment_len]
-            x.create_version, x.create_system, x.extract_version, x.reserved = (
-                create_version, create_system, extract_version, reserved)
-            x.flag_bits, x.compress_type, x.CRC, x.compress_size, x.file_size = (
-                flags, compress_type, crc, compress_size, file_size)
-            if extract_version > max_version:
-                # zipfile raises NotImplementedError here; a BadZipFile is reported naming the archive
-                raise zipfile.BadZipFile(f"unsupported zip file version {extract_version / 10:.1f}")
-            x.volume, x.internal_attr, x.external_attr = volume, internal_attr, external_attr
-            x.header_offset = header_offset + concat
-            x._raw_time = t  # type: ignore[attr-defined]
-            x.date_time = ((d >> 9) + 1980, (d >> 5) & 0xF, d & 0x1F, t >> 11, (t >> 5) & 0x3F, (t & 0x1F) * 2)
-            if extra:
-                if _EXTRA_TAKES_CRC:
-                    x._decodeExtra(crc32(raw_name))  # type: ignore[attr-defined]
-                else:
-                    x._decodeExtra()  # type: ignore[attr-defined]
-            yield x
+            yield info(buffer, at, fields, encoding)
+
+    def _info(self, buffer: bytes, at: int, fields: tuple[Any, ...], encoding: str) -> zipfile.ZipInfo:
+        """The ``ZipInfo`` of the central directory record at ``buffer[at:]`` (``fields``: its fixed fields)."""
+        (_magic, create_version, create_system, extract_version, reserved, flags, compress_type, t, d, crc,
+         compress_size, file_size, name_len, extra_len, comment_len, volume, internal_attr, external_attr,
+         header_offset) = fields
+        start = at + _CD.size
+        raw_name = buffer[start : start + name_len]
+        x = zipfile.ZipInfo(raw_name.decode("utf-8" if flags & zipfile._MASK_UTF_FILENAME else encoding))  # type: ignore[attr-defined]
+        x.extra = extra = buffer[start + name_len : start + name_len + extra_len]
+        x.comment = buffer[start + name_len + extra_len : start + name_len + extra_len + comment_len]
+        x.create_version, x.create_system, x.extract_version, x.reserved = (
+            create_version, create_system, extract_version, reserved)
+        x.flag_bits, x.compress_type, x.CRC, x.compress_size, x.file_size = (
+            flags, compress_type, crc, compress_size, file_size)
+        if extract_version > zipfile.MAX_EXTRACT_VERSION:  # type: ignore[attr-defined]
+            # zipfile raises NotImplementedError here; a BadZipFile is reported naming the archive
+            raise zipfile.BadZipFile(f"unsupported zip file version {extract_version / 10:.1f}")
+        x.volume, x.internal_attr, x.external_attr = volume, internal_attr, external_attr
+        x.header_offset = header_offset + self._concat
+        x._raw_time = t  # type: ignore[attr-defined]
+        x.date_time = ((d >> 9) + 1980, (d >> 5) & 0xF, d & 0x1F, t >> 11, (t >> 5) & 0x3F, (t & 0x1F) * 2)
+        if extra:
+            if _EXTRA_TAKES_CRC:
+                x._decodeExtra(crc32(raw_name))  # type: ignore[attr-defined]
+            else:
+                x._decodeExtra()  # type: ignore[attr-defined]
+        return x
 
 
 @functools.cache
@@ -463,7 +473,7 @@ class SpoolingZipWriter(zipfile.ZipFile):
         if planned is None:
             return False
         records, count, size = planned
-        for name in source.iter_names():
+        for name, *_ in source.iter_entries():
             check(name)
         with self._lock:  # type: ignore[attr-defined]
             if self._writing:  # type: ignore[attr-defined]

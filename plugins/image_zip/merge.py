@@ -12,6 +12,7 @@ from typing import Any
 
 from dsformats import DatasetError, Report
 from dsformats.fileaccess import safe_relative
+from dsformats.idset import repeated_values
 from dsformats.zipstream import SpoolingZipWriter, StreamingZipReader, ZipMember
 
 from .schema import COMPRESSION, path_suffix, shard_archive_name
@@ -36,7 +37,7 @@ class _Members:
 
     def finish(self) -> None:
         """Raise for an item id of two shards, warn for names that differ only in case (as a single writer)."""
-        stems, folded = _repeated(self.stems), _repeated(self.folded)
+        stems, folded = repeated_values(self.stems), repeated_values(self.folded)
         if not (stems or folded):
             return
         owners: dict[str, tuple[str, int]] = {}
@@ -44,7 +45,7 @@ class _Members:
         hasher = self.hasher
         for shard, archive in enumerate(self.archives):
             with StreamingZipReader(archive) as source:
-                for name in source.iter_names():
+                for name, *_ in source.iter_entries():
                     stem = _stem(name)
                     if hasher(stem) in stems:
                         owner, first = owners.setdefault(stem, (name, shard))
@@ -68,14 +69,6 @@ def _stem(name: str) -> str:
     return name[: -len(suffix)] if suffix else name
 
 
-def _repeated(hashes: array[int]) -> set[int]:
-    """The values that occur more than once in ``hashes``."""
-    import numpy as np
-
-    ordered = np.sort(np.frombuffer(hashes, dtype=np.int64))
-    return set(ordered[1:][ordered[1:] == ordered[:-1]].tolist())
-
-
 def merge(parts: Sequence[Path], path: Path, options: Mapping[str, Any], report: Report) -> bool:
     """Append every part's members, in shard order, to ``path/<name>``, exactly as the writer stores them.
 
@@ -91,7 +84,7 @@ def merge(parts: Sequence[Path], path: Path, options: Mapping[str, Any], report:
         written = shard_archive_name(name, 0)  # every part's writer names its archive as shard 0
         for index, part in enumerate(parts):
             with StreamingZipReader(part / written) as source:
-                for member_name in source.iter_names():
+                for member_name, *_ in source.iter_entries():
                     members.add(member_name)
             target = path / shard_archive_name(name, index)
             target.parent.mkdir(parents=True, exist_ok=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import itertools
 import zipfile
+from array import array
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -12,7 +13,7 @@ from typing import Any, TypeVar
 
 from dsformats import DatasetError, Header, Item, Media, Shard, shard_range
 from dsformats.fileaccess import as_path, open_binary, safe_relative, walk_files
-from dsformats.idset import KeyMap
+from dsformats.idset import repeated_values
 from dsformats.imaging import IMAGE_SUFFIXES
 from dsformats.limits import ZipBudget
 from dsformats.policy import bad_item, warn
@@ -78,8 +79,9 @@ class _Archive:
         part._span = (self._marks[first // MARK_EVERY] if first else self._span[0], end)
         return part
 
-    def index(self, seen: KeyMap, records: range | None = None) -> None:
-        """Pick the image members (bad ones go to the bad-item policy); ``seen`` maps item keys to members.
+    def index(self, keys: array[int], records: range | None = None) -> None:
+        """Pick the image members (bad ones go to the bad-item policy); append the hash of each one's item key
+        (:meth:`item_key`) to ``keys``, for :meth:`ImageZipReader._check_ids`.
 
         With ``records``, only the members of those record numbers are checked and picked.
         """
@@ -88,14 +90,13 @@ class _Archive:
         others: list[str] = []  # members that are not images (nor directories or OS metadata): told, not read
         other_count = 0
         number = -1
-        for number, info in enumerate(self._infos(self._marks)):
+        for number, (name, flags, compress_size, file_size) in enumerate(self._walk("iter_entries", self._marks)):
             if number % 8 == 0:
                 images.append(0)
             if records is not None and number not in records:
                 continue
-            if info.is_dir() or is_junk(info.filename):
+            if is_junk(name):  # directories too
                 continue
-            name = info.filename
             stem, suffix = split_member(name)
             if suffix not in IMAGE_SUFFIXES:
                 other_count += 1
@@ -104,17 +105,14 @@ class _Archive:
                 continue
             where = f"{self.path}!{name}"
             try:
-                budget.check(info)
+                budget.check_sizes(name, file_size, compress_size)
                 rel = safe_relative(name, location=where)
-                item_id = stem if rel == name else split_member(rel)[0]
-                if info.flag_bits & 0x1:
+                if flags & 0x1:
                     raise DatasetError("member is encrypted", where)
             except DatasetError as exc:
                 bad_item(exc)
                 continue
-            first = seen.setdefault(f"{self.subset}\0{item_id}", where)
-            if first != where:
-                raise DatasetError(f"images {first} and {where} have the same item id {item_id!r}")
+            keys.append(hash(self.item_key(stem if rel == name else split_member(rel)[0])))
             images[number >> 3] |= 1 << (number & 7)
             self.count += 1
         if other_count:
@@ -124,17 +122,23 @@ class _Archive:
             warn(f"{self.path}: {what} not read: {', '.join(others)}{more}")
         self.records = number + 1
 
-    def _infos(self, marks: list[int] | None = None) -> Iterator[zipfile.ZipInfo]:
+    def item_key(self, item_id: str) -> str:
+        """What two members of one item share, in any archive of the reader: subset and item id."""
+        return f"{self.subset}\0{item_id}"
+
+    def _walk(self, how: str, marks: list[int] | None = None) -> Iterator[Any]:
+        """The archive's ``iter_infos`` or ``iter_entries`` (``how``) over its span; a broken directory is a
+        DatasetError naming the archive."""
         assert self.zip is not None
         try:
-            yield from self.zip.iter_infos(*self._span, marks=marks)
+            yield from getattr(self.zip, how)(*self._span, marks=marks)
         except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, UnicodeDecodeError) as exc:
             raise DatasetError(f"not a readable zip archive ({exc})", str(self.path)) from None
 
     def members(self) -> Iterator[tuple[str, zipfile.ZipInfo]]:
         """(item id, member) of every image member, in archive order."""
         images = self._images
-        for number, info in enumerate(self._infos()):
+        for number, info in enumerate(self._walk("iter_infos")):
             if images[number >> 3] & (1 << (number & 7)):
                 yield split_member(safe_relative(info.filename))[0], info
 
@@ -205,7 +209,7 @@ class ImageZipReader:
                 self.close()
                 raise
             return self
-        seen = KeyMap()  # (subset, item id) -> the first member of that item
+        keys = array("q")  # the hash of each image member's item key, checked by _check_ids
         try:
             paths, records = self._archive_paths(), None
             if self.shard is not None:
@@ -222,16 +226,15 @@ class ImageZipReader:
                 archive = _Archive(path, subset)
                 self._archives.append(archive)
                 archive.open()
-                archive.index(seen, records)
+                archive.index(keys, records)
             if records is not None:  # read only the records of the range
                 whole = self._archives[0]
                 self._archives[0] = whole.part(records.start, min(records.stop, whole.records))
                 self._archives[0].zip, whole.zip = whole.zip, None
+            self._check_ids(keys)
         except BaseException:
             self.close()
             raise
-        finally:
-            seen.close()
         subsets = sorted({a.subset for a in self._archives})
         self.header = Header(subsets=subsets, size_hint=sum(a.count for a in self._archives))
         return self
@@ -240,6 +243,25 @@ class ImageZipReader:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+    def _check_ids(self, keys: array[int]) -> None:
+        """No two image members of one subset read back as the same item id (``a.jpg`` and ``a.png``).
+
+        ``keys`` holds the hash of every image member's item key; the members are compared exactly (in a
+        second pass over the central directories) only where a hash repeats.
+        """
+        repeated = repeated_values(keys)
+        if not repeated:
+            return
+        first: dict[str, str] = {}
+        for archive in self._archives:
+            for item_id, info in archive.members():
+                key = archive.item_key(item_id)
+                if hash(key) in repeated:
+                    where = f"{archive.path}!{info.filename}"
+                    earlier = first.setdefault(key, where)
+                    if earlier != where:
+                        raise DatasetError(f"images {earlier} and {where} have the same item id {item_id!r}")
 
     def close(self) -> None:
         """Close every archive."""

@@ -7,7 +7,8 @@ import tracemalloc
 
 import pytest
 
-from dsformats.idset import KeyMap, LineSpool, RecordSpool
+from dsformats import idset
+from dsformats.idset import KeyMap, LineSpool, RecordSpool, repeated_values
 
 
 def test_keymap_behaves_like_dict_setdefault_across_merges(tmp_path):
@@ -110,3 +111,24 @@ def test_record_spool_round_trips():
     assert list(spool) == records and list(spool) == records and len(spool) == 3
     spool.close()
     assert list(spool) == []
+
+
+@pytest.mark.parametrize("how", ["python", "numpy"])
+@pytest.mark.parametrize("count", [0, 1, 5_000])
+def test_repeated_values_are_those_seen_twice(monkeypatch, how, count):
+    """The same answer sorted in Python (small arrays while numpy is not loaded) and in numpy."""
+    import collections
+    import types
+    from array import array
+
+    if how == "python":
+        monkeypatch.setattr(idset, "sys", types.SimpleNamespace(modules={}))
+    else:
+        monkeypatch.setattr(idset, "_NUMPY_FROM", 0)
+    rng = random.Random(count)
+    unique = [rng.randrange(-(1 << 63), 1 << 63) for _ in range(count)]
+    twice = [-(1 << 63), (1 << 63) - 1][:count] + unique[: count // 10]  # the extremes of int64 among them
+    values = unique + twice + [-(1 << 63), (1 << 63) - 1][:count]
+    rng.shuffle(values)
+    expected = {v for v, n in collections.Counter(values).items() if n > 1}
+    assert repeated_values(array("q", values)) == expected == set(twice)
