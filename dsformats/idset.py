@@ -15,10 +15,8 @@ between processes.
 
 from __future__ import annotations
 
-import itertools
 import marshal
 import struct
-import sys
 import tempfile
 from array import array
 from bisect import bisect_left
@@ -33,7 +31,7 @@ _INDEX = struct.Struct("<QQ")  # (hash, offset of the record in the data file)
 _RECORD = struct.Struct("<II")  # (bytes of the key, bytes of the value), then both
 _BUFFER_MIN = 4096  # newest hashes kept in a set before they are merged into the sorted array
 _CHUNK = _INDEX.size * 8192
-_NUMPY_FROM = 1 << 16  # values that repeated_values sorts in numpy even when it must import it
+_BUCKETS = 256  # of repeated_values: its sets hold about 1/256 of the values each
 
 
 def _encode(text: str) -> bytes:
@@ -184,16 +182,22 @@ def repeated_values(values: array[int]) -> set[int]:
     """The values that occur more than once in ``values`` (an ``array("q")``, such as string hashes).
 
     For checks that keep 8 bytes an entry while a stream goes by and compare the entries exactly afterwards,
-    only where a hash repeats. Sorted in numpy (a fraction of a microsecond an entry); below
-    :data:`_NUMPY_FROM` values, unless numpy is loaded already, in Python (importing numpy takes longer).
+    only where a hash repeats. The values are split into :data:`_BUCKETS` arrays by their low bits, and each
+    is checked with a set: memory is a copy of ``values`` and one bucket's set (no numpy to load).
     """
-    if len(values) < _NUMPY_FROM and "numpy" not in sys.modules:
-        ordered = sorted(values)
-        return {a for a, b in itertools.pairwise(ordered) if a == b}
-    import numpy as np
-
-    found = np.sort(np.frombuffer(values, dtype=np.int64))
-    return set(found[1:][found[1:] == found[:-1]].tolist())
+    buckets = [array("q") for _ in range(_BUCKETS)]
+    mask = _BUCKETS - 1
+    for value in values:
+        buckets[value & mask].append(value)
+    repeated: set[int] = set()
+    for bucket in buckets:
+        if len(set(bucket)) < len(bucket):
+            seen: set[int] = set()
+            for value in bucket:
+                if value in seen:
+                    repeated.add(value)
+                seen.add(value)
+    return repeated
 
 
 class _Spool:
