@@ -9,6 +9,10 @@ Here the exact keys, values and lines go to an unnamed temporary file, and memor
   answers are exact: a hash collision between two different keys never makes them equal.
 - :class:`LineSpool` (text lines) and :class:`RecordSpool` (``marshal``-able records): nothing but the file.
 
+A check that can wait until a stream has gone by (the end of an index, of a merge) keeps only each key's hash
+in an ``array("q")`` and asks :func:`repeated_values` which hashes repeat; it then compares exactly, in a
+second pass over its source, only the keys of those.
+
 Hashes are Python's own string hash (SipHash, keyed per process), which is fine because nothing is shared
 between processes.
 """
