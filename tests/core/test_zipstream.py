@@ -50,6 +50,28 @@ def test_writer_bytes_equal_zipfile_and_reader_infos_equal_infolist(tmp_path, co
             assert streaming.open(mine).read() == plain.read(theirs)
         assert streaming.comment == b"the end"
         assert list(streaming.iter_infos())[5].filename == infos[5].filename  # parsed again, same result
+        entries = [(i.filename, i.flag_bits, i.compress_size, i.file_size) for i in plain.infolist()]
+        assert list(streaming.iter_entries()) == entries  # the same, without ZipInfo objects
+
+
+def test_entries_with_an_extra_field_are_read_as_zipfile_reads_them(tmp_path, monkeypatch):
+    """An entry with an extra field takes the ZipInfo path: a ZIP64 one declares its sizes there (its
+    central record says 0xFFFFFFFF), and the entries give the real sizes, as ``infolist()`` does."""
+    import struct
+
+    with monkeypatch.context() as patched:
+        patched.setattr(zipfile, "ZIP64_LIMIT", 15)  # members over 15 bytes get ZIP64 central records
+        with zipfile.ZipFile(tmp_path / "x.zip", "w") as archive:
+            archive.writestr(zipfile.ZipInfo("plain.jpg", date_time=DATE), b"a" * 10)
+            tagged = zipfile.ZipInfo("tagged.png", date_time=DATE)
+            tagged.extra = struct.pack("<HH", 0xCAFE, 4) + b"abcd"
+            archive.writestr(tagged, b"b" * 12)
+            archive.writestr(zipfile.ZipInfo("é/big.png", date_time=DATE), b"c" * 20)
+    with zipfile.ZipFile(tmp_path / "x.zip") as plain, StreamingZipReader(tmp_path / "x.zip") as streaming:
+        assert b"\xff\xff\xff\xff" * 2 in (tmp_path / "x.zip").read_bytes()  # a ZIP64 central record
+        expected = [(i.filename, i.flag_bits, i.compress_size, i.file_size) for i in plain.infolist()]
+        assert expected == [("plain.jpg", 0, 10, 10), ("tagged.png", 0, 12, 12), ("é/big.png", 2048, 20, 20)]
+        assert list(streaming.iter_entries()) == expected
 
 
 def test_marks_let_a_later_pass_start_and_stop_at_any_marked_record(tmp_path, monkeypatch):
