@@ -15,7 +15,7 @@ from dsformats.fileaccess import safe_relative
 from dsformats.idset import repeated_values
 from dsformats.zipstream import SpoolingZipWriter, StreamingZipReader, ZipMember
 
-from .schema import COMPRESSION, path_suffix, shard_archive_name
+from .schema import COMPRESSION, case_clash, member_stem, shard_archive_name
 
 
 class _Members:
@@ -32,7 +32,7 @@ class _Members:
         self.archives: list[Path] = []  # where each shard's members are, in shard order
 
     def add(self, name: str) -> None:
-        self.stems.append(self.hasher(_stem(name)))
+        self.stems.append(self.hasher(member_stem(name)[0]))
         self.folded.append(self.hasher(name.lower()))
 
     def finish(self) -> None:
@@ -46,7 +46,7 @@ class _Members:
         for shard, archive in enumerate(self.archives):
             with StreamingZipReader(archive) as source:
                 for name, *_ in source.iter_entries():
-                    stem = _stem(name)
+                    stem = member_stem(name)[0]
                     if hasher(stem) in stems:
                         owner, first = owners.setdefault(stem, (name, shard))
                         if first != shard:
@@ -57,16 +57,7 @@ class _Members:
                             )
                     lower = name.lower()
                     if hasher(lower) in folded and spellings.setdefault(lower, name) != name:
-                        self.report.warn(
-                            f"members {spellings[lower]!r} and {name!r} differ only in case and collide when "
-                            "extracted on a case-insensitive file system"
-                        )
-
-
-def _stem(name: str) -> str:
-    """The member name without its suffix: the item id it reads back as."""
-    suffix = path_suffix(name)
-    return name[: -len(suffix)] if suffix else name
+                        self.report.warn(case_clash(spellings[lower], name))
 
 
 def merge(parts: Sequence[Path], path: Path, options: Mapping[str, Any], report: Report) -> bool:

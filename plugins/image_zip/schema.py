@@ -64,6 +64,19 @@ def path_suffix(name: str) -> str:
     return base[dot:] if 0 < dot < len(base) - 1 else ""
 
 
+def member_stem(name: str) -> tuple[str, str]:
+    """``(stem, suffix)`` of a POSIX member name: the stem is what it reads back as (``1.jpg`` and ``1.png``
+    are distinct members of one item id)."""
+    suffix = path_suffix(name)
+    return (name[: -len(suffix)] if suffix else name), suffix
+
+
+def case_clash(first: str, name: str) -> str:
+    """The warning for members ``first`` and ``name`` that differ only in case."""
+    return (f"members {first!r} and {name!r} differ only in case and collide when extracted on a case-insensitive "
+            "file system")
+
+
 def shard_archive_name(name: str, index: int) -> str:
     """The ``--shards-out`` archive of shard ``index``: ``a/data-00003.zip`` for ``--name a/data.zip``, shard 3."""
     stem, suffix = posixpath.splitext(name)

@@ -19,7 +19,7 @@ from dsformats.parallel import ordered_map, resolve_jobs
 from dsformats.policy import bad_item
 from dsformats.zipstream import Compressed, SpoolingZipWriter, compress
 
-from .schema import COMPRESSION, DEFAULT_IMAGE_EXT, MEMBER_DATE_TIME, path_suffix, shard_archive_name
+from .schema import COMPRESSION, DEFAULT_IMAGE_EXT, MEMBER_DATE_TIME, case_clash, member_stem, shard_archive_name
 
 #: Media larger than this are streamed into the archive instead of held in memory (and then compressed again
 #: even when their source member was already compressed the same way).
@@ -172,8 +172,7 @@ class ImageZipWriter:
                 where = f"{item.subset}/{item.id}"
                 # Key on the member path without its suffix: ``1.jpg`` and ``1.png`` are distinct members,
                 # but they would read back as the same item id.
-                suffix = path_suffix(name)
-                stem = name[: -len(suffix)] if suffix else name
+                stem, suffix = member_stem(name)
                 owner = owners.insert(stem, f"{where}\0{name}")  # member names hold no NUL (safe_relative)
                 if owner is not None:
                     first, _, first_name = owner.rpartition("\0")
@@ -183,10 +182,7 @@ class ImageZipWriter:
                     )
                 first_spelling = folded.setdefault(name.lower(), name)
                 if first_spelling != name:
-                    report.warn(
-                        f"members {first_spelling!r} and {name!r} differ only in case and collide "
-                        "when extracted on a case-insensitive file system"
-                    )
+                    report.warn(case_clash(first_spelling, name))
                 if same_encoding(suffix, item.media.suffix):
                     yield (item, name), None
                 else:  # re-encoded (in a worker) before the member exists, so a bad image can be skipped cleanly
