@@ -4,9 +4,10 @@ A conversion checks every item id against all earlier ones (duplicates, ids that
 some writers collect one list line per item. Kept in dicts and lists, that costs hundreds of bytes per item.
 Here the exact keys, values and lines go to an unnamed temporary file, and memory keeps only:
 
-- :class:`KeyMap`: one 64-bit hash per key (8 bytes in a sorted ``array('Q')``, plus a small unsorted set
-  of the newest hashes). A hash found again is checked exactly against the spooled keys of that hash, so
-  answers are exact: a hash collision between two different keys never makes them equal.
+- :class:`KeyMap`: one 64-bit hash per key (8 bytes, in one of :data:`_BUCKETS` sorted ``array('Q')`` picked
+  by its low bits, so that an insert moves about 1/1024 of the hashes). A hash found again is checked
+  exactly against the spooled keys of that hash, so answers are exact: a hash collision between two
+  different keys never makes them equal.
 - :class:`LineSpool` (text lines) and :class:`RecordSpool` (``marshal``-able records): nothing but the file.
 
 A check that can wait until a stream has gone by (the end of an index, of a merge) keeps only each key's hash
@@ -33,8 +34,11 @@ __all__ = ["KeyMap", "LineSpool", "RecordSpool", "repeated_values"]
 _MASK = (1 << 64) - 1
 _INDEX = struct.Struct("<QQ")  # (hash, offset of the record in the data file)
 _RECORD = struct.Struct("<II")  # (bytes of the key, bytes of the value), then both
-_BUFFER_MIN = 4096  # newest hashes kept in a set before they are merged into the sorted array
 _CHUNK = _INDEX.size * 8192
+#: Sorted hash arrays of a KeyMap, by the hash's low bits: an insert moves 1/1024 of the hashes (about 8 KB of
+#: memory at 1,000,000 keys), and an empty map costs about 64 KB.
+_KEY_BUCKETS = 1024
+_BUCKET_MASK = _KEY_BUCKETS - 1
 _BUCKETS = 256  # of repeated_values: its sets hold about 1/256 of the values each
 
 
@@ -54,13 +58,11 @@ class KeyMap:
 
     def __init__(self, dir: str | PathLike[str] | None = None) -> None:
         self._dir = dir
-        self._sorted = array("Q")
-        self._recent: set[int] = set()
+        self._buckets = [array("Q") for _ in range(_KEY_BUCKETS)]
         self._index: IO[bytes] | None = None
         self._data: IO[bytes] | None = None
         self._data_size = 0
         self._count = 0
-        self._merge_at = _BUFFER_MIN  # recent hashes that trigger a merge into the sorted array
 
     def __len__(self) -> int:
         return self._count
@@ -80,10 +82,8 @@ class KeyMap:
             if stream is not None:
                 stream.close()
         self._index = self._data = None
-        self._sorted = array("Q")
-        self._recent = set()
+        self._buckets = [array("Q") for _ in range(_KEY_BUCKETS)]
         self._data_size = self._count = 0
-        self._merge_at = _BUFFER_MIN
 
     def setdefault(self, key: str, value: str = "") -> str:
         """The value stored for ``key``; ``value`` (stored now) when ``key`` is new."""
@@ -93,15 +93,14 @@ class KeyMap:
     def insert(self, key: str, value: str = "") -> str | None:
         """Store ``value`` for a new ``key`` and return None; for a known key, return its value (unchanged)."""
         digest = hash(key) & _MASK
-        recent, known = self._recent, self._sorted
-        if digest in recent or ((at := bisect_left(known, digest)) < len(known) and known[at] == digest):
+        bucket = self._buckets[digest & _BUCKET_MASK]
+        at = bisect_left(bucket, digest)
+        if at < len(bucket) and bucket[at] == digest:
             found = self._lookup(digest, key)
             if found is not None:
                 return found
         else:
-            recent.add(digest)
-            if len(recent) >= self._merge_at:
-                self._merge()
+            bucket.insert(at, digest)
         self._store(digest, key, value)
         return None
 
@@ -113,37 +112,18 @@ class KeyMap:
         if not isinstance(key, str):
             return False
         digest = hash(key) & _MASK
-        return (digest in self._recent or self._in_sorted(digest)) and self._lookup(digest, key) is not None
+        return self._known(digest) and self._lookup(digest, key) is not None
 
     def get(self, key: str) -> str | None:
         """The value stored for ``key``, or None."""
         digest = hash(key) & _MASK
-        if digest in self._recent or self._in_sorted(digest):
-            return self._lookup(digest, key)
-        return None
+        return self._lookup(digest, key) if self._known(digest) else None
 
     # ------------------------------------------------------------------------------------ internals
-    def _in_sorted(self, digest: int) -> bool:
-        at = bisect_left(self._sorted, digest)
-        return at < len(self._sorted) and self._sorted[at] == digest
-
-    def _merge(self) -> None:
-        """Merge the recent hashes into the sorted array (slices are copied in C; only new hashes loop here)."""
-        old = self._sorted
-        merged = array("Q")
-        view = memoryview(old).cast("B")
-        width = old.itemsize
-        start = 0
-        for digest in sorted(self._recent):
-            at = bisect_left(old, digest, start)
-            merged.frombytes(view[start * width : at * width])
-            merged.append(digest)
-            start = at
-        merged.frombytes(view[start * width :])
-        view.release()
-        self._sorted = merged
-        self._recent = set()
-        self._merge_at = max(_BUFFER_MIN, len(merged) >> 5)
+    def _known(self, digest: int) -> bool:
+        bucket = self._buckets[digest & _BUCKET_MASK]
+        at = bisect_left(bucket, digest)
+        return at < len(bucket) and bucket[at] == digest
 
     def _store(self, digest: int, key: str, value: str) -> None:
         if self._index is None:

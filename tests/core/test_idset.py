@@ -10,7 +10,7 @@ import pytest
 from dsformats.idset import KeyMap, LineSpool, RecordSpool, repeated_values
 
 
-def test_keymap_behaves_like_dict_setdefault_across_merges(tmp_path):
+def test_keymap_behaves_like_dict_setdefault(tmp_path):
     rng = random.Random(7)
     keys = [f"{rng.choice(['a', 'B', 'é', 'x/y'])}{rng.randrange(30_000)}" for _ in range(40_000)]
     model: dict[str, str] = {}
@@ -19,8 +19,9 @@ def test_keymap_behaves_like_dict_setdefault_across_merges(tmp_path):
             value = f"v{number}"
             assert keymap.setdefault(key, value) == model.setdefault(key, value)
         assert len(keymap) == len(model)
-        assert keymap._sorted.tolist() == sorted(keymap._sorted)  # merged runs stay sorted
-        assert len(keymap._sorted) > 0  # the buffer was merged at least once
+        for number, bucket in enumerate(keymap._buckets):  # each bucket holds its own hashes, sorted, once
+            assert bucket.tolist() == sorted(set(bucket)) and all(h % len(keymap._buckets) == number for h in bucket)
+        assert sum(map(len, keymap._buckets)) == len(model)
         for key in rng.sample(keys, 500):
             assert key in keymap
             assert keymap.get(key) == model[key]
@@ -42,7 +43,7 @@ def test_keymap_add_and_insert():
     assert len(keymap) == 0 and "a" not in keymap
 
 
-def test_keymap_hash_collisions_are_resolved_exactly(monkeypatch):
+def test_keymap_hash_collisions_are_resolved_exactly():
     """Different keys with the same 64-bit hash stay different; the same key is still found."""
     import dsformats.idset as idset
 
@@ -50,13 +51,12 @@ def test_keymap_hash_collisions_are_resolved_exactly(monkeypatch):
         def __hash__(self) -> int:
             return 42
 
-    monkeypatch.setattr(idset, "_BUFFER_MIN", 16)  # merge into the sorted array early
     keymap = KeyMap()
     keys = [Colliding(f"key{i}") for i in range(300)]
     for number, key in enumerate(keys):
         assert keymap.insert(key, str(number)) is None
-        assert keymap.add(f"plain{number}")  # pushes hash 42 from the recent set into the sorted array
-    assert 42 in keymap._sorted.tolist()
+        assert keymap.add(f"plain{number}")
+    assert keymap._buckets[42].tolist().count(42) == 1  # one hash entry; the 300 keys are told apart in the spool
     for number, key in enumerate(keys[::7]):
         assert keymap.get(key) == str(number * 7)
         assert keymap.insert(Colliding(str(key)), "again") == str(number * 7)
@@ -76,7 +76,7 @@ def test_keymap_memory_per_key_is_small():
         after, _ = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    # 8 bytes a key in the sorted array, plus the set of recent hashes and the file buffers
+    # 8 bytes a key in the sorted arrays (with their spare room), plus the file buffers
     assert (after - before) / len(keys) < 24, f"{(after - before) / len(keys):.1f} bytes a key"
     keymap.close()
 
