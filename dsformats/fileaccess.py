@@ -81,6 +81,7 @@ class Joiner:
         self._linked: dict[tuple[Path, str], bool] = {}
         self._boundary = boundary
         self._real: dict[Path, str] = {}
+        self._prefix: dict[Path, str] = {}  # str(root) + "/" of each local root (text)
         self._remote: dict[tuple[int, str], tuple[Any, Any, str, str, str] | None] = {}
 
     def _remote_join(self, root: Any, name: str, location: str | None) -> Any:
@@ -110,12 +111,36 @@ class Joiner:
     def __call__(self, root: Path, name: str, *, location: str | None = None) -> Path:
         if not is_local(root):  # archives and object stores: no symlinks
             return self._remote_join(root, name, location)
+        rel = self._plain(root, name, location)
+        if rel is not None:
+            target = root.joinpath(*rel.split("/"))
+            if not os.path.islink(target):
+                return target
+        return join_within(root, name, location=location)
+
+    def text(self, root: Path, name: str, *, location: str | None = None) -> str | Any:
+        """What calling the joiner gives, as a path string under a local root (``str()`` of that path, with
+        no ``Path`` built: for names that are only opened, such as images); under a UPath root, the same."""
+        if not is_local(root):
+            return self._remote_join(root, name, location)
+        rel = self._plain(root, name, location)
+        if rel is not None:
+            prefix = self._prefix.get(root)
+            if prefix is None:
+                prefix = self._prefix[root] = "" if str(root) == "." else str(root).rstrip("/") + "/"
+            target = prefix + rel
+            if not os.path.islink(target):
+                return target
+        return str(join_within(root, name, location=location))
+
+    def _plain(self, root: Path, name: str, location: str | None) -> str | None:
+        """``name`` made safe (:func:`safe_relative`) when no folder on its way below ``root`` is a symlink;
+        None when one is (then :func:`join_within` decides). Refuses a ``root`` outside the boundary."""
         if self._boundary is not None:
             bound, real = self._realpath(self._boundary), self._realpath(root)
             if real != bound and not real.startswith(bound.rstrip(os.sep) + os.sep):
                 raise DatasetError(f"the images folder {root} is a symlink that points outside the dataset", location)
         rel = safe_relative(name, location=location)
-        target = root.joinpath(*rel.split("/"))
         folder = rel.rpartition("/")[0]
         if folder:
             linked = self._linked.get((root, folder))
@@ -124,10 +149,8 @@ class Joiner:
                 linked = any(os.path.islink(root.joinpath(*parts[: i + 1])) for i in range(len(parts)))
                 self._linked[(root, folder)] = linked
             if linked:
-                return join_within(root, name, location=location)
-        if os.path.islink(target):
-            return join_within(root, name, location=location)
-        return target
+                return None
+        return rel
 
 
 def _member_template(root: Any, rel: str) -> tuple[Any, Any, str, str, str] | None:

@@ -647,7 +647,7 @@ class CocoReader:
             deferred = self._deferred(single.get(record.subset), record, index)
             if deferred is not None:
                 try:
-                    path = join(record.images_dir, record.file_name, location=record.file_name)
+                    path = join.text(record.images_dir, record.file_name, location=record.file_name)
                 except DatasetError as exc:
                     bad_item(exc)
                     continue
@@ -668,7 +668,7 @@ class CocoReader:
                                 counts[kind] = counts.get(kind, 0) + 1
                         else:
                             annotations.extend(self._convert(source, element, state))
-                path = join(record.images_dir, record.file_name, location=record.file_name)
+                path = join.text(record.images_dir, record.file_name, location=record.file_name)
             except DatasetError as exc:  # one bad annotation (or image path) skips its item under the policy
                 bad_item(exc)
                 continue

@@ -15,7 +15,7 @@ import pytest
 import dsformats
 from dsformats import DatasetError, Item, Media
 from dsformats.dispatch import staged_output
-from dsformats.fileaccess import join_within, safe_relative, walk_files
+from dsformats.fileaccess import Joiner, join_within, safe_relative, walk_files
 
 from ..conftest import random_image_bytes
 
@@ -56,6 +56,35 @@ def test_symlinks_out_of_the_root_are_neither_listed_nor_joined(tmp_path):
     with pytest.raises(DatasetError, match="symlink that points outside"):
         join_within(root, "dir-link/a.jpg", location="x")
     assert join_within(root, "sub/inner-link.jpg").is_file()
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="no symlinks")
+@pytest.mark.parametrize("method", ["__call__", "text"])
+def test_joiner_refuses_what_join_within_refuses_and_gives_the_same_paths(tmp_path, method):
+    outside = tmp_path / "outside"
+    (outside / "dir").mkdir(parents=True)
+    (outside / "secret.jpg").write_bytes(b"s")
+    root = tmp_path / "root"
+    (root / "sub" / "deeper").mkdir(parents=True)
+    (root / "in.jpg").write_bytes(b"i")
+    os.symlink(outside / "secret.jpg", root / "file-link.jpg")
+    os.symlink(outside / "dir", root / "sub" / "dir-link")
+    os.symlink(root / "in.jpg", root / "sub" / "inner-link.jpg")
+    join = getattr(Joiner(), method)
+    for name in ["in.jpg", "./sub//inner-link.jpg", "sub/deeper/missing.png", "sub/inner-link.jpg"]:
+        joined = join(root, name, location=name)
+        assert str(joined) == str(join_within(root, name))
+        assert isinstance(joined, str if method == "text" else Path)
+    for name in ["file-link.jpg", "sub/dir-link/a.jpg", "sub/dir-link/a.jpg"]:  # the folder's answer is kept
+        with pytest.raises(DatasetError, match="symlink that points outside") as caught:
+            join(root, name, location=f"where/{name}")
+        assert caught.value.location == f"where/{name}"
+    with pytest.raises(DatasetError, match="escapes"):
+        join(root, "sub/../../x.jpg", location="x")
+    assert Joiner().text(Path("."), "a/b.jpg") == "a/b.jpg" and Joiner().text(Path("/"), "a.jpg") == "/a.jpg"
+    bounded = Joiner(boundary=root / "sub")
+    with pytest.raises(DatasetError, match="images folder .* points outside"):
+        getattr(bounded, method)(root, "in.jpg")
 
 
 # ------------------------------------------------------------------------------------------------- verify
