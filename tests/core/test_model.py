@@ -26,12 +26,15 @@ from dsformats.masks import bitmap_to_rle, compress_counts, decompress_counts, r
 from dsformats.model import DeferredAnnotations
 
 
-@pytest.mark.parametrize("good", ["1", "a/b/3", "ünïcode id", "with space/and-dash_.x", "a.b.c"])
+@pytest.mark.parametrize("good", ["1", "a/b/3", "ünïcode id", "with space/and-dash_.x", "a.b.c", "...", "a/.b/..c"])
 def test_item_accepts_relative_posix_ids(good):
     assert Item(id=good).id == good
 
 
-@pytest.mark.parametrize("bad", ["", "/abs", "C:/x", "c:x", "a/../b", "..", "a\\b", "a//b", "./a", "a/.", "a\x00b"])
+@pytest.mark.parametrize(
+    "bad",
+    ["", "/abs", "C:/x", "c:x", "a/../b", "..", "a\\b", "a//b", "./a", "a/.", "a/", ".", "a/./b", "a/..", "a\x00b"],
+)
 def test_item_rejects_unsafe_ids(bad):
     with pytest.raises(ValueError):
         Item(id=bad)
