@@ -28,8 +28,8 @@ _WS = b" \t\r\n"
 _BOM = b"\xef\xbb\xbf"
 #: Elements parsed between two releases of the mapped pages read so far (see :func:`_drop_pages`).
 _DROP_EVERY = 8192
-#: Bytes scanned per numpy pass over the annotations list.
-_CHUNK = 4 << 20
+#: Bytes scanned per numpy pass over the annotations list (the passes' temporary arrays are a few times this).
+_CHUNK = 1 << 20
 #: Files up to this size are also fully parsed once, so syntax errors are reported with orjson's position.
 _VALIDATE_LIMIT = 4 << 20
 
@@ -237,8 +237,6 @@ class JsonFile:
         import numpy as np
 
         data, size = self._data, len(self._data)
-        brackets = np.zeros(256, dtype=np.int8)
-        brackets[list(b"[{")], brackets[list(b"]}")] = 1, -1
         starts: list[Any] = []
         ends: list[Any] = []
         depth, in_string, close = 0, 0, -1  # depth relative to the list's inside
@@ -251,11 +249,13 @@ class JsonFile:
             if len(quotes) and ((chunk == 0x5C).any() or data[offset - 1] == 0x5C):
                 escaped = [k for k, q in enumerate(quotes.tolist()) if _escaped(data, offset + q)]
                 quotes = np.delete(quotes, escaped)
-            marks = brackets[chunk]
-            where = np.flatnonzero(marks != 0)  # nonzero of a bool array is several times faster
+            # clearing bit 5 folds "{" onto "[" and "}" onto "]" (and nothing else onto either): two compares
+            # of the whole chunk instead of a 256-entry table lookup per byte (four times slower)
+            folded = chunk & 0xDF
+            where = np.flatnonzero((folded == 0x5B) | (folded == 0x5D))  # nonzero of a bool array is fastest
             outside = (np.searchsorted(quotes, where) + in_string) % 2 == 0
             where = where[outside]
-            steps = marks[where].astype(np.int64)
+            steps = np.where(folded[where] == 0x5B, 1, -1)
             levels = depth + np.cumsum(steps)
             done = np.flatnonzero(levels < 0)
             if len(done):  # the list's own "]"
