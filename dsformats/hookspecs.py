@@ -77,7 +77,8 @@ def dsformats_merge(format: str, parts: Sequence[Path], path: Path, options: Map
     """Optional: merge partial outputs of ``format`` into the directory ``path``; return True, or None.
 
     Scale-out engines (``dsformats.scaleout``) write each shard of a dataset with your ordinary writer into
-    its own directory; ``parts`` lists them in shard order (the items of part 0 come first). ``path`` is
+    its own directory; ``parts`` lists them in shard order (the items of part 0 come first), each given once its
+    shard is done, while later shards may still run (take them in order, as needed). ``path`` is
     the fresh staging directory of the real output and ``options`` the validated writer options. Build in
     ``path`` exactly the bytes that one writer given every item in order would have written; parts may be
     consumed (files moved out of them). Return None when ``format`` is not yours or when these parts cannot

@@ -165,7 +165,7 @@ class Registry:
     def merge(self, format: str, parts: Sequence[Path], path: Path, options: Mapping[str, Any], report: Any) -> Any:
         """Call ``dsformats_merge``: None when no plugin merged (see :mod:`dsformats.scaleout`)."""
         return self._pm.hook.dsformats_merge(
-            format=format, parts=[Path(p) for p in parts], path=Path(path), options=dict(options), report=report
+            format=format, parts=parts, path=Path(path), options=dict(options), report=report
         )
 
     def detect(self, path: str | os.PathLike[str] | Any) -> list[Detection]:

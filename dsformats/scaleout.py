@@ -21,8 +21,9 @@ import pickle
 import re
 import shutil
 import tempfile
+import threading
 import uuid
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +93,7 @@ def plan_shards(reader: Any, *, count: int) -> list[dict[str, Any]]:
     return plans
 
 
-def _shard_reader(reader: Any, plan: Mapping[str, Any]) -> _Shipped | None:
+def _shard_reader(reader: Any, plan: Mapping[str, Any], run: _Run) -> _Shipped | None:
     """The reader's own reader of one shard (``shard_reader(key)``, reusing its index), to ship; else None.
 
     Without one, the worker opens the input again with the reader option ``shard``.
@@ -100,7 +101,57 @@ def _shard_reader(reader: Any, plan: Mapping[str, Any]) -> _Shipped | None:
     make = getattr(reader, "shard_reader", None)
     if "key" not in plan or not callable(make):
         return None
-    return _Shipped(make(plan["key"]))
+    return _Shipped(make(plan["key"]), run)
+
+
+class _Run:
+    """The shard tasks of a run, as the client follows them: the shard readers not yet pickled (the client's
+    reader, whose index they share, stays open until none is) and each finished shard's report (``progress`` is
+    told as they come, in any order); a failed shard raises as soon as the client looks."""
+
+    def __init__(self, progress: ShardProgress | None) -> None:
+        self.changed = threading.Condition()
+        self.unshipped: set[int] = set()  # ids of the _Shipped not yet pickled
+        self.futures: list[Any] = []
+        self.reports: dict[int, Report] = {}
+        self.finished: list[int] = []  # shards done (or failed) since the client last looked
+        self.progress = progress
+
+    def add(self, future: Any) -> None:
+        index = len(self.futures)
+        self.futures.append(future)
+        future.add_done_callback(lambda done: self._done(index, done))
+
+    def _done(self, index: int, future: Any) -> None:  # in a pool's or Dask's thread
+        with self.changed:
+            self.finished.append(index)
+            self.changed.notify_all()
+
+    def shipped(self, shipped: _Shipped) -> None:  # in the thread that pickles the task
+        with self.changed:
+            self.unshipped.discard(id(shipped))
+            self.changed.notify_all()
+
+    def wait(self, ready: Callable[[], bool]) -> None:
+        """Return once ``ready()``, collecting the reports of the shards that finish meanwhile: a shard that failed
+        raises its error here, whichever shard the caller waits for."""
+        while True:
+            with self.changed:
+                while not (self.finished or ready()):
+                    self.changed.wait(1.0)
+                finished, self.finished = self.finished, []
+            for index in finished:
+                self.reports[index] = self.futures[index].result()
+            if finished and self.progress is not None:
+                items = sum(sum(r.items_written.values()) for r in self.reports.values())
+                self.progress(len(self.reports), len(self.futures), items)
+            if ready():
+                return
+
+    def report(self, index: int) -> Report:
+        """Shard ``index``'s report, once it is done."""
+        self.wait(lambda: index in self.reports)
+        return self.reports[index]
 
 
 class _Shipped:
@@ -110,14 +161,17 @@ class _Shipped:
     Its parent reader must still be open then: a shard reader may build its part of the index only now.
     """
 
-    def __init__(self, reader: Any) -> None:
-        self.reader = reader
+    def __init__(self, reader: Any, run: _Run) -> None:
+        self.reader, self.run = reader, run
+        run.unshipped.add(id(self))
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         try:
             data = pickle.dumps(self.reader)
         except Exception:  # noqa: BLE001 - e.g. a path inside an archive file system: the worker reopens instead
             return _none, ()
+        finally:
+            self.run.shipped(self)
         return pickle.loads, (data,)
 
 
@@ -178,16 +232,16 @@ def _has_merge(registry: Registry, format: str) -> bool:
 
 
 class _Engine:
-    """Runs shard tasks: ``submit``, ``completed`` (futures as they finish) and ``cancel``."""
+    """Runs shard tasks: ``submit`` (a future with ``done``, ``result`` and ``add_done_callback``) and ``cancel``."""
 
-    def __init__(self, submit: Callable[..., Any], completed: Callable[[Any], Any], cancel: Callable[[Any], Any]):
-        self.submit, self.completed, self.cancel = submit, completed, cancel
+    def __init__(self, submit: Callable[..., Any], cancel: Callable[[Any], Any]):
+        self.submit, self.cancel = submit, cancel
 
 
 @contextlib.contextmanager
 def _dask(scheduler: str | None, workers: int, retries: int) -> Iterator[_Engine]:
     try:
-        from dask.distributed import Client, LocalCluster, as_completed
+        from dask.distributed import Client, LocalCluster
     except ImportError:  # pragma: no cover - depends on the environment
         raise DsformatsError("the dask engine needs Dask: pip install 'dsformats[dask]'") from None
 
@@ -196,7 +250,7 @@ def _dask(scheduler: str | None, workers: int, retries: int) -> Iterator[_Engine
             key = f"dsformats-shard-{index}-{uuid.uuid4().hex[:8]}"
             return client.submit(_convert_shard, task, retries=retries, pure=False, key=key)
 
-        return _Engine(submit, as_completed, client.cancel)
+        return _Engine(submit, client.cancel)
 
     if scheduler:
         with Client(scheduler) as client:
@@ -214,7 +268,6 @@ def _processes(workers: int) -> Iterator[_Engine]:
     """A pool of local processes: forked when this process runs no other thread (fast), else spawned."""
     import concurrent.futures
     import multiprocessing
-    import threading
 
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1 else "spawn"
     context = multiprocessing.get_context(method)
@@ -224,7 +277,7 @@ def _processes(workers: int) -> Iterator[_Engine]:
             for future in futures:
                 future.cancel()
 
-        yield _Engine(lambda task, index: pool.submit(_convert_shard, task), concurrent.futures.as_completed, cancel)
+        yield _Engine(lambda task, index: pool.submit(_convert_shard, task), cancel)
 
 
 class _Parts:
@@ -288,6 +341,23 @@ class _Parts:
         if self.url is not None:
             with contextlib.suppress(FileNotFoundError):
                 self.fs.rm(self.prefix, recursive=True)
+
+
+class _Ready(Sequence[Path]):
+    """The parts' folders, in shard order, for the merge hook; taking one waits until its shard is done."""
+
+    def __init__(self, size: int, part: Callable[[int], Path]) -> None:
+        self.size, self.part = size, part
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return [self.part(i) for i in range(*index.indices(self.size))]
+        if not -self.size <= index < self.size:
+            raise IndexError(index)
+        return self.part(index % self.size)
 
 
 def convert_distributed(
@@ -375,9 +445,10 @@ def convert_distributed(
                     registry=reg, progress=item_progress, report=probe, strict=strict, skip_bad_items=skip_bad_items,
                 )
             plans = plan_shards(reader, count=shards or SHARDS_PER_WORKER * max(1, workers))
+            run = _Run(progress)
             for plan in plans:
-                plan["reader"] = _shard_reader(reader, plan)
-        del reader  # its shard readers share its index; they and it are released once the pool is done
+                plan["reader"] = _shard_reader(reader, plan, run)
+        del reader  # its shard readers share its index; they and it are released once they are all pickled
         # Workers write with their own process pools off: Dask's worker processes are daemonic, and the bytes
         # do not depend on the number of jobs.
         task_options = {**checked, "jobs": 1} if "jobs" in checked else checked
@@ -388,39 +459,49 @@ def convert_distributed(
             dispatch.report_metadata(header, info.spec, report, reg, checked)
             runner = _processes(workers) if engine == "processes" else _dask(scheduler, workers, retries)
             with runner as pool:
-                futures = {}
                 for index, shard in enumerate(plans):
                     task = {
                         "src": str(src), "source_format": source_format, "reader_options": dict(reader_options or {}),
                         "shard": shard, "format": info.name, "writer_options": task_options, "header": header,
                         "part": parts.part(index), "skip_bad_items": skip_bad_items,
                     }
-                    futures[pool.submit(task, index)] = index
-                results: dict[int, Report] = {}
+                    run.add(pool.submit(task, index))
+
+                fetched: dict[int, Path] = {}
+
+                def part(index: int) -> Path:
+                    """Shard ``index``'s output, for the merge: waited for, then fetched (once)."""
+                    if index not in fetched:
+                        run.report(index)
+                        fetched[index] = parts.fetch(index)
+                    return fetched[index]
+
                 try:
-                    for done, future in enumerate(pool.completed(futures), 1):
-                        results[futures[future]] = future.result()
-                        if progress is not None:
-                            items = sum(sum(r.items_written.values()) for r in results.values())
-                            progress(done, len(plans), items)
+                    run.wait(lambda: not run.unshipped)
+                    client.close()  # every shard reader is pickled: the client's reader and their index are released
+                    for plan in plans:
+                        plan.pop("reader", None)
+                    with dispatch.staged_output(dst, overwrite=overwrite) as staging:
+                        merging = Report()  # the merge runs while the last shards do; its warnings come after theirs
+                        with reporting(merging):
+                            merged = reg.merge(info.name, _Ready(len(plans), part), staging, checked, merging)
+                        run.wait(lambda: len(run.reports) == len(plans))
+                        told = set(probe.skipped)  # a shard that reopened the input met its part of them again
+                        for index in range(len(plans)):
+                            _add_report(report, run.reports[index], told)
+                        _add_report(report, merging)
+                        if merged is None:
+                            raise _Declined
+                        if strict:
+                            dispatch.refuse_loss(report)
+                except _Declined:
+                    declined = True
                 except BaseException:
-                    pool.cancel(list(futures))
+                    pool.cancel(run.futures)
                     raise
-            client.close()  # every shard reader is shipped: the client's reader and the index they share are released
-            for plan in plans:
-                plan.pop("reader", None)
-            told = set(probe.skipped)  # a shard that reopened the input met its part of them again
-            for index in range(len(plans)):
-                _add_report(report, results[index], told)
-            if strict:
-                dispatch.refuse_loss(report)
-            part_dirs = [parts.fetch(index) for index in range(len(plans))]
-            try:
-                with dispatch.staged_output(dst, overwrite=overwrite) as staging, reporting(report):
-                    merged = reg.merge(info.name, part_dirs, staging, checked, report)
-                    if merged is None:
-                        raise _Declined
-            except _Declined:
+                else:
+                    declined = False
+            if declined:
                 parts.remove()
                 return single(f"the {info.name} merge cannot give the single-process output for these partials")
             return report

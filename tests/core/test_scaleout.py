@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 import warnings
 import zipfile
 from pathlib import Path
@@ -100,7 +101,7 @@ def test_processes_engine_output_equals_single_process(data, tmp_path, folder, s
 
 
 def test_the_client_releases_its_index_before_the_merge(data, tmp_path, monkeypatch):
-    """The shard readers share the client's index; once the pool is done, the merge runs without them."""
+    """The shard readers share the client's index; once they are all pickled, the merge runs without them."""
     import gc
 
     from dsformats_voc.reader import VocReader
@@ -145,6 +146,50 @@ def test_shard_readers_are_shipped_while_the_client_reader_is_open(data, tmp_pat
     single = dsformats.convert(source, tmp_path / "single", "voc", writer_options={"save_images": True})
     assert tree(tmp_path / "pool") == tree(tmp_path / "single")
     assert report.items_written == single.items_written and sum(report.items_written.values()) == 40
+
+
+def test_the_run_gives_reports_as_shards_finish_and_fails_at_the_first_failure():
+    """The client follows the shards through their futures: progress as they finish (any order), each report
+    when asked for, a failure raised as soon as any shard fails (not when the merge reaches it)."""
+    import concurrent.futures
+
+    from dsformats.scaleout import _Ready, _Run
+
+    told: list[tuple[int, int, int]] = []
+    run = _Run(lambda *state: told.append(state))
+    futures = [concurrent.futures.Future() for _ in range(3)]
+    for future in futures:
+        run.add(future)
+    reports = [Report() for _ in range(3)]
+    for number, report in enumerate(reports):
+        report.wrote_item("default")
+        report.items_written["default"] += number
+    futures[2].set_result(reports[2])  # the last shard first
+    futures[0].set_result(reports[0])
+    assert run.report(0) is reports[0]
+    assert told == [(2, 3, 4)]  # both finished shards, 1 + 3 items
+    assert 1 not in run.reports
+    futures[1].set_result(reports[1])
+    parts = _Ready(3, lambda index: Path(f"part-{run.report(index).items_written['default']}"))
+    assert list(parts) == [Path("part-1"), Path("part-2"), Path("part-3")] and parts[-1] == Path("part-3")
+    assert parts[1:] == [Path("part-2"), Path("part-3")] and len(parts) == 3
+    with pytest.raises(IndexError):
+        parts[3]
+    assert told[-1] == (3, 3, 6)
+
+    failing = _Run(None)
+    futures = [concurrent.futures.Future() for _ in range(3)]
+    for future in futures:
+        failing.add(future)
+    futures[2].set_exception(DatasetError("shard 2 broke"))
+    late = threading.Timer(5, futures[0].set_result, [Report()])  # a client waiting in shard order gets this
+    late.start()
+    try:
+        with pytest.raises(DatasetError, match="shard 2 broke"):
+            failing.report(0)  # shard 0 is still running
+        assert not futures[0].done()
+    finally:
+        late.cancel()
 
 
 def test_processes_engine_from_the_cli(data, tmp_path):

@@ -533,7 +533,7 @@ def test_range_shards_convert_as_one_process(big_archive, target, shipped, monke
     from dsformats.testing import read_tree
 
     if not shipped:
-        monkeypatch.setattr(scaleout, "_shard_reader", lambda reader, plan: None)
+        monkeypatch.setattr(scaleout, "_shard_reader", lambda reader, plan, run: None)
     path, _ = big_archive
     out = path.parent
     options = {} if target == "image_zip" else {"save_images": True}
