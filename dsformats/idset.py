@@ -35,6 +35,7 @@ _MASK = (1 << 64) - 1
 _INDEX = struct.Struct("<QQ")  # (hash, offset of the record in the data file)
 _RECORD = struct.Struct("<II")  # (bytes of the key, bytes of the value), then both
 _CHUNK = _INDEX.size * 8192
+_PENDING = 1 << 16  # bytes of records a KeyMap keeps in memory before writing them to its files
 #: Sorted hash arrays of a KeyMap, by the hash's low bits: an insert moves 1/1024 of the hashes (about 8 KB of
 #: memory at 1,000,000 keys), and an empty map costs about 64 KB.
 _KEY_BUCKETS = 1024
@@ -61,6 +62,7 @@ class KeyMap:
         self._buckets = [array("Q") for _ in range(_KEY_BUCKETS)]
         self._index: IO[bytes] | None = None
         self._data: IO[bytes] | None = None
+        self._pending_index, self._pending_data = bytearray(), bytearray()  # records not yet in the files
         self._data_size = 0
         self._count = 0
 
@@ -82,6 +84,7 @@ class KeyMap:
             if stream is not None:
                 stream.close()
         self._index = self._data = None
+        self._pending_index, self._pending_data = bytearray(), bytearray()
         self._buckets = [array("Q") for _ in range(_KEY_BUCKETS)]
         self._data_size = self._count = 0
 
@@ -126,18 +129,31 @@ class KeyMap:
         return at < len(bucket) and bucket[at] == digest
 
     def _store(self, digest: int, key: str, value: str) -> None:
+        key_bytes, value_bytes = key.encode("utf-8", "surrogatepass"), value.encode("utf-8", "surrogatepass")
+        self._pending_index += _INDEX.pack(digest, self._data_size)
+        data = self._pending_data
+        data += _RECORD.pack(len(key_bytes), len(value_bytes))
+        data += key_bytes
+        data += value_bytes
+        self._data_size += _RECORD.size + len(key_bytes) + len(value_bytes)
+        self._count += 1
+        if len(data) >= _PENDING:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Write the records kept in memory to the spool files (made on first use)."""
         if self._index is None:
             self._index = tempfile.TemporaryFile(dir=self._dir)
             self._data = tempfile.TemporaryFile(dir=self._dir)
         assert self._data is not None
-        key_bytes, value_bytes = _encode(key), _encode(value)
-        self._index.write(_INDEX.pack(digest, self._data_size))
-        self._data.write(_RECORD.pack(len(key_bytes), len(value_bytes)) + key_bytes + value_bytes)
-        self._data_size += _RECORD.size + len(key_bytes) + len(value_bytes)
-        self._count += 1
+        self._index.write(self._pending_index)
+        self._data.write(self._pending_data)
+        self._pending_index, self._pending_data = bytearray(), bytearray()
 
     def _lookup(self, digest: int, key: str) -> str | None:
         """The value of the first spooled record of ``key`` (scanning the index for ``digest``), or None."""
+        if self._pending_data:
+            self._flush()
         if self._index is None:
             return None
         assert self._data is not None
