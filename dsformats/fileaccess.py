@@ -109,19 +109,13 @@ class Joiner:
         return self._real[folder]
 
     def __call__(self, root: Path, name: str, *, location: str | None = None) -> Path:
-        if not is_local(root):  # archives and object stores: no symlinks
-            return self._remote_join(root, name, location)
-        rel = self._plain(root, name, location)
-        if rel is not None:
-            target = root.joinpath(*rel.split("/"))
-            if not os.path.islink(target):
-                return target
-        return join_within(root, name, location=location)
+        joined = self.text(root, name, location=location)
+        return Path(joined) if isinstance(joined, str) else joined
 
     def text(self, root: Path, name: str, *, location: str | None = None) -> str | Any:
         """What calling the joiner gives, as a path string under a local root (``str()`` of that path, with
         no ``Path`` built: for names that are only opened, such as images); under a UPath root, the same."""
-        if not is_local(root):
+        if not is_local(root):  # archives and object stores: no symlinks
             return self._remote_join(root, name, location)
         rel = self._plain(root, name, location)
         if rel is not None:

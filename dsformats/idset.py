@@ -4,7 +4,7 @@ A conversion checks every item id against all earlier ones (duplicates, ids that
 some writers collect one list line per item. Kept in dicts and lists, that costs hundreds of bytes per item.
 Here the exact keys, values and lines go to an unnamed temporary file, and memory keeps only:
 
-- :class:`KeyMap`: one 64-bit hash per key (8 bytes, in one of :data:`_BUCKETS` sorted ``array('Q')`` picked
+- :class:`KeyMap`: one 64-bit hash per key (8 bytes, in one of :data:`_KEY_BUCKETS` sorted ``array('Q')`` picked
   by its low bits, so that an insert moves about 1/1024 of the hashes). A hash found again is checked
   exactly against the spooled keys of that hash, so answers are exact: a hash collision between two
   different keys never makes them equal.
