@@ -644,18 +644,23 @@ class CocoReader:
             record = self._items[index - self._first]
             if index in self._bad:
                 continue
-            deferred = self._deferred(single.get(record.subset), record, index)
-            if deferred is not None:
+            instances = single.get(record.subset)
+            codes = self._codes(instances, index)
+            if codes is not None:  # every element checked by the index: deferred, or only counted
                 try:
                     path = join.text(record.images_dir, record.file_name, location=record.file_name)
                 except DatasetError as exc:
                     bad_item(exc)
                     continue
+                deferred: Any = ()
                 if count_only:
-                    for kind, count in deferred.kinds().items():
+                    for kind, count in _kinds_of(codes).items():
                         not_stored(kind, count)
+                else:
+                    assert instances is not None  # it gave the codes
+                    deferred = self._deferred(instances, record, index, codes)
                 yield Item(id=record.id, subset=record.subset, media=Media.from_file(path, size=record.size),
-                           annotations=() if count_only else deferred, attributes=record.attributes)
+                           annotations=deferred, attributes=record.attributes)
                 continue
             annotations: list[Annotation] = []
             state = _ItemState(record)
@@ -682,14 +687,19 @@ class CocoReader:
                 attributes=record.attributes,
             )
 
-    def _deferred(self, source: _Source | None, record: _ItemRecord, index: int) -> _Deferred | None:
-        """The item's annotations as a :class:`_Deferred`, when the index checked every one of them."""
+    @staticmethod
+    def _codes(source: _Source | None, index: int) -> list[int] | None:
+        """The kinds codes of the item's elements (see :func:`_plain_code`), when the index checked every one
+        of them in ``source`` (its subset's only instances file); else None."""
         if source is None:
             return None
         lo, hi = source.span(index)
         codes = source.codes[lo:hi].tolist()
-        if -1 in codes:
-            return None
+        return None if -1 in codes else codes
+
+    def _deferred(self, source: _Source, record: _ItemRecord, index: int, codes: list[int]) -> _Deferred:
+        """The item's annotations as a :class:`_Deferred` (their ``codes`` from :meth:`_codes`)."""
+        lo, hi = source.span(index)
         deferred = _Deferred(self, source, record, source.order[lo:hi].tolist(), codes)
         if self._pending is None:
             self._pending = weakref.WeakSet()
@@ -883,15 +893,7 @@ class _Deferred(DeferredAnnotations):
         return shapes
 
     def kinds(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for code in self.codes:  # as _kinds: box, polygons, mask
-            if code & 1:
-                counts["bbox"] = counts.get("bbox", 0) + 1
-            if code >> 2:
-                counts["polygon"] = counts.get("polygon", 0) + (code >> 2)
-            if code & 2:
-                counts["mask"] = counts.get("mask", 0) + 1
-        return counts
+        return _kinds_of(self.codes)
 
     def raw(self) -> _Deferred:
         return self
@@ -946,6 +948,19 @@ class _Deferred(DeferredAnnotations):
 #: Annotation files with this many elements are indexed by two processes (see CocoReader._index).
 _FORK_INDEX_FROM = 20_000
 _INVALID = object()  # an element that is not valid JSON
+
+
+def _kinds_of(codes: list[int]) -> dict[str, int]:
+    """The annotations that elements of these kinds codes give, by kind (as :meth:`CocoReader._kinds`)."""
+    counts: dict[str, int] = {}
+    for code in codes:  # box, polygons, mask
+        if code & 1:
+            counts["bbox"] = counts.get("bbox", 0) + 1
+        if code >> 2:
+            counts["polygon"] = counts.get("polygon", 0) + (code >> 2)
+        if code & 2:
+            counts["mask"] = counts.get("mask", 0) + 1
+    return counts
 
 
 def _plain_code(ann: dict, size: tuple[int, int] | None) -> int:
