@@ -6,7 +6,7 @@ from __future__ import annotations
 import shutil
 import zipfile
 from array import array
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +26,14 @@ class _Members:
     exactly, in a second pass over the archives' central directories, in member order.
     """
 
-    def __init__(self, report: Report, hasher: Callable[[str], int] = hash) -> None:
-        self.report, self.hasher = report, hasher
+    def __init__(self, report: Report) -> None:
+        self.report = report
         self.stems, self.folded = array("q"), array("q")
         self.archives: list[Path] = []  # where each shard's members are, in shard order
 
     def add(self, name: str) -> None:
-        self.stems.append(self.hasher(member_stem(name)[0]))
-        self.folded.append(self.hasher(name.lower()))
+        self.stems.append(hash(member_stem(name)[0]))
+        self.folded.append(hash(name.lower()))
 
     def finish(self) -> None:
         """Raise for an item id of two shards, warn for names that differ only in case (as a single writer)."""
@@ -42,12 +42,11 @@ class _Members:
             return
         owners: dict[str, tuple[str, int]] = {}
         spellings: dict[str, str] = {}
-        hasher = self.hasher
         for shard, archive in enumerate(self.archives):
             with StreamingZipReader(archive) as source:
                 for name, *_ in source.iter_entries():
                     stem = member_stem(name)[0]
-                    if hasher(stem) in stems:
+                    if hash(stem) in stems:
                         owner, first = owners.setdefault(stem, (name, shard))
                         if first != shard:
                             raise DatasetError(
@@ -56,7 +55,7 @@ class _Members:
                                 "use --subset-dirs)"
                             )
                     lower = name.lower()
-                    if hasher(lower) in folded and spellings.setdefault(lower, name) != name:
+                    if hash(lower) in folded and spellings.setdefault(lower, name) != name:
                         self.report.warn(case_clash(spellings[lower], name))
 
 

@@ -124,18 +124,16 @@ def test_id_repeated_across_shards_fails_the_dask_conversion(dsformats_scheduler
     assert sorted(p.name for p in tmp_path.iterdir()) == ["zips"]  # nothing published, no partials left
 
 
-@pytest.mark.parametrize("colliding", [False, True], ids=["hashes", "every-hash-equal"])
+@pytest.mark.parametrize("colliding", [False, True], ids=["hashes", "every-hash-repeated"])
 @pytest.mark.parametrize("options", [{}, {"shards_out": True}])
 def test_names_across_shards_are_compared_exactly(tmp_path, monkeypatch, make_image, options, colliding):
     """Names that differ only in case across shards are warned once, as one writer warns; an id repeated
-    across shards names both members. With every hash equal (all names compared exactly), a clean merge
-    gives the same archive and no warning."""
-    import functools
-
+    across shards names both members. With every hash taken as repeated (all names compared exactly, as if
+    they all collided), a clean merge gives the same archive and no warning."""
     from dsformats_image_zip import merge as merge_module
 
     if colliding:
-        monkeypatch.setattr(merge_module, "_Members", functools.partial(merge_module._Members, hasher=lambda _: 7))
+        monkeypatch.setattr(merge_module, "repeated_values", set)
     image = dsformats.Media.from_bytes(make_image(4, 4, seed=1), ".png")
     chunks = [[dsformats.Item(id=i, media=image) for i in ids] for ids in (["Cat", "dog"], ["cow"], ["cat", "ant"])]
     single = dsformats.write([i for chunk in chunks for i in chunk], tmp_path / "single", "image_zip")
