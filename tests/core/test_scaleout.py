@@ -192,6 +192,29 @@ def test_the_run_gives_reports_as_shards_finish_and_fails_at_the_first_failure()
         late.cancel()
 
 
+def test_strict_refusal_and_a_declining_merge_publish_no_partials(data, tmp_path, monkeypatch):
+    """``--strict`` refuses a loss found in the shards' reports after the merge, publishing nothing; a merge hook
+    that declines gives the single-process conversion, with a warning. Neither leaves partials behind."""
+    from dsformats.registry import Registry
+    from dsformats.scaleout import convert_distributed
+
+    with pytest.raises(DatasetError, match="strict mode: the conversion would lose data .*bbox"):
+        convert_distributed(data / "coco", tmp_path / "strict", "image_zip", engine="processes", workers=2,
+                            shards=3, strict=True)
+    assert list(tmp_path.iterdir()) == []
+    single = dsformats.convert(data / "coco", tmp_path / "single", "image_zip")
+    monkeypatch.setattr(Registry, "merge", lambda self, format, parts, *rest: [parts[0], parts[-1]] and None)
+    report = convert_distributed(data / "coco", tmp_path / "declined", "image_zip", engine="processes", workers=2,
+                                 shards=3)
+    assert tree(tmp_path / "declined") == tree(tmp_path / "single")
+    assert report.items_written == single.items_written and report.dropped == single.dropped
+    assert [w for w in report.warnings if "single process" in w] == [
+        "converted in a single process on the client: the image_zip merge cannot give the single-process output "
+        "for these partials"
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["declined", "single"]
+
+
 def test_processes_engine_from_the_cli(data, tmp_path):
     from dsformats.cli import main
 
