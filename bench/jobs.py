@@ -19,6 +19,8 @@ from pathlib import Path
 
 from run import (
     LOCAL,
+    Measured,
+    best,
     convert_command,
     dataset,
     fmt_mem,
@@ -47,9 +49,9 @@ def reencode_loads(data: Path) -> dict[str, tuple[str, Path, str, list[str]]]:
 
 
 def measure(command: list[str], variants: dict[str, list[str]], out: Path, runs: int
-            ) -> tuple[dict[str, list[tuple[float, int]]], set[str], tuple[int, int]]:
+            ) -> tuple[dict[str, list[Measured]], set[str], tuple[int, int]]:
     """Run each variant ``runs`` times, interleaved; return the results, the output digests, (files, bytes)."""
-    results: dict[str, list[tuple[float, int]]] = {name: [] for name in variants}
+    results: dict[str, list[Measured]] = {name: [] for name in variants}
     digests, shape = set(), (0, 0)
     for _ in range(runs):
         for name, extra in variants.items():
@@ -59,10 +61,6 @@ def measure(command: list[str], variants: dict[str, list[str]], out: Path, runs:
             shape = (files, size)
     shutil.rmtree(out, ignore_errors=True)
     return results, digests, shape
-
-
-def best(values: list[tuple[float, int]]) -> float:
-    return min(t for t, _ in values)
 
 
 def main(argv: list[str]) -> int:
@@ -86,13 +84,13 @@ def main(argv: list[str]) -> int:
         results, digests, (files, size) = measure(command, VARIANTS, out, args.runs)
         for variant, values in results.items():
             print(f"{name:<52} {variant:<9} {fmt_time(values)}  {fmt_mem(values)}", file=sys.stderr)
-        speedup = best(results["--jobs 1"]) / best(results["--jobs 2"])
+        single = best(results["--jobs 1"]).seconds
+        speedup = single / best(results["--jobs 2"]).seconds
         identical = (f"yes ({files:,} file{'s' * (files != 1)}, {size / 2**20:.1f} MB)" if len(digests) == 1
                      else f"**no** ({len(digests)} different outputs)")
         met = "yes" if speedup >= TARGET_SPEEDUP and len(digests) == 1 else "**no**"
         body.append([name, *(f"{fmt_time(results[v])}, {fmt_mem(results[v])}" for v in VARIANTS),
-                     f"{speedup:.2f}×", f"{best(results['--jobs 1']) / best(results['default']):.2f}×", identical,
-                     met])
+                     f"{speedup:.2f}×", f"{single / best(results['default']).seconds:.2f}×", identical, met])
     columns = ["workload", "--jobs 1", "--jobs 2", f"default (--jobs {os.cpu_count()})", "speed-up 2 vs 1",
                "default vs 1", "identical bytes, every run", f"met (≥ {TARGET_SPEEDUP}×, identical)"]
     header = (f"{args.images:,} images ({args.image_size}), re-encoded to PNG; best time (median) and largest peak "

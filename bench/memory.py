@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from run import convert_command, dataset, fmt_time, machine, markdown_table, publish, run_once
+from run import Measured, convert_command, dataset, fmt_time, machine, markdown_table, peak, publish, run_once
 
 MB = 2**20
 TARGET_GROWTH_MB = 10
@@ -37,7 +37,7 @@ class Row:
     name: str
     kind: str
     command: Callable[[Path], list[str]]
-    results: dict[int, list[tuple[float, int]]] = field(default_factory=dict)
+    results: dict[int, list[Measured]] = field(default_factory=dict)
 
 
 def rows() -> list[Row]:
@@ -59,10 +59,6 @@ def rows() -> list[Row]:
 
 def json_size(data: Path) -> int:
     return (data / "coco" / "annotations" / "instances_default.json").stat().st_size
-
-
-def peak(values: list[tuple[float, int]]) -> int:
-    return max(m for _, m in values)
 
 
 def verdict(row: Row, sizes: list[int], jsons: dict[int, int]) -> tuple[str, str]:

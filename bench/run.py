@@ -5,7 +5,8 @@
     python bench/run.py --group memory|jobs|scaleout --help    # the other row groups (memory.py, jobs.py, scaleout.py)
 
 Each workload runs as a separate process, ``--runs`` times per tool; the table shows the best (minimum) and
-median wall time, and the peak RSS measured from outside the process (``wait4``). ``--peers`` installs
+median wall time, the peak RSS measured from outside the process (``wait4``), and the CPU time (user + system)
+of the fastest run's whole process tree, with the number of cores it kept busy on average. ``--peers`` installs
 Datumaro into its own virtualenv (``bench/.venv-datumaro``, created on first use) and runs the same
 workloads with it. Outputs go under ``--work`` (default ``/dev/shm/dsformats-bench``), because this machine's
 disk slows file creation for minutes after a mass delete. No timing is asserted here: the targets are read
@@ -31,7 +32,7 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -42,6 +43,25 @@ DSFORMATS = [sys.executable, "-m", "dsformats"]
 GROUPS = ("memory", "jobs", "scaleout")
 
 
+class Measured(NamedTuple):
+    """One run of a command: wall time, peak RSS in bytes (the largest single process), and CPU seconds (user +
+    system) of the command and of every process it waited for (its workers)."""
+
+    seconds: float
+    peak: int
+    cpu: float
+
+
+def best(values: list[Measured]) -> Measured:
+    """The fastest run."""
+    return min(values, key=lambda value: value.seconds)
+
+
+def peak(values: list[Measured]) -> int:
+    """The largest peak RSS of the runs, in bytes."""
+    return max(value.peak for value in values)
+
+
 @dataclass
 class Workload:
     """One conversion, as a dsformats command and the equivalent Datumaro command."""
@@ -50,7 +70,7 @@ class Workload:
     ours: list[str]
     theirs: list[str] | None
     floor: str | None = None
-    results: dict[str, list[tuple[float, int]]] = field(default_factory=dict)
+    results: dict[str, list[Measured]] = field(default_factory=dict)
     peer: str | None = None  # compare with the Datumaro run of this other workload (same conversion)
 
 
@@ -128,19 +148,19 @@ pid = os.posix_spawnp(sys.argv[2], sys.argv[2:], os.environ)
 _, status, usage = os.wait4(pid, 0)
 elapsed = time.perf_counter() - start
 with open(sys.argv[1], "w") as report:
-    report.write(f"{elapsed!r} {usage.ru_maxrss}")
+    report.write(f"{elapsed!r} {usage.ru_maxrss} {usage.ru_utime + usage.ru_stime!r}")
 sys.exit(os.waitstatus_to_exitcode(status) % 256)
 """
 
 
 def run_once(command: list[str], out: Path, datum: str | None,
-             monitor: Callable[[int], contextlib.AbstractContextManager[Any]] | None = None) -> tuple[float, int]:
-    """Run a command; return (seconds, peak RSS in bytes). Fails loudly on a non-zero exit.
+             monitor: Callable[[int], contextlib.AbstractContextManager[Any]] | None = None) -> Measured:
+    """Run a command and measure it. Fails loudly on a non-zero exit.
 
     The peak RSS is ``wait4``'s: the largest single process of the tree (the command, or a worker process it
-    waited for), not their sum. Without ``monitor`` the command is started (and timed) by a small launcher
-    process (see ``_LAUNCH``); ``monitor(pid)`` is entered while the command runs, started directly (to sample
-    its processes).
+    waited for), not their sum. The CPU time is ``wait4``'s too: the command's and its waited-for descendants'.
+    Without ``monitor`` the command is started (and timed) by a small launcher process (see ``_LAUNCH``);
+    ``monitor(pid)`` is entered while the command runs, started directly (to sample its processes).
     """
     shutil.rmtree(out, ignore_errors=True)
     argv = [a.replace("{out}", str(out)).replace("{datum}", datum or "datum") for a in command]
@@ -151,16 +171,16 @@ def run_once(command: list[str], out: Path, datum: str | None,
         proc = subprocess.Popen([*launch, *argv], stdout=subprocess.DEVNULL, stderr=errors)
         with monitor(proc.pid) if monitor else contextlib.nullcontext():
             _, status, usage = os.wait4(proc.pid, 0)
-        elapsed, peak = time.perf_counter() - start, usage.ru_maxrss
+        elapsed, largest, cpu = time.perf_counter() - start, usage.ru_maxrss, usage.ru_utime + usage.ru_stime
         report = measured.read().split() if launch else []
         if report:  # (empty when the launcher failed to start the command: its error is in stderr)
-            elapsed, peak = float(report[0]), int(report[1])
+            elapsed, largest, cpu = float(report[0]), int(report[1]), float(report[2])
         proc.returncode = os.waitstatus_to_exitcode(status)
         errors.seek(0)
         stderr = errors.read().decode(errors="replace")
     if proc.returncode not in (0,):
         raise SystemExit(f"failed ({proc.returncode}): {' '.join(argv)}\n{stderr[-2000:]}")
-    return elapsed, peak * 1024
+    return Measured(elapsed, largest * 1024, cpu)
 
 
 #: ``convert`` arguments for one process: the default engine ("auto") shards 2,000+ items over every core.
@@ -227,9 +247,9 @@ def floors(data: Path, work: Path) -> dict[str, float]:
     import orjson
 
     result = {}
-    source = data / "coco" / "annotations" / "instances_default.json"
+    instances = data / "coco" / "annotations" / "instances_default.json"
     start = time.perf_counter()
-    (work / "floor.json").write_bytes(orjson.dumps(orjson.loads(source.read_bytes())))
+    (work / "floor.json").write_bytes(orjson.dumps(orjson.loads(instances.read_bytes())))
     result["json"] = time.perf_counter() - start
     start = time.perf_counter()
     with zipfile.ZipFile(data / "image_zip" / "images.zip") as archive:
@@ -298,18 +318,23 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, {memory:.0f} GiB RAM, Python {platform.python_version()}"
 
 
-def fmt_time(values: list[tuple[float, int]]) -> str:
-    times = [t for t, _ in values]
-    return f"{min(times):.2f} s (median {statistics.median(times):.2f})"
+def fmt_time(values: list[Measured]) -> str:
+    return f"{best(values).seconds:.2f} s (median {statistics.median(v.seconds for v in values):.2f})"
 
 
-def fmt_mem(values: list[tuple[float, int]]) -> str:
-    return f"{max(m for _, m in values) / 2**20:.0f} MB"
+def fmt_mem(values: list[Measured]) -> str:
+    return f"{peak(values) / 2**20:.0f} MB"
+
+
+def fmt_cpu(values: list[Measured]) -> str:
+    """The fastest run's CPU time, and the cores it kept busy on average (CPU time / wall time)."""
+    fastest = best(values)
+    return f"{fastest.cpu:.2f} s ({fastest.cpu / fastest.seconds:.1f} cores)"
 
 
 def table(loads: list[Workload], floor_times: dict[str, float], header: str) -> str:
     peers = any("datumaro" in w.results for w in loads)
-    cols = ["workload", "dsformats", "peak RSS"]
+    cols = ["workload", "dsformats", "peak RSS", "CPU (cores busy)"]
     if peers:
         cols += ["Datumaro", "peak RSS", "speed-up", "memory ratio"]
     cols += ["floor"]
@@ -317,18 +342,18 @@ def table(loads: list[Workload], floor_times: dict[str, float], header: str) -> 
     by_name = {w.name: w for w in loads}
     for w in loads:
         ours = w.results["dsformats"]
-        row = [w.name, fmt_time(ours), fmt_mem(ours)]
+        row = [w.name, fmt_time(ours), fmt_mem(ours), fmt_cpu(ours)]
         if peers:
             peer = by_name.get(w.peer or "")
             theirs = w.results.get("datumaro") or (peer.results.get("datumaro") if peer else None)
             if theirs:
-                speed = min(t for t, _ in theirs) / min(t for t, _ in ours)
-                memory = max(m for _, m in ours) / max(m for _, m in theirs)
+                speed = best(theirs).seconds / best(ours).seconds
+                memory = peak(ours) / peak(theirs)
                 row += [fmt_time(theirs), fmt_mem(theirs), f"{speed:.1f}×", f"{memory:.2f}"]
             else:
                 row += ["—"] * 4
         floor = floor_times.get(w.floor or "")
-        row += [f"{floor:.2f} s ({min(t for t, _ in ours) / floor:.1f}× floor)" if floor else "—"]
+        row += [f"{floor:.2f} s ({best(ours).seconds / floor:.1f}× floor)" if floor else "—"]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
 

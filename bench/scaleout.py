@@ -36,7 +36,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from jobs import reencode_loads
-from run import LOCAL, convert_command, dataset, fmt_time, machine, markdown_table, publish, run_once, tree_digest
+from run import (
+    LOCAL,
+    Measured,
+    best,
+    convert_command,
+    dataset,
+    fmt_time,
+    machine,
+    markdown_table,
+    peak,
+    publish,
+    run_once,
+    tree_digest,
+)
 
 MB = 2**20
 TARGET_THROUGHPUT = 1.7
@@ -134,16 +147,16 @@ class Sampler:
 
 @dataclass
 class Result:
-    times: list[tuple[float, int]] = field(default_factory=list)
+    times: list[Measured] = field(default_factory=list)
     samples: list[Samples] = field(default_factory=list)
     digests: set[str] = field(default_factory=set)
 
     @property
     def best(self) -> float:
-        return min(t for t, _ in self.times)
+        return best(self.times).seconds
 
     def peak(self) -> int:
-        return max(m for _, m in self.times)
+        return peak(self.times)
 
     def worker_peak(self) -> int | None:
         return max((p for s in self.samples if (p := s.worker_peak()) is not None), default=None)
@@ -228,9 +241,9 @@ def tiny_table(args: argparse.Namespace, out: Path) -> str:
                 if samples.worker_peak() is None:  # one process: wait4's peak is the client's, sampled or not
                     client = max(client, result.peak())
                 timeline = " ".join(f"{rss / MB:.0f}" for rss in samples.timeline())
-                best = min(range(len(result.times)), key=lambda i: result.times[i][0])
-                busy = result.samples[best].busy_until()
-                merge = "—" if busy is None else f"{result.times[best][0] - busy:.1f} s"
+                fastest = min(range(len(result.times)), key=lambda i: result.times[i].seconds)
+                busy = result.samples[fastest].busy_until()
+                merge = "—" if busy is None else f"{result.times[fastest].seconds - busy:.1f} s"
                 print(f"{size:>9,} {layout:<36} {variant:<16} {fmt_time(result.times)}  client {mb(client)}  "
                       f"workers {timeline}", file=sys.stderr)
                 body.append([f"{size:,}", layout, variant, fmt_time(result.times), f"{size / result.best:,.0f}",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -32,6 +33,10 @@ def test_benchmark_smoke_run(tmp_path):
     rows = [line for line in text.splitlines() if line.startswith("| ") and " s (median" in line]
     assert len(rows) == 19
     assert all("× floor)" in row for row in rows if "image_zip" in row and "one process" not in row)  # floors
+    for row in table_rows(text):  # the CPU time of the fastest run: more than nothing, at most every core busy
+        cpu, cores = re.fullmatch(r"(\d+\.\d\d) s \((\d+\.\d) cores\)", row[3]).groups()
+        assert 0 < float(cpu) and 0 < float(cores) <= os.cpu_count() + 0.1
+        assert float(cpu) == pytest.approx(float(cores) * seconds(row[1]), rel=0.06, abs=0.011)
     assert text.count(", one process |") == 5
     assert "COCO zip → VOC detection" in text and "COCO zip: unzip, then → VOC detection" in text
     assert "COCO zip, JPEGs stored → VOC detection" in text
@@ -153,12 +158,29 @@ def test_measured_peak_rss_is_the_command_s_own(tmp_path, monkeypatch):
     held = bytearray(200 << 20)  # this process: 200 MB more than a small Python process
     held[::4096] = b"\1" * len(held[::4096])
     grow = "data = bytearray(60 << 20)\ndata[::4096] = b'\\1' * len(data[::4096])"
-    seconds, small = run.run_once([sys.executable, "-c", "pass"], tmp_path / "out", None)
-    _, grown = run.run_once([sys.executable, "-c", grow], tmp_path / "out", None)
+    seconds, small, _ = run.run_once([sys.executable, "-c", "pass"], tmp_path / "out", None)
+    grown = run.run_once([sys.executable, "-c", grow], tmp_path / "out", None).peak
     assert 0 < seconds and small < 100 << 20 and 60 << 20 < grown < small + (100 << 20)
     with pytest.raises(SystemExit, match=r"failed \(3\)"):
         run.run_once([sys.executable, "-c", "raise SystemExit(3)"], tmp_path / "out", None)
     del held
+
+
+def test_measured_cpu_time_counts_the_worker_processes(tmp_path, monkeypatch):
+    """The CPU column is the whole tree's: a command whose child process burns CPU is charged for it, and a
+    command that only sleeps is charged far less than its wall time (so it is CPU time, not wall time)."""
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    import run
+
+    burn = "import time\nend = time.process_time() + 0.4\nwhile time.process_time() < end: pass"
+    parent = f"import subprocess, sys\nsubprocess.run([sys.executable, '-c', {burn!r}], check=True)"
+    for monitor in (None, lambda pid: contextlib.nullcontext()):  # through the launcher, and started directly
+        worked = run.run_once([sys.executable, "-c", parent], tmp_path / "out", None, monitor=monitor)
+        assert 0.4 <= worked.cpu <= worked.seconds * 1.05 + 0.05
+        slept = run.run_once([sys.executable, "-c", "import time; time.sleep(0.5)"], tmp_path / "out", None,
+                             monitor=monitor)
+        assert slept.seconds >= 0.5 and 0 < slept.cpu < 0.3
+    assert run.fmt_cpu([run.Measured(2.0, 0, 3.0), run.Measured(1.0, 0, 1.5)]) == "1.50 s (1.5 cores)"  # the fastest
 
 
 def test_runner_byte_compiles_dsformats_as_an_install_would(monkeypatch):
