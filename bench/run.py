@@ -138,19 +138,39 @@ def workloads(data: Path, out: Path) -> list[Workload]:
     ]
 
 
-#: Starts a command and reports its time and peak RSS. Linux counts the resident size of the process that
-#: starts a command into the command's peak RSS (the peak is carried across fork and exec), and this runner
-#: holds tens of MB by the end of a run: a small launcher of its own (about 9 MB) starts every command.
+#: Starts a command and reports its time, peak RSS and CPU time. Linux counts the resident size of the process
+#: that starts a command into the command's peak RSS (the peak is carried across fork and exec), and this runner
+#: holds tens of MB by the end of a run: a small launcher of its own (about 9 MB) starts every command. It is the
+#: child subreaper of the command's tree, so that processes the command did not wait for (a multiprocessing
+#: forkserver and the workers it forked) are reaped, and counted, by it: for up to ORPHANS_WAIT seconds after the
+#: command exits.
 _LAUNCH = """
-import os, sys, time
+import ctypes, os, sys, time
+try:
+    ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+except (AttributeError, OSError):  # not Linux: only the processes the command waits for are counted
+    pass
 start = time.perf_counter()
-pid = os.posix_spawnp(sys.argv[2], sys.argv[2:], os.environ)
+pid = os.posix_spawnp(sys.argv[3], sys.argv[3:], os.environ)
 _, status, usage = os.wait4(pid, 0)
 elapsed = time.perf_counter() - start
+peak, cpu = usage.ru_maxrss, usage.ru_utime + usage.ru_stime
+deadline = time.monotonic() + float(sys.argv[2])
+while time.monotonic() < deadline:  # the orphans
+    try:
+        orphan, _, usage = os.wait4(-1, os.WNOHANG)
+    except ChildProcessError:
+        break
+    if not orphan:
+        time.sleep(0.005)
+        continue
+    peak, cpu = max(peak, usage.ru_maxrss), cpu + usage.ru_utime + usage.ru_stime
 with open(sys.argv[1], "w") as report:
-    report.write(f"{elapsed!r} {usage.ru_maxrss} {usage.ru_utime + usage.ru_stime!r}")
+    report.write(f"{elapsed!r} {peak} {cpu!r}")
 sys.exit(os.waitstatus_to_exitcode(status) % 256)
 """
+#: How long the launcher waits for a command's orphaned processes to exit (they normally do at once).
+ORPHANS_WAIT = 10.0
 
 
 def run_once(command: list[str], out: Path, datum: str | None,
@@ -159,14 +179,15 @@ def run_once(command: list[str], out: Path, datum: str | None,
 
     The peak RSS is ``wait4``'s: the largest single process of the tree (the command, or a worker process it
     waited for), not their sum. The CPU time is ``wait4``'s too: the command's and its waited-for descendants'.
-    Without ``monitor`` the command is started (and timed) by a small launcher process (see ``_LAUNCH``);
-    ``monitor(pid)`` is entered while the command runs, started directly (to sample its processes).
+    Without ``monitor`` the command is started (and timed) by a small launcher process (see ``_LAUNCH``), which
+    also counts the processes the command left behind; ``monitor(pid)`` is entered while the command runs,
+    started directly (to sample its processes; the CPU time is then only the waited-for processes').
     """
     shutil.rmtree(out, ignore_errors=True)
     argv = [a.replace("{out}", str(out)).replace("{datum}", datum or "datum") for a in command]
     # stderr goes to a file: a pipe read only after the exit deadlocks once the child writes 64 KB to it
     with tempfile.TemporaryFile() as errors, tempfile.NamedTemporaryFile("r") as measured:
-        launch = [sys.executable, "-S", "-c", _LAUNCH, measured.name] if monitor is None else []
+        launch = [sys.executable, "-S", "-c", _LAUNCH, measured.name, str(ORPHANS_WAIT)] if monitor is None else []
         start = time.perf_counter()
         proc = subprocess.Popen([*launch, *argv], stdout=subprocess.DEVNULL, stderr=errors)
         with monitor(proc.pid) if monitor else contextlib.nullcontext():

@@ -172,8 +172,16 @@ def test_measured_cpu_time_counts_the_worker_processes(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT / "bench"))
     import run
 
-    burn = "import time\nend = time.process_time() + 0.4\nwhile time.process_time() < end: pass"
-    parent = f"import subprocess, sys\nsubprocess.run([sys.executable, '-c', {burn!r}], check=True)"
+    def burn(after: float) -> str:  # a process that sleeps ``after`` s, then spends 0.4 s of CPU
+        spend = "end = time.process_time() + 0.4\nwhile time.process_time() < end: pass"
+        return f"import time\ntime.sleep({after})\n{spend}"
+
+    parent = f"import subprocess, sys\nsubprocess.run([sys.executable, '-c', {burn(0)!r}], check=True)"
+    # a child left running when the command exits (as a multiprocessing forkserver's workers are): counted by
+    # the launcher, which reaps it; its wall time is not the command's
+    orphan = f"import subprocess, sys\nsubprocess.Popen([sys.executable, '-c', {burn(0.3)!r}])"
+    left = run.run_once([sys.executable, "-c", orphan], tmp_path / "out", None)
+    assert left.cpu >= 0.4 and left.seconds < 0.3
     for monitor in (None, lambda pid: contextlib.nullcontext()):  # through the launcher, and started directly
         worked = run.run_once([sys.executable, "-c", parent], tmp_path / "out", None, monitor=monitor)
         assert 0.4 <= worked.cpu <= worked.seconds * 1.05 + 0.05
