@@ -10,6 +10,8 @@ import zipfile
 
 import pytest
 
+from dsformats.cli import main
+
 from .conftest import LINES_PLUGIN, spec_plugin
 
 
@@ -160,3 +162,21 @@ def test_ambiguous_detection_exits_3(tmp_path):
     assert result.returncode == 3 and "ambiguous: fmt_a, fmt_b" in result.stderr
     explain = run("detect", "--explain", tmp_path, env_path=site.root)
     assert "fmt_a: likely, always" in explain.stdout and "image_zip: none, no .zip archive" in explain.stdout
+
+
+def test_the_command_keeps_numpy_s_blas_to_one_thread_unless_told_otherwise(monkeypatch, capsys):
+    """The ``dsformats`` process sets OPENBLAS_NUM_THREADS=1 (numpy's OpenBLAS otherwise starts a spinning thread
+    per core on import); a user's own value is kept, and ``main(argv)`` called as a library leaves it alone."""
+    probe = ("import os, sys\nfrom dsformats.cli import main\nsys.argv = ['dsformats', 'formats']\nmain()\n"
+             "import numpy\nprint('PROBE', os.environ.get('OPENBLAS_NUM_THREADS'), len(os.listdir('/proc/self/task')))")
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    told = {**env, "OPENBLAS_NUM_THREADS": "2"}
+    results = [subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=e, check=True)
+               for e in (env, told)]
+    quiet, kept = (result.stdout.split("PROBE ")[1].split() for result in results)
+    assert quiet == ["1", "1"]  # one thread: numpy's import started no BLAS thread
+    assert kept[0] == "2"
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    assert main(["formats"]) == 0
+    assert "OPENBLAS_NUM_THREADS" not in os.environ
+    assert "coco" in capsys.readouterr().out
