@@ -23,17 +23,21 @@ class _Members:
 
     Memory keeps two 64-bit hashes a member (its stem, its lower-case name), checked in bulk by :meth:`finish`;
     only the names of repeated hashes (a repeated id or spelling, or a rare hash collision) are compared
-    exactly, in a second pass over the archives' central directories, in member order.
+    exactly, in a second pass over the central directories of the archives written, in member order.
     """
 
     def __init__(self, report: Report) -> None:
         self.report = report
         self.stems, self.folded = array("q"), array("q")
-        self.archives: list[Path] = []  # where each shard's members are, in shard order
+        self.ends: list[int] = []  # the number of members up to the end of each shard
+        self.archives: list[Path] = []  # the archives written, whose members are every shard's in shard order
 
     def add(self, name: str) -> None:
         self.stems.append(hash(member_stem(name)[0]))
         self.folded.append(hash(name.lower()))
+
+    def end_shard(self) -> None:
+        self.ends.append(len(self.stems))
 
     def finish(self) -> None:
         """Raise for an item id of two shards, warn for names that differ only in case (as a single writer)."""
@@ -42,9 +46,13 @@ class _Members:
             return
         owners: dict[str, tuple[str, int]] = {}
         spellings: dict[str, str] = {}
-        for shard, archive in enumerate(self.archives):
+        position = shard = 0
+        for archive in self.archives:
             with StreamingZipReader(archive) as source:
                 for name, *_ in source.iter_entries():
+                    while position >= self.ends[shard]:
+                        shard += 1
+                    position += 1
                     stem = member_stem(name)[0]
                     if hash(stem) in stems:
                         owner, first = owners.setdefault(stem, (name, shard))
@@ -76,6 +84,7 @@ def merge(parts: Sequence[Path], path: Path, options: Mapping[str, Any], report:
             with StreamingZipReader(part / written) as source:
                 for member_name, *_ in source.iter_entries():
                     members.add(member_name)
+            members.end_shard()
             target = path / shard_archive_name(name, index)
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(part / written, target)
@@ -87,19 +96,29 @@ def merge(parts: Sequence[Path], path: Path, options: Mapping[str, Any], report:
     target.parent.mkdir(parents=True, exist_ok=True)
     with SpoolingZipWriter(target, "w", compression=compression) as archive:
         for part in parts:
-            members.archives.append(part / name)
             with StreamingZipReader(part / name) as source:
-                if archive.append_archive(source, members.add):
-                    continue  # the usual part: copied as one block
-                for info in source.iter_infos():
-                    members.add(info.filename)
-                    copy = zipfile.ZipInfo(info.filename, date_time=info.date_time)
-                    copy.compress_type = compression
-                    copy.external_attr = info.external_attr
-                    if info.compress_type == compression:  # as the part stores it: not compressed again
-                        archive.write_compressed(copy, ZipMember(source, info).compressed())
-                        continue
-                    with source.open(info) as stream, archive.open(copy, "w", force_zip64=True) as member:
-                        shutil.copyfileobj(stream, member, 1 << 20)
+                if not archive.append_archive(source, members.add):  # else the usual part: copied as one block
+                    _append_members(archive, source, compression, members)
+            members.end_shard()
+            # Copied: removed now, so the parts never take the whole output's space again (nor, on a disk, get
+            # written to it, when removed before the kernel writes them back).
+            (part / name).unlink()
+    members.archives.append(target)
     members.finish()  # an error discards the staged output
     return True
+
+
+def _append_members(archive: SpoolingZipWriter, source: StreamingZipReader, compression: int, members: _Members
+                    ) -> None:
+    """Append the members of a part laid out otherwise than :meth:`SpoolingZipWriter.append_archive` copies, one
+    by one, as the writer stores them."""
+    for info in source.iter_infos():
+        members.add(info.filename)
+        copy = zipfile.ZipInfo(info.filename, date_time=info.date_time)
+        copy.compress_type = compression
+        copy.external_attr = info.external_attr
+        if info.compress_type == compression:  # as the part stores it: not compressed again
+            archive.write_compressed(copy, ZipMember(source, info).compressed())
+            continue
+        with source.open(info) as stream, archive.open(copy, "w", force_zip64=True) as member:
+            shutil.copyfileobj(stream, member, 1 << 20)
