@@ -426,9 +426,9 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(out / "datumaro", ignore_errors=True)
     header = (f"{args.images:,} images ({args.image_size}, {args.objects} objects each), best of {args.runs} runs "
               "(the floors too); "
-              f"{machine()}. dsformats runs its default engine (auto: folders and image_zip archives of 2,000+ items "
-              "are converted in one worker process per core, then merged), and again in one process where the row "
-              "says so. Peak RSS is the largest single process (the client or one worker).")
+              f"{machine()}. dsformats runs its default engine (auto: folders, image_zip archives and datasets in a "
+              "zip, of 2,000+ items, are converted in one worker process per core, then merged), and again in one "
+              "process where the row says so. Peak RSS is the largest single process (the client or one worker).")
     return publish(table(loads, floor_times, header), args.markdown)
 
 

@@ -28,6 +28,7 @@ import os
 import re
 import struct
 import tarfile
+import threading
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator, Sequence
@@ -330,6 +331,11 @@ class SafeZipFileSystem(ZipFileSystem):
             raise OSError(errno.EBADF, "the archive is closed")
         return ZipMember(self.zip, info).read()
 
+    @property
+    def closed(self) -> bool:
+        """True once the archive is closed."""
+        return getattr(getattr(self, "zip", None), "fp", None) is None
+
     def _open(self, path: str, mode: str = "rb", **kwargs: Any) -> Any:
         if mode != "rb":
             raise ValueError("dszip:// is read-only")
@@ -448,6 +454,11 @@ class SafeTarFileSystem(TarFileSystem):
         where = f"{self.archive_name}!{path}"
         return MemberStream(functools.partial(self.tar.extractfile, ti), where, details["size"])  # no link following
 
+    @property
+    def closed(self) -> bool:
+        """True once the archive is closed."""
+        return getattr(getattr(self, "tar", None), "closed", True)
+
     def _close_raw(self) -> None:
         for stream in (self._raw, self._opened):
             if stream is not None and hasattr(stream, "close"):
@@ -469,16 +480,56 @@ _COMPRESSION = ((".tar.gz", "gzip"), (".tgz", "gzip"), (".tar.bz2", "bz2"), (".t
                 (".txz", "xz"))
 
 
+#: The archives that unpickled paths opened in this process, by (protocol, storage options): each with the
+#: identity of its local file when opened (device, inode, size, modification time). A scale-out worker thus opens
+#: and checks an archive once for all its shards, not once per path per shard.
+_SHARED: dict[str, tuple[tuple[int, ...], Any]] = {}
+_SHARED_LOCK = threading.Lock()
+_SHARED_MAX = 8  # archives kept open; the oldest is let go (closed once no path uses it)
+
+
+def _unpickled(make: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+    """Rebuild a pickled archive path, on the filesystem this process already opened for its archive when the
+    archive is a local file that has not changed since."""
+    path = make(*args)
+    options = dict(path.storage_options)
+    archive = options.get("fo")
+    if options.get("target_protocol") not in ("file", None) or not isinstance(archive, str):
+        return path  # an archive on object storage: opened by the path itself, as usual
+    try:
+        stat = os.stat(archive.removeprefix("file://"))
+    except OSError:
+        return path  # the path's own opening reports it
+    identity = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    key = repr((path.protocol, sorted(options.items())))
+    with _SHARED_LOCK:
+        found = _SHARED.get(key)
+        if found is None or found[0] != identity or found[1].closed:
+            _SHARED.pop(key, None)
+            if len(_SHARED) >= _SHARED_MAX:
+                del _SHARED[next(iter(_SHARED))]
+            _SHARED[key] = found = (identity, path.fs)
+    path._fs_cached = found[1]
+    return path
+
+
 class ZipArchivePath(ZipPath):
-    """A path inside a zip archive opened by dsformats (module level, so that it pickles)."""
+    """A path inside a zip archive opened by dsformats (module level, so that it pickles; unpickled paths of one
+    archive share its filesystem in a process)."""
 
     __slots__ = ()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _unpickled, super().__reduce__()
 
 
 class TarArchivePath(TarPath):
-    """A path inside a tar archive opened by dsformats (module level, so that it pickles)."""
+    """A path inside a tar archive opened by dsformats (as :class:`ZipArchivePath`)."""
 
     __slots__ = ()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _unpickled, super().__reduce__()
 
 
 def _path_classes() -> None:

@@ -59,13 +59,16 @@ def usable_cpus() -> int:
 
 def _auto_candidate(src: Any, dst: Any, workers: int, source: FormatSpec) -> bool:
     """Whether ``engine="auto"`` may shard at all: several CPUs, a local output folder, and a local input
-    folder or a file that the source format reads itself (an image_zip archive, a COCO JSON file; a dataset
-    inside an archive is read through an archive file system, which every shard would open again)."""
+    folder, a file that the source format reads itself (an image_zip archive, a COCO JSON file), or a dataset
+    in a local .zip (read through an archive file system, which each worker process opens once; a tar, and a
+    compressed one above all, would be read again from its start by every worker)."""
     plain = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")  # URLs (s3://, memory://, zip://) stay in one process
     if workers < 2 or plain.match(str(src)) or plain.match(str(dst)) or str(dst).lower().endswith(".zip"):
         return False
     path = Path(src)
-    return path.is_dir() or (source.reads_file(path.name) and path.is_file())
+    return path.is_dir() or (
+        (source.reads_file(path.name) or path.name.lower().endswith(".zip")) and path.is_file()
+    )
 
 
 class _Declined(Exception):
@@ -397,9 +400,9 @@ def convert_distributed(
     called with ``(shards done, shards, items done)``.
 
     ``engine="auto"`` (the CLI's default) is the processes engine when it pays: ``workers`` > 1, a local input
-    folder (or a file that its format reads itself: an image_zip archive, a COCO JSON file) whose reader has
-    ``shards()`` and at least :data:`AUTO_MIN_ITEMS` items, a merge hook for the target, a local output
-    folder. Otherwise the
+    folder (or a file that its format reads itself: an image_zip archive, a COCO JSON file; or a dataset in a local
+    .zip) whose reader has ``shards()`` and at least :data:`AUTO_MIN_ITEMS` items, a merge hook for the target, a
+    local output folder. Otherwise the
     conversion runs in this process (on the reader already opened), exactly as :func:`dsformats.convert`,
     and reports to ``item_progress``.
     """

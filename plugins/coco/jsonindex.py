@@ -384,7 +384,9 @@ def _parse_spans(owner: Any, data: Any, indexes: Sequence[int], starts: list[int
 class JsonView:
     """Some elements of a scanned :class:`JsonFile`, numbered as in the file; picklable (no open mapping).
 
-    A scale-out worker gets this instead of scanning the file again; the file is mapped on first use.
+    A scale-out worker gets this instead of scanning the file again. A local file is mapped on first use; a
+    file inside an archive or on object storage, which would be read whole again for every shard, is not read
+    at all: the view pickles the bytes of its own elements (taken from the file while it is still open).
     """
 
     def __init__(self, json: JsonFile, elements: Any) -> None:
@@ -395,9 +397,18 @@ class JsonView:
         self.starts = np.frombuffer(json.starts, dtype=np.int64)[self.indexes] if len(json.starts) else self.indexes
         self.ends = np.frombuffer(json.ends, dtype=np.int64)[self.indexes] if len(json.ends) else self.indexes
         self._data: Any = None
+        self._file: JsonFile | None = None if is_local(json.path) else json  # its elements' bytes, when pickled
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_data": None}
+        state = {**self.__dict__, "_data": None, "_file": None}
+        whole = self._file._data if self._file is not None else None
+        if whole:  # the file is still open: this view's elements, back to back, and where each now is
+            import numpy as np
+
+            pieces = [whole[start:end] for start, end in zip(self.starts.tolist(), self.ends.tolist(), strict=True)]
+            ends = np.cumsum(np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces)))
+            state.update(_data=b"".join(pieces), _parsed=0, starts=ends - (self.ends - self.starts), ends=ends)
+        return state
 
     def elements(self, indexes: Sequence[int]) -> list[Any]:
         """:meth:`element` of each of ``indexes``, with less overhead."""

@@ -736,3 +736,43 @@ def test_paths_inside_archives_pickle(tmp_path, make_image):
             copy = pickle.loads(pickle.dumps(root / "images" / "a.png"))
             assert type(copy) is type(root) and copy.read_bytes() == image
             copy.fs.close()
+
+
+def test_unpickled_paths_of_one_archive_share_its_filesystem(tmp_path, make_image):
+    """A scale-out worker opens (and checks) an archive once for all its shards' paths; an archive that changed,
+    or a filesystem someone closed, is opened again; the client's own opening is never shared."""
+    import pickle
+
+    from dsformats.archives import opened_archive
+
+    images = [make_image(4, 3, seed=seed) for seed in range(3)]
+    archive, tar = tmp_path / "data.zip", tmp_path / "data.tar"
+
+    def pack(image: bytes) -> None:
+        with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as out:
+            out.writestr("images/a.png", image)
+            out.writestr("b.txt", "b")
+        with tarfile.open(tar, "w") as out:
+            for name, data in (("images/a.png", image), ("b.txt", b"b")):
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                out.addfile(info, io.BytesIO(data))
+
+    for packed in (archive, tar):
+        pack(images[0])
+        with opened_archive(packed) as root:
+            shipped = pickle.dumps(root / "images" / "a.png"), pickle.dumps(root / "b.txt")
+            first, other = (pickle.loads(data) for data in shipped)
+            assert first.fs is other.fs is not root.fs
+            assert first.read_bytes() == images[0] and other.read_bytes() == b"b"
+        assert not first.fs.closed  # the client closed its own opening only
+        again = pickle.loads(shipped[0])
+        assert again.fs is first.fs
+        pack(images[1])  # rewritten: its size or modification time differs
+        os.utime(packed, ns=(1, 1))
+        changed = pickle.loads(shipped[0])
+        assert changed.fs is not first.fs and changed.read_bytes() == images[1]
+        changed.fs.close()
+        reopened = pickle.loads(shipped[0])
+        assert reopened.fs is not changed.fs and not reopened.fs.closed and reopened.read_bytes() == images[1]
+        reopened.fs.close()

@@ -230,7 +230,7 @@ def test_processes_engine_from_the_cli(data, tmp_path):
      ("voc", "voc", "image_zip", [], True), ("coco", "coco", "voc", [], "small"),
      ("coco", "coco", "voc.zip", [], False), ("coco", "coco", "yolo", [], True),
      ("image_zip", "image_zip", "coco", [], True), ("image_zip", "image_zip/images.zip", "voc", [], True),
-     ("coco", "coco.zip", "voc", [], False),
+     ("coco", "coco.zip", "voc", [], True),
      ("coco", "coco/annotations/instances_default.json", "voc", ["--", "--save-images"], True)],
 )
 def test_auto_engine_uses_the_pool_only_when_it_pays(data, tmp_path, monkeypatch, source, folder, target, extra, pool):

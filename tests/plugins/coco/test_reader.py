@@ -473,6 +473,37 @@ def test_instances_items_get_deferred_annotations_counted_at_index_time(coco, tm
         assert item.deferred is not None and item == items[1]
 
 
+def test_a_shard_of_a_zipped_file_carries_its_annotations_and_does_not_read_the_file_again(coco, tmp_path,
+                                                                                          monkeypatch):
+    """A worker would read (inflate) the whole JSON member again for every shard: a shard reader of a file inside
+    an archive pickles its own elements' bytes instead, and gives the same items."""
+    import pickle
+
+    from dsformats_coco import jsonindex
+
+    archive = tmp_path / "coco.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as out:
+        for path in sorted((coco / "coco_instances").rglob("*")):
+            if path.is_file():
+                out.write(path, path.relative_to(coco / "coco_instances").as_posix())
+    with dsformats.read(coco / "coco_instances", "coco") as plain:
+        expected = list(plain.items())
+    shipped = []
+    with dsformats.read(archive, "coco") as reader:
+        for shard in reader.shards(2):
+            shipped.append(pickle.dumps(reader.shard_reader(shard.key)))
+        whole = bytes(reader._sources[0].json._data)
+    monkeypatch.setattr(jsonindex, "_load", lambda *args: pytest.fail("the JSON file was read again"))
+    items = []
+    for data in shipped:
+        view = pickle.loads(data)._sources[0].json
+        assert len(view._data) < len(whole)  # only its own elements' bytes
+        with pickle.loads(data) as shard:
+            items += [(i.subset, i.id, i.annotations, i.attributes, i.media.read_bytes()) for i in shard.items()]
+    assert len(items) == 2
+    assert items == [(i.subset, i.id, i.annotations, i.attributes, i.media.read_bytes()) for i in expected]
+
+
 def test_unusual_annotations_are_built_when_read_and_fail_as_before(tmp_path):
     root = tmp_path / "c"
     (root / "annotations").mkdir(parents=True)
