@@ -27,7 +27,7 @@ from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from dsformats import dispatch
+from dsformats import archives, dispatch
 from dsformats.errors import DsformatsError, OptionError
 from dsformats.formats import FormatSpec
 from dsformats.model import Header
@@ -66,9 +66,8 @@ def _auto_candidate(src: Any, dst: Any, workers: int, source: FormatSpec) -> boo
     if workers < 2 or plain.match(str(src)) or plain.match(str(dst)) or str(dst).lower().endswith(".zip"):
         return False
     path = Path(src)
-    return path.is_dir() or (
-        (source.reads_file(path.name) or path.name.lower().endswith(".zip")) and path.is_file()
-    )
+    zipped = archives.archive_kind(path.name) == "zip"
+    return path.is_dir() or ((source.reads_file(path.name) or zipped) and path.is_file())
 
 
 class _Declined(Exception):
@@ -293,8 +292,6 @@ class _Parts:
     """
 
     def __init__(self, dst: str | os.PathLike[str], parts_dir: str | os.PathLike[str] | None, remote_cluster: bool):
-        from dsformats import archives
-
         token = f"{os.getpid()}-{uuid.uuid4().hex[:8]}-parts.tmp"
         remote_dst = archives.is_url(dst) and not str(dst).startswith("file://")
         self.url: str | None = None
