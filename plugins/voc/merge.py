@@ -5,7 +5,8 @@ files are concatenated in shard order (:func:`dsformats.merging.merge_files`). T
 be the same and come from the header alone (a label that one shard adds on the fly, "used but not declared",
 changes the mask palettes written after it; a part without masks drops the added background label):
 otherwise the merge declines (None) and the engine converts in a single process instead. Label actions are
-merged as an ordered union.
+merged as an ordered union. Class flags, which one writer writes for every subset once any item has labels, are
+written by every shard that writes classification and dropped here when no shard had labels.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from dsformats.merging import merge_files
 
 from .schema import (
     ACTION_SETS,
+    CLASSIFICATION,
+    FLAGS_STATE,
     LABEL_MAP_VOC,
     LABELMAP_FILE,
     LIST_SUFFIX,
@@ -50,10 +53,23 @@ def merge(parts: Sequence[Path], path: Path, options: Mapping[str, Any], report:
                 pieces = name[: -len(LIST_SUFFIX)].split("_")
                 if any("_".join(pieces[i:]) + LIST_SUFFIX in names for i in range(1, len(pieces))):
                     return None
-    merge_files(parts, path, is_list=lambda rel: rel.startswith(SETS_DIR + "/"), exclude={LABELMAP_FILE})
+    _drop_unlabelled_flags(parts, options)
+    merge_files(parts, path, is_list=lambda rel: rel.startswith(SETS_DIR + "/"), exclude={LABELMAP_FILE, FLAGS_STATE})
     if isinstance(labelmap, str):
         (path / LABELMAP_FILE).write_text(labelmap, encoding="utf-8")
     return True
+
+
+def _drop_unlabelled_flags(parts: Sequence[Path], options: Mapping[str, Any]) -> None:
+    """Remove the class flag files that the shards wrote (see :data:`FLAGS_STATE`) when none of their items had
+    labels and classification is not the only task: one writer would have written none."""
+    states = [(part, (part / FLAGS_STATE).read_text(encoding="utf-8").splitlines())
+              for part in parts if (part / FLAGS_STATE).is_file()]
+    if any(lines[0] == "1" for _, lines in states) or set(options.get("tasks") or ()) == {CLASSIFICATION}:
+        return
+    for part, lines in states:
+        for rel in lines[1:]:
+            (part / rel).unlink()
 
 
 def _merged_labelmap(parts: Sequence[Path], options: Mapping[str, Any]) -> str | None | bool:

@@ -30,7 +30,7 @@ from dsformats.imaging import (
     write_file,
 )
 from dsformats.parallel import ordered_map
-from dsformats.policy import bad_item
+from dsformats.policy import bad_item, writing_partial
 
 from .schema import (
     ACTION,
@@ -44,6 +44,7 @@ from .schema import (
     DEFAULT_SOURCE,
     DETECTION,
     FLAG_FIELDS,
+    FLAGS_STATE,
     IMAGES_DIR,
     INSTANCE_DIR,
     LABEL_MAP_VOC,
@@ -998,15 +999,23 @@ class VocWriter:
             for action in sorted({name for _, _, acts in action_rows for name in acts}):
                 lines = [f"{item_id} {index} {1 if acts.get(action) else -1}" for item_id, index, acts in action_rows]
                 self._write_text(sets / ACTION_SETS / f"{action}_{subset}{LIST_SUFFIX}", lines)
-        if not (self._any_labels or CLASSIFICATION in self.tasks and len(self.tasks) == 1):
+        # One writer writes class flags for every subset once any item has labels. A shard cannot know that of
+        # the others: it writes them whenever it writes classification, and the merge keeps them only if some
+        # shard had labels (see FLAGS_STATE).
+        partial = writing_partial() and CLASSIFICATION in self.tasks
+        if not (self._any_labels or partial or CLASSIFICATION in self.tasks and len(self.tasks) == 1):
             return
         names = [spec.name for spec in self.labels.specs]
         flagged = {name for rows in self._flags.values() for _, flags in rows for name in flags}
         names += sorted(flagged - set(names))  # part labels used as image labels
+        written = []
         for subset, rows in self._flags.items():
             for name in names:
                 lines = [f"{item_id} {flags.get(name, -1): d}" for item_id, flags in rows]
-                self._write_text(sets / MAIN_SETS / f"{name}_{subset}{LIST_SUFFIX}", lines)
+                written.append(f"{SETS_DIR}/{MAIN_SETS}/{name}_{subset}{LIST_SUFFIX}")
+                self._write_text(self.root / written[-1], lines)
+        if partial:
+            self._write_text(self.root / FLAGS_STATE, [str(int(self._any_labels)), *written])
 
     @staticmethod
     def _write_text(path: Path, lines: list[str]) -> None:

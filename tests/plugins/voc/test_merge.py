@@ -9,7 +9,7 @@ from dsformats.errors import DatasetError, DuplicateItemError
 from dsformats.options import validate_options
 from dsformats.registry import default_registry
 from dsformats.report import Report
-from dsformats.testing import generate_items
+from dsformats.testing import generate_items, read_tree
 
 
 def test_id_repeated_across_shards_is_an_error(tmp_path):
@@ -32,3 +32,36 @@ def test_id_repeated_across_shards_is_an_error(tmp_path):
         f"Annotations/{again.id}.xml: shard 2 and an earlier shard both wrote this file: an item id is repeated "
         "across shards"
     )
+
+
+@pytest.mark.parametrize(("labelled", "tasks"), [(True, []), (False, []), (False, ["classification"])],
+                         ids=["labels-in-one-shard", "no-labels", "no-labels-classification-only"])
+def test_class_flags_of_a_shard_without_labels_are_the_single_writer_s(tmp_path, make_image, labelled, tasks):
+    """One writer writes every subset's class flags once any item has labels (``-1`` rows for the others), and
+    none when no item has any (unless classification is the only task). A shard whose items have no labels
+    cannot tell: the merged tree must still be the single writer's, whichever shard the labels are in."""
+    from dsformats.scaleout import convert_distributed
+
+    labels = [dsformats.LabelDef(name="cat"), dsformats.LabelDef(name="dog")]
+    header = dsformats.Header(categories=dsformats.Categories(labels=labels))
+    items = [
+        dsformats.Item(id=name, subset=subset, media=dsformats.Media.from_bytes(make_image(6, 4, seed=n), ".png"),
+                       annotations=[dsformats.Bbox(x=1, y=1, w=2, h=2, label="dog")]
+                       + ([dsformats.Label(label="cat")] if labelled and n == 0 else []))
+        for n, (subset, name) in enumerate([("train", "a"), ("train", "b"), ("test", "c"), ("test", "d")])
+    ]
+    dsformats.write(items, tmp_path / "src", "voc", header=header, options={"save_images": True})
+    options = {"save_images": True, "tasks": tasks}
+    dsformats.convert(tmp_path / "src", tmp_path / "single", "voc", source_format="voc", writer_options=options)
+    report = convert_distributed(tmp_path / "src", tmp_path / "sharded", "voc", source_format="voc",
+                                 writer_options=options, engine="processes", workers=2, shards=2)
+    assert not [w for w in report.warnings if "single process" in w]  # merged, not converted again
+    single = read_tree(tmp_path / "single")
+    assert read_tree(tmp_path / "sharded") == single
+    flags = sorted(name for name in single if name.startswith("ImageSets/Main/") and name.count("_"))
+    if labelled or tasks:
+        assert flags == [f"ImageSets/Main/{label}_{subset}.txt" for label in ("cat", "dog")
+                         for subset in ("test", "train")]
+        assert single["ImageSets/Main/cat_test.txt"] == b"c -1\nd -1\n"
+    else:
+        assert flags == []
