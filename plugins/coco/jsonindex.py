@@ -398,16 +398,21 @@ class JsonView:
         self.ends = np.frombuffer(json.ends, dtype=np.int64)[self.indexes] if len(json.ends) else self.indexes
         self._data: Any = None
         self._file: JsonFile | None = None if is_local(json.path) else json  # its elements' bytes, when pickled
+        self._packed = False  # True when _data holds only this view's elements (then starts and ends point there)
 
     def __getstate__(self) -> dict[str, Any]:
-        state = {**self.__dict__, "_data": None, "_file": None}
+        state = {**self.__dict__, "_file": None}
+        if self._packed:  # pickled again (by a worker): the elements go along, as they came
+            return state
+        state["_data"] = None
         whole = self._file._data if self._file is not None else None
         if whole:  # the file is still open: this view's elements, back to back, and where each now is
             import numpy as np
 
             pieces = [whole[start:end] for start, end in zip(self.starts.tolist(), self.ends.tolist(), strict=True)]
             ends = np.cumsum(np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces)))
-            state.update(_data=b"".join(pieces), _parsed=0, starts=ends - (self.ends - self.starts), ends=ends)
+            state.update(_data=b"".join(pieces), _packed=True, _parsed=0, starts=ends - (self.ends - self.starts),
+                         ends=ends)
         return state
 
     def elements(self, indexes: Sequence[int]) -> list[Any]:
@@ -432,7 +437,8 @@ class JsonView:
             raise DatasetError(f"invalid JSON: {exc}", f"{self.name}: {self.list_key}[{index}]") from None
 
     def close(self) -> None:
-        """Release the mapping."""
+        """Release the mapping (the view's own elements, which cannot be read again, are kept)."""
         if isinstance(self._data, mmap.mmap):
             self._data.close()
-        self._data = None
+        if not self._packed:
+            self._data = None

@@ -401,3 +401,15 @@ def test_bad_engine_arguments_are_refused(tmp_path):
     with pytest.raises(OptionError):
         convert_distributed(ROOT / "examples" / "zips", tmp_path / "out", "image_zip", workers=0)
     assert not (tmp_path / "out").exists()
+
+
+def test_dask_converts_a_zipped_coco_as_one_process(data, scheduler, tmp_path):
+    """Dask workers pickle their task's shard reader again; its COCO elements, carried in place of the zipped
+    JSON, must go along (they once did not: the worker read the whole file and parsed it at the wrong places)."""
+    from dsformats.scaleout import convert_distributed
+
+    options = {"source_format": "coco", "writer_options": {"save_images": True}}
+    dsformats.convert(data / "coco.zip", tmp_path / "single", "coco", **options)
+    report = convert_distributed(data / "coco.zip", tmp_path / "dask", "coco", scheduler=scheduler, shards=3, **options)
+    assert tree(tmp_path / "dask") == tree(tmp_path / "single")
+    assert not [w for w in report.warnings if "single process" in w]

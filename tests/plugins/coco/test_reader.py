@@ -498,7 +498,11 @@ def test_a_shard_of_a_zipped_file_carries_its_annotations_and_does_not_read_the_
     for data in shipped:
         view = pickle.loads(data)._sources[0].json
         assert len(view._data) < len(whole)  # only its own elements' bytes
-        with pickle.loads(data) as shard:
+        parsed = view.elements(view.indexes.tolist())
+        view.close()  # they cannot be read again: kept
+        assert view.elements(view.indexes.tolist()) == parsed
+        # pickled again where it was unpickled (as a Dask worker may): the elements go along
+        with pickle.loads(pickle.dumps(pickle.loads(data))) as shard:
             items += [(i.subset, i.id, i.annotations, i.attributes, i.media.read_bytes()) for i in shard.items()]
     assert len(items) == 2
     assert items == [(i.subset, i.id, i.annotations, i.attributes, i.media.read_bytes()) for i in expected]
