@@ -20,7 +20,6 @@ from dsformats.merging import merge_files
 
 from .schema import (
     ACTION_SETS,
-    CLASSIFICATION,
     FLAGS_STATE,
     LABEL_MAP_VOC,
     LABELMAP_FILE,
@@ -53,19 +52,20 @@ def merge(parts: Sequence[Path], path: Path, options: Mapping[str, Any], report:
                 pieces = name[: -len(LIST_SUFFIX)].split("_")
                 if any("_".join(pieces[i:]) + LIST_SUFFIX in names for i in range(1, len(pieces))):
                     return None
-    _drop_unlabelled_flags(parts, options)
+    _drop_unlabelled_flags(parts)
     merge_files(parts, path, is_list=lambda rel: rel.startswith(SETS_DIR + "/"), exclude={LABELMAP_FILE, FLAGS_STATE})
     if isinstance(labelmap, str):
         (path / LABELMAP_FILE).write_text(labelmap, encoding="utf-8")
     return True
 
 
-def _drop_unlabelled_flags(parts: Sequence[Path], options: Mapping[str, Any]) -> None:
-    """Remove the class flag files that the shards wrote (see :data:`FLAGS_STATE`) when none of their items had
-    labels and classification is not the only task: one writer would have written none."""
+def _drop_unlabelled_flags(parts: Sequence[Path]) -> None:
+    """Remove the class flag files that the shards wrote (see :data:`FLAGS_STATE`) when no shard would have
+    kept them on its own (no item had labels, and classification is not the only task): one writer would have
+    written none."""
     states = [(part, (part / FLAGS_STATE).read_text(encoding="utf-8").splitlines())
               for part in parts if (part / FLAGS_STATE).is_file()]
-    if any(lines[0] == "1" for _, lines in states) or set(options.get("tasks") or ()) == {CLASSIFICATION}:
+    if any(lines[0] == "1" for _, lines in states):
         return
     for part, lines in states:
         for rel in lines[1:]:

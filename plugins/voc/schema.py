@@ -38,8 +38,9 @@ LIST_SUFFIX = ".txt"
 DEFAULT_IMAGE_EXT = ".jpg"
 DEFAULT_SUBSET = "default"
 
-#: A scale-out shard's record of its class flag files, left beside its partial tree for the merge: whether
-#: any of its items had labels (one line, ``0`` or ``1``), then the flag files written, one path a line.
+#: A scale-out shard's record of its class flag files, left beside its partial tree for the merge: whether a
+#: single writer of its items would have written them (one line, ``0`` or ``1``: some item had labels, or
+#: classification is the only task), then the flag files written, one path a line.
 FLAGS_STATE = ".dsformats-voc-flags"
 
 # -- tasks (writer option ``tasks``)

@@ -1001,9 +1001,10 @@ class VocWriter:
                 self._write_text(sets / ACTION_SETS / f"{action}_{subset}{LIST_SUFFIX}", lines)
         # One writer writes class flags for every subset once any item has labels. A shard cannot know that of
         # the others: it writes them whenever it writes classification, and the merge keeps them only if some
-        # shard had labels (see FLAGS_STATE).
+        # shard would have kept them on its own (see FLAGS_STATE).
+        keep = self._any_labels or CLASSIFICATION in self.tasks and len(self.tasks) == 1
         partial = writing_partial() and CLASSIFICATION in self.tasks
-        if not (self._any_labels or partial or CLASSIFICATION in self.tasks and len(self.tasks) == 1):
+        if not (keep or partial):
             return
         names = [spec.name for spec in self.labels.specs]
         flagged = {name for rows in self._flags.values() for _, flags in rows for name in flags}
@@ -1015,7 +1016,7 @@ class VocWriter:
                 written.append(f"{SETS_DIR}/{MAIN_SETS}/{name}_{subset}{LIST_SUFFIX}")
                 self._write_text(self.root / written[-1], lines)
         if partial:
-            self._write_text(self.root / FLAGS_STATE, [str(int(self._any_labels)), *written])
+            self._write_text(self.root / FLAGS_STATE, [str(int(keep)), *written])
 
     @staticmethod
     def _write_text(path: Path, lines: list[str]) -> None:
