@@ -668,11 +668,11 @@ class CocoReader:
             try:
                 for source in by_subset.get(record.subset, ()):
                     for element in source.hits(index):
-                        if count_only:
-                            for kind in self._kinds(source, element, state):
-                                counts[kind] = counts.get(kind, 0) + 1
-                        else:
-                            annotations.extend(self._convert(source, element, state))
+                        annotations.extend(self._convert(source, element, state))
+                if count_only:  # built and checked as for any target (the same items are skipped), then counted
+                    for annotation in annotations:
+                        counts[annotation.kind] = counts.get(annotation.kind, 0) + 1
+                    annotations = []
                 path = join.text(record.images_dir, record.file_name, location=record.file_name)
             except DatasetError as exc:  # one bad annotation (or image path) skips its item under the policy
                 bad_item(exc)
@@ -744,40 +744,6 @@ class CocoReader:
         if "keypoints" in ann:
             shapes.extend(_points(ann, label, ann_id, group, attributes, where))
         return shapes
-
-    def _kinds(self, source: _Source, element: int, state: _ItemState) -> list[str]:
-        """The kinds of the annotations :meth:`_convert` makes of ``element``, without making or checking them."""
-        assert source.json is not None
-        ann = source.json.element(element)
-        task = source.task
-        if not isinstance(ann, dict):
-            where = f"{source.name}: annotations[{element}]"
-            raise DatasetError(f"expected an object, got {type(ann).__name__}", where)
-        if task == PANOPTIC:
-            return ["mask"] * len(ann.get("segments_info") or ())
-        if task == CAPTIONS:
-            return ["caption"]
-        if task == LABELS:
-            return ["label"]
-        ann_id, label = ann.get("id"), source.labels.get(ann.get("category_id"))  # type: ignore[arg-type]
-        has_points = len(ann.get("keypoints") or ()) >= 3
-        if task == PERSON_KEYPOINTS:
-            joined = state.instances.get(ann_id)  # type: ignore[arg-type]
-            if joined is not None and joined[1] == label:
-                return ["points"] if has_points else []
-        group = state.group(ann_id if type(ann_id) is int else 0)
-        if task == INSTANCES:
-            state.instances[ann_id] = (group, label)  # type: ignore[index]
-        kinds = ["bbox"] if ann.get("bbox") else []
-        segmentation = ann.get("segmentation")
-        if isinstance(segmentation, list):
-            parts = segmentation if segmentation and isinstance(segmentation[0], list) else [segmentation]
-            kinds += ["polygon"] * sum(1 for part in parts if part)
-        elif isinstance(segmentation, dict):
-            kinds.append("mask")
-        if has_points:
-            kinds.append("points")
-        return kinds
 
     def _panoptic(self, source: _Source, ann: dict, where: str, state: _ItemState) -> list[Annotation]:
         file_name = _require(ann, "file_name", where)
@@ -951,7 +917,7 @@ _INVALID = object()  # an element that is not valid JSON
 
 
 def _kinds_of(codes: list[int]) -> dict[str, int]:
-    """The annotations that elements of these kinds codes give, by kind (as :meth:`CocoReader._kinds`)."""
+    """The annotations that elements of these kinds codes give, by kind (as :meth:`CocoReader._convert` makes them)."""
     counts: dict[str, int] = {}
     for code in codes:  # box, polygons, mask
         if code & 1:

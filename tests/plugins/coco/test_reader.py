@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -359,25 +360,66 @@ def _reports_both_ways(src, tmp_path):
     return counted, full, built
 
 
+#: Layouts whose every element the index checks (instances files): their items' annotations are never built
+#: for a target that stores none. The others' are built and checked as for any target, then counted.
+_INDEX_CHECKED = {"coco_instances", "coco_roboflow", "mmdet_coco", "coco_image_info"}
+
+
 @pytest.mark.parametrize(
     "layout", ["coco", "coco_instances", "coco_person_keypoints", "coco_captions", "coco_labels", "coco_panoptic",
                "coco_stuff", "coco_roboflow", "mmdet_coco", "coco_image_info"],
 )
-def test_image_zip_target_counts_annotations_it_does_not_build(coco, layout, tmp_path, monkeypatch):
-    def built(*_args, **_kwargs):
-        raise AssertionError("an annotation was built for a target that stores none")
-
+def test_image_zip_target_counts_annotations_as_a_full_read_gives_them(coco, layout, tmp_path, monkeypatch):
     with dsformats.read(coco / layout, "coco") as reader:  # the expected counts, from built annotations
         expected: dict[str, int] = {}
         for item in reader.items():
             for ann in item.annotations:
                 expected[ann.kind] = expected.get(ann.kind, 0) + 1
-    monkeypatch.setattr("dsformats_coco.reader.CocoReader._convert", built)
+    if layout in _INDEX_CHECKED:
+        def built(*_args, **_kwargs):
+            raise AssertionError("an annotation the index checked was built for a target that stores none")
+
+        monkeypatch.setattr("dsformats_coco.reader.CocoReader._convert", built)
+        monkeypatch.setattr("dsformats_coco.reader._Deferred.build", built)
     report = dsformats.convert(coco / layout, tmp_path / "out", "image_zip", source_format="coco")
     assert {kind: count for kind, (count, _) in report.dropped.items() if kind in expected} == expected
     assert all(reason == f"image_zip cannot store {kind} annotations"
                for kind, (_, reason) in report.dropped.items() if kind in expected)
     assert sum(report.items_written.values()) > 0
+
+
+@pytest.mark.parametrize("task", ["instances", "person_keypoints"])
+def test_a_bad_annotation_spoils_its_item_whatever_the_target_stores(tmp_path, make_image, task):
+    """A target that stores no annotations (image_zip) still has them checked: the same error, or under
+    --skip-bad-items the same item skipped, as a target that stores them."""
+    images = [{"id": i, "file_name": f"{name}.jpg", "width": 4, "height": 3} for i, name in enumerate("abc", 1)]
+    annotations = [{"id": i, "image_id": i, "category_id": 1, "bbox": [0, 0, 2, 2], "area": 4, "iscrowd": 0,
+                    "segmentation": [[0, 0, 2, 0, 2, 2]]} for i in (1, 2, 3)]
+    annotations[1]["segmentation"] = [[0, 0, 2, 0, 2]]  # an odd number of coordinates, on image b
+    if task == "person_keypoints":  # elements the index leaves to the full path (keypoints)
+        for ann in annotations:
+            ann["keypoints"] = [1, 1, 2]
+    doc = {"images": images, "annotations": annotations,
+           "categories": [{"id": 1, "name": "person", "keypoints": ["nose"], "skeleton": []}]}
+    (tmp_path / "src").mkdir()
+    root = write_doc(tmp_path / "src", doc, f"{task}_train.json")
+    (root / "images" / "train").mkdir(parents=True)
+    for seed, name in enumerate("abc"):
+        (root / "images" / "train" / f"{name}.jpg").write_bytes(make_image(4, 3, ".jpg", seed=seed))
+    message = f"annotations/{task}_train.json: annotations[1].segmentation[0]: a polygon needs an even number"
+    for target in ("image_zip", "voc"):
+        with pytest.raises(DatasetError, match=re.escape(message)):
+            dsformats.convert(root, tmp_path / f"{target}-strict", target, source_format="coco")
+    reports = {target: dsformats.convert(root, tmp_path / target, target, source_format="coco", skip_bad_items=True)
+               for target in ("image_zip", "voc")}
+    for report in reports.values():
+        assert len(report.skipped) == 1 and report.skipped[0].startswith(message)
+        assert dict(report.items_written) == {"train": 2}
+    with zipfile.ZipFile(tmp_path / "image_zip" / "default.zip") as archive:
+        assert archive.namelist() == ["a.jpg", "c.jpg"]
+        assert archive.read("c.jpg") == (root / "images" / "train" / "c.jpg").read_bytes()
+    assert sorted(p.name for p in (tmp_path / "voc" / "Annotations").iterdir()) == ["a.xml", "c.xml"]
+    assert reports["image_zip"].dropped["polygon"][0] == 2
 
 
 def test_image_zip_target_counts_joined_keypoints_like_the_full_path(tmp_path, make_image):
