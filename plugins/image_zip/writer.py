@@ -109,7 +109,7 @@ class ImageZipWriter:
                 report.wrote_item(item.subset)
 
     def _packed(
-        self, planned: Iterable[tuple[tuple[Item, str], Any]]
+        self, planned: Iterable[tuple[tuple[Item, str, DatasetError | None], Any]]
     ) -> Generator[tuple[tuple[Item, str, bool], Compressed | DatasetError | None], None, None]:
         """Each planned member as the bytes the archive stores (None: too large to hold, stream it).
 
@@ -117,15 +117,16 @@ class ImageZipWriter:
         """
         threads = resolve_jobs(self.jobs) if self.compression != zipfile.ZIP_STORED else 1
         if threads == 1:
-            for (item, name), result in planned:
-                yield (item, name, result is not None), self._pack(item, result)
+            for (item, name, unread), result in planned:
+                yield (item, name, result is not None), self._pack(item, unread or result)
             return
         pending: collections.deque[tuple[tuple[Item, str, bool], concurrent.futures.Future[Any]]]
         pending = collections.deque()
         with concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="dsformats-zip") as pool:
             try:
-                for (item, name), result in planned:
+                for (item, name, unread), result in planned:
                     context = (item, name, result is not None)
+                    result = unread or result
                     assert item.media is not None
                     future: concurrent.futures.Future[Any] = concurrent.futures.Future()
                     if result is None and not _thread_safe(item.media):
@@ -157,8 +158,11 @@ class ImageZipWriter:
         except DatasetError as exc:
             return exc
 
-    def _plan(self, items: Iterable[Item], report: Report) -> Iterator[tuple[tuple[Item, str], Any]]:
-        """Check each item's member name; pair it with a re-encode task, or None for a byte copy."""
+    def _plan(
+        self, items: Iterable[Item], report: Report
+    ) -> Iterator[tuple[tuple[Item, str, DatasetError | None], Any]]:
+        """Check each item's member name; pair it with a re-encode task, or None for a byte copy (or for an image
+        that cannot be read, whose error goes along)."""
         # Kept on disk but for ~8 bytes a key (dsformats.idset): member stem -> "<where>\0<member>", and
         # lower-case member -> first member of that spelling.
         with KeyMap(self.archive_path.parent) as owners, KeyMap(self.archive_path.parent) as folded:
@@ -184,6 +188,12 @@ class ImageZipWriter:
                 if first_spelling != name:
                     report.warn(case_clash(first_spelling, name))
                 if same_encoding(suffix, item.media.suffix):
-                    yield (item, name), None
-                else:  # re-encoded (in a worker) before the member exists, so a bad image can be skipped cleanly
-                    yield (item, name), (item.media.read_bytes(), item.media.suffix, item.media.name, suffix)
+                    yield (item, name, None), None
+                    continue
+                # re-encoded (in a worker) before the member exists, so a bad image can be skipped cleanly
+                try:
+                    data = item.media.read_bytes()
+                except DatasetError as exc:  # unreadable: the writer meets the error in order, under the policy
+                    yield (item, name, exc), None
+                    continue
+                yield (item, name, None), (data, item.media.suffix, item.media.name, suffix)

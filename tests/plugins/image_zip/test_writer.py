@@ -513,3 +513,25 @@ def test_parallel_reencode_skips_bad_images_in_order(tmp_path, make_image):
     with pytest.raises(dsformats.DatasetError, match="broken.jpg"):
         dsformats.write(items, tmp_path / "p", "image_zip", options={"image_ext": ".png", "jobs": 2})
     assert not (tmp_path / "p").exists()
+
+
+@pytest.mark.parametrize("compression", ["ZIP_STORED", "ZIP_DEFLATED"])  # deflated: packed in threads
+def test_an_image_that_cannot_be_read_for_reencoding_is_a_bad_item(tmp_path, make_image, compression):
+    """A missing file to re-encode is skipped in order under --skip-bad-items (it escaped the policy)."""
+    folder = tmp_path / "images"
+    folder.mkdir()
+    items = []
+    for n in range(4):
+        (folder / f"{n}.jpg").write_bytes(make_image(8, 6, ".jpg", seed=n))
+        items.append(dsformats.Item(id=str(n), media=dsformats.Media.from_file(folder / f"{n}.jpg")))
+    (folder / "1.jpg").unlink()
+    options = {"image_ext": ".png", "jobs": 2, "compression": compression}
+    report = dsformats.write(items, tmp_path / "o", "image_zip", options=options, skip_bad_items=True)
+    assert len(report.skipped) == 1 and report.skipped[0].startswith(f"{folder / '1.jpg'}: cannot open")
+    assert report.media_reencoded == 3 and dict(report.items_written) == {"default": 3}
+    with zipfile.ZipFile(tmp_path / "o" / "default.zip") as archive:
+        assert archive.namelist() == ["0.png", "2.png", "3.png"]
+        assert pixels(archive.read("2.png")) == pixels((folder / "2.jpg").read_bytes())
+    with pytest.raises(DatasetError, match="1.jpg: cannot open"):
+        dsformats.write(items, tmp_path / "p", "image_zip", options=options)
+    assert not (tmp_path / "p").exists()
