@@ -32,6 +32,7 @@ __all__ = [
     "header_from_bytes",
     "header_info",
     "header_size",
+    "image_info",
     "is_image_name",
     "reencode",
     "reencode_ahead",
@@ -104,12 +105,19 @@ def _open(media: Media, *, decoding: bool) -> tuple[PILImage, IO[bytes]]:
 
 def header_size(media: Media) -> tuple[int, int]:
     """``(width, height)`` read from the image header; pixels are not decoded."""
+    width, height, _ = image_info(media)
+    return width, height
+
+
+def image_info(media: Media) -> tuple[int, int, int]:
+    """``(width, height, depth)`` read from the image header (``depth`` as :func:`header_info` gives it); pixels
+    are not decoded. Raises :class:`DatasetError` for anything Pillow cannot open."""
     info = header_info(media)  # JPEG and PNG headers without Pillow (several times faster)
     if info is not None:
-        return info[0], info[1]
+        return info
     image, stream = _open(media, decoding=False)
     try:
-        return image.size
+        return image.size[0], image.size[1], 3 if image.mode == "P" else len(image.getbands())
     finally:
         image.close()
         stream.close()

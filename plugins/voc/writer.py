@@ -23,7 +23,7 @@ from dsformats.imaging import (
     IMAGE_SUFFIXES,
     encode_palette_png,
     header_from_bytes,
-    header_info,
+    image_info,
     reencode_ahead,
     same_encoding,
     save_image,
@@ -632,20 +632,8 @@ class VocWriter:
             return (int(size[0]), int(size[1])), info[2]
         if media.path is not None and not os.path.isfile(media.path):
             return media.known_size, None
-        info = header_info(media)
-        if info is not None:
-            size = media.known_size or info[:2]
-            return (int(size[0]), int(size[1])), info[2]
-        from PIL import Image
-
-        with media.open() as stream:
-            try:
-                image = Image.open(stream)
-            except Exception as exc:
-                raise DatasetError(f"cannot read image: {exc}", media.name) from None
-            with image:
-                depth = 3 if image.mode == "P" else len(image.getbands())
-                size = media.known_size or image.size
+        width, height, depth = image_info(media)
+        size = media.known_size or (width, height)
         return (int(size[0]), int(size[1])), depth
 
     # ------------------------------------------------------------------------------------- objects

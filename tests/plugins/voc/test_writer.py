@@ -143,6 +143,20 @@ def test_grayscale_depth(tmp_path, make_image):
     assert snaps[("default", "g")]["media"] == data
 
 
+@pytest.mark.parametrize("suffix", [".png", ".gif"])  # .gif: a suffix the header reader leaves to Pillow
+def test_an_unreadable_image_is_warned_about_in_the_same_words_every_time(tmp_path, make_image, suffix):
+    """Pillow names the stream object it could not identify (an address that changes with every run)."""
+    with zipfile.ZipFile(tmp_path / "in.zip", "w") as archive:
+        archive.writestr(f"bad{suffix}", b"garbage")
+        archive.writestr("good.png", make_image(5, 4, ".png", seed=1))
+    warnings = [dsformats.convert(tmp_path / "in.zip", tmp_path / f"out{n}", "voc", source_format="image_zip").warnings
+                for n in (1, 2)]
+    assert warnings[0] == warnings[1] == [
+        f"image size unknown for default/bad: {tmp_path / 'in.zip'}!bad{suffix}: cannot read image: not a "
+        "recognised image format, or truncated"
+    ]
+    assert "<width>5</width>" in (tmp_path / "out1/Annotations/good.xml").read_text()
+
 # ------------------------------------------------------------------------------------ segmentation
 def test_segmentation_round_trip_instances_and_semantic(tmp_path, make_image):
     cat = _bitmap([[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 0, 0]])
