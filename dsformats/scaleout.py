@@ -109,13 +109,15 @@ def _shard_reader(reader: Any, plan: Mapping[str, Any], run: _Run) -> _Shipped |
 class _Run:
     """The shard tasks of a run, as the client follows them: the shard readers not yet pickled (the client's
     reader, whose index they share, stays open until none is) and each finished shard's report (``progress`` is
-    told as they come, in any order); a failed shard raises as soon as the client looks."""
+    told as they come, in any order). A failed shard raises once every earlier shard is done, and the earliest
+    failure is the one raised: the error of the first bad item in item order, as one process raises it."""
 
     def __init__(self, progress: ShardProgress | None) -> None:
         self.changed = threading.Condition()
         self.unshipped: set[int] = set()  # ids of the _Shipped not yet pickled
         self.futures: list[Any] = []
         self.reports: dict[int, Report] = {}
+        self.failures: dict[int, BaseException] = {}
         self.finished: list[int] = []  # shards done (or failed) since the client last looked
         self.progress = progress
 
@@ -135,15 +137,23 @@ class _Run:
             self.changed.notify_all()
 
     def wait(self, ready: Callable[[], bool]) -> None:
-        """Return once ``ready()``, collecting the reports of the shards that finish meanwhile: a shard that failed
-        raises its error here, whichever shard the caller waits for."""
+        """Return once ``ready()``, collecting the reports of the shards that finish meanwhile: the earliest shard
+        that failed raises its error here, whichever shard the caller waits for, once every shard before it is
+        done (until then the caller may go on with those)."""
         while True:
             with self.changed:
                 while not (self.finished or ready()):
                     self.changed.wait(1.0)
                 finished, self.finished = self.finished, []
             for index in finished:
-                self.reports[index] = self.futures[index].result()
+                try:
+                    self.reports[index] = self.futures[index].result()
+                except BaseException as exc:  # noqa: BLE001 - raised below, in shard order
+                    self.failures[index] = exc
+            if self.failures:
+                first = min(self.failures)
+                if all(index in self.reports for index in range(first)):
+                    raise self.failures[first]
             if finished and self.progress is not None:
                 items = sum(sum(r.items_written.values()) for r in self.reports.values())
                 self.progress(len(self.reports), len(self.futures), items)

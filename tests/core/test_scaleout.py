@@ -149,9 +149,10 @@ def test_shard_readers_are_shipped_while_the_client_reader_is_open(data, tmp_pat
     assert report.items_written == single.items_written and sum(report.items_written.values()) == 40
 
 
-def test_the_run_gives_reports_as_shards_finish_and_fails_at_the_first_failure():
+def test_the_run_gives_reports_as_shards_finish_and_fails_as_one_process_would():
     """The client follows the shards through their futures: progress as they finish (any order), each report
-    when asked for, a failure raised as soon as any shard fails (not when the merge reaches it)."""
+    when asked for; a failure is raised once the shards before it are done (not when the merge reaches it), and
+    the earliest failure in shard order is raised, as one process meets the first bad item first."""
     import concurrent.futures
 
     from dsformats.scaleout import _Ready, _Run
@@ -178,19 +179,25 @@ def test_the_run_gives_reports_as_shards_finish_and_fails_at_the_first_failure()
         parts[3]
     assert told[-1] == (3, 3, 6)
 
-    failing = _Run(None)
-    futures = [concurrent.futures.Future() for _ in range(3)]
-    for future in futures:
-        failing.add(future)
-    futures[2].set_exception(DatasetError("shard 2 broke"))
-    late = threading.Timer(5, futures[0].set_result, [Report()])  # a client waiting in shard order gets this
-    late.start()
-    try:
-        with pytest.raises(DatasetError, match="shard 2 broke"):
-            failing.report(0)  # shard 0 is still running
-        assert not futures[0].done()
-    finally:
-        late.cancel()
+    for failed in ([2], [2, 1]):  # shard 2 fails first; then maybe shard 1, which is first in item order
+        failing = _Run(None)
+        futures = [concurrent.futures.Future() for _ in range(3)]
+        for future in futures:
+            failing.add(future)
+        futures[2].set_exception(DatasetError("shard 2 broke"))
+        later = [threading.Timer(0.2, futures[0].set_result, [Report()])]
+        later.append(threading.Timer(0.4, futures[1].set_exception, [DatasetError("shard 1 broke")]) if 1 in failed
+                     else threading.Timer(0.4, futures[1].set_result, [Report()]))
+        for timer in later:
+            timer.start()
+        try:
+            assert isinstance(failing.report(0), Report)  # shard 2 failed, but the merge may go on with shard 0
+            with pytest.raises(DatasetError, match=f"shard {min(failed)} broke"):
+                failing.report(1)  # shard 2's failure waits for shard 1
+            assert futures[1].done()
+        finally:
+            for timer in later:
+                timer.cancel()
 
 
 def test_strict_refusal_and_a_declining_merge_publish_no_partials(data, tmp_path, monkeypatch):
@@ -297,6 +304,27 @@ def test_reader_shards_are_used(scheduler, tmp_path):
                         progress=lambda *done: shards.append(done), **options)
     assert tree(tmp_path / "dask") == tree(tmp_path / "single")
     assert shards[-1][:2] == (2, 2)
+
+
+def test_the_first_bad_item_is_the_error_raised_whichever_shard_fails_first(tmp_path):
+    """The last item of shard 0 and the first of shard 1 are broken: shard 1 fails first, but one process
+    meets shard 0's first, and so does the processes engine."""
+    from dsformats.scaleout import convert_distributed
+
+    src = tmp_path / "voc"
+    items = [dsformats.Item(id=f"i{n}", media=dsformats.Media.from_bytes(_png(), ".png")) for n in range(40)]
+    dsformats.write(items, src, "voc", options={"save_images": True})
+    for n in (19, 20):  # 2 shards of 20 items
+        (src / "Annotations" / f"i{n}.xml").write_text("<annotation><size>")
+    with pytest.raises(DatasetError) as single:
+        dsformats.convert(src, tmp_path / "single", "coco", source_format="voc")
+    assert "i19.xml:1: malformed XML" in str(single.value)
+    for _ in range(3):
+        with pytest.raises(DatasetError) as sharded:
+            convert_distributed(src, tmp_path / "sharded", "coco", source_format="voc", engine="processes", workers=2,
+                                shards=2)
+        assert str(sharded.value) == str(single.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["voc"]
 
 
 def test_failing_shard_publishes_nothing(scheduler, tmp_path):
