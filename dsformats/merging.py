@@ -28,6 +28,7 @@ def merge_files(
     *,
     is_list: Callable[[str], bool] = _no_lists,
     exclude: Collection[str] = (),
+    replace: Callable[[str, int], bool] | None = None,
 ) -> None:
     """Move every file of ``parts`` (in shard order) into ``path``; concatenate list files in shard order.
 
@@ -37,7 +38,8 @@ def merge_files(
     under them, are left in the parts for the caller to merge. Directories are recreated, empty ones
     included; a folder that ``path`` does not have yet and that holds only per-item files is moved whole.
     Two parts holding the same per-item file mean that an item id is repeated across shards: that raises
-    :class:`~dsformats.DatasetError` naming the file.
+    :class:`~dsformats.DatasetError` naming the file, unless ``replace(rel, shard)`` returns True (for a format
+    whose writer writes such a file again for another item, the later item's file wins, as it does there).
     """
     lists: dict[str, list[str]] = {}
 
@@ -64,7 +66,7 @@ def merge_files(
                     merge(entry.path, os.path.join(target, entry.name), name, index)
                 elif is_list(name):
                     lists.setdefault(name, []).append(entry.path)
-                elif mover.exists(entry.name):
+                elif mover.exists(entry.name) and not (replace is not None and replace(name, index)):
                     raise DatasetError(f"shard {index} and an earlier shard both wrote this file: an item id is "
                                        "repeated across shards", name)
                 else:

@@ -1,16 +1,19 @@
 """Merge the partial VOC trees of a scale-out conversion into the tree a single writer would write.
 
-Per-item files (XML, images, masks) are disjoint between shards and are moved; ``ImageSets`` list and flag
+Per-item files (XML, images, masks) are moved; those of an id listed in two subsets, whose items fall in two
+shards, are the later item's, as one writer writes them again; ``ImageSets`` list and flag
 files are concatenated in shard order (:func:`dsformats.merging.merge_files`). The labels of every part must
 be the same and come from the header alone (a label that one shard adds on the fly, "used but not declared",
-changes the mask palettes written after it; a part without masks drops the added background label):
-otherwise the merge declines (None) and the engine converts in a single process instead. Label actions are
+changes the mask palettes written after it, as each shard records; a part without masks drops the added
+background label), and no item may be repeated in one subset across shards: otherwise the merge declines (None) and the engine converts in a single process instead. Label actions are
 merged as an ordered union. Class flags, which one writer writes for every subset once any item has labels, are
 written by every shard that writes classification and dropped here when no shard had labels.
 """
 
 from __future__ import annotations
 
+import json
+import posixpath
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,18 +29,21 @@ from .schema import (
     LIST_SUFFIX,
     MAIN_SETS,
     SETS_DIR,
+    SHARD_STATE,
     LabelSpec,
     format_labelmap,
     parse_labelmap,
     voc_label_specs,
 )
 
-_UNDECLARED = "is used but not declared in the categories"
+class _Repeated(Exception):
+    """An item repeated in one subset across shards: one process raises (or skips it), so the merge declines."""
 
 
 def merge(parts: Sequence[Path], path: Path, options: Mapping[str, Any], report: Report) -> bool | None:
     """Build the merged tree in ``path``; None when the parts cannot give the single-process bytes."""
-    if any(_UNDECLARED in message for message in report.warnings):
+    states = [_shard_state(part) for part in parts]
+    if any(state.get("labels_added") for state in states):
         return None
     labelmap = _merged_labelmap(parts, options)
     if labelmap is False:
@@ -53,10 +59,59 @@ def merge(parts: Sequence[Path], path: Path, options: Mapping[str, Any], report:
                 if any("_".join(pieces[i:]) + LIST_SUFFIX in names for i in range(1, len(pieces))):
                     return None
     _drop_unlabelled_flags(parts)
-    merge_files(parts, path, is_list=lambda rel: rel.startswith(SETS_DIR + "/"), exclude={LABELMAP_FILE, FLAGS_STATE})
+    try:
+        merge_files(parts, path, is_list=lambda rel: rel.startswith(SETS_DIR + "/"),
+                    exclude={LABELMAP_FILE, FLAGS_STATE, SHARD_STATE}, replace=_Repeats(parts, states))
+    except _Repeated:
+        return None
     if isinstance(labelmap, str):
         (path / LABELMAP_FILE).write_text(labelmap, encoding="utf-8")
     return True
+
+
+def _shard_state(part: Path) -> dict[str, Any]:
+    """The part's :data:`SHARD_STATE` (empty for a tree written otherwise than as a shard)."""
+    state = part / SHARD_STATE
+    return json.loads(state.read_text(encoding="utf-8")) if state.is_file() else {}
+
+
+class _Repeats:
+    """``replace`` for :func:`merge_files`: a per-item file (``<folder>/<id><suffix>``) that an earlier shard
+    wrote too belongs to an id listed in other subsets there (one writer writes its files again: the later
+    item's win, True), or to an item repeated in one subset (:class:`_Repeated`). The subset lists of the parts
+    are read only when a file repeats; a part without its state gives False (the merge raises)."""
+
+    def __init__(self, parts: Sequence[Path], states: Sequence[dict[str, Any]]) -> None:
+        self.parts, self.states = parts, states
+        self.listed: dict[int, dict[str, set[str]] | None] = {}
+
+    def _subsets(self, index: int) -> dict[str, set[str]] | None:
+        """Item id -> the subsets whose lists hold it, in part ``index``."""
+        if index not in self.listed:
+            subsets = self.states[index].get("subsets")
+            found: dict[str, set[str]] | None = None
+            if subsets is not None:
+                found = {}
+                for subset in subsets:
+                    text = (self.parts[index] / SETS_DIR / MAIN_SETS / (subset + LIST_SUFFIX)).read_text("utf-8")
+                    for line in text.splitlines():
+                        item_id = line[1:-1] if len(line) > 1 and line[0] == line[-1] == '"' else line
+                        found.setdefault(item_id, set()).add(subset)
+            self.listed[index] = found
+        return self.listed[index]
+
+    def __call__(self, rel: str, index: int) -> bool:
+        item_id = posixpath.splitext(rel.partition("/")[2])[0]
+        mine = self._subsets(index)
+        if mine is None or item_id not in mine:
+            return False
+        for earlier in range(index):
+            theirs = self._subsets(earlier)
+            if theirs is None:
+                return False
+            if mine[item_id] & theirs.get(item_id, set()):
+                raise _Repeated
+        return True
 
 
 def _drop_unlabelled_flags(parts: Sequence[Path]) -> None:

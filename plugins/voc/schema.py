@@ -42,6 +42,11 @@ DEFAULT_SUBSET = "default"
 #: single writer of its items would have written them (one line, ``0`` or ``1``: some item had labels, or
 #: classification is the only task), then the flag files written, one path a line.
 FLAGS_STATE = ".dsformats-voc-flags"
+#: A scale-out shard's record for the merge (JSON): ``subsets``, those whose ``ImageSets/Main/<subset>.txt`` it
+#: wrote (to tell an id listed in two subsets, whose files one writer writes again, the later item's last, from
+#: an item repeated in one subset), and ``labels_added``, the labels it added as "used but not declared" (each
+#: changes the palette of the masks written after it, where one writer may have added it earlier).
+SHARD_STATE = ".dsformats-voc-shard"
 
 # -- tasks (writer option ``tasks``)
 CLASSIFICATION = "classification"

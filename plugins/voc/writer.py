@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import itertools
+import json
 import os
 import stat
 from collections.abc import Iterable, Iterator
@@ -45,6 +46,7 @@ from .schema import (
     DETECTION,
     FLAG_FIELDS,
     FLAGS_STATE,
+    SHARD_STATE,
     IMAGES_DIR,
     INSTANCE_DIR,
     LABEL_MAP_VOC,
@@ -200,6 +202,7 @@ class _Labels:
         # parent is reported by the plugin's dsformats_header_losses, see schema.lost_parents)
         self.part_of = part_parents(categories)
         self.added_background = False
+        self.added = 0  # labels added as used but not declared
         if mode == LABEL_MAP_VOC:
             self.specs = voc_label_specs()
             self.part_of.update({part: PERSON for part in VOC_PARTS})
@@ -274,6 +277,7 @@ class _Labels:
         if name in self.index or name in self.part_of:
             return
         report.warn(f"label {name!r} is used but not declared in the categories; added to {LABELMAP_FILE}")
+        self.added += 1
         self.standard = False
         self.specs.append(LabelSpec(name))
         self.index[name] = len(self.specs) - 1
@@ -983,6 +987,9 @@ class VocWriter:
                 ids.close()
         for subset, lines in self._layout.items():
             self._write_text(sets / LAYOUT_SETS / (subset + LIST_SUFFIX), lines)
+        if writing_partial():
+            state = {"subsets": list(self._lists[MAIN_SETS]), "labels_added": self.labels.added}
+            (self.root / SHARD_STATE).write_text(json.dumps(state), encoding="utf-8")
         for subset, action_rows in self._action_rows.items():  # VOC2012's <action>_<subset>.txt: "<id> <object> <flag>"
             for action in sorted({name for _, _, acts in action_rows for name in acts}):
                 lines = [f"{item_id} {index} {1 if acts.get(action) else -1}" for item_id, index, acts in action_rows]

@@ -65,3 +65,66 @@ def test_class_flags_of_a_shard_without_labels_are_the_single_writer_s(tmp_path,
         assert single["ImageSets/Main/cat_test.txt"] == b"c -1\nd -1\n"
     else:
         assert flags == []
+
+
+def _merged(parts_items, header, tmp_path, options=None):
+    """Write each list of items as a shard would (a partial output), then merge them: (result, merged tree)."""
+    from dsformats.policy import partial_output
+
+    options = {"save_images": True, **(options or {})}
+    parts = []
+    for n, chunk in enumerate(parts_items):
+        parts.append(tmp_path / f"part{n}")
+        with partial_output():
+            dsformats.write(chunk, parts[-1], "voc", header=header, options=options)
+    registry = default_registry()
+    checked = validate_options(registry.get("voc").spec.writer_options, options, what="writer option")
+    (tmp_path / "merged").mkdir()
+    result = registry.merge("voc", parts, tmp_path / "merged", checked, Report())
+    return result, read_tree(tmp_path / "merged")
+
+
+def _box_item(item_id, subset, label, seed, make_image):
+    return dsformats.Item(id=item_id, subset=subset, media=dsformats.Media.from_bytes(make_image(6, 4, seed=seed), ".png"),
+                          annotations=[dsformats.Bbox(x=1, y=1, w=seed + 1, h=2, label=label)])
+
+
+def test_an_id_listed_in_two_subsets_across_shards_is_the_single_writer_s(tmp_path, make_image):
+    """One writer writes the files of an id in two subsets twice (the later item's remain) and lists it in both;
+    so does the merge, where the two items are in different shards (it raised "repeated across shards")."""
+    header = dsformats.Header(categories=dsformats.Categories(labels=[dsformats.LabelDef(name="cat")]))
+    items = [_box_item("a", "trainval", "cat", 1, make_image), _box_item("b", "trainval", "cat", 2, make_image),
+             _box_item("a", "val", "cat", 3, make_image), _box_item("c", "val", "cat", 4, make_image)]
+    dsformats.write(items, tmp_path / "single", "voc", header=header, options={"save_images": True})
+    single = read_tree(tmp_path / "single")
+    assert b"<xmax>5</xmax>" in single["Annotations/a.xml"]  # the val item's box: w=4 from x=1
+    assert single["ImageSets/Main/val.txt"] == b"a\nc\n"
+    result, merged = _merged([items[:2], items[2:]], header, tmp_path)
+    assert result is True and merged == single
+    from dsformats.scaleout import convert_distributed  # end to end, reading that tree
+
+    dsformats.convert(tmp_path / "single", tmp_path / "one", "voc", source_format="voc",
+                      writer_options={"save_images": True})
+    report = convert_distributed(tmp_path / "single", tmp_path / "sharded", "voc", source_format="voc",
+                                 writer_options={"save_images": True}, engine="processes", workers=2, shards=2)
+    assert not [w for w in report.warnings if "single process" in w]
+    assert read_tree(tmp_path / "sharded") == read_tree(tmp_path / "one")
+    assert dict(report.items_written) == {"trainval": 2, "val": 2}
+
+
+def test_an_item_repeated_in_one_subset_across_shards_declines_the_merge(tmp_path, make_image):
+    """One process raises (or skips) the repeated (subset, id): the merge declines, and the engine gives exactly
+    that by converting in one process. (The built-in readers refuse such a source themselves.)"""
+    header = dsformats.Header(categories=dsformats.Categories(labels=[dsformats.LabelDef(name="cat")]))
+    items = [_box_item(name, "train", "cat", n, make_image) for n, name in enumerate("abcd")]
+    result, _ = _merged([items[:2], [items[3], _box_item("a", "train", "cat", 5, make_image)]], header, tmp_path)
+    assert result is None
+
+
+def test_labels_added_on_the_fly_decline_the_merge(tmp_path, make_image):
+    """A label used but not declared is added where a shard first meets it: the masks written after it get it in
+    their palette, where one writer may have added it earlier. Equal label maps do not prove otherwise."""
+    header = dsformats.Header(categories=dsformats.Categories(labels=[dsformats.LabelDef(name="cat")]))
+    items = [_box_item(name, "train", "dog" if name in "bd" else "cat", n, make_image) for n, name in enumerate("abcd")]
+    result, _ = _merged([items[:2], items[2:]], header, tmp_path)
+    assert result is None
