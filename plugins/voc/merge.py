@@ -1,13 +1,14 @@
 """Merge the partial VOC trees of a scale-out conversion into the tree a single writer would write.
 
 Per-item files (XML, images, masks) are moved; those of an id listed in two subsets, whose items fall in two
-shards, are the later item's, as one writer writes them again; ``ImageSets`` list and flag
-files are concatenated in shard order (:func:`dsformats.merging.merge_files`). The labels of every part must
-be the same and come from the header alone (a label that one shard adds on the fly, "used but not declared",
-changes the mask palettes written after it, as each shard records; a part without masks drops the added
-background label), and no item may be repeated in one subset across shards: otherwise the merge declines (None) and the engine converts in a single process instead. Label actions are
-merged as an ordered union. Class flags, which one writer writes for every subset once any item has labels, are
-written by every shard that writes classification and dropped here when no shard had labels.
+shards, are the later item's, as one writer writes them again; ``ImageSets`` list and flag files are concatenated
+in shard order (:func:`dsformats.merging.merge_files`). The labels of every part must be the same and come from the
+header alone (a label that one shard adds on the fly, "used but not declared", changes the mask palettes written
+after it, as each shard records; a part without masks drops the added background label), and no item may be
+repeated in one subset across shards: otherwise the merge declines (None) and the engine converts in a single
+process instead. Label actions are merged as an ordered union. Class flags, which one writer writes for every
+subset once any item has labels, are written by every shard that writes classification and dropped here when no
+shard had labels.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from .schema import (
     parse_labelmap,
     voc_label_specs,
 )
+
 
 class _Repeated(Exception):
     """An item repeated in one subset across shards: one process raises (or skips it), so the merge declines."""

@@ -85,7 +85,8 @@ def _merged(parts_items, header, tmp_path, options=None):
 
 
 def _box_item(item_id, subset, label, seed, make_image):
-    return dsformats.Item(id=item_id, subset=subset, media=dsformats.Media.from_bytes(make_image(6, 4, seed=seed), ".png"),
+    media = dsformats.Media.from_bytes(make_image(6, 4, seed=seed), ".png")
+    return dsformats.Item(id=item_id, subset=subset, media=media,
                           annotations=[dsformats.Bbox(x=1, y=1, w=seed + 1, h=2, label=label)])
 
 
