@@ -10,12 +10,14 @@ from __future__ import annotations
 import errno
 import os
 import shutil
-from collections.abc import Callable, Collection, Sequence
+from array import array
+from collections.abc import Callable, Collection, Iterable, Sequence
 from pathlib import Path
 
 from dsformats.errors import DatasetError
+from dsformats.idset import repeated_values
 
-__all__ = ["merge_files"]
+__all__ = ["case_clashes", "merge_files"]
 
 
 def _no_lists(rel: str) -> bool:
@@ -135,3 +137,40 @@ def _move(source: str, target: str) -> None:
         if exc.errno != errno.EXDEV:
             raise
         shutil.move(source, target)
+
+
+def case_clashes(count: int, names: Callable[[int], Iterable[str]]) -> list[tuple[str, str]] | None:
+    """The ``(first, later)`` names, differing only in case, that one writer meeting every shard's names in shard
+    order warns about and the shards could not: ``later`` in a later shard than ``first`` (each shard warned about
+    its own). ``names(shard)`` gives a shard's names (it is asked twice, the second time only when a case-folded
+    name is in two shards). None when a shard holds two spellings of a name that another shard holds too: which
+    one it met first is not known, so the merge should decline.
+
+    Memory holds a hash a distinct name of each shard, and the names of the folded names in two shards.
+    """
+    hashes = array("q")
+    for shard in range(count):
+        hashes.extend({hash(name.casefold()) for name in names(shard)})
+    shared = repeated_values(hashes)
+    if not shared:
+        return []
+    first: dict[str, str | None] = {}  # folded name -> its first spelling (None: two in its first shard)
+    clashes: list[tuple[str, str]] = []
+    for shard in range(count):
+        spellings: dict[str, list[str]] = {}
+        for name in names(shard):
+            folded = name.casefold()
+            if hash(folded) in shared:
+                found = spellings.setdefault(folded, [])
+                if name not in found:
+                    found.append(name)
+        for folded, found in spellings.items():
+            if folded not in first:
+                first[folded] = found[0] if len(found) == 1 else None
+                continue
+            earlier = first[folded]
+            if earlier is None or len(found) > 1:
+                return None
+            if found[0] != earlier:
+                clashes.append((earlier, found[0]))
+    return clashes

@@ -10,16 +10,16 @@ order in which shards met them) or when the shards' category catalogs differ.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from dsformats import DatasetError, Report
-from dsformats.merging import merge_files
+from dsformats.merging import case_clashes, merge_files
 
-from .schema import ANNOTATIONS_DIR
+from .schema import ANNOTATIONS_DIR, IMAGES_DIR, file_case_clash
 from .spool import Catalog, SpoolSource, assemble
 from .writer import SPOOL, STATE
 
@@ -36,17 +36,23 @@ def merge(parts: Sequence[Path], path: Path, options: Mapping[str, Any], report:
     if catalog is None or any(state["added"] for state in states):
         return None
     merge_files(parts, path, exclude={SPOOL})
+    if options.get("save_images"):  # one writer warns about image files that differ only in case; a shard about its own
+        clashes = case_clashes(len(parts), lambda index: _image_paths(parts[index], states[index]))
+        if clashes is None:
+            return None
+        for first, later in clashes:
+            if (path / IMAGES_DIR / first).is_file() and (path / IMAGES_DIR / later).is_file():  # not an item's
+                report.warn(file_case_clash(first, later))  # record without an image
     subsets: dict[str, list[tuple[Path, dict[str, Any]]]] = {}
     for part, state in zip(parts, states, strict=True):
         for name, subset in state["subsets"].items():
-            subsets.setdefault(name, []).append((part / SPOOL, subset))
+            subsets.setdefault(name, []).append((part, subset))
     (path / ANNOTATIONS_DIR).mkdir(exist_ok=True)  # empty in the parts, and lost when they lived on object storage
     scratch = path / SPOOL
     scratch.mkdir()
     try:
         for name, pieces in subsets.items():
-            sources = [SpoolSource(folder, str(s["index"]), s["count"], kept_tasks=s.get("kept"))
-                       for folder, s in pieces]
+            sources = [_source(part, subset) for part, subset in pieces]
             _check_unique(name, sources)
             labels: dict[str, dict[str, None]] = {}
             for _, subset in pieces:
@@ -71,15 +77,31 @@ def _catalog(catalogs: list[dict[str, Any]]) -> Catalog | None:
     return Catalog(**{**catalogs[0], "isthing": isthing})
 
 
+def _source(part: Path, subset: dict[str, Any]) -> SpoolSource:
+    """A shard's spool of one subset (``subset``: its entry in the shard's state)."""
+    return SpoolSource(part / SPOOL, str(subset["index"]), subset["count"], kept_tasks=subset.get("kept"))
+
+
+def _file_names(source: SpoolSource) -> Iterator[str]:
+    """The ``file_name`` of every image record of a spool, in order."""
+    with open(source.images, "rb") as lines:
+        for line in lines:
+            yield orjson.loads(line.split(b" ", 1)[1])["file_name"]
+
+
+def _image_paths(part: Path, state: dict[str, Any]) -> Iterator[str]:
+    """``<subset>/<file_name>`` of every image record of a shard (where a writer that saves images puts them)."""
+    for name, subset in state["subsets"].items():
+        yield from (f"{name}/{file_name}" for file_name in _file_names(_source(part, subset)))
+
+
 def _check_unique(subset: str, sources: Sequence[SpoolSource]) -> None:
     """Refuse two images of ``subset`` with one file name (an item id that repeats across shards)."""
     if len(sources) < 2:
         return
     owners: dict[str, int] = {}
     for number, source in enumerate(sources):
-        with open(source.images, "rb") as lines:
-            for line in lines:
-                name = orjson.loads(line.split(b" ", 1)[1])["file_name"]
-                if owners.setdefault(name, number) != number:
-                    raise DatasetError(f"image {subset}/{name} is written by two shards (an item id repeats across "
-                                       "shards)")
+        for name in _file_names(source):
+            if owners.setdefault(name, number) != number:
+                raise DatasetError(f"image {subset}/{name} is written by two shards (an item id repeats across "
+                                   "shards)")

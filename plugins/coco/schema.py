@@ -104,3 +104,8 @@ def split_name(name: str) -> tuple[str, str]:
     """``("a/b/1", ".jpg")`` for ``a/b/1.JPG``: the item id and the lower-case suffix."""
     stem, suffix = posixpath.splitext(name)
     return stem, suffix.lower()
+
+
+def file_case_clash(first: str, path: str) -> str:
+    """The warning for saved files ``first`` and ``path`` (``<folder>/<name>``) that differ only in case."""
+    return f"files {first!r} and {path!r} differ only in case; they collide on a case-insensitive file system"

@@ -57,6 +57,7 @@ from .schema import (
     SCORE_ATTR,
     STUFF,
     TASK_ATTR,
+    file_case_clash,
     file_stem,
 )
 from .spool import Catalog, SubsetSpool, assemble
@@ -308,9 +309,7 @@ class CocoWriter:
         path = f"{folder}/{name}"
         first = self._folded.setdefault(path.casefold(), path)
         if first != path:
-            report.warn(
-                f"files {first!r} and {path!r} differ only in case; they collide on a case-insensitive file system"
-            )
+            report.warn(file_case_clash(first, path))
 
     # -- routing
 

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import json
 import posixpath
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from dsformats import Report
-from dsformats.merging import merge_files
+from dsformats.merging import case_clashes, merge_files
 
 from .schema import (
     ACTION_SETS,
@@ -32,6 +32,7 @@ from .schema import (
     SETS_DIR,
     SHARD_STATE,
     LabelSpec,
+    case_clash,
     format_labelmap,
     parse_labelmap,
     voc_label_specs,
@@ -66,6 +67,12 @@ def merge(parts: Sequence[Path], path: Path, options: Mapping[str, Any], report:
                     exclude={LABELMAP_FILE, FLAGS_STATE, SHARD_STATE}, replace=_Repeats(parts, states))
     except _Repeated:
         return None
+    # one writer warns about ids that differ only in case from any earlier one; each shard saw only its own
+    clashes = case_clashes(len(parts), lambda index: (item_id for _, item_id in _listed(parts[index], states[index])))
+    if clashes is None:
+        return None
+    for first, item_id in clashes:
+        report.warn(case_clash(first, item_id))
     if isinstance(labelmap, str):
         (path / LABELMAP_FILE).write_text(labelmap, encoding="utf-8")
     return True
@@ -75,6 +82,14 @@ def _shard_state(part: Path) -> dict[str, Any]:
     """The part's :data:`SHARD_STATE` (empty for a tree written otherwise than as a shard)."""
     state = part / SHARD_STATE
     return json.loads(state.read_text(encoding="utf-8")) if state.is_file() else {}
+
+
+def _listed(part: Path, state: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """``(subset, item id)`` of every item the part lists in ``ImageSets/Main`` (none without its state)."""
+    for subset in state.get("subsets", ()):
+        text = (part / SETS_DIR / MAIN_SETS / (subset + LIST_SUFFIX)).read_text("utf-8")
+        for line in text.splitlines():
+            yield subset, line[1:-1] if len(line) > 1 and line[0] == line[-1] == '"' else line
 
 
 class _Repeats:
@@ -90,15 +105,11 @@ class _Repeats:
     def _subsets(self, index: int) -> dict[str, set[str]] | None:
         """Item id -> the subsets whose lists hold it, in part ``index``."""
         if index not in self.listed:
-            subsets = self.states[index].get("subsets")
             found: dict[str, set[str]] | None = None
-            if subsets is not None:
+            if "subsets" in self.states[index]:
                 found = {}
-                for subset in subsets:
-                    text = (self.parts[index] / SETS_DIR / MAIN_SETS / (subset + LIST_SUFFIX)).read_text("utf-8")
-                    for line in text.splitlines():
-                        item_id = line[1:-1] if len(line) > 1 and line[0] == line[-1] == '"' else line
-                        found.setdefault(item_id, set()).add(subset)
+                for subset, item_id in _listed(self.parts[index], self.states[index]):
+                    found.setdefault(item_id, set()).add(subset)
             self.listed[index] = found
         return self.listed[index]
 

@@ -48,6 +48,12 @@ FLAGS_STATE = ".dsformats-voc-flags"
 #: changes the palette of the masks written after it, where one writer may have added it earlier).
 SHARD_STATE = ".dsformats-voc-shard"
 
+
+def case_clash(first: str, item_id: str) -> str:
+    """The warning for item ids ``first`` and ``item_id`` that differ only in case."""
+    return (f"item ids {first!r} and {item_id!r} differ only in case; their files collide on a case-insensitive "
+            "file system")
+
 # -- tasks (writer option ``tasks``)
 CLASSIFICATION = "classification"
 DETECTION = "detection"

@@ -75,6 +75,7 @@ from .schema import (
     XML_SUFFIX,
     LabelSpec,
     add,
+    case_clash,
     default_folder,
     format_labelmap,
     is_xml_name,
@@ -609,10 +610,7 @@ class VocWriter:
         """Warn when ``item_id`` differs from an earlier id only in case (its files would collide)."""
         first = self._folded.setdefault(item_id.casefold(), item_id)
         if first != item_id:
-            report.warn(
-                f"item ids {first!r} and {item_id!r} differ only in case; their files collide on a "
-                "case-insensitive file system"
-            )
+            report.warn(case_clash(first, item_id))
 
     @staticmethod
     def _quoted(item_id: str) -> str:

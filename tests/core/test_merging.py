@@ -78,3 +78,25 @@ def test_a_file_written_by_two_shards_is_an_error_naming_it(tmp_path, earlier):
     )
     kept = tmp_path / "out" / "items" / "a.txt"  # never overwritten
     assert kept.read_text() == "A" if earlier == "a file" else kept.readlink() == tmp_path / "nowhere"
+
+
+def test_case_clashes_are_the_ones_a_single_writer_adds_across_shards():
+    from dsformats.merging import case_clashes
+
+    shards = [["a", "b", "c"], ["A", "d", "b"], ["e", "B", "Ä"], ["ä"]]
+    asked: list[int] = []
+
+    def names(index):
+        asked.append(index)
+        return iter(shards[index])
+
+    # "b" again is the same name (not a clash); "B" and "A" clash with the first spellings, in shard order
+    assert case_clashes(4, names) == [("a", "A"), ("b", "B"), ("Ä", "ä")]
+    assert asked == [0, 1, 2, 3, 0, 1, 2, 3]  # asked again only because some folded name is in two shards
+    asked.clear()
+    assert case_clashes(2, lambda index: names([0, 3][index])) == []
+    assert asked == [0, 3]  # nothing shared: one pass
+    # a shard with two spellings of a name another shard holds: which it met first is unknown
+    assert case_clashes(2, lambda index: [["x", "X"], ["x"]][index]) is None
+    assert case_clashes(2, lambda index: [["x"], ["X", "x"]][index]) is None
+    assert case_clashes(2, lambda index: [["x", "X"], ["y"]][index]) == []  # its own: the shard warned

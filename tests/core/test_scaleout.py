@@ -327,6 +327,29 @@ def test_the_first_bad_item_is_the_error_raised_whichever_shard_fails_first(tmp_
     assert sorted(p.name for p in tmp_path.iterdir()) == ["voc"]
 
 
+@pytest.mark.parametrize("target", ["voc", "coco", "image_zip"])
+def test_ids_that_differ_only_in_case_across_shards_are_warned_about_as_one_process_does(tmp_path, target):
+    """Each shard warns about its own; the merge adds those across shards (or declines, when a shard holds two
+    spellings of a name that another shard holds, and one process converts)."""
+    from dsformats.scaleout import convert_distributed
+
+    options = {"save_images": True} if target != "image_zip" else {}
+    for n, names in enumerate([["a", "b", "c", "A", "d", "B"], ["ab", "AB", "c", "Ab", "d", "e"]]):
+        src = tmp_path / f"src{n}"
+        src.mkdir()
+        with zipfile.ZipFile(src / "default.zip", "w") as archive:
+            for name in names:
+                archive.writestr(f"{name}.png", _png())
+        single = dsformats.convert(src, tmp_path / f"single{n}", target, source_format="image_zip",
+                                   writer_options=options)
+        sharded = convert_distributed(src, tmp_path / f"sharded{n}", target, source_format="image_zip",
+                                      writer_options=options, engine="processes", workers=2, shards=3)
+        assert len(single.warnings) == 2  # a/A and b/B; ab/AB and ab/Ab, where shard 0 holds ab and AB
+        assert sorted(w for w in sharded.warnings if "single process" not in w) == sorted(single.warnings)
+        assert any("single process" in w for w in sharded.warnings) == (n == 1 and target != "image_zip")
+        assert tree(tmp_path / f"sharded{n}") == tree(tmp_path / f"single{n}")
+
+
 def test_failing_shard_publishes_nothing(scheduler, tmp_path):
     from dsformats.scaleout import convert_distributed
 
