@@ -36,13 +36,14 @@ def merge(parts: Sequence[Path], path: Path, options: Mapping[str, Any], report:
     if catalog is None or any(state["added"] for state in states):
         return None
     merge_files(parts, path, exclude={SPOOL})
-    if options.get("save_images"):  # one writer warns about image files that differ only in case; a shard about its own
+    if options.get("save_images"):  # one writer warns about image files that differ only in case; a shard, its own
         clashes = case_clashes(len(parts), lambda index: _image_paths(parts[index], states[index]))
         if clashes is None:
             return None
         for first, later in clashes:
-            if (path / IMAGES_DIR / first).is_file() and (path / IMAGES_DIR / later).is_file():  # not an item's
-                report.warn(file_case_clash(first, later))  # record without an image
+            # both saved (a record of an item without an image names no file)
+            if (path / IMAGES_DIR / first).is_file() and (path / IMAGES_DIR / later).is_file():
+                report.warn(file_case_clash(first, later))
     subsets: dict[str, list[tuple[Path, dict[str, Any]]]] = {}
     for part, state in zip(parts, states, strict=True):
         for name, subset in state["subsets"].items():

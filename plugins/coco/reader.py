@@ -7,6 +7,7 @@ one item per image, joined by ``file_name`` (each file's own image ids are resol
 
 from __future__ import annotations
 
+import collections
 import copy
 import weakref
 from array import array
@@ -664,14 +665,13 @@ class CocoReader:
                 continue
             annotations: list[Annotation] = []
             state = _ItemState(record)
-            counts: dict[str, int] = {}
+            counts: collections.Counter[str] = collections.Counter()
             try:
                 for source in by_subset.get(record.subset, ()):
                     for element in source.hits(index):
                         annotations.extend(self._convert(source, element, state))
                 if count_only:  # built and checked as for any target (the same items are skipped), then counted
-                    for annotation in annotations:
-                        counts[annotation.kind] = counts.get(annotation.kind, 0) + 1
+                    counts = collections.Counter(annotation.kind for annotation in annotations)
                     annotations = []
                 path = join.text(record.images_dir, record.file_name, location=record.file_name)
             except DatasetError as exc:  # one bad annotation (or image path) skips its item under the policy
