@@ -43,6 +43,9 @@ def safe_relative(name: str, *, location: str | None = None) -> str:
     Rejected: absolute paths, drive letters, backslash tricks and ``..`` components, with a
     :class:`DatasetError` naming ``location``.
     """
+    if (name and name[0] not in "/." and name[-1] != "/" and name[1:2] != ":" and "//" not in name
+            and "/." not in name and "\\" not in name and "\x00" not in name):
+        return name  # already normal and safe (the usual case): what the checks below would return
     if not name or "\x00" in name:
         raise DatasetError(f"invalid empty or NUL-containing path {name!r}", location)
     if "\\" in name:

@@ -479,23 +479,30 @@ def convert_distributed(
 
                 fetched: dict[int, Path] = {}
 
+                def release() -> None:
+                    """Once every shard reader is pickled: release the client's reader and their index."""
+                    if not run.unshipped:
+                        client.close()
+                        for plan in plans:
+                            plan.pop("reader", None)
+
                 def part(index: int) -> Path:
                     """Shard ``index``'s output, for the merge: waited for, then fetched (once)."""
                     if index not in fetched:
                         run.report(index)
+                        release()
                         fetched[index] = parts.fetch(index)
                     return fetched[index]
 
                 try:
-                    run.wait(lambda: not run.unshipped)
-                    client.close()  # every shard reader is pickled: the client's reader and their index are released
-                    for plan in plans:
-                        plan.pop("reader", None)
+                    # The merge starts at once, taking each part as its shard is done, while the pool still
+                    # ships the later shards.
                     with dispatch.staged_output(dst, overwrite=overwrite) as staging:
                         merging = Report()  # the merge runs while the last shards do; its warnings come after theirs
                         with reporting(merging):
                             merged = reg.merge(info.name, _Ready(len(plans), part), staging, checked, merging)
                         run.wait(lambda: len(run.reports) == len(plans))
+                        release()
                         told = set(probe.skipped)  # a shard that reopened the input met its part of them again
                         for index in range(len(plans)):
                             _add_report(report, run.reports[index], told)

@@ -101,8 +101,9 @@ def test_processes_engine_output_equals_single_process(data, tmp_path, folder, s
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "single"]
 
 
-def test_the_client_releases_its_index_before_the_merge(data, tmp_path, monkeypatch):
-    """The shard readers share the client's index; once they are all pickled, the merge runs without them."""
+def test_the_client_releases_its_index_once_every_shard_is_shipped(data, tmp_path, monkeypatch):
+    """The shard readers share the client's index; the merge starts at once, and the client's reader is released
+    as soon as they are all pickled: by the time the merge has taken its last part, at the latest."""
     import gc
 
     from dsformats_voc.reader import VocReader
@@ -116,7 +117,13 @@ def test_the_client_releases_its_index_before_the_merge(data, tmp_path, monkeypa
 
     before, during = readers(), []
     real = Registry.merge
-    monkeypatch.setattr(Registry, "merge", lambda self, *a, **k: during.append(readers()) or real(self, *a, **k))
+    def merge(self, format, parts, *args, **kwargs):
+        last = parts[len(parts) - 1]  # waits for the last shard, which was shipped before it ran
+        during.append(readers())
+        assert parts[len(parts) - 1] == last  # taken once
+        return real(self, format, parts, *args, **kwargs)
+
+    monkeypatch.setattr(Registry, "merge", merge)
     convert_distributed(data / "voc_generated", tmp_path / "out", "coco", engine="processes", workers=2, shards=3)
     assert during == [before]
 
