@@ -416,6 +416,8 @@ class CocoReader:
         local: dict[int, int] = {}
         dead: set[int] = set()  # ids of images skipped as bad items: their annotations go with them
         for i, image in enumerate(images):
+            if self._plain_image(source, image, local):
+                continue
             where = f"{name}: images[{i}]"
             image_id = None
             try:
@@ -476,6 +478,29 @@ class CocoReader:
                 edges = [(a - 1, b - 1) for a, b in edges]
             self._keypoints.setdefault(label, KeypointSchema(names=names, skeleton=edges))
         return label
+
+    def _plain_image(self, source: _Source, image: Any, local: dict[int, int]) -> bool:
+        """Add an image record of the common case, which :meth:`_add_image` adds as it is, without building its
+        error locations: exactly the keys ``id``, ``file_name``, ``width`` and ``height``; integers; a file name
+        already normal; a new id, name and item id. False (nothing added) for any other record, which takes the
+        full path, where its problem is named."""
+        if not (type(image) is dict and image.keys() == _PLAIN_IMAGE_KEYS and type(image_id := image["id"]) is int
+                and image_id not in local and type(file_name := image["file_name"]) is str
+                and type(width := image["width"]) is int and type(height := image["height"]) is int
+                and (key := (source.subset, file_name)) not in self._by_key):
+            return False
+        try:
+            if safe_relative(file_name) != file_name:
+                return False
+        except DatasetError:
+            return False
+        item_id = split_name(file_name)[0]
+        if self._by_id.setdefault((source.subset, item_id), file_name) != file_name:
+            return False  # the full path raises
+        local[image_id] = self._by_key[key] = len(self._items)
+        self._items.append(_ItemRecord(source.subset, item_id, file_name, source.images_dir, image_id,
+                                       (width, height) if width and height else None, None))
+        return True
 
     def _add_image(self, source: _Source, image: dict, image_id: int, file_name: str, where: str) -> int:
         key = (source.subset, file_name)
@@ -911,6 +936,7 @@ class _Deferred(DeferredAnnotations):
         return self.reader._convert(self.source, element, self.state)
 
 
+_PLAIN_IMAGE_KEYS = frozenset(IMAGE_KEYS)  # the image records CocoReader._plain_image adds
 #: Annotation files with this many elements are indexed by two processes (see CocoReader._index).
 _FORK_INDEX_FROM = 20_000
 _INVALID = object()  # an element that is not valid JSON

@@ -617,3 +617,46 @@ def test_dataset_metadata_is_counted_and_reported_when_the_target_drops_it(coco,
     written = json.loads((tmp_path / "coco" / "annotations" / "instances_train.json").read_text())
     assert written["info"]["description"] == "street scenes" and written["licenses"][0]["name"] == "CC BY 4.0"
     assert written["type"] == "instances" and written["categories"][0]["frequency"] == "f"
+
+
+def test_image_records_read_the_same_with_or_without_the_common_case_path(tmp_path, monkeypatch):
+    """The image records of the common case skip the full checks; every record, odd or bad, reads as the full
+    path reads it: the same items, sizes, attributes and annotations, the same skipped records and errors."""
+    from dsformats_coco.reader import CocoReader
+
+    from dsformats.policy import reporting
+
+    doc = base_doc()
+    doc["images"] = [
+        {"id": 1, "file_name": "a.jpg", "width": 4, "height": 3},
+        {"id": 2, "file_name": "b.jpg", "width": 0, "height": 3},  # no size
+        {"id": 3, "file_name": "c.jpg", "width": 4, "height": 3, "license": 2},  # an extra key
+        {"id": 4, "file_name": "d.jpg", "width": 4.0, "height": 3},  # a float
+        {"id": 5, "file_name": "./sub//e.jpg", "width": 4, "height": 3},  # a name to normalise
+        {"id": 6, "file_name": "a.jpg", "width": 4, "height": 3},  # the same image again, under another id
+        {"id": 1, "file_name": "f.jpg", "width": 4, "height": 3},  # a repeated id
+        {"id": 7, "file_name": "g.jpg", "width": True, "height": 3},  # a bool
+        {"id": 8, "file_name": "a.png", "width": 4, "height": 3},  # the item id of a.jpg
+        {"id": 9, "file_name": "../h.jpg", "width": 4, "height": 3},  # escapes
+        {"id": "10", "file_name": "i.jpg", "width": 4, "height": 3},  # a string id
+        {"id": 11, "file_name": 5, "width": 4, "height": 3},  # a number for a name
+    ]
+    doc["annotations"] = [{"id": k, "image_id": image_id, "category_id": 1, "bbox": [0, 0, k, 1], "iscrowd": 0}
+                          for k, image_id in enumerate([1, 2, 3, 4, 5, 6], 1)]
+    root = write_doc(tmp_path, doc)
+
+    def read() -> tuple:
+        with reporting(report := dsformats.Report(), skip_bad_items=True):
+            _, items = read_all(root)
+        return ([(key, item.media.name, item.media.known_size, item.attributes,
+                  [(a.id, a.x, a.y, a.w, a.h) for a in item.annotations_of(Bbox)]) for key, item in items.items()],
+                report.skipped)
+
+    fast = read()
+    monkeypatch.setattr(CocoReader, "_plain_image", lambda self, *args: False)
+    assert read() == fast
+    items, skipped = fast
+    assert [key for key, *_ in items] == [("train", name) for name in ("a", "b", "c", "d", "sub/e")]
+    assert items[0][2] == (4, 3) and items[1][2] is None and items[2][3]["license"] == 2
+    assert [box[0] for box in items[0][4]] == [1, 6]  # image 6 is a.jpg again: its box joins item a
+    assert len(skipped) == 6 and "duplicate image id 1" in skipped[0] and "would both be item 'a'" in skipped[2]
