@@ -50,6 +50,7 @@ from .schema import (
     INSTANCE_DIR,
     LABELMAP_FILE,
     LAYOUT_SETS,
+    MAX_SIDE,
     LIST_SUFFIX,
     MAIN_SETS,
     MASK_SUFFIX,
@@ -439,6 +440,14 @@ def _number(text: str | None, field: str, location: str) -> int | float:
     if number != number or number in (float("inf"), float("-inf")):
         raise DatasetError(f"<{field}> is not a number: {value!r}", location)
     return number
+
+
+def _size(width: int | float, height: int | float) -> tuple[tuple[int, int] | None, bool]:
+    """``(size, odd)``: ``(width, height)`` when both are whole numbers from 1 to :data:`MAX_SIDE`, else None, and
+    whether it is None for another reason than a zero side (which tools write for "unknown")."""
+    if 0 < width <= MAX_SIDE and 0 < height <= MAX_SIDE and width == int(width) and height == int(height):
+        return (int(width), int(height)), False
+    return None, bool(width and height or width < 0 or height < 0)
 
 
 def _flag(text: str | None) -> Any:
@@ -976,8 +985,10 @@ class VocReader:
         if width and width.strip() and height and height.strip():
             w = _number(width, "width", str(path))
             h = _number(height, "height", str(path))
-            if w > 0 and h > 0:
-                size = (int(w), int(h))
+            size, odd = _size(w, h)
+            if odd:
+                warn(f"{path}: <size> of {width.strip()} by {height.strip()} is not an image size; ignored (the "
+                     "image's own header gives its size where it is needed)")
         filename = (root.findtext("filename") or "").strip() or None
         objects = [self._parse_object(element, i, line_of) for i, element in enumerate(root.findall("object"))]
         return size, filename, objects, _kept_children(root, READ_ELEMENTS, lambda tag: str(path))
@@ -1057,8 +1068,9 @@ class VocReader:
                 h = _number(height, "height", "")
             except DatasetError:
                 return None
-            if w > 0 and h > 0:
-                size = (int(w), int(h))
+            size, odd = _size(w, h)
+            if odd:
+                return None  # the ElementTree path warns
         return size, (filename or "").strip() or None, objects, extras
 
     def _quick_object(self, plan: tuple[Any, ...], texts: list[str], base: int, index: int) -> _Object:

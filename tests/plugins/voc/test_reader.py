@@ -488,3 +488,28 @@ def test_folders_that_say_nothing_are_not_kept(tmp_path):
     _, items, _ = read_all(tmp_path)
     assert {item.id: item.attributes for item in items} == {
         "2012_000001": {}, "b": {}, "c/d": {}, "2012_000002": {"folder": "VOC2012"}}
+
+
+@pytest.mark.parametrize("quick", [True, False], ids=["quick", "elementtree"])
+def test_a_size_no_image_can_have_is_ignored_with_a_warning(tmp_path, monkeypatch, make_image, quick):
+    """<size> is only a hint: a side that is not a whole number from 1 to 2**31 - 1 is warned about and the
+    image's header is read instead; zeros, which tools write for "unknown", are ignored quietly."""
+    from dsformats.policy import reporting
+
+    if not quick:
+        monkeypatch.setattr("dsformats_voc.reader.VocReader._quick_parse", lambda self, data: None)
+    sizes = {"a": ("1e17", "10"), "b": ("640.5", "480"), "c": ("-3", "10"), "d": ("0", "0"), "e": ("20", "10.0")}
+    for stem, (width, height) in sizes.items():
+        write_file(tmp_path, f"Annotations/{stem}.xml", xml(obj("cat"), filename=f"{stem}.png", size=None).replace(
+            "<filename>", f"<size><width>{width}</width><height>{height}</height></size><filename>"))
+        (tmp_path / "JPEGImages").mkdir(exist_ok=True)
+        (tmp_path / "JPEGImages" / f"{stem}.png").write_bytes(make_image(7, 5, ".png"))
+    with reporting(report := dsformats.Report()):
+        _, items, _ = read_all(tmp_path)
+    assert {item.id: item.media.known_size for item in items} == {
+        "a": None, "b": None, "c": None, "d": None, "e": (20, 10)}
+    assert {item.id: item.media.size for item in items if item.id != "e"} == dict.fromkeys("abcd", (7, 5))
+    assert sorted(report.warnings) == [
+        f"{tmp_path / 'Annotations' / name}.xml: <size> of {width} by {height} is not an image size; ignored (the "
+        "image's own header gives its size where it is needed)" for name, (width, height) in sorted(sizes.items())
+        if name in "abc"]
