@@ -9,6 +9,7 @@ order in which shards met them) or when the shards' category catalogs differ.
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -35,7 +36,13 @@ def merge(parts: Sequence[Path], path: Path, options: Mapping[str, Any], report:
     catalog = _catalog([state["catalog"] for state in states])
     if catalog is None or any(state["added"] for state in states):
         return None
+    # panoptic PNGs are always written; listed before they are moved
+    png_clashes = case_clashes(len(parts), lambda index: _panoptic_paths(parts[index]))
+    if png_clashes is None:
+        return None
     merge_files(parts, path, exclude={SPOOL})
+    for first, later in png_clashes:
+        report.warn(file_case_clash(first, later))
     if options.get("save_images"):  # one writer warns about image files that differ only in case; a shard, its own
         clashes = case_clashes(len(parts), lambda index: _image_paths(parts[index], states[index]))
         if clashes is None:
@@ -94,6 +101,16 @@ def _image_paths(part: Path, state: dict[str, Any]) -> Iterator[str]:
     """``<subset>/<file_name>`` of every image record of a shard (where a writer that saves images puts them)."""
     for name, subset in state["subsets"].items():
         yield from (f"{name}/{file_name}" for file_name in _file_names(_source(part, subset)))
+
+
+def _panoptic_paths(part: Path) -> Iterator[str]:
+    """``Annotations/<folder>/<name>`` of every panoptic PNG of a shard (the names its writer checks for case)."""
+    folder = part / ANNOTATIONS_DIR
+    for entry in sorted(folder.iterdir()) if folder.is_dir() else ():
+        if entry.is_dir():  # panoptic_<subset>: the only folders a writer makes there
+            for root, _dirs, files in os.walk(entry):
+                inner = Path(root).relative_to(folder).as_posix()
+                yield from (f"{ANNOTATIONS_DIR}/{inner}/{name}" for name in files)
 
 
 def _check_unique(subset: str, sources: Sequence[SpoolSource]) -> None:

@@ -152,3 +152,32 @@ def test_merge_of_unique_ids_equals_single_writer(tmp_path, cuts, options):
     instances = orjson.loads(single["annotations/instances_train.json"])
     kept = [image["id"] for image in instances["images"] if image["id"] >= 1000]
     assert kept and len(set(kept)) == len(kept)  # the explicit ids were kept
+
+
+def test_panoptic_pngs_that_differ_only_in_case_across_shards_are_warned_about_as_one_writer_does(tmp_path):
+    """Each shard warns about its own PNG names; the merge adds those across shards, in one writer's words."""
+    registry = default_registry()
+    header = Header(categories=Categories(labels=[LabelDef(name=name, id=n + 1) for n, name in enumerate(LABELS)]))
+    rng = random.Random(5)
+    items = []
+    for name in ["a", "b", "sub/c", "A", "d", "B", "SUB/C"]:
+        start = rng.randrange(1, 20)
+        rle = dsformats.Rle(size=(6, 5), counts=(start, 4, 30 - start - 4))
+        media = dsformats.Media.from_bytes(random_image(rng, 5, 6, ".png"), ".png")
+        items.append(Item(id=name, subset="train", media=media, annotations=[Mask(label="cat", id=1, rle=rle)]))
+    options = {"tasks": ["panoptic"]}
+    single = dsformats.write(items, tmp_path / "single", "coco", header=header, options=options)
+    assert sorted(single.warnings) == sorted(
+        f"files 'annotations/panoptic_train/{a}.png' and 'annotations/panoptic_train/{b}.png' differ only in case; "
+        "they collide on a case-insensitive file system" for a, b in [("a", "A"), ("b", "B"), ("sub/c", "SUB/C")])
+    parts, warned = [tmp_path / "part0", tmp_path / "part1"], []
+    for part, chunk in zip(parts, (items[:3], items[3:]), strict=True):
+        with partial_output():
+            warned += dsformats.write(chunk, part, "coco", header=header, options=options).warnings
+    assert warned == []  # no shard holds two spellings
+    report = Report()
+    checked = validate_options(registry.get("coco").spec.writer_options, options, what="writer option")
+    (tmp_path / "merged").mkdir()
+    assert registry.merge("coco", parts, tmp_path / "merged", checked, report) is True
+    assert sorted(report.warnings) == sorted(single.warnings)
+    assert tree(tmp_path / "merged") == tree(tmp_path / "single")
