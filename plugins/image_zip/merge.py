@@ -15,7 +15,7 @@ from dsformats.fileaccess import safe_relative
 from dsformats.idset import repeated_values
 from dsformats.zipstream import SpoolingZipWriter, StreamingZipReader, ZipMember
 
-from .schema import COMPRESSION, case_clash, member_stem, shard_archive_name
+from .schema import COMPRESSION, SHARD_ITEMS, case_clash, member_stem, same_item, shard_archive_name
 
 
 class _Members:
@@ -31,6 +31,7 @@ class _Members:
         self.stems, self.folded = array("q"), array("q")
         self.ends: list[int] = []  # the number of members up to the end of each shard
         self.archives: list[Path] = []  # the archives written, whose members are every shard's in shard order
+        self.items: list[Path] = []  # each shard's SHARD_ITEMS file
 
     def add(self, name: str) -> None:
         self.stems.append(hash(member_stem(name)[0]))
@@ -39,12 +40,16 @@ class _Members:
     def end_shard(self) -> None:
         self.ends.append(len(self.stems))
 
-    def finish(self) -> None:
-        """Raise for an item id of two shards, warn for names that differ only in case (as a single writer)."""
+    def finish(self) -> bool:
+        """Raise for an item id of two shards, warn for names that differ only in case (as a single writer).
+
+        False when one item (subset and id) is in two shards: one process skips it as a duplicate (or raises
+        that), which the merge cannot, so it declines.
+        """
         stems, folded = repeated_values(self.stems), repeated_values(self.folded)
         if not (stems or folded):
-            return
-        owners: dict[str, tuple[str, int]] = {}
+            return True
+        owners: dict[str, tuple[str, int, int]] = {}
         spellings: dict[str, str] = {}
         position = shard = 0
         for archive in self.archives:
@@ -52,28 +57,50 @@ class _Members:
                 for name, *_ in source.iter_entries():
                     while position >= self.ends[shard]:
                         shard += 1
-                    position += 1
                     stem = member_stem(name)[0]
                     if hash(stem) in stems:
-                        owner, first = owners.setdefault(stem, (name, shard))
+                        owner, first, at = owners.setdefault(stem, (name, shard, position))
                         if first != shard:
-                            raise DatasetError(
-                                f"member {name!r} of shard {shard} and member {owner!r} of an earlier shard would "
-                                f"both be item {stem!r}: an item id is repeated across shards (or across subsets: "
-                                "use --subset-dirs)"
-                            )
+                            error = self._repeated(stem, (owner, first, at), (name, shard, position))
+                            if error is None:
+                                return False
+                            raise error
+                    position += 1
                     lower = name.lower()
                     if hash(lower) in folded and spellings.setdefault(lower, name) != name:
                         self.report.warn(case_clash(spellings[lower], name))
+        return True
 
 
-def merge(parts: Sequence[Path], path: Path, options: Mapping[str, Any], report: Report) -> bool:
+    def _repeated(self, stem: str, *members: tuple[str, int, int]) -> DatasetError | None:
+        """The error for two members ``(name, shard, position)`` of shards that are one item id ``stem``: one
+        writer's, naming the items, when the shards' item lists tell them; None when they are one item."""
+        items = []
+        for _, shard, position in members:
+            try:
+                listed = self.items[shard].read_text(encoding="utf-8", errors="surrogatepass").split("\0")[:-1]
+            except (IndexError, OSError):
+                listed = []
+            start = self.ends[shard - 1] if shard else 0
+            if len(listed) != self.ends[shard] - start:  # not written by this writer
+                return DatasetError(
+                    f"member {members[1][0]!r} of shard {members[1][1]} and member {members[0][0]!r} of an earlier "
+                    f"shard would both be item {stem!r}: an item id is repeated across shards (or across subsets: "
+                    "use --subset-dirs)")
+            items.append(listed[position - start])
+        if items[0] == items[1]:
+            return None
+        return DatasetError(same_item(items[0], items[1], stem, members[0][0], members[1][0]))
+
+
+def merge(parts: Sequence[Path], path: Path, options: Mapping[str, Any], report: Report) -> bool | None:
     """Append every part's members, in shard order, to ``path/<name>``, exactly as the writer stores them.
 
     Members are appended as the parts store them (compressed bytes copied, not inflated) with the same
     settings as the writer (same date, attributes, compression and zip64 headers), so the archive bytes equal
     a single writer's output. With
-    ``shards_out``, each part's archive is checked and moved, unchanged, to ``<stem>-<shard>.zip``.
+    ``shards_out``, each part's archive is checked and moved, unchanged, to ``<stem>-<shard>.zip``. None (the
+    conversion runs in one process) when one item is in two shards.
     """
     name = safe_relative(options["name"], location="--name")
     path.mkdir(parents=True, exist_ok=True)
@@ -85,12 +112,12 @@ def merge(parts: Sequence[Path], path: Path, options: Mapping[str, Any], report:
                 for member_name, *_ in source.iter_entries():
                     members.add(member_name)
             members.end_shard()
+            members.items.append(part / SHARD_ITEMS)
             target = path / shard_archive_name(name, index)
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(part / written, target)
             members.archives.append(target)
-        members.finish()
-        return True
+        return members.finish() or None
     compression = COMPRESSION[options["compression"]]
     target = path / name
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -100,12 +127,12 @@ def merge(parts: Sequence[Path], path: Path, options: Mapping[str, Any], report:
                 if not archive.append_archive(source, members.add):  # else the usual part: copied as one block
                     _append_members(archive, source, compression, members)
             members.end_shard()
+            members.items.append(part / SHARD_ITEMS)
             # Copied: removed now, so the parts never take the whole output's space again (nor, on a disk, get
             # written to it, when removed before the kernel writes them back).
             (part / name).unlink()
     members.archives.append(target)
-    members.finish()  # an error discards the staged output
-    return True
+    return members.finish() or None  # an error discards the staged output
 
 
 def _append_members(archive: SpoolingZipWriter, source: StreamingZipReader, compression: int, members: _Members

@@ -71,6 +71,17 @@ def member_stem(name: str) -> tuple[str, str]:
     return (name[: -len(suffix)] if suffix else name), suffix
 
 
+#: A scale-out shard's ``<subset>/<id>`` of each member it wrote, each ended by a NUL, in member order, beside its
+#: archive: the merge names the items of an id repeated across shards in the words of one writer.
+SHARD_ITEMS = ".dsformats-image_zip-items"
+
+
+def same_item(first: str, later: str, stem: str, first_name: str, name: str) -> str:
+    """The error for items ``first`` and ``later`` (``<subset>/<id>``) stored as members of one item id ``stem``."""
+    return (f"items {first!r} and {later!r} would both be stored as item {stem!r} (members {first_name!r} and "
+            f"{name!r}); use --subset-dirs to keep subsets apart")
+
+
 def case_clash(first: str, name: str) -> str:
     """The warning for members ``first`` and ``name`` that differ only in case."""
     return (f"members {first!r} and {name!r} differ only in case and collide when extracted on a case-insensitive "

@@ -16,10 +16,19 @@ from dsformats.fileaccess import safe_relative
 from dsformats.idset import KeyMap
 from dsformats.imaging import reencode_task, same_encoding
 from dsformats.parallel import ordered_map, resolve_jobs
-from dsformats.policy import bad_item
+from dsformats.policy import bad_item, writing_partial
 from dsformats.zipstream import Compressed, SpoolingZipWriter, compress
 
-from .schema import COMPRESSION, DEFAULT_IMAGE_EXT, MEMBER_DATE_TIME, case_clash, member_stem, shard_archive_name
+from .schema import (
+    COMPRESSION,
+    DEFAULT_IMAGE_EXT,
+    MEMBER_DATE_TIME,
+    SHARD_ITEMS,
+    case_clash,
+    member_stem,
+    same_item,
+    shard_archive_name,
+)
 
 #: Media larger than this are streamed into the archive instead of held in memory (and then compressed again
 #: even when their source member was already compressed the same way).
@@ -60,7 +69,8 @@ class ImageZipWriter:
         shards_out: bool = False,
     ) -> None:
         name = safe_relative(name, location="--name")
-        self.archive_path = Path(path) / (shard_archive_name(name, 0) if shards_out else name)
+        self.root = Path(path)
+        self.archive_path = self.root / (shard_archive_name(name, 0) if shards_out else name)
         self.compression = COMPRESSION[compression]
         self.image_ext = image_ext  # normalised and checked by the IMAGE_EXT option
         self.subset_dirs = subset_dirs
@@ -91,6 +101,8 @@ class ImageZipWriter:
             contextlib.closing(planned),
             contextlib.closing(packed),
             SpoolingZipWriter(self.archive_path, "w", compression=self.compression) as archive,
+            open(self.root / SHARD_ITEMS, "w", encoding="utf-8", errors="surrogatepass") if writing_partial()
+            else contextlib.nullcontext() as shard_items,
         ):
             for (item, name, reencoded), member in packed:
                 if isinstance(member, DatasetError):
@@ -105,6 +117,8 @@ class ImageZipWriter:
                 else:  # too large to hold: streamed through zipfile (compressed again)
                     with archive.open(info, "w", force_zip64=True) as stream:
                         item.media.copy_to(stream)
+                if shard_items is not None:
+                    shard_items.write(f"{item.subset}/{item.id}\0")  # ids and subsets hold no NUL
                 report.wrote_media(reencoded)
                 report.wrote_item(item.subset)
 
@@ -180,10 +194,7 @@ class ImageZipWriter:
                 owner = owners.insert(stem, f"{where}\0{name}")  # member names hold no NUL (safe_relative)
                 if owner is not None:
                     first, _, first_name = owner.rpartition("\0")
-                    raise DatasetError(
-                        f"items {first!r} and {where!r} would both be stored as item {stem!r} "
-                        f"(members {first_name!r} and {name!r}); use --subset-dirs to keep subsets apart"
-                    )
+                    raise DatasetError(same_item(first, where, stem, first_name, name))
                 first_spelling = folded.setdefault(name.lower(), name)
                 if first_spelling != name:
                     report.warn(case_clash(first_spelling, name))

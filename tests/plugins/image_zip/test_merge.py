@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import zipfile
 from pathlib import Path
 
 import pytest
+from dsformats_image_zip.schema import SHARD_ITEMS
 
 import dsformats
 from dsformats.errors import DatasetError, DuplicateItemError
 from dsformats.options import validate_options
+from dsformats.policy import partial_output
 from dsformats.registry import default_registry
 from dsformats.report import Report
 from dsformats.testing import generate_items, read_tree
@@ -74,32 +77,58 @@ def test_cli_shards_out(source, dsformats_scheduler, tmp_path, capsys):
 
 
 def _merge_parts(
-    tmp_path: Path, chunks: list[list[dsformats.Item]], options: dict, report: Report | None = None
+    tmp_path: Path, chunks: list[list[dsformats.Item]], options: dict, report: Report | None = None,
+    merged: list[bool | None] | None = None, partial: bool = True,
 ) -> Path:
-    """Write each chunk as a part with the writer, as the Dask workers do, then call the merge hook."""
+    """Write each chunk as a part with the writer, as the Dask workers do (``partial``), then call the merge hook
+    (its result appended to ``merged``)."""
     registry = default_registry()
     header = dsformats.Header()
     parts = []
     for n, chunk in enumerate(chunks):
         parts.append(tmp_path / f"part{n}")
-        dsformats.write(chunk, parts[-1], "image_zip", header=header, options=options)
+        with partial_output() if partial else contextlib.nullcontext():
+            dsformats.write(chunk, parts[-1], "image_zip", header=header, options=options)
     checked = validate_options(registry.get("image_zip").spec.writer_options, options, what="writer option")
     (tmp_path / "merged").mkdir()
-    registry.merge("image_zip", parts, tmp_path / "merged", checked, Report() if report is None else report)
+    result = registry.merge("image_zip", parts, tmp_path / "merged", checked, Report() if report is None else report)
+    if merged is not None:
+        merged.append(result)
     return tmp_path / "merged"
 
 
 @pytest.mark.parametrize("options", [{}, {"shards_out": True}, {"subset_dirs": True}])
-def test_id_repeated_across_shards_is_an_error(tmp_path, options):
+def test_an_item_repeated_across_shards_declines_the_merge(tmp_path, options):
+    """One process refuses the second one as a duplicate (or skips it): the merge, which cannot, declines.
+    Parts that do not list their items (not written as shards) give an error naming both members."""
     _header, items = generate_items(seed=4, count=6)
     again = items[1]  # the same (subset, id) in shard 0 and shard 2
     with pytest.raises(DuplicateItemError):  # as a single process refuses it
         dsformats.write([*items, again], tmp_path / "single", "image_zip", options=options)
+    merged: list[bool | None] = []
+    _merge_parts(tmp_path / "a", [items[:3], items[3:], [again]], options, merged=merged)
+    assert merged == [None]
     with pytest.raises(DatasetError) as caught:
-        _merge_parts(tmp_path, [items[:3], items[3:], [again]], options)
+        _merge_parts(tmp_path / "b", [items[:3], items[3:], [again]], options, partial=False)
     member = f"{again.subset}/{again.id}" if options.get("subset_dirs") else again.id
     assert f"member {member + again.media.suffix!r} of shard 2" in str(caught.value)
     assert f"would both be item {member!r}: an item id is repeated across shards" in str(caught.value)
+
+
+@pytest.mark.parametrize("options", [{}, {"shards_out": True}])
+def test_an_id_of_two_subsets_across_shards_is_the_error_one_writer_gives(tmp_path, make_image, options):
+    """Without --subset-dirs, ``train/a`` and ``val/a`` are one member: the merge names them as one writer does,
+    from the items each shard lists (empty shards and a first one counted)."""
+    image = dsformats.Media.from_bytes(make_image(4, 4, seed=2), ".png")
+    chunks = [[], [dsformats.Item(id=i, subset="train", media=image) for i in "bac"], [],
+              [dsformats.Item(id=i, subset="val", media=image) for i in "da"]]
+    with pytest.raises(DatasetError) as single:
+        dsformats.write([i for chunk in chunks for i in chunk], tmp_path / "single", "image_zip", options=options)
+    with pytest.raises(DatasetError) as merged:
+        _merge_parts(tmp_path, chunks, options)
+    assert str(merged.value) == str(single.value) == (
+        "items 'train/a' and 'val/a' would both be stored as item 'a' (members 'a.png' and 'a.png'); use "
+        "--subset-dirs to keep subsets apart")
 
 
 def test_id_repeated_across_shards_fails_the_dask_conversion(dsformats_scheduler, tmp_path):
@@ -119,8 +148,8 @@ def test_id_repeated_across_shards_fails_the_dask_conversion(dsformats_scheduler
         dsformats.convert(src, tmp_path / "single", "image_zip", **options)
     with pytest.raises(DatasetError) as caught:
         convert_distributed(src, tmp_path / "dask", "image_zip", scheduler=dsformats_scheduler, retries=0, **options)
-    message = "member 'a.png' of shard 1 and member 'a.png' of an earlier shard would both be item 'a'"
-    assert message in str(caught.value)
+    assert str(caught.value) == ("items 'train/a' and 'val/a' would both be stored as item 'a' (members 'a.png' and "
+                                 "'a.png'); use --subset-dirs to keep subsets apart")  # one process's words
     assert sorted(p.name for p in tmp_path.iterdir()) == ["zips"]  # nothing published, no partials left
 
 
@@ -144,13 +173,14 @@ def test_names_across_shards_are_compared_exactly(tmp_path, monkeypatch, make_im
     if not options:
         assert members(merged / "default.zip") == members(tmp_path / "single" / "default.zip")
         # each part's archive is removed once copied: the parts never hold a second copy of the whole output
-        assert sorted(p.name for p in (tmp_path / "a").rglob("*") if p.is_file()) == ["default.zip"]
+        files = sorted(p.relative_to(tmp_path / "a").as_posix() for p in (tmp_path / "a").rglob("*") if p.is_file())
+        assert files == ["merged/default.zip", *(f"part{n}/{SHARD_ITEMS}" for n in range(3))]
     clean = Report()
     _merge_parts(tmp_path / "b", chunks[:2], options, clean)
     assert clean.warnings == []
     # the second pass tells shards apart by their member counts: an empty shard (and a first one) counted too
-    again = [[], *chunks[:2], [], [dsformats.Item(id="dog", media=image)]]
-    with pytest.raises(DatasetError, match="member 'dog.png' of shard 4 and member 'dog.png' of an earlier shard"):
+    again = [[], *chunks[:2], [], [dsformats.Item(id="dog", subset="val", media=image)]]
+    with pytest.raises(DatasetError, match="items 'default/dog' and 'val/dog' would both be stored as item 'dog'"):
         _merge_parts(tmp_path / "c", again, options)
     _merge_parts(tmp_path / "d", [[dsformats.Item(id="dog", media=image)], [], chunks[1], []], options, clean)
     assert clean.warnings == []
