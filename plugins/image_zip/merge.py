@@ -71,7 +71,6 @@ class _Members:
                         self.report.warn(case_clash(spellings[lower], name))
         return True
 
-
     def _repeated(self, stem: str, *members: tuple[str, int, int]) -> DatasetError | None:
         """The error for two members ``(name, shard, position)`` of shards that are one item id ``stem``: one
         writer's, naming the items, when the shards' item lists tell them; None when they are one item."""
