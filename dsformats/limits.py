@@ -18,7 +18,10 @@ import zipfile
 
 from dsformats.errors import DatasetError
 
-__all__ = ["ZipBudget", "max_image_pixels"]
+__all__ = ["MAX_IMAGE_SIDE", "ZipBudget", "declared_size", "max_image_pixels"]
+
+#: The largest image side a dataset may declare (PNG's limit; no image format stores a larger one).
+MAX_IMAGE_SIDE = 2**31 - 1
 
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 _RATIO_FLOOR = 1 << 20  # members smaller than this may compress arbitrarily well
@@ -33,6 +36,15 @@ def _size(name: str, default: int) -> int:
         return int(float(text[: len(text) - len(unit)]) * _UNITS[unit])
     except ValueError:
         raise DatasetError(f"invalid size {os.environ[name]!r} in {name}") from None
+
+
+def declared_size(width: int | float, height: int | float) -> tuple[tuple[int, int] | None, bool]:
+    """``(size, odd)`` for the width and height a dataset declares for an image: ``(width, height)`` when both are
+    whole numbers from 1 to :data:`MAX_IMAGE_SIDE`, else None; ``odd`` when it is None for another reason than a
+    zero side, which tools write for "unknown" (readers warn about an odd size and read the image's header)."""
+    if 0 < width <= MAX_IMAGE_SIDE and 0 < height <= MAX_IMAGE_SIDE and width == int(width) and height == int(height):
+        return (int(width), int(height)), False
+    return None, bool(width and height or width < 0 or height < 0)
 
 
 def max_image_pixels() -> int | None:

@@ -37,6 +37,7 @@ from dsformats import (
     shard_range,
 )
 from dsformats.fileaccess import Joiner, as_path, is_local, join_within, open_binary, safe_relative, walk_files
+from dsformats.limits import MAX_IMAGE_SIDE, declared_size
 from dsformats.model import DeferredAnnotations
 from dsformats.parallel import forked
 from dsformats.policy import bad_item, not_stored, stored_kinds, warn
@@ -481,12 +482,13 @@ class CocoReader:
 
     def _plain_image(self, source: _Source, image: Any, local: dict[int, int]) -> bool:
         """Add an image record of the common case, which :meth:`_add_image` adds as it is, without building its
-        error locations: exactly the keys ``id``, ``file_name``, ``width`` and ``height``; integers; a file name
-        already normal; a new id, name and item id. False (nothing added) for any other record, which takes the
-        full path, where its problem is named."""
+        error locations: exactly the keys ``id``, ``file_name``, ``width`` and ``height``; integers (a size that
+        :func:`declared_size` takes); a file name already normal; a new id, name and item id. False (nothing
+        added) for any other record, which takes the full path, where its problem is named."""
         if not (type(image) is dict and image.keys() == _PLAIN_IMAGE_KEYS and type(image_id := image["id"]) is int
                 and image_id not in local and type(file_name := image["file_name"]) is str
                 and type(width := image["width"]) is int and type(height := image["height"]) is int
+                and 0 < width <= MAX_IMAGE_SIDE and 0 < height <= MAX_IMAGE_SIDE
                 and (key := (source.subset, file_name)) not in self._by_key):
             return False
         try:
@@ -498,8 +500,8 @@ class CocoReader:
         if self._by_id.setdefault((source.subset, item_id), file_name) != file_name:
             return False  # the full path raises
         local[image_id] = self._by_key[key] = len(self._items)
-        self._items.append(_ItemRecord(source.subset, item_id, file_name, source.images_dir, image_id,
-                                       (width, height) if width and height else None, None))
+        self._items.append(_ItemRecord(source.subset, item_id, file_name, source.images_dir, image_id, (width, height),
+                                       None))
         return True
 
     def _add_image(self, source: _Source, image: dict, image_id: int, file_name: str, where: str) -> int:
@@ -510,7 +512,10 @@ class CocoReader:
         width, height = image.get("width"), image.get("height")
         size = None
         if width and height:
-            size = (_int(width, f"{where}.width"), _int(height, f"{where}.height"))
+            size, odd = declared_size(_int(width, f"{where}.width"), _int(height, f"{where}.height"))
+            if odd:
+                warn(f"{where}: width {width} and height {height} are not an image size; ignored (the image's own "
+                     "header gives its size where it is needed)")
         item_id = split_name(file_name)[0]
         other = self._by_id.setdefault((source.subset, item_id), file_name)
         if other != file_name:

@@ -34,6 +34,7 @@ from dsformats import (
 )
 from dsformats.fileaccess import Joiner, as_path, is_local, join_within, open_binary, safe_relative, walk_files
 from dsformats.imaging import is_image_name
+from dsformats.limits import declared_size
 from dsformats.policy import bad_item, not_stored, stored_kinds, warn
 
 from .catalog import IdNumbers
@@ -53,7 +54,6 @@ from .schema import (
     LIST_SUFFIX,
     MAIN_SETS,
     MASK_SUFFIX,
-    MAX_SIDE,
     OBJECT_FIELDS,
     POINT,
     POSE,
@@ -440,14 +440,6 @@ def _number(text: str | None, field: str, location: str) -> int | float:
     if number != number or number in (float("inf"), float("-inf")):
         raise DatasetError(f"<{field}> is not a number: {value!r}", location)
     return number
-
-
-def _size(width: int | float, height: int | float) -> tuple[tuple[int, int] | None, bool]:
-    """``(size, odd)``: ``(width, height)`` when both are whole numbers from 1 to :data:`MAX_SIDE`, else None, and
-    whether it is None for another reason than a zero side (which tools write for "unknown")."""
-    if 0 < width <= MAX_SIDE and 0 < height <= MAX_SIDE and width == int(width) and height == int(height):
-        return (int(width), int(height)), False
-    return None, bool(width and height or width < 0 or height < 0)
 
 
 def _flag(text: str | None) -> Any:
@@ -985,7 +977,7 @@ class VocReader:
         if width and width.strip() and height and height.strip():
             w = _number(width, "width", str(path))
             h = _number(height, "height", str(path))
-            size, odd = _size(w, h)
+            size, odd = declared_size(w, h)
             if odd:
                 warn(f"{path}: <size> of {width.strip()} by {height.strip()} is not an image size; ignored (the "
                      "image's own header gives its size where it is needed)")
@@ -1068,7 +1060,7 @@ class VocReader:
                 h = _number(height, "height", "")
             except DatasetError:
                 return None
-            size, odd = _size(w, h)
+            size, odd = declared_size(w, h)
             if odd:
                 return None  # the ElementTree path warns
         return size, (filename or "").strip() or None, objects, extras

@@ -16,8 +16,6 @@ FORMAT = "voc"
 # -- layout
 ANNOTATIONS_DIR = "Annotations"
 IMAGES_DIR = "JPEGImages"
-#: The largest image side a <size> may declare (PNG's limit; no image format stores a larger one).
-MAX_SIDE = 2**31 - 1
 CLASS_DIR = "SegmentationClass"
 INSTANCE_DIR = "SegmentationObject"
 SETS_DIR = "ImageSets"

@@ -640,6 +640,8 @@ def test_image_records_read_the_same_with_or_without_the_common_case_path(tmp_pa
         {"id": 9, "file_name": "../h.jpg", "width": 4, "height": 3},  # escapes
         {"id": "10", "file_name": "i.jpg", "width": 4, "height": 3},  # a string id
         {"id": 11, "file_name": 5, "width": 4, "height": 3},  # a number for a name
+        {"id": 12, "file_name": "j.jpg", "width": 10**20, "height": 3},  # no image is that wide
+        {"id": 13, "file_name": "k.jpg", "width": -3, "height": -2},
     ]
     doc["annotations"] = [{"id": k, "image_id": image_id, "category_id": 1, "bbox": [0, 0, k, 1], "iscrowd": 0}
                           for k, image_id in enumerate([1, 2, 3, 4, 5, 6], 1)]
@@ -650,13 +652,17 @@ def test_image_records_read_the_same_with_or_without_the_common_case_path(tmp_pa
             _, items = read_all(root)
         return ([(key, item.media.name, item.media.known_size, item.attributes,
                   [(a.id, a.x, a.y, a.w, a.h) for a in item.annotations_of(Bbox)]) for key, item in items.items()],
-                report.skipped)
+                report.skipped, report.warnings)
 
     fast = read()
     monkeypatch.setattr(CocoReader, "_plain_image", lambda self, *args: False)
     assert read() == fast
-    items, skipped = fast
-    assert [key for key, *_ in items] == [("train", name) for name in ("a", "b", "c", "d", "sub/e")]
+    items, skipped, warnings = fast
+    assert [key for key, *_ in items] == [("train", name) for name in ("a", "b", "c", "d", "sub/e", "j", "k")]
+    assert items[5][2] is None and items[6][2] is None  # unknown: the image's header gives it when needed
+    assert warnings == [
+        f"annotations/instances_train.json: images[{i}]: width {w} and height {h} are not an image size; ignored "
+        "(the image's own header gives its size where it is needed)" for i, w, h in [(12, 1e20, 3), (13, -3, -2)]]
     assert items[0][2] == (4, 3) and items[1][2] is None and items[2][3]["license"] == 2
     assert [box[0] for box in items[0][4]] == [1, 6]  # image 6 is a.jpg again: its box joins item a
     assert len(skipped) == 6 and "duplicate image id 1" in skipped[0] and "would both be item 'a'" in skipped[2]
