@@ -44,19 +44,22 @@ class _Members:
         """Raise for an item id of two shards, warn for names that differ only in case (as a single writer).
 
         False when one item (subset and id) is in two shards: one process skips it as a duplicate (or raises
-        that), which the merge cannot, so it declines.
+        that), which the merge cannot, so it declines; and when a shard holds two spellings of a name whose first
+        spelling is in an earlier shard: that shard warned about its own first one, which one writer does not.
         """
         stems, folded = repeated_values(self.stems), repeated_values(self.folded)
         if not (stems or folded):
             return True
         owners: dict[str, tuple[str, int, int]] = {}
-        spellings: dict[str, str] = {}
+        spellings: dict[str, str] = {}  # lower-case name -> its first spelling
+        own: dict[str, str] = {}  # the same, in the current shard (whose writer warned against it)
         position = shard = 0
         for archive in self.archives:
             with StreamingZipReader(archive) as source:
                 for name, *_ in source.iter_entries():
                     while position >= self.ends[shard]:
                         shard += 1
+                        own = {}
                     stem = member_stem(name)[0]
                     if hash(stem) in stems:
                         owner, first, at = owners.setdefault(stem, (name, shard, position))
@@ -67,8 +70,12 @@ class _Members:
                             raise error
                     position += 1
                     lower = name.lower()
-                    if hash(lower) in folded and spellings.setdefault(lower, name) != name:
-                        self.report.warn(case_clash(spellings[lower], name))
+                    if hash(lower) in folded:
+                        first, mine = spellings.setdefault(lower, name), own.setdefault(lower, name)
+                        if mine != name and mine != first:
+                            return False  # its shard warned about a pair one writer does not: decline
+                        if first != name:
+                            self.report.warn(case_clash(first, name))
         return True
 
     def _repeated(self, stem: str, *members: tuple[str, int, int]) -> DatasetError | None:

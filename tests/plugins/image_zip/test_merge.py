@@ -184,3 +184,21 @@ def test_names_across_shards_are_compared_exactly(tmp_path, monkeypatch, make_im
         _merge_parts(tmp_path / "c", again, options)
     _merge_parts(tmp_path / "d", [[dsformats.Item(id="dog", media=image)], [], chunks[1], []], options, clean)
     assert clean.warnings == []
+
+
+@pytest.mark.parametrize("options", [{}, {"shards_out": True}])
+def test_a_shard_with_two_spellings_of_an_earlier_name_declines_the_merge(tmp_path, make_image, options):
+    """Shard 1 warns about ``SUB/C`` and ``sub/c``; one writer warns about each against the first, ``Sub/c``, of
+    shard 0 only: the merge cannot remove a shard's warning, so it declines (one process converts)."""
+    image = dsformats.Media.from_bytes(make_image(4, 4, seed=3), ".png")
+    chunks = [[dsformats.Item(id=i, media=image) for i in ids] for ids in (["Sub/c", "a"], ["SUB/C", "sub/c"])]
+    single = dsformats.write([i for chunk in chunks for i in chunk], tmp_path / "single", "image_zip", options=options)
+    assert len(single.warnings) == 2 and all("'Sub/c.png' and" in w for w in single.warnings)
+    merged: list[bool | None] = []
+    _merge_parts(tmp_path / "a", chunks, options, merged=merged)
+    assert merged == [None]
+    # one spelling in the later shard: merged, and warned about as one writer does
+    report = Report()
+    _merge_parts(tmp_path / "b", [chunks[0], chunks[1][:1]], options, report, merged)
+    assert merged == [None, True]
+    assert report.warnings == single.warnings[:1]
