@@ -137,12 +137,12 @@ class _Run:
             self.changed.notify_all()
 
     def wait(self, ready: Callable[[], bool]) -> None:
-        """Return once ``ready()``, collecting the reports of the shards that finish meanwhile: the earliest shard
-        that failed raises its error here, whichever shard the caller waits for, once every shard before it is
-        done (until then the caller may go on with those)."""
+        """Return once ``ready()``, collecting the reports of the shards that finish meanwhile. The earliest shard
+        that failed raises its error here once every shard before it is done, unless ``ready()``: the caller may
+        take every shard before it (a merge may find an error of their items, which comes first in item order)."""
         while True:
             with self.changed:
-                while not (self.finished or ready()):
+                while not (self.finished or ready() or self._failure()):
                     self.changed.wait(1.0)
                 finished, self.finished = self.finished, []
             for index in finished:
@@ -150,15 +150,22 @@ class _Run:
                     self.reports[index] = self.futures[index].result()
                 except BaseException as exc:  # noqa: BLE001 - raised below, in shard order
                     self.failures[index] = exc
-            if self.failures:
-                first = min(self.failures)
-                if all(index in self.reports for index in range(first)):
-                    raise self.failures[first]
             if finished and self.progress is not None:
                 items = sum(sum(r.items_written.values()) for r in self.reports.values())
                 self.progress(len(self.reports), len(self.futures), items)
             if ready():
                 return
+            failure = self._failure()
+            if failure is not None:
+                raise failure
+
+    def _failure(self) -> BaseException | None:
+        """The earliest failed shard's error, once every shard before it is done; else None."""
+        if self.failures:
+            first = min(self.failures)
+            if all(index in self.reports for index in range(first)):
+                return self.failures[first]
+        return None
 
     def report(self, index: int) -> Report:
         """Shard ``index``'s report, once it is done."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import shutil
 import zipfile
 from array import array
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -71,11 +71,11 @@ class _Members:
                     position += 1
                     lower = name.lower()
                     if hash(lower) in folded:
-                        first, mine = spellings.setdefault(lower, name), own.setdefault(lower, name)
-                        if mine != name and mine != first:
+                        spelling, mine = spellings.setdefault(lower, name), own.setdefault(lower, name)
+                        if mine != name and mine != spelling:
                             return False  # its shard warned about a pair one writer does not: decline
-                        if first != name:
-                            self.report.warn(case_clash(first, name))
+                        if spelling != name:
+                            self.report.warn(case_clash(spelling, name))
         return True
 
     def _repeated(self, stem: str, *members: tuple[str, int, int]) -> DatasetError | None:
@@ -111,9 +111,10 @@ def merge(parts: Sequence[Path], path: Path, options: Mapping[str, Any], report:
     name = safe_relative(options["name"], location="--name")
     path.mkdir(parents=True, exist_ok=True)
     members = _Members(report)
+    failed: list[Exception] = []  # a shard that failed, whose part the merge asked for
     if options["shards_out"]:
         written = shard_archive_name(name, 0)  # every part's writer names its archive as shard 0
-        for index, part in enumerate(parts):
+        for index, part in enumerate(_until_failed(parts, failed)):
             with StreamingZipReader(part / written) as source:
                 for member_name, *_ in source.iter_entries():
                     members.add(member_name)
@@ -123,12 +124,12 @@ def merge(parts: Sequence[Path], path: Path, options: Mapping[str, Any], report:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(part / written, target)
             members.archives.append(target)
-        return members.finish() or None
+        return _finish(members, failed)
     compression = COMPRESSION[options["compression"]]
     target = path / name
     target.parent.mkdir(parents=True, exist_ok=True)
     with SpoolingZipWriter(target, "w", compression=compression) as archive:
-        for part in parts:
+        for part in _until_failed(parts, failed):
             with StreamingZipReader(part / name) as source:
                 if not archive.append_archive(source, members.add):  # else the usual part: copied as one block
                     _append_members(archive, source, compression, members)
@@ -138,7 +139,27 @@ def merge(parts: Sequence[Path], path: Path, options: Mapping[str, Any], report:
             # written to it, when removed before the kernel writes them back).
             (part / name).unlink()
     members.archives.append(target)
-    return members.finish() or None  # an error discards the staged output
+    return _finish(members, failed)  # an error discards the staged output
+
+
+def _until_failed(parts: Sequence[Path], failed: list[Exception]) -> Iterator[Path]:
+    """The parts in shard order, until one whose shard failed (its error goes to ``failed``)."""
+    for index in range(len(parts)):
+        try:
+            part = parts[index]
+        except Exception as exc:  # noqa: BLE001 - raised by _finish, unless the shards before it hold an error
+            failed.append(exc)
+            return
+        yield part
+
+
+def _finish(members: _Members, failed: list[Exception]) -> bool | None:
+    """Check the members merged; then raise a failed shard's error: an id that the shards before it repeat comes
+    first in item order, as one writer meets it."""
+    merged = members.finish()
+    if failed:
+        raise failed[0]
+    return merged or None
 
 
 def _append_members(archive: SpoolingZipWriter, source: StreamingZipReader, compression: int, members: _Members

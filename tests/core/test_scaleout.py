@@ -158,8 +158,9 @@ def test_shard_readers_are_shipped_while_the_client_reader_is_open(data, tmp_pat
 
 def test_the_run_gives_reports_as_shards_finish_and_fails_as_one_process_would():
     """The client follows the shards through their futures: progress as they finish (any order), each report
-    when asked for; a failure is raised once the shards before it are done (not when the merge reaches it), and
-    the earliest failure in shard order is raised, as one process meets the first bad item first."""
+    when asked for; a failure is raised once the shards before it are done, to a merge that asks for it or a
+    later shard (the merge may take the shards before it, whose items come first), and the earliest failure in
+    shard order is raised, as one process meets the first bad item first."""
     import concurrent.futures
 
     from dsformats.scaleout import _Ready, _Run
@@ -199,8 +200,12 @@ def test_the_run_gives_reports_as_shards_finish_and_fails_as_one_process_would()
             timer.start()
         try:
             assert isinstance(failing.report(0), Report)  # shard 2 failed, but the merge may go on with shard 0
+            if failed == [2]:
+                assert isinstance(failing.report(1), Report)  # and with shard 1, done after it
             with pytest.raises(DatasetError, match=f"shard {min(failed)} broke"):
-                failing.report(1)  # shard 2's failure waits for shard 1
+                failing.report(min(failed))  # shard 2's failure waits for shard 1
+            with pytest.raises(DatasetError, match=f"shard {min(failed)} broke"):
+                failing.wait(lambda run=failing: len(run.reports) == 3)  # the end of a merge
             assert futures[1].done()
         finally:
             for timer in later:

@@ -202,3 +202,28 @@ def test_a_shard_with_two_spellings_of_an_earlier_name_declines_the_merge(tmp_pa
     _merge_parts(tmp_path / "b", [chunks[0], chunks[1][:1]], options, report, merged)
     assert merged == [None, True]
     assert report.warnings == single.warnings[:1]
+
+
+def test_an_id_of_two_subsets_comes_before_a_later_shards_broken_image(tmp_path, make_image):
+    """One writer meets test/x and train/x before val's broken image: the scale-out run raises the same error,
+    though the shard that fails on the image ends before the merge finds the two x."""
+    from dsformats.scaleout import convert_distributed
+
+    src = tmp_path / "zips"
+    src.mkdir()
+    for archive, name, data in (("test", "x.png", make_image(4, 4, seed=1)),
+                                ("train", "x.png", make_image(4, 4, seed=2)),
+                                ("val", "y.jpg", make_image(4, 4, ".jpg", seed=3)[:10])):
+        with zipfile.ZipFile(src / f"{archive}.zip", "w") as created:
+            created.writestr(name, data)
+    options = {"source_format": "image_zip", "reader_options": {"subset_from": "archive"},
+               "writer_options": {"image_ext": ".png"}}
+    with pytest.raises(DatasetError) as single:
+        dsformats.convert(src, tmp_path / "single", "image_zip", **options)
+    assert "items 'test/x' and 'train/x' would both be stored as item 'x'" in str(single.value)
+    for shards in (2, 3):
+        with pytest.raises(DatasetError) as sharded:
+            convert_distributed(src, tmp_path / f"sharded{shards}", "image_zip", engine="processes", workers=2,
+                                shards=shards, **options)
+        assert str(sharded.value) == str(single.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["zips"]
