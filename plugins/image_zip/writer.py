@@ -37,6 +37,10 @@ _IN_MEMORY = 16 << 20
 _AHEAD = 4
 
 
+class _SameItem(DatasetError):
+    """Two items stored as one item id: not a bad item (skipping one would lose it silently), but an error."""
+
+
 def _thread_safe(media: Media) -> bool:
     """True when the media's bytes may be read from a worker thread (files, zip members, bytes, read-ahead)."""
     return media.data is not None or media.path is not None or media.zip_member is not None or media.read_ahead
@@ -105,6 +109,8 @@ class ImageZipWriter:
             else contextlib.nullcontext() as shard_items,
         ):
             for (item, name, reencoded), member in packed:
+                if isinstance(member, _SameItem):
+                    raise member
                 if isinstance(member, DatasetError):
                     bad_item(member)
                     continue
@@ -192,9 +198,10 @@ class ImageZipWriter:
                 # but they would read back as the same item id.
                 stem, suffix = member_stem(name)
                 owner = owners.insert(stem, f"{where}\0{name}")  # member names hold no NUL (safe_relative)
-                if owner is not None:
+                if owner is not None:  # raised by the writer when it gets there: errors come in item order
                     first, _, first_name = owner.rpartition("\0")
-                    raise DatasetError(same_item(first, where, stem, first_name, name))
+                    yield (item, name, _SameItem(same_item(first, where, stem, first_name, name))), None
+                    continue
                 first_spelling = folded.setdefault(name.lower(), name)
                 if first_spelling != name:
                     report.warn(case_clash(first_spelling, name))

@@ -535,3 +535,17 @@ def test_an_image_that_cannot_be_read_for_reencoding_is_a_bad_item(tmp_path, mak
     with pytest.raises(DatasetError, match="1.jpg: cannot open"):
         dsformats.write(items, tmp_path / "p", "image_zip", options=options)
     assert not (tmp_path / "p").exists()
+
+
+@pytest.mark.parametrize("skip", [False, True])
+def test_two_items_of_one_member_stem_fail_in_item_order(tmp_path, make_image, skip):
+    """``train/x`` and ``val/x`` are one member without --subset-dirs: an error, skipped or not, raised when the
+    writer reaches ``val/x``; a broken image before it, which the writer also reads ahead, comes first."""
+    broken = Media.from_bytes(make_image(4, 4, ".jpg", seed=1)[:10], ".jpg")
+    items = [Item(id="a", subset="train", media=broken),
+             Item(id="x", subset="train", media=Media.from_bytes(make_image(4, 4, seed=2), ".png")),
+             Item(id="x", subset="val", media=Media.from_bytes(make_image(4, 4, seed=3), ".png"))]
+    expected = "cannot read image" if not skip else "items 'train/x' and 'val/x' would both be stored as item 'x'"
+    with pytest.raises(DatasetError, match=expected):
+        dsformats.write(items, tmp_path / "out", "image_zip", options={"image_ext": ".png"}, skip_bad_items=skip)
+    assert not (tmp_path / "out").exists()
