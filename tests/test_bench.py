@@ -29,7 +29,8 @@ def test_benchmark_smoke_run(tmp_path):
                  "COCO → image_zip", "image_zip → image_zip (deflated)", "image_zip → image_zip |", "format detection",
                  "VOC → image_zip", "image_zip → VOC, with images"):
         assert name in text
-    assert text.startswith("120 images (small, 7 objects each), best of 1 runs (the floors too);")
+    assert text.startswith("120 images (small, 7 objects each), best of 1 runs (the floors too, measured before and "
+                           "after the workloads);")
     rows = [line for line in text.splitlines() if line.startswith("| ") and " s (median" in line]
     assert len(rows) == 19
     assert all("× floor)" in row for row in rows if "image_zip" in row and "one process" not in row)  # floors
