@@ -883,6 +883,15 @@ class VocWriter:
             return None
         import numpy as np
 
+        def mismatch(shape: Polygon | Mask, mask: tuple[int, int], image: tuple[int, int]) -> DatasetError:
+            """The error for a mask of ``mask`` size (width, height) on an image of ``image`` size."""
+            return DatasetError(f"a {shape.kind} of label {shape.label!r} is {mask[0]}x{mask[1]} but the image is "
+                                f"{image[0]}x{image[1]}", f"item {item.id!r}")
+
+        if size is not None:  # an RLE declares its size: one that does not fit is refused before it is decoded
+            for shape in usable:
+                if isinstance(shape, Mask) and shape.rle is not None and tuple(shape.rle.size) != (size[1], size[0]):
+                    raise mismatch(shape, (shape.rle.size[1], shape.rle.size[0]), size)
         bitmaps = [np.asarray(s.to_bitmap(), dtype=bool) if isinstance(s, Mask) else None for s in usable]
         if size is None:
             shapes_seen = {b.shape for b in bitmaps if b is not None}
@@ -897,11 +906,7 @@ class VocWriter:
         for i in sorted(range(len(usable)), key=lambda i: usable[i].z_order):
             shape, bitmap = usable[i], bitmaps[i]
             if bitmap is not None and bitmap.shape != (height, width):
-                raise DatasetError(
-                    f"a {shape.kind} of label {shape.label!r} is {bitmap.shape[1]}x{bitmap.shape[0]} "
-                    f"but the image is {width}x{height}",
-                    f"item {item.id!r}",
-                )
+                raise mismatch(shape, (bitmap.shape[1], bitmap.shape[0]), (width, height))
             void = _is_void(shape)
             value = VOID if void else self.labels.index[shape.label]  # type: ignore[index]
             if value >= VOID and not void:

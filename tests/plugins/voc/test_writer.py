@@ -242,6 +242,17 @@ def test_mask_of_wrong_size_is_an_error(tmp_path, make_image):
         _write([item], tmp_path / "out", _cats("cat"))
 
 
+def test_an_rle_of_another_size_is_refused_before_it_is_decoded(tmp_path, make_image, monkeypatch):
+    """An RLE declares its size: a 30000x30000 one on a 4x4 image is an error at once, not 900 MB later."""
+    import dsformats.masks
+
+    monkeypatch.setattr(dsformats.masks, "rle_to_bitmap", lambda rle: pytest.fail("the RLE was decoded"))
+    rle = dsformats.Rle(size=(30000, 30000), counts=(5, 4, 30000 * 30000 - 9))
+    item = Item(id="w", media=_image(make_image, 4, 4), annotations=[Mask(label="cat", rle=rle)])
+    with pytest.raises(DatasetError, match="a mask of label 'cat' is 30000x30000 but the image is 4x4"):
+        _write([item], tmp_path / "out", _cats("cat"))
+
+
 # ------------------------------------------------------------------------------------ other tasks
 def test_classification_flags_with_reference_spacing(tmp_path):
     items = [
