@@ -5,7 +5,7 @@
 | ``DSFORMATS_ZIP_MAX_MEMBER`` | 4 GiB | one archive member that inflates beyond this size |
 | ``DSFORMATS_ZIP_MAX_TOTAL`` | 1 TiB | an archive whose members inflate beyond this in total |
 | ``DSFORMATS_ZIP_MAX_RATIO`` | 1000 | a member (over 1 MiB inflated) compressed more than this ratio (zip bombs) |
-| ``DSFORMATS_MAX_IMAGE_PIXELS`` | Pillow's limit (89,478,485) | decoding an image with more pixels |
+| ``DSFORMATS_MAX_IMAGE_PIXELS`` | Pillow's limit (89,478,485) | decoding an image (or an RLE mask) with more pixels |
 
 Sizes accept suffixes ``K``, ``M``, ``G`` and ``T`` (powers of 1024). Archives of real images compress by
 ratios near 1, so stored archives of tens of GB pass; a 42.zip-style bomb does not.

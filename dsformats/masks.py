@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from dsformats.errors import DatasetError
+from dsformats.limits import max_image_pixels
 from dsformats.model import Rle
 
 __all__ = ["bitmap_to_rle", "compress_counts", "decompress_counts", "rle_area", "rle_to_bitmap"]
@@ -66,6 +68,10 @@ def rle_to_bitmap(rle: Rle) -> Any:
     import numpy as np
 
     height, width = rle.size
+    limit = max_image_pixels()
+    if limit is not None and height * width > limit:  # checked before anything that size is allocated
+        raise DatasetError(f"an RLE mask of {width}x{height} pixels is over the decode limit of {limit:,} pixels "
+                           "(DSFORMATS_MAX_IMAGE_PIXELS)")
     counts = np.asarray(_counts(rle), dtype=np.int64)
     if (counts < 0).any() or counts.sum() != height * width:
         raise ValueError(f"RLE counts sum to {int(counts.sum())}, expected {height}x{width}={height * width}")

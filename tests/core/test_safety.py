@@ -40,6 +40,32 @@ def test_pixel_limit_is_configurable(monkeypatch, make_image):
     assert media.open_image().size == (40, 30)
 
 
+def test_an_rle_mask_over_the_pixel_limit_is_refused_before_it_is_allocated(monkeypatch, tmp_path, make_image):
+    """An RLE declares any size; decoding one of 50,000 x 50,000 would take 2.5 GB. The image limit applies, and
+    a VOC conversion names the item."""
+    import numpy as np
+
+    from dsformats import Mask, Rle
+
+    monkeypatch.setattr(np, "zeros", lambda *args, **kwargs: pytest.fail("allocated"))
+    huge = Rle(size=(50_000, 50_000), counts=(7, 3, 50_000 * 50_000 - 10))
+    with pytest.raises(DatasetError, match="an RLE mask of 50000x50000 pixels is over the decode limit of 89,478,485"):
+        Mask(label="cat", rle=huge).to_bitmap()
+    monkeypatch.undo()
+    monkeypatch.setenv("DSFORMATS_MAX_IMAGE_PIXELS", "20")
+    small = Rle(size=(5, 4), counts=(7, 3, 10))
+    assert Mask(label="cat", rle=small).to_bitmap().sum() == 3  # at the limit
+    with pytest.raises(DatasetError, match="over the decode limit of 20 pixels"):
+        Mask(label="cat", rle=Rle(size=(5, 5), counts=(7, 3, 15))).to_bitmap()
+    item = Item(id="big", media=None, annotations=[Mask(label="cat", rle=Rle(size=(5, 5), counts=(7, 3, 15)))])
+    header = dsformats.Header(categories=dsformats.Categories(labels=[dsformats.LabelDef(name="cat")]))
+    with pytest.raises(DatasetError, match="^item 'big': an RLE mask of 5x5 pixels is over the decode limit"):
+        dsformats.write([item], tmp_path / "voc", "voc", header=header)
+    with pytest.raises(DatasetError, match="^item 'big': an RLE mask of 5x5 pixels is over the decode limit"):
+        dsformats.write([item], tmp_path / "coco", "coco", header=header, options={"segmentation_mode": "polygons"})
+    dsformats.write([item], tmp_path / "kept", "coco", header=header)  # an RLE kept as it is: nothing decoded
+
+
 def test_corrupt_media_fails_only_when_decoded(make_image):
     data = make_image(20, 20, ".png")[:60]
     media = Media.from_bytes(data, ".png", name="cut.png")
