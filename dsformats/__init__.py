@@ -17,6 +17,7 @@ from dsformats.errors import (
     OutputExistsError,
     PluginLoadError,
     UnknownFormatError,
+    naming,
 )
 from dsformats.formats import (
     PLUGIN_API_VERSION,
@@ -108,6 +109,7 @@ __all__ = [
     "detect_format",
     "hookimpl",
     "list_formats",
+    "naming",
     "not_stored",
     "range_shards",
     "read",

@@ -6,7 +6,9 @@ traceback) and exits with :attr:`DsformatsError.exit_code`.
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterator
 
 __all__ = [
     "AmbiguousFormatError",
@@ -19,6 +21,7 @@ __all__ = [
     "OutputExistsError",
     "PluginLoadError",
     "UnknownFormatError",
+    "naming",
 ]
 
 
@@ -48,6 +51,18 @@ def _readable(location: str) -> str:
     if match is None:
         return location
     return f"{match['archive']}!{match['member']}{match['line'] or ''}"
+
+
+@contextlib.contextmanager
+def naming(location: str) -> Iterator[None]:
+    """A :class:`DatasetError` raised in the block without a location gets ``location`` (for example an item,
+    around work on its annotations whose own errors cannot know it)."""
+    try:
+        yield
+    except DatasetError as exc:
+        if exc.location is not None:
+            raise
+        raise DatasetError(str(exc), location) from None
 
 
 class DuplicateItemError(DatasetError):

@@ -29,6 +29,7 @@ from dsformats import (
     Polygon,
     Report,
     Rle,
+    naming,
     text_flag,
 )
 from dsformats.fileaccess import safe_relative
@@ -298,15 +299,11 @@ class CocoWriter:
                 report.drop("item attribute", "not JSON-serialisable")
         index = subset.add_image(explicit, orjson.dumps(record))
         raw = self._raw(item)
-        try:
+        with naming(f"item {item.id!r}"):  # e.g. a mask over the decode limit
             if raw is not None:
                 self._raw_annotations(item, raw, subset, index, size, report)
             else:
                 self._annotations(item, subset, index, size, report)
-        except DatasetError as exc:
-            if exc.location is not None:
-                raise
-            raise DatasetError(str(exc), f"item {item.id!r}") from None  # a mask over the decode limit
         report.wrote_item(item.subset)
 
     def _check_case(self, folder: str, name: str, report: Report) -> None:

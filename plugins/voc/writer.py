@@ -17,7 +17,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from dsformats import Bbox, DatasetError, Header, Item, Label, Mask, Media, Polygon, Report, text_flag
+from dsformats import Bbox, DatasetError, Header, Item, Label, Mask, Media, Polygon, Report, naming, text_flag
 from dsformats.fileaccess import safe_relative
 from dsformats.idset import KeyMap, LineSpool, RecordSpool
 from dsformats.imaging import (
@@ -473,14 +473,16 @@ class VocWriter:
         objects, parts = self._objects(boxes, report)
         context = payload = None
         if SEGMENTATION in self.tasks:
-            planned = self._plan_masks(item, shapes, objects, size, report)
+            with naming(f"item {item.id!r}"):  # e.g. a mask over the decode limit
+                planned = self._plan_masks(item, shapes, objects, size, report)
             if planned is not None:
                 context, payload = planned
             segmented = payload is not None
         else:
             segmented = False
             if shapes:
-                objects += self._shape_boxes(item, shapes, objects, size, report)
+                with naming(f"item {item.id!r}"):
+                    objects += self._shape_boxes(shapes, objects, size, report)
 
         folder, source, extra = self._elements(item.attributes, report) if item.attributes else (None, None, "")
         if folder is None:
@@ -825,8 +827,7 @@ class VocWriter:
         return actions
 
     def _shape_boxes(
-        self, item: Item, shapes: list[Polygon | Mask], objects: list[Bbox], size: tuple[int, int] | None,
-        report: Report,
+        self, shapes: list[Polygon | Mask], objects: list[Bbox], size: tuple[int, int] | None, report: Report
     ) -> list[Bbox]:
         """Boxes of polygons and masks that have no box of their own (``--tasks`` without segmentation)."""
         boxes = []
@@ -846,7 +847,7 @@ class VocWriter:
             else:
                 import numpy as np
 
-                bitmap = _decoded(shape, item)
+                bitmap = np.asarray(shape.to_bitmap(), dtype=bool)
                 rows, cols = np.flatnonzero(bitmap.any(axis=1)), np.flatnonzero(bitmap.any(axis=0))
                 if not rows.size:
                     continue
@@ -893,7 +894,7 @@ class VocWriter:
             for shape in usable:
                 if isinstance(shape, Mask) and shape.rle is not None and tuple(shape.rle.size) != (size[1], size[0]):
                     raise mismatch(shape, (shape.rle.size[1], shape.rle.size[0]), size)
-        bitmaps = [_decoded(s, item) if isinstance(s, Mask) else None for s in usable]
+        bitmaps = [np.asarray(s.to_bitmap(), dtype=bool) if isinstance(s, Mask) else None for s in usable]
         if size is None:
             shapes_seen = {b.shape for b in bitmaps if b is not None}
             if len(shapes_seen) != 1:
@@ -1021,16 +1022,6 @@ class VocWriter:
     def _write_text(path: Path, lines: list[str]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-
-
-def _decoded(mask: Mask, item: Item) -> Any:
-    """The mask's pixels as a bool array; an error decoding it (over the decode limit) names the item."""
-    import numpy as np
-
-    try:
-        return np.asarray(mask.to_bitmap(), dtype=bool)
-    except DatasetError as exc:
-        raise DatasetError(str(exc), f"item {item.id!r}") from None
 
 
 def _is_void(shape: Polygon | Mask) -> bool:

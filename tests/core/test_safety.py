@@ -157,3 +157,14 @@ def test_duplicates_are_skipped_under_the_policy(tmp_path):
     report = dsformats.write(items, tmp_path / "o", "image_zip", skip_bad_items=True)
     assert report.items_written == {"default": 1}
     assert report.skipped == ["duplicate item id 'a' in subset 'default'"]
+
+
+def test_naming_gives_a_location_only_to_errors_without_one():
+    with pytest.raises(DatasetError, match="^item 'a': over the limit$"):
+        with dsformats.naming("item 'a'"):
+            raise DatasetError("over the limit")
+    with pytest.raises(DatasetError, match="^x.json: bad$"):
+        with dsformats.naming("item 'a'"):
+            raise DatasetError("bad", "x.json")
+    with pytest.raises(ValueError, match="^other$"), dsformats.naming("item 'a'"):
+        raise ValueError("other")
