@@ -6,9 +6,8 @@ traceback) and exits with :attr:`DsformatsError.exit_code`.
 
 from __future__ import annotations
 
-import contextlib
 import re
-from collections.abc import Iterator
+from types import TracebackType
 
 __all__ = [
     "AmbiguousFormatError",
@@ -53,16 +52,23 @@ def _readable(location: str) -> str:
     return f"{match['archive']}!{match['member']}{match['line'] or ''}"
 
 
-@contextlib.contextmanager
-def naming(location: str) -> Iterator[None]:
-    """A :class:`DatasetError` raised in the block without a location gets ``location`` (for example an item,
-    around work on its annotations whose own errors cannot know it)."""
-    try:
-        yield
-    except DatasetError as exc:
-        if exc.location is not None:
-            raise
-        raise DatasetError(str(exc), location) from None
+class naming:  # noqa: N801 - used as a function, like contextlib.suppress
+    """``with naming(location):`` a :class:`DatasetError` raised in the block without a location gets ``location``
+    (for example an item, around work on its annotations whose own errors cannot know it). A class, not a
+    generator: entered once an item on hot paths."""
+
+    __slots__ = ("location",)
+
+    def __init__(self, location: str) -> None:
+        self.location = location
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+                 ) -> None:
+        if isinstance(exc, DatasetError) and exc.location is None:
+            raise DatasetError(str(exc), self.location) from None
 
 
 class DuplicateItemError(DatasetError):
