@@ -14,6 +14,7 @@ import re
 from array import array
 from bisect import bisect_left
 from collections.abc import Callable, Iterator
+from math import isfinite, nan
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -436,8 +437,8 @@ def _number(text: str | None, field: str, location: str) -> int | float:
     try:
         number = float(value)
     except ValueError:
-        number = float("nan")
-    if number != number or number in (float("inf"), float("-inf")):
+        number = nan
+    if not isfinite(number):
         raise DatasetError(f"<{field}> is not a number: {value!r}", location)
     return number
 
@@ -869,7 +870,7 @@ class VocReader:
                 xml_path = f"{self._local}/{safe_relative(f'{ANNOTATIONS_DIR}/{item_id}{XML_SUFFIX}')}"
             else:
                 xml_path = self._join(self.root, f"{ANNOTATIONS_DIR}/{item_id}{XML_SUFFIX}")
-            size, filename, objects, extras = self._parse_xml(xml_path)
+            size, filename, objects, extras = self._parse_xml(xml_path, count_only)
             if extras:
                 extras = kept_elements(extras, item_id)
         image = item_id + self._suffix_names[self._image_suffix[number]] if files & _IMAGE else None
@@ -929,10 +930,10 @@ class VocReader:
         return None
 
     # ---------------------------------------------------------------------------------------- XML
-    def _parse_xml(self, path: str | Path) -> _Parsed:
+    def _parse_xml(self, path: str | Path, count_only: bool = False) -> _Parsed:
         with open_binary(path) as stream:
             data = stream.read()
-        quick = self._quick_parse(data)
+        quick = self._quick_parse(data, count_only)
         if quick is not None:
             return quick
         return self._parse_tree(data, path)
@@ -985,7 +986,7 @@ class VocReader:
         objects = [self._parse_object(element, i, line_of) for i, element in enumerate(root.findall("object"))]
         return size, filename, objects, _kept_children(root, READ_ELEMENTS, lambda tag: str(path))
 
-    def _quick_parse(self, data: bytes) -> _Parsed | None:
+    def _quick_parse(self, data: bytes, count_only: bool = False) -> _Parsed | None:
         """What :meth:`_parse_xml` returns for a plainly written document, read off its tags without building a
         tree; None for anything else (other characters, comments, attributes, an unusual layout, any error),
         which then takes the ElementTree path.
@@ -1047,7 +1048,8 @@ class VocReader:
                 plan = object_plans.get_plan("<".join(run), run)
                 if plan is False:
                     return None
-                objects.append(self._quick_object(plan, texts, at, len(objects)))
+                read_object = self._counted_object if count_only else self._quick_object
+                objects.append(read_object(plan, texts, at, len(objects)))
                 start = close + 1
         except (ValueError, _Unsupported, DatasetError):
             return None
@@ -1107,6 +1109,15 @@ class VocReader:
             corners = zip(part_box, _BOX_FIELDS, strict=True)
             parts.append((part_name, tuple(_number(texts[base + ref], field, "") for ref, field in corners)))
         return _Object(name, box, attributes, parts, index)
+
+    def _counted_object(self, plan: tuple[Any, ...], texts: list[str], base: int, index: int) -> _Object:
+        """The :class:`_Object` of one ``<object>`` with its label and its parts' labels only (empty boxes and
+        attributes), for counting; _Unsupported where a label is empty or unknown, as in :meth:`_quick_object`."""
+        name_ref, part_plans = plan[0], plan[-1]
+        labels = [texts[base + name_ref].strip(), *(texts[base + ref].strip() for ref, _ in part_plans)]
+        if not all(labels) or not self._known.issuperset(labels):
+            raise _Unsupported
+        return _Object(labels[0], (), {}, [(label, ()) for label in labels[1:]], index)
 
     def _parse_object(self, element: Any, index: int, line_of: Callable[..., str]) -> _Object:
         name = (element.findtext("name") or "").strip()

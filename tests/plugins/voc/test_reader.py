@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import zipfile
+
 import numpy as np
 import pytest
 
@@ -417,6 +420,34 @@ def test_image_zip_target_counts_annotations_it_does_not_build(datumaro_fixtures
         assert {"bbox", "label", "mask"} <= expected.keys()
 
 
+def test_image_zip_target_counts_objects_without_reading_their_values(tmp_path):
+    """A box value that is not a number spoils the item for a target that stores boxes; into image_zip the
+    box is only counted (its value is never used). An unknown label is a bad item either way."""
+    from PIL import Image
+
+    (tmp_path / "JPEGImages").mkdir()
+    for stem in ("a", "b", "c"):
+        Image.frombytes("RGB", (20, 10), os.urandom(600)).save(tmp_path / "JPEGImages" / f"{stem}.jpg")
+    write_file(tmp_path, "Annotations/a.xml", xml(obj("cat") + obj("dog"), filename="a.jpg"))
+    write_file(tmp_path, "Annotations/b.xml", xml(obj("cat", box=(1, "abc", 3, 4)), filename="b.jpg"))
+    write_file(tmp_path, "Annotations/c.xml", xml(obj("unicorn"), filename="c.jpg"))
+
+    boxes = dsformats.convert(tmp_path, tmp_path / "coco", "coco", source_format="voc", skip_bad_items=True)
+    where = tmp_path / "Annotations"
+    assert [entry.split(": ", 1) for entry in boxes.skipped] == [
+        [f"{where / 'b.xml'}:7", "<ymin> is not a number: 'abc'"],
+        [f"{where / 'c.xml'}:5", "unknown label 'unicorn': it is not a standard VOC label; declare it in labelmap.txt"],
+    ]
+    assert boxes.items_written == {"default": 1}
+
+    images = dsformats.convert(tmp_path, tmp_path / "out", "image_zip", source_format="voc", skip_bad_items=True)
+    assert images.items_written == {"default": 2} and images.skipped == boxes.skipped[1:]
+    assert images.dropped["bbox"][0] == 3
+    with zipfile.ZipFile(tmp_path / "out" / "default.zip") as archive:
+        assert sorted(archive.namelist()) == ["a.jpg", "b.jpg"]
+        assert archive.read("b.jpg") == (tmp_path / "JPEGImages" / "b.jpg").read_bytes()
+
+
 # ------------------------------------------------------------------ other <annotation> children: kept
 VOC2007_HEADER = (
     "<folder>VOC2007</folder>\n<source><database>The VOC2007 Database</database><annotation>PASCAL VOC2007"
@@ -430,7 +461,7 @@ def test_other_annotation_children_are_kept_as_item_attributes(tmp_path, monkeyp
     """VOC2007's <folder>, <source> and <owner> (and any unknown element) become item attributes; the
     <folder> and <source> that the writer gives any item are not kept, so its output reads back as it was."""
     if not quick:
-        monkeypatch.setattr("dsformats_voc.reader.VocReader._quick_parse", lambda self, data: None)
+        monkeypatch.setattr("dsformats_voc.reader.VocReader._quick_parse", lambda self, data, count_only=False: None)
     document = xml(obj("cat")).replace("<annotation>\n", "<annotation>\n" + VOC2007_HEADER)
     write_file(tmp_path, "Annotations/a.xml", document)
     written = xml(obj("cat"), filename="b.jpg").replace(
@@ -462,7 +493,7 @@ def test_other_object_children_are_kept_as_box_attributes(tmp_path, monkeypatch,
     """An <object>'s unknown children (a detector's <score>, nested metadata) are attributes of its box, and
     the writer gives them back: text in <attributes>, dicts and lists as child elements."""
     if not quick:
-        monkeypatch.setattr("dsformats_voc.reader.VocReader._quick_parse", lambda self, data: None)
+        monkeypatch.setattr("dsformats_voc.reader.VocReader._quick_parse", lambda self, data, count_only=False: None)
     extra = "<score>0.93</score><meta><tool>labelme</tool><tags><t>a</t></tags></meta>"
     write_file(tmp_path / "voc", "Annotations/a.xml", xml(obj("cat", extra=extra)))
     (item,) = read_all(tmp_path / "voc")[1]
@@ -497,7 +528,7 @@ def test_a_size_no_image_can_have_is_ignored_with_a_warning(tmp_path, monkeypatc
     from dsformats.policy import reporting
 
     if not quick:
-        monkeypatch.setattr("dsformats_voc.reader.VocReader._quick_parse", lambda self, data: None)
+        monkeypatch.setattr("dsformats_voc.reader.VocReader._quick_parse", lambda self, data, count_only=False: None)
     sizes = {"a": ("1e17", "10"), "b": ("640.5", "480"), "c": ("-3", "10"), "d": ("0", "0"), "e": ("20", "10.0")}
     for stem, (width, height) in sizes.items():
         write_file(tmp_path, f"Annotations/{stem}.xml", xml(obj("cat"), filename=f"{stem}.png", size=None).replace(
