@@ -288,6 +288,51 @@ def _header_plan(tags: list[str]) -> tuple[int | None, int | None, int | None, i
     return filename, width, height, sizes, tuple(extras)
 
 
+def _document_plan(tags: list[str], header_plans: _Plans, object_plans: _Plans) -> tuple[Any, ...]:
+    """How to read a whole document with these tags (``<annotation>`` first and last): ``(filename, width,
+    height, extras, objects)``, each a text reference from the document's start (or None, or ``_EMPTY``),
+    ``extras`` the ``(tag, plan, start)`` of each kept element and ``objects`` the ``(start, plan)`` of each
+    ``<object>``; made from the plans of its runs of tags, and _Unsupported where one has none."""
+    filename = width = height = None
+    sizes = 0
+    extras: list[tuple[str, Any, int]] = []
+    objects: list[tuple[int, Any]] = []
+    start, end = 1, len(tags) - 1
+    while start < end:
+        try:
+            at = tags.index("object", start, end)
+        except ValueError:
+            at = end
+        if at > start:  # children of <annotation> other than objects
+            run = tags[start:at]
+            plan = header_plans.get_plan("<".join(run), run)
+            if plan is False:
+                raise _Unsupported
+            name_ref, width_ref, height_ref, count, extra_plans = plan
+            extras += [(tag, extra, start) for tag, extra in extra_plans]
+            if name_ref is not None and filename is None:
+                filename = name_ref if name_ref == _EMPTY else start + name_ref
+            if count:
+                sizes += count
+                width = width_ref if width_ref in (None, _EMPTY) else start + width_ref
+                height = height_ref if height_ref in (None, _EMPTY) else start + height_ref
+        if at == end:
+            break
+        try:
+            close = tags.index("/object", at, end)
+        except ValueError:
+            raise _Unsupported from None
+        run = tags[at : close + 1]
+        plan = object_plans.get_plan("<".join(run), run)
+        if plan is False:
+            raise _Unsupported
+        objects.append((at, plan))
+        start = close + 1
+    if sizes > 1 or len({tag for tag, _, _ in extras}) != len(extras):
+        raise _Unsupported  # a repeated element: a list, which the ElementTree path builds
+    return filename, width, height, tuple(extras), tuple(objects)
+
+
 #: Elements kept as item attributes are kept this many levels deep (deeper ones: a warning, not kept).
 _KEPT_DEPTH = 8
 
@@ -355,16 +400,17 @@ def _add_value(values: dict[str, Any], key: str, value: Any) -> None:
 class _Plans(dict):  # type: ignore[type-arg]
     """Plans by tag skeleton, computed once each (at most ``limit`` kept)."""
 
-    def __init__(self, make: Callable[[list[str]], Any], limit: int = 4096) -> None:
+    def __init__(self, make: Callable[..., Any], limit: int = 4096) -> None:
         super().__init__()
         self.make = make
         self.limit = limit
 
-    def get_plan(self, key: str, tags: list[str]) -> Any:
+    def get_plan(self, key: str, tags: list[str], *args: Any) -> Any:
+        """The plan of ``tags`` (``make(tags, *args)``; False where that raises _Unsupported), by ``key``."""
         plan = self.get(key)
         if plan is None:
             try:
-                plan = self.make(tags)
+                plan = self.make(tags, *args)
             except _Unsupported:
                 plan = False
             if len(self) >= self.limit:
@@ -509,6 +555,7 @@ class VocReader:
         self._object_plans = _Plans(_object_plan)
         self._local: str | None = None  # the root as a string, for a local tree
         self._header_plans = _Plans(_header_plan, limit=256)
+        self._document_plans = _Plans(_document_plan, limit=256)
         self._shipped = False  # made by shard_reader(): opened already, and its id index is not its own
 
     # ------------------------------------------------------------------------------------ opening
@@ -803,6 +850,7 @@ class VocReader:
         clone.positions, clone._shipped = shard_range(key), True
         clone._join = Joiner()
         clone._object_plans, clone._header_plans = _Plans(_object_plan), _Plans(_header_plan, limit=256)
+        clone._document_plans = _Plans(_document_plan, limit=256)
         return clone
 
     def __getstate__(self) -> dict[str, Any]:
@@ -996,7 +1044,7 @@ class VocReader:
         checked here (names, nesting, one ``<annotation>`` root, nothing but white space outside it), so that
         a document read here is one ElementTree reads without error. Each ``<object>`` is read by a plan made
         once per distinct sequence of its tags, which applies ElementTree's ``find`` rules (the first child of a
-        name).
+        name); the plans of a whole document's runs of tags are found once per distinct sequence of its tags.
         """
         rest = data.translate(None, _PLAIN_BYTES)
         if rest != b"<>" * (len(rest) >> 1) or b"]]>" in data:
@@ -1011,49 +1059,16 @@ class VocReader:
         tags, texts = parts[1::2], parts[2::2]
         if not tags or tags[0] != "annotation" or tags[-1] != "/annotation" or parts[0].strip() or parts[-1].strip():
             return None
-        objects: list[_Object] = []
-        extras: dict[str, Any] = {}
-        object_plans, header_plans = self._object_plans, self._header_plans
-        filename = width = height = None
-        sizes = 0
-        start, end = 1, len(tags) - 1
-        try:
-            while start < end:
-                try:
-                    at = tags.index("object", start, end)
-                except ValueError:
-                    at = end
-                if at > start:  # children of <annotation> other than objects
-                    run = tags[start:at]
-                    plan = header_plans.get_plan("<".join(run), run)
-                    if plan is False:
-                        return None
-                    name_ref, width_ref, height_ref, count, extra_plans = plan
-                    for tag, extra in extra_plans:
-                        if tag in extras:
-                            return None  # repeated across runs: a list, which the ElementTree path builds
-                        extras[tag] = _extra_value(extra, texts, start)
-                    if name_ref is not None and filename is None:
-                        filename = "" if name_ref == _EMPTY else texts[start + name_ref]
-                    if count:
-                        sizes += count
-                        width = None if width_ref is None else "" if width_ref == _EMPTY else texts[start + width_ref]
-                        height = (
-                            None if height_ref is None else "" if height_ref == _EMPTY else texts[start + height_ref]
-                        )
-                if at == end:
-                    break
-                close = tags.index("/object", at, end)
-                run = tags[at : close + 1]
-                plan = object_plans.get_plan("<".join(run), run)
-                if plan is False:
-                    return None
-                read_object = self._counted_object if count_only else self._quick_object
-                objects.append(read_object(plan, texts, at, len(objects)))
-                start = close + 1
-        except (ValueError, _Unsupported, DatasetError):
+        document = self._document_plans.get_plan("<".join(tags), tags, self._header_plans, self._object_plans)
+        if document is False:
             return None
-        if sizes > 1:
+        *refs, extra_plans, object_plans = document
+        filename, width, height = (None if ref is None else "" if ref == _EMPTY else texts[ref] for ref in refs)
+        read_object = self._counted_object if count_only else self._quick_object
+        try:
+            extras = {tag: _extra_value(extra, texts, start) for tag, extra, start in extra_plans}
+            objects = [read_object(plan, texts, at, index) for index, (at, plan) in enumerate(object_plans)]
+        except (_Unsupported, DatasetError):
             return None
         size = None
         if width and width.strip() and height and height.strip():
@@ -1113,11 +1128,12 @@ class VocReader:
     def _counted_object(self, plan: tuple[Any, ...], texts: list[str], base: int, index: int) -> _Object:
         """The :class:`_Object` of one ``<object>`` with its label and its parts' labels only (empty boxes and
         attributes), for counting; _Unsupported where a label is empty or unknown, as in :meth:`_quick_object`."""
-        name_ref, part_plans = plan[0], plan[-1]
-        labels = [texts[base + name_ref].strip(), *(texts[base + ref].strip() for ref, _ in part_plans)]
-        if not all(labels) or not self._known.issuperset(labels):
+        known = self._known
+        label = texts[base + plan[0]].strip()
+        parts = [(texts[base + ref].strip(), ()) for ref, _ in plan[-1]] if plan[-1] else []
+        if not label or label not in known or (parts and not all(name and name in known for name, _ in parts)):
             raise _Unsupported
-        return _Object(labels[0], (), {}, [(label, ()) for label in labels[1:]], index)
+        return _Object(label, (), {}, parts, index)
 
     def _parse_object(self, element: Any, index: int, line_of: Callable[..., str]) -> _Object:
         name = (element.findtext("name") or "").strip()
