@@ -407,6 +407,36 @@ class SpoolingZipWriter(zipfile.ZipFile):
         self.filelist = infos  # type: ignore[assignment]
         self.NameToInfo = _NoNames()
 
+    @classmethod
+    def continuing(cls, path: str | PathLike[str], compression: int, check: Callable[[str], None]
+                   ) -> SpoolingZipWriter | None:
+        """A writer that goes on with the archive at ``path``, one this class wrote with ``compression``: its
+        members stay where they are (not copied), its central directory is dropped and written again, after
+        the members appended, on closing. The result is what a new writer would give after
+        :meth:`append_archive` of that archive.
+
+        None, the file untouched, when it is laid out otherwise (see :meth:`append_archive`). Else ``check``
+        is called with each member's name (it may raise) before the file is changed.
+        """
+        with StreamingZipReader(path) as source:
+            planned = _rebased_records(source, 0, compression) or _rebuilt_records(source, 0, compression)
+            if planned is None:
+                return None
+            for name, *_ in source.iter_entries():
+                check(name)
+        records, count, size = planned
+        fp = open(path, "r+b")  # noqa: SIM115 - closed by the writer
+        try:
+            fp.truncate(size)
+            fp.seek(size)
+            writer = cls(fp, "w", compression=compression, spool_dir=Path(fspath(path)).parent)
+        except BaseException:
+            fp.close()
+            raise
+        writer._filePassed = 0  # type: ignore[attr-defined] # zipfile closes the file with the archive
+        writer.filelist.append_record(records, count)  # type: ignore[attr-defined]
+        return writer
+
     def _write_end_record(self) -> None:  # noqa: D401 - zipfile's
         assert self.fp is not None and isinstance(self.filelist, _SpooledRecords)
         self.filelist.copy_to(self.fp)

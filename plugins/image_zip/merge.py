@@ -3,6 +3,7 @@ with ``--shards-out``, publish each shard's archive under its shard number."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import zipfile
 from array import array
@@ -128,8 +129,16 @@ def merge(parts: Sequence[Path], path: Path, options: Mapping[str, Any], report:
     compression = COMPRESSION[options["compression"]]
     target = path / name
     target.parent.mkdir(parents=True, exist_ok=True)
-    with SpoolingZipWriter(target, "w", compression=compression) as archive:
+    archive: SpoolingZipWriter | None = None
+    try:
         for part in _until_failed(parts, failed):
+            if archive is None:
+                archive = _moved_first(part / name, target, compression, members)
+                if archive is not None:  # the first part is the archive's start: moved, not copied
+                    members.end_shard()
+                    members.items.append(part / SHARD_ITEMS)
+                    continue
+                archive = SpoolingZipWriter(target, "w", compression=compression)
             with StreamingZipReader(part / name) as source:
                 if not archive.append_archive(source, members.add):  # else the usual part: copied as one block
                     _append_members(archive, source, compression, members)
@@ -138,8 +147,26 @@ def merge(parts: Sequence[Path], path: Path, options: Mapping[str, Any], report:
             # Copied: removed now, so the parts never take the whole output's space again (nor, on a disk, get
             # written to it, when removed before the kernel writes them back).
             (part / name).unlink()
+        if archive is None:
+            archive = SpoolingZipWriter(target, "w", compression=compression)
+    finally:
+        if archive is not None:
+            archive.close()
     members.archives.append(target)
     return _finish(members, failed)  # an error discards the staged output
+
+
+def _moved_first(part: Path, target: Path, compression: int, members: _Members) -> SpoolingZipWriter | None:
+    """The first part's archive moved to ``target`` and open to append the next parts to (its members checked
+    by ``members``); None, nothing moved, where it cannot be (another file system, another layout)."""
+    try:
+        os.replace(part, target)
+    except OSError:
+        return None
+    archive = SpoolingZipWriter.continuing(target, compression, members.add)
+    if archive is None:
+        os.replace(target, part)
+    return archive
 
 
 def _until_failed(parts: Sequence[Path], failed: list[Exception]) -> Iterator[Path]:

@@ -337,6 +337,42 @@ def test_append_archive_gives_the_bytes_of_one_writer(tmp_path, monkeypatch, com
         assert archive.testzip() is None
 
 
+@pytest.mark.parametrize("records", ["patched in place", "packed again"])
+@pytest.mark.parametrize("compression", COMPRESSIONS)
+def test_continuing_an_archive_gives_the_bytes_of_one_writer(tmp_path, monkeypatch, compression, records):
+    """A writer that goes on with a part (its members left in place) and appends the next one writes what one
+    writer of every member does; the first part's names are checked first."""
+    from dsformats import zipstream
+
+    if records == "packed again":
+        monkeypatch.setattr(zipstream, "_rebased_records", lambda *args: None)
+    members = _random_members(seed=40 + compression)
+    _part(tmp_path / "one.zip", members, compression)
+    _part(tmp_path / "a.zip", members[:17], compression)
+    _part(tmp_path / "b.zip", members[17:], compression)
+    checked: list[str] = []
+    inode = (tmp_path / "a.zip").stat().st_ino
+    archive = SpoolingZipWriter.continuing(tmp_path / "a.zip", compression, checked.append)
+    assert archive is not None and checked == [name for name, _ in members[:17]]
+    with archive, StreamingZipReader(tmp_path / "b.zip") as source:
+        assert archive.append_archive(source, checked.append)
+    assert archive.fp is None  # the file it opened is closed with it
+    assert (tmp_path / "a.zip").read_bytes() == (tmp_path / "one.zip").read_bytes()
+    assert (tmp_path / "a.zip").stat().st_ino == inode and checked == [name for name, _ in members]
+
+
+def test_continuing_declines_other_layouts_and_leaves_the_file(tmp_path):
+    plain = tmp_path / "plain.zip"
+    with zipfile.ZipFile(plain, "w") as archive:  # local headers without the ZIP64 field
+        for name, data in _random_members(seed=5)[:4]:
+            archive.writestr(_info(name, zipfile.ZIP_STORED), data)
+    _part(tmp_path / "deflated.zip", _random_members(seed=6)[:4], zipfile.ZIP_DEFLATED)
+    for path in (plain, tmp_path / "deflated.zip"):
+        before, checked = path.read_bytes(), []
+        assert SpoolingZipWriter.continuing(path, zipfile.ZIP_STORED, checked.append) is None
+        assert path.read_bytes() == before and checked == []
+
+
 def test_append_archive_beyond_4_gib_writes_zip64_records(tmp_path):
     """Offsets past 4 GiB in the target need ZIP64 central records (a sparse prefix puts the part there)."""
     members = [("a.jpg", b"first"), ("b.jpg", b"second" * 100)]

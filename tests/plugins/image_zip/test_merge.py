@@ -227,3 +227,31 @@ def test_an_id_of_two_subsets_comes_before_a_later_shards_broken_image(tmp_path,
                                 shards=shards, **options)
         assert str(sharded.value) == str(single.value)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["zips"]
+
+
+@pytest.mark.parametrize("moved", [True, False], ids=["moved", "other-file-system"])
+def test_the_first_part_is_moved_not_copied(tmp_path, monkeypatch, moved):
+    """The merged archive starts as the first part's file (renamed; the next parts appended to it); where it
+    cannot be renamed (another file system), it is copied: the same bytes either way, those of one writer."""
+    import types
+
+    header, items = generate_items(seed=31, count=9, subsets=("default", "val"))
+    dsformats.write(items, tmp_path / "single", "image_zip", header=header)
+    if not moved:
+        def cross_device(src, dst):
+            raise OSError(18, "Invalid cross-device link")
+
+        monkeypatch.setattr("dsformats_image_zip.merge.os", types.SimpleNamespace(replace=cross_device))
+    write_part = dsformats.write
+    inodes = []
+
+    def write_and_note(chunk, path, *args, **kwargs):
+        report = write_part(chunk, path, *args, **kwargs)
+        inodes.append((Path(path) / "default.zip").stat().st_ino)
+        return report
+
+    monkeypatch.setattr(dsformats, "write", write_and_note)
+    merged = _merge_parts(tmp_path, [items[:4], items[4:7], items[7:]], {})
+    assert (merged / "default.zip").read_bytes() == (tmp_path / "single" / "default.zip").read_bytes()
+    assert ((merged / "default.zip").stat().st_ino == inodes[0]) == moved
+    assert not any((tmp_path / f"part{n}" / "default.zip").exists() for n in range(3))  # moved, or copied and removed
