@@ -18,7 +18,8 @@ from typing import IO, Any
 from dsformats.errors import DatasetError
 
 __all__ = [
-    "Joiner", "as_path", "is_local", "join_within", "open_binary", "safe_relative", "walk_files", "worth_reading_ahead",
+    "Joiner", "as_path", "is_local", "join_within", "open_binary", "read_file", "safe_relative", "walk_files",
+    "worth_reading_ahead",
 ]
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
@@ -330,3 +331,29 @@ def open_binary(path: Path | Any) -> IO[bytes]:
         return path.open("rb")
     except (OSError, ValueError) as exc:
         raise DatasetError(f"cannot open: {getattr(exc, 'strerror', None) or exc}", str(path)) from None
+
+
+def read_file(path: str | os.PathLike[str], limit: int | None = None) -> bytes | None:
+    """The bytes of a local file (one ``read`` call sized by ``fstat``, without a file object); None when they
+    are more than ``limit``. A :class:`DatasetError` naming the file when it cannot be opened or read."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except (OSError, ValueError) as exc:
+        raise DatasetError(f"cannot open: {getattr(exc, 'strerror', None) or exc}", os.fspath(path)) from None
+    try:
+        size = os.fstat(fd).st_size
+        if limit is not None and size > limit:
+            return None
+        data = os.read(fd, size + 1)
+        if len(data) != size:  # a short read, or a file changed since fstat: read on to its end
+            chunks = [data]
+            while chunk := os.read(fd, 1 << 20):
+                chunks.append(chunk)
+                if limit is not None and sum(map(len, chunks)) > limit:
+                    return None
+            data = b"".join(chunks)
+    except OSError as exc:
+        raise DatasetError(f"cannot read: {exc.strerror or exc}", os.fspath(path)) from None
+    finally:
+        os.close(fd)
+    return None if limit is not None and len(data) > limit else data

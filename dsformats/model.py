@@ -29,7 +29,7 @@ from typing import IO, TYPE_CHECKING, Any, ClassVar
 import attrs
 
 from dsformats.errors import DatasetError, DsformatsError
-from dsformats.fileaccess import worth_reading_ahead
+from dsformats.fileaccess import read_file, worth_reading_ahead
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL.Image import Image as PILImage
@@ -187,21 +187,13 @@ class Media:
         with self._reading():
             if self.zip_member is not None:
                 return self.zip_member.read() if self.zip_member.info.file_size <= limit else None
-            if self.path is not None:  # one unbuffered read, its buffer sized from the file's size
-                try:
-                    stream = open(self.path, "rb", buffering=0)  # noqa: SIM115 - closed below
-                except OSError as exc:
-                    raise DatasetError(f"cannot open: {exc.strerror or exc}", self.name) from None
-                with stream:
-                    if os.fstat(stream.fileno()).st_size > limit:
-                        return None
-                    data = stream.readall()
-            else:
-                with self.opener() as source:
-                    declared = getattr(source, "size", None)  # zip members and object-store files know it
-                    if isinstance(declared, int) and declared > limit:
-                        return None
-                    data = source.read(limit + 1)
+            if self.path is not None:
+                return read_file(self.path, limit)
+            with self.opener() as source:
+                declared = getattr(source, "size", None)  # zip members and object-store files know it
+                if isinstance(declared, int) and declared > limit:
+                    return None
+                data = source.read(limit + 1)
         return data if len(data) <= limit else None
 
     @classmethod
@@ -254,6 +246,8 @@ class Media:
         with self._reading():
             if self.zip_member is not None:
                 return self.zip_member.read()
+            if self.path is not None:
+                return read_file(self.path)  # type: ignore[return-value] # no limit: never None
             with self.opener() as stream:
                 return stream.read()
 

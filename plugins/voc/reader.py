@@ -33,7 +33,16 @@ from dsformats import (
     range_shards,
     shard_range,
 )
-from dsformats.fileaccess import Joiner, as_path, is_local, join_within, open_binary, safe_relative, walk_files
+from dsformats.fileaccess import (
+    Joiner,
+    as_path,
+    is_local,
+    join_within,
+    open_binary,
+    read_file,
+    safe_relative,
+    walk_files,
+)
 from dsformats.imaging import is_image_name
 from dsformats.limits import declared_size
 from dsformats.policy import bad_item, not_stored, stored_kinds, warn
@@ -979,8 +988,12 @@ class VocReader:
 
     # ---------------------------------------------------------------------------------------- XML
     def _parse_xml(self, path: str | Path, count_only: bool = False) -> _Parsed:
-        with open_binary(path) as stream:
-            data = stream.read()
+        if is_local(path):
+            data = read_file(path)
+            assert data is not None
+        else:
+            with open_binary(path) as stream:
+                data = stream.read()
         quick = self._quick_parse(data, count_only)
         if quick is not None:
             return quick

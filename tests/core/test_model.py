@@ -11,6 +11,7 @@ from dsformats import (
     Bbox,
     Caption,
     Categories,
+    DatasetError,
     Item,
     KeypointSchema,
     Label,
@@ -281,3 +282,29 @@ def test_deferred_annotations_evolve_and_pickle():
     copied = pickle.loads(pickle.dumps(item))  # crosses process boundaries as the built tuple
     assert copied == item and copied.deferred is None and copied.annotations == tuple(anns)
     assert item.deferred is not None and item.deferred.raw() is None and item.deferred.format == ""
+
+
+def test_local_media_bytes_are_read_whole_and_errors_name_the_file(tmp_path, monkeypatch):
+    """Media of a local file read with one sized read; a short read (or a file that grew) is read on to its
+    end; ``limit`` gives None beyond it; a missing file or a folder is a DatasetError naming the path."""
+    import os
+
+    from dsformats.fileaccess import read_file
+
+    data = os.urandom(300_000)
+    (tmp_path / "a.bin").write_bytes(data)
+    media = Media.from_file(tmp_path / "a.bin")
+    assert media.read_bytes() == data and media._read_upto(300_000) == data
+    assert media._read_upto(299_999) is None
+    real_read = os.read
+    monkeypatch.setattr(os, "read", lambda fd, n: real_read(fd, min(n, 7_000)))  # short reads
+    assert read_file(tmp_path / "a.bin") == data
+    assert read_file(tmp_path / "a.bin", limit=100_000) is None
+    monkeypatch.undo()
+    with pytest.raises(DatasetError, match="cannot open") as missing:
+        Media.from_file(tmp_path / "nothing.jpg").read_bytes()
+    assert missing.value.location == str(tmp_path / "nothing.jpg")
+    (tmp_path / "folder.jpg").mkdir()
+    with pytest.raises(DatasetError, match=r"cannot (open|read)") as folder:
+        Media.from_file(tmp_path / "folder.jpg")._read_upto(1 << 20)
+    assert folder.value.location == str(tmp_path / "folder.jpg")
