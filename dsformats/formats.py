@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from types import TracebackType
@@ -112,10 +113,17 @@ RANGE_SHARD = Option(
 
 
 def range_shards(total: int, count: int) -> list[Shard]:
-    """``count`` (at most ``total``) contiguous ranges of ``total`` item positions, as ``"START:STOP"`` shards."""
+    """``count`` (at most ``total``) contiguous ranges of ``total`` item positions, as ``"START:STOP"`` shards.
+
+    The last quarter of them are half as long as the others (given at least two items a shard): the workers
+    of a scale-out conversion (a quarter of the shards each, by default) then finish closer together, and a
+    merge that takes each part as its shard is done has little left after the last one.
+    """
     count = max(1, min(count, total))
-    bounds = [round(i * total / count) for i in range(count + 1)]
-    return [Shard(f"{a}:{b}", f"items {a}..{b - 1}", b - a) for a, b in zip(bounds, bounds[1:], strict=False)]
+    short = count // 4 if total >= 2 * count else 0
+    weights = list(itertools.accumulate([2] * (count - short) + [1] * short, initial=0))
+    bounds = [round(weight * total / weights[-1]) for weight in weights]
+    return [Shard(f"{a}:{b}", f"items {a}..{b - 1}", b - a) for a, b in itertools.pairwise(bounds)]
 
 
 def shard_range(key: str | None) -> range | None:

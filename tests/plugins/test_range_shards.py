@@ -26,13 +26,14 @@ def test_shards_cover_every_item_once_in_order(dataset):
     with dsformats.read(path, fmt) as reader:
         everything = _snapshot(reader.items())
         shards = reader.shards(4)
-    assert [s.key for s in shards] == ["0:6", "6:12", "12:17", "17:23"]
-    assert [s.size_hint for s in shards] == [6, 6, 5, 6]
+    # the last quarter of the shards are half as long (23 items: weights 2, 2, 2, 1 of 7)
+    assert [s.key for s in shards] == ["0:7", "7:13", "13:20", "20:23"]
+    assert [s.size_hint for s in shards] == [7, 6, 7, 3]
     pieces = []
     for shard in shards:
         with dsformats.read(path, fmt, options={"shard": shard.key}) as reader:
             pieces.append(_snapshot(reader.items()))
-    assert [len(p) for p in pieces] == [6, 6, 5, 6]
+    assert [len(p) for p in pieces] == [7, 6, 7, 3]
     assert [row for piece in pieces for row in piece] == everything
     with dsformats.read(path, fmt, options={"shard": "20:99"}) as reader:
         assert _snapshot(reader.items()) == everything[20:]
@@ -83,3 +84,16 @@ def test_coco_shard_reader_reuses_the_index(tmp_path, monkeypatch):
         with pickle.loads(payload) as shard_reader:
             pieces += _snapshot(shard_reader.items())
     assert pieces == everything
+
+
+@pytest.mark.parametrize(("total", "count", "sizes"), [
+    (10_000, 8, [1429, 1428, 1429, 1428, 1429, 1428, 715, 714]),  # two workers: each one's last shard is short
+    (8, 4, [2, 3, 2, 1]),
+    (7, 4, [2, 2, 1, 2]),  # fewer than two items a shard: equal
+    (3, 5, [1, 1, 1]),
+    (1, 1, [1]),
+])
+def test_range_shards_end_with_short_ones(total, count, sizes):
+    shards = dsformats.range_shards(total, count)
+    assert [s.size_hint for s in shards] == sizes
+    assert [s.key for s in shards] == [f"{sum(sizes[:k])}:{sum(sizes[:k + 1])}" for k in range(len(sizes))]
