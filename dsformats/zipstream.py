@@ -35,11 +35,8 @@ import zlib
 from collections.abc import Callable, Iterator
 from os import PathLike, fspath
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Literal, NamedTuple
+from typing import IO, Any, Literal, NamedTuple
 from zlib import crc32
-
-if TYPE_CHECKING:
-    from concurrent.futures import Future, ThreadPoolExecutor
 
 __all__ = [
     "MARK_EVERY", "Compressed", "SpoolingZipWriter", "StreamingZipReader", "ZipMember", "compress", "fast_crc32",
@@ -399,8 +396,6 @@ class SpoolingZipWriter(zipfile.ZipFile):
         if mode not in ("w", "x"):
             self.fp = None  # so that close() (also from __del__) has nothing to do
             raise ValueError("SpoolingZipWriter writes new archives only (mode 'w' or 'x')")
-        self._copies: list[Future[None]] = []  # the block copies of append_archive, in their threads
-        self._copier: ThreadPoolExecutor | None = None
         if spool_dir is None and isinstance(file, (str, PathLike)):
             spool_dir = Path(fspath(file)).parent
         infos = _SpooledRecords(None if spool_dir is None else fspath(spool_dir))
@@ -449,23 +444,11 @@ class SpoolingZipWriter(zipfile.ZipFile):
 
     def close(self) -> None:
         try:
-            self._wait_for_copies()
+            super().close()
         finally:
-            try:
-                super().close()
-            finally:
-                infos = getattr(self, "filelist", None)
-                if isinstance(infos, _SpooledRecords):
-                    infos.close()
-
-    def _wait_for_copies(self) -> None:
-        """Wait for every block copy of :meth:`append_archive`; raise the first one's error."""
-        copier, self._copier = getattr(self, "_copier", None), None
-        if copier is not None:
-            copier.shutdown(wait=True)
-        copies, self._copies = getattr(self, "_copies", []), []
-        for copy in copies:
-            copy.result()
+            infos = getattr(self, "filelist", None)
+            if isinstance(infos, _SpooledRecords):
+                infos.close()
 
     def write_compressed(self, info: zipfile.ZipInfo, member: Compressed) -> None:
         """Append a member whose bytes are already compressed with ``info.compress_type``.
@@ -512,9 +495,6 @@ class SpoolingZipWriter(zipfile.ZipFile):
         nothing, when ``source`` is laid out otherwise (members not back to back from offset 0, another
         compression, other local headers). Else ``check`` is called with each member's name (it may raise)
         before anything is written.
-
-        Between files, the block is copied in the kernel by a thread (two at most), which :meth:`close` waits
-        for: the copy of one archive goes on while the next one is made ready, or copied too.
         """
         if not self._seekable:  # type: ignore[attr-defined] # its members would need data descriptors
             return False
@@ -530,32 +510,11 @@ class SpoolingZipWriter(zipfile.ZipFile):
                 raise ValueError("Can't write to the ZIP file while there is another write handle open on it.")
             fp, source_fp = self.fp, source.fp
             assert fp is not None and source_fp is not None
-            self._copy(source_fp, fp, base, size)
+            _copy_range(source_fp, fp, base, size)
             self.start_dir = base + size  # type: ignore[attr-defined]
             self._didModify = True  # type: ignore[attr-defined]
             self.filelist.append_record(records, count)  # type: ignore[attr-defined]
         return True
-
-
-    def _copy(self, source: IO[bytes], target: IO[bytes], offset: int, size: int) -> None:
-        """Copy ``source``'s first ``size`` bytes to ``target`` at ``offset``: by their file descriptors in a
-        thread, where both have one, else here."""
-        try:
-            fds = source.fileno(), target.fileno()
-        except (AttributeError, OSError):
-            _copy_range(source, target, offset, size)
-            return
-        target.flush()
-        if self._copier is None:
-            from concurrent.futures import ThreadPoolExecutor
-
-            self._copier = ThreadPoolExecutor(2, thread_name_prefix="dsformats-zip-copy")
-        duplicate = os.dup(fds[0])  # the caller may close source at once
-        try:
-            self._copies.append(self._copier.submit(_copy_fds, duplicate, fds[1], offset, size))
-        except BaseException:
-            os.close(duplicate)
-            raise
 
 
 def _local_size(name_length: int, compress_size: int) -> int:
@@ -611,35 +570,28 @@ def _rebuilt_records(source: StreamingZipReader, base: int, compression: int) ->
     return (records.getvalue(), count, at) if at == source.start_dir else None
 
 
-def _copy_fds(source: int, target: int, offset: int, size: int) -> None:
-    """Copy the first ``size`` bytes of the file ``source`` to ``target`` at ``offset``, then close ``source``: in
-    the kernel (``copy_file_range``) where the files allow it, else through this process; positions unchanged."""
+def _copy_range(source: IO[bytes], target: IO[bytes], offset: int, size: int) -> None:
+    """Copy ``source``'s first ``size`` bytes to ``target`` at ``offset``, leaving ``target`` positioned after them
+    (in the kernel, with ``copy_file_range``, where both are files that allow it)."""
+    target.seek(offset)
+    target.flush()
     done = 0
+    copy_file_range: Any = getattr(os, "copy_file_range", None)
     try:
-        copy_file_range: Any = getattr(os, "copy_file_range", None)
+        fds = (source.fileno(), target.fileno()) if copy_file_range is not None else None
+    except (AttributeError, OSError):
+        fds = None
+    if fds is not None:
         try:
-            while copy_file_range is not None and done < size:
-                copied = copy_file_range(source, target, min(size - done, 1 << 30), done, offset + done)
+            while done < size:
+                copied = copy_file_range(fds[0], fds[1], min(size - done, 1 << 30), done, offset + done)
                 if not copied:
                     break
                 done += copied
         except OSError:  # e.g. EXDEV or ENOSYS: copy through user space
             pass
-        while done < size:
-            chunk = os.pread(source, min(size - done, 1 << 20), done)
-            if not chunk:
-                raise EOFError("the archive ends before its central directory")
-            done += os.pwrite(target, chunk, offset + done)
-    finally:
-        os.close(source)
-
-
-def _copy_range(source: IO[bytes], target: IO[bytes], offset: int, size: int) -> None:
-    """Copy ``source``'s first ``size`` bytes to ``target`` at ``offset``, through this process (files without
-    descriptors), leaving ``target`` positioned after them."""
-    target.seek(offset)
-    source.seek(0)
-    done = 0
+    target.seek(offset + done)
+    source.seek(done)
     while done < size:
         chunk = source.read(min(size - done, 1 << 20))
         if not chunk:

@@ -331,9 +331,6 @@ def test_append_archive_gives_the_bytes_of_one_writer(tmp_path, monkeypatch, com
         for part in ("a.zip", "b.zip"):
             with StreamingZipReader(tmp_path / part) as source:
                 assert archive.append_archive(source, checked.append)
-        # copied in threads, which closing waits for: later members go after the blocks
-        archive.write_compressed(_info("last.bin", compression), compress(b"last" * 100, compression))
-    _part(tmp_path / "one.zip", [*members, ("last.bin", b"last" * 100)], compression)
     assert (tmp_path / "merged.zip").read_bytes() == (tmp_path / "one.zip").read_bytes()
     assert checked == [name for name, _ in members]
     with zipfile.ZipFile(tmp_path / "merged.zip") as archive:
@@ -374,55 +371,6 @@ def test_continuing_declines_other_layouts_and_leaves_the_file(tmp_path):
         before, checked = path.read_bytes(), []
         assert SpoolingZipWriter.continuing(path, zipfile.ZIP_STORED, checked.append) is None
         assert path.read_bytes() == before and checked == []
-
-
-@pytest.mark.parametrize("copy", ["through this process", "without file descriptors"])
-def test_append_archive_copies_where_the_kernel_cannot(tmp_path, monkeypatch, copy):
-    """Without copy_file_range (another file system, an old kernel) the block goes through this process, and
-    archives in memory are copied by reading and writing them: the same bytes."""
-    import io
-    import os
-
-    members = _random_members(seed=8)
-    _part(tmp_path / "one.zip", members, zipfile.ZIP_STORED)
-    _part(tmp_path / "a.zip", members[:9], zipfile.ZIP_STORED)
-    _part(tmp_path / "b.zip", members[9:], zipfile.ZIP_STORED)
-    if copy == "through this process":
-        def unsupported(*args):
-            raise OSError(38, "Function not implemented")
-
-        monkeypatch.setattr(os, "copy_file_range", unsupported)
-        target, sources = tmp_path / "merged.zip", [tmp_path / "a.zip", tmp_path / "b.zip"]
-    else:
-        target = io.BytesIO()
-        sources = [io.BytesIO((tmp_path / name).read_bytes()) for name in ("a.zip", "b.zip")]
-    with SpoolingZipWriter(target, "w", spool_dir=tmp_path) as archive:
-        for part in sources:
-            with StreamingZipReader(part) as source:
-                assert archive.append_archive(source, lambda name: None)
-    merged = target.getvalue() if isinstance(target, io.BytesIO) else target.read_bytes()
-    assert merged == (tmp_path / "one.zip").read_bytes()
-
-
-def test_a_failed_block_copy_is_raised_on_closing(tmp_path, monkeypatch):
-    from dsformats import zipstream
-
-    members = _random_members(seed=9)[:6]
-    _part(tmp_path / "a.zip", members, zipfile.ZIP_STORED)
-
-    def broken(source, target, offset, size):
-        import os
-
-        os.close(source)
-        raise EOFError("the archive ends before its central directory")
-
-    monkeypatch.setattr(zipstream, "_copy_fds", broken)
-    archive = SpoolingZipWriter(tmp_path / "merged.zip", "w")
-    with StreamingZipReader(tmp_path / "a.zip") as source:
-        assert archive.append_archive(source, lambda name: None)
-    with pytest.raises(EOFError, match="ends before its central directory"):
-        archive.close()
-    assert archive.fp is None  # closed all the same
 
 
 def test_append_archive_beyond_4_gib_writes_zip64_records(tmp_path):
