@@ -373,6 +373,34 @@ def test_continuing_declines_other_layouts_and_leaves_the_file(tmp_path):
         assert path.read_bytes() == before and checked == []
 
 
+@pytest.mark.parametrize("copy", ["through this process", "without file descriptors"])
+def test_append_archive_copies_where_the_kernel_cannot(tmp_path, monkeypatch, copy):
+    """Without copy_file_range (another file system, an old kernel) the block goes through this process, and
+    archives in memory are copied by reading and writing them: the same bytes."""
+    import io
+    import os
+
+    members = _random_members(seed=8)
+    _part(tmp_path / "one.zip", members, zipfile.ZIP_STORED)
+    _part(tmp_path / "a.zip", members[:9], zipfile.ZIP_STORED)
+    _part(tmp_path / "b.zip", members[9:], zipfile.ZIP_STORED)
+    if copy == "through this process":
+        def unsupported(*args):
+            raise OSError(38, "Function not implemented")
+
+        monkeypatch.setattr(os, "copy_file_range", unsupported)
+        target, sources = tmp_path / "merged.zip", [tmp_path / "a.zip", tmp_path / "b.zip"]
+    else:
+        target = io.BytesIO()
+        sources = [io.BytesIO((tmp_path / name).read_bytes()) for name in ("a.zip", "b.zip")]
+    with SpoolingZipWriter(target, "w", spool_dir=tmp_path) as archive:
+        for part in sources:
+            with StreamingZipReader(part) as source:
+                assert archive.append_archive(source, lambda name: None)
+    merged = target.getvalue() if isinstance(target, io.BytesIO) else target.read_bytes()
+    assert merged == (tmp_path / "one.zip").read_bytes()
+
+
 def test_append_archive_beyond_4_gib_writes_zip64_records(tmp_path):
     """Offsets past 4 GiB in the target need ZIP64 central records (a sparse prefix puts the part there)."""
     members = [("a.jpg", b"first"), ("b.jpg", b"second" * 100)]
