@@ -342,6 +342,12 @@ def _document_plan(tags: list[str], header_plans: _Plans, object_plans: _Plans) 
     return filename, width, height, tuple(extras), tuple(objects)
 
 
+def _document_plans() -> _Plans:
+    """The cache of :func:`_document_plan`: 128 documents of up to 1,024 tags (about 35 objects), whose keys
+    take about 1 MB at most."""
+    return _Plans(_document_plan, limit=128, longest=1024)
+
+
 #: Elements kept as item attributes are kept this many levels deep (deeper ones: a warning, not kept).
 _KEPT_DEPTH = 8
 
@@ -407,12 +413,14 @@ def _add_value(values: dict[str, Any], key: str, value: Any) -> None:
 
 
 class _Plans(dict):  # type: ignore[type-arg]
-    """Plans by tag skeleton, computed once each (at most ``limit`` kept)."""
+    """Plans by tag skeleton, computed once each (at most ``limit`` kept, of at most ``longest`` tags each: a
+    longer skeleton's plan is made each time, not kept, as its key would be as long)."""
 
-    def __init__(self, make: Callable[..., Any], limit: int = 4096) -> None:
+    def __init__(self, make: Callable[..., Any], limit: int = 4096, longest: int | None = None) -> None:
         super().__init__()
         self.make = make
         self.limit = limit
+        self.longest = longest
 
     def get_plan(self, key: str, tags: list[str], *args: Any) -> Any:
         """The plan of ``tags`` (``make(tags, *args)``; False where that raises _Unsupported), by ``key``."""
@@ -422,6 +430,8 @@ class _Plans(dict):  # type: ignore[type-arg]
                 plan = self.make(tags, *args)
             except _Unsupported:
                 plan = False
+            if self.longest is not None and len(tags) > self.longest:
+                return plan
             if len(self) >= self.limit:
                 self.clear()
             self[key] = plan
@@ -564,7 +574,7 @@ class VocReader:
         self._object_plans = _Plans(_object_plan)
         self._local: str | None = None  # the root as a string, for a local tree
         self._header_plans = _Plans(_header_plan, limit=256)
-        self._document_plans = _Plans(_document_plan, limit=256)
+        self._document_plans = _document_plans()
         self._shipped = False  # made by shard_reader(): opened already, and its id index is not its own
 
     # ------------------------------------------------------------------------------------ opening
@@ -859,7 +869,7 @@ class VocReader:
         clone.positions, clone._shipped = shard_range(key), True
         clone._join = Joiner()
         clone._object_plans, clone._header_plans = _Plans(_object_plan), _Plans(_header_plan, limit=256)
-        clone._document_plans = _Plans(_document_plan, limit=256)
+        clone._document_plans = _document_plans()
         return clone
 
     def __getstate__(self) -> dict[str, Any]:

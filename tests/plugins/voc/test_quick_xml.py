@@ -266,3 +266,15 @@ def test_quick_path_agrees_with_elementtree_on_mutations(reader):
                 text = "\n".join(lines)
         read += _check(reader, text.encode("utf-8"))
     assert read > 100  # many edited documents are still plain, and still read quickly
+
+
+def test_long_documents_are_read_quickly_without_keeping_their_plans(reader):
+    """A document's plan is kept by its whole tag sequence, so long ones (many objects) are planned each time
+    and not kept: the cache stays small whatever the dataset."""
+    reader._document_plans.clear()
+    short = xml(obj("cat") + obj("dog")).encode()
+    long = xml("".join(obj("cat", box=(k, k, k + 1, k + 2)) for k in range(100))).encode()
+    assert _check(reader, short) and _check(reader, long)
+    assert len(reader._quick_parse(long)[2]) == 100
+    assert len(reader._document_plans) == 1  # the short one's
+    assert [len(key.split("<")) for key in reader._document_plans] == [short.count(b"<")]
