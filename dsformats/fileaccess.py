@@ -346,10 +346,11 @@ def read_file(path: str | os.PathLike[str], limit: int | None = None) -> bytes |
             return None
         data = os.read(fd, size + 1)
         if len(data) != size:  # a short read, or a file changed since fstat: read on to its end
-            chunks = [data]
+            chunks, got = [data], len(data)
             while chunk := os.read(fd, 1 << 20):
                 chunks.append(chunk)
-                if limit is not None and sum(map(len, chunks)) > limit:
+                got += len(chunk)
+                if limit is not None and got > limit:
                     return None
             data = b"".join(chunks)
     except OSError as exc:

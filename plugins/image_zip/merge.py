@@ -132,21 +132,20 @@ def merge(parts: Sequence[Path], path: Path, options: Mapping[str, Any], report:
     archive: SpoolingZipWriter | None = None
     try:
         for part in _until_failed(parts, failed):
-            if archive is None:
+            moved = False
+            if archive is None:  # the first part is the archive's start: moved, not copied, where it can be
                 archive = _moved_first(part / name, target, compression, members)
-                if archive is not None:  # the first part is the archive's start: moved, not copied
-                    members.end_shard()
-                    members.items.append(part / SHARD_ITEMS)
-                    continue
-                archive = SpoolingZipWriter(target, "w", compression=compression)
-            with StreamingZipReader(part / name) as source:
-                if not archive.append_archive(source, members.add):  # else the usual part: copied as one block
-                    _append_members(archive, source, compression, members)
+                moved = archive is not None
+                archive = archive or SpoolingZipWriter(target, "w", compression=compression)
+            if not moved:
+                with StreamingZipReader(part / name) as source:
+                    if not archive.append_archive(source, members.add):  # else the usual part: one block copy
+                        _append_members(archive, source, compression, members)
+                # Copied: removed now, so the parts never take the whole output's space again (nor, on a disk,
+                # get written to it, when removed before the kernel writes them back).
+                (part / name).unlink()
             members.end_shard()
             members.items.append(part / SHARD_ITEMS)
-            # Copied: removed now, so the parts never take the whole output's space again (nor, on a disk, get
-            # written to it, when removed before the kernel writes them back).
-            (part / name).unlink()
         if archive is None:
             archive = SpoolingZipWriter(target, "w", compression=compression)
     finally:
