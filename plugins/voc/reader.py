@@ -1007,10 +1007,11 @@ class VocReader:
         quick = self._quick_parse(data, count_only)
         if quick is not None:
             return quick
-        return self._parse_tree(data, path)
+        return self._parse_tree(data, path, count_only)
 
-    def _parse_tree(self, data: bytes, path: str | Path) -> _Parsed:
-        """:meth:`_parse_xml` through ElementTree: any document, and the errors with their locations."""
+    def _parse_tree(self, data: bytes, path: str | Path, count_only: bool = False) -> _Parsed:
+        """:meth:`_parse_xml` through ElementTree: any document, and the errors with their locations. With
+        ``count_only``, objects are read as :meth:`_quick_parse` reads them then: their labels only."""
         from xml.etree.ElementTree import ParseError
 
         import defusedxml.ElementTree as DefusedET
@@ -1054,7 +1055,9 @@ class VocReader:
                 warn(f"{path}: <size> of {width.strip()} by {height.strip()} is not an image size; ignored (the "
                      "image's own header gives its size where it is needed)")
         filename = (root.findtext("filename") or "").strip() or None
-        objects = [self._parse_object(element, i, line_of) for i, element in enumerate(root.findall("object"))]
+        objects = [
+            self._parse_object(element, i, line_of, count_only) for i, element in enumerate(root.findall("object"))
+        ]
         return size, filename, objects, _kept_children(root, READ_ELEMENTS, lambda tag: str(path))
 
     def _quick_parse(self, data: bytes, count_only: bool = False) -> _Parsed | None:
@@ -1158,12 +1161,15 @@ class VocReader:
             raise _Unsupported
         return _Object(label, (), {}, parts, index)
 
-    def _parse_object(self, element: Any, index: int, line_of: Callable[..., str]) -> _Object:
+    def _parse_object(self, element: Any, index: int, line_of: Callable[..., str], count_only: bool = False) -> _Object:
+        """One ``<object>``; with ``count_only``, its label and its parts' labels only (checked), for counting."""
         name = (element.findtext("name") or "").strip()
         if not name:
             raise DatasetError("<object> without <name>", line_of(index))
         if name not in self._known:
             self._check_label(name, line_of(index, "name"))
+        if count_only:
+            return _Object(name, (), {}, self._parts(element, index, line_of, count_only), index)
         box = self._bndbox(element, lambda: line_of(index, "bndbox"))
         attributes: dict[str, Any] = {}
         if element.find(POSE) is not None:
@@ -1184,6 +1190,10 @@ class VocReader:
             if key is None or attribute.find("value") is None:
                 raise DatasetError("<attribute> needs <name> and <value>", line_of(index, "attribute"))
             attributes[key.strip()] = attribute.findtext("value") or ""
+        return _Object(name, box, attributes, self._parts(element, index, line_of), index)
+
+    def _parts(self, element: Any, index: int, line_of: Callable[..., str], count_only: bool = False) -> list:
+        """``(label, box)`` of each ``<part>`` of object ``index`` (an empty box with ``count_only``)."""
         parts = []
         for part_index, part in enumerate(element.findall("part")):
             part_name = (part.findtext("name") or "").strip()
@@ -1191,8 +1201,8 @@ class VocReader:
             if not part_name:
                 raise DatasetError(f"<part> {part_index + 1} without <name>", where)
             self._check_label(part_name, where)
-            parts.append((part_name, self._bndbox(part, where)))
-        return _Object(name, box, attributes, parts, index)
+            parts.append((part_name, () if count_only else self._bndbox(part, where)))
+        return parts
 
     def _check_label(self, name: str, where: str) -> None:
         if name not in self._known:

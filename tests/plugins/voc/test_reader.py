@@ -422,29 +422,33 @@ def test_image_zip_target_counts_annotations_it_does_not_build(datumaro_fixtures
 
 def test_image_zip_target_counts_objects_without_reading_their_values(tmp_path):
     """A box value that is not a number spoils the item for a target that stores boxes; into image_zip the
-    box is only counted (its value is never used). An unknown label is a bad item either way."""
+    box is only counted (its value is never used), however the XML is written (``d.xml`` has a comment, which
+    ElementTree reads). An unknown label is a bad item either way."""
     from PIL import Image
 
     (tmp_path / "JPEGImages").mkdir()
-    for stem in ("a", "b", "c"):
+    for stem in ("a", "b", "c", "d"):
         Image.frombytes("RGB", (20, 10), os.urandom(600)).save(tmp_path / "JPEGImages" / f"{stem}.jpg")
     write_file(tmp_path, "Annotations/a.xml", xml(obj("cat") + obj("dog"), filename="a.jpg"))
     write_file(tmp_path, "Annotations/b.xml", xml(obj("cat", box=(1, "abc", 3, 4)), filename="b.jpg"))
     write_file(tmp_path, "Annotations/c.xml", xml(obj("unicorn"), filename="c.jpg"))
+    write_file(tmp_path, "Annotations/d.xml",
+               xml(obj("cat", box=("", 2, "inf", 4)) + "<!-- checked -->", filename="d.jpg"))
 
     boxes = dsformats.convert(tmp_path, tmp_path / "coco", "coco", source_format="voc", skip_bad_items=True)
     where = tmp_path / "Annotations"
     assert [entry.split(": ", 1) for entry in boxes.skipped] == [
         [f"{where / 'b.xml'}:7", "<ymin> is not a number: 'abc'"],
         [f"{where / 'c.xml'}:5", "unknown label 'unicorn': it is not a standard VOC label; declare it in labelmap.txt"],
+        [f"{where / 'd.xml'}:7", "<xmin> is not a number: ''"],
     ]
     assert boxes.items_written == {"default": 1}
 
     images = dsformats.convert(tmp_path, tmp_path / "out", "image_zip", source_format="voc", skip_bad_items=True)
-    assert images.items_written == {"default": 2} and images.skipped == boxes.skipped[1:]
-    assert images.dropped["bbox"][0] == 3
+    assert images.items_written == {"default": 3} and images.skipped == boxes.skipped[1:2]
+    assert images.dropped["bbox"][0] == 4
     with zipfile.ZipFile(tmp_path / "out" / "default.zip") as archive:
-        assert sorted(archive.namelist()) == ["a.jpg", "b.jpg"]
+        assert sorted(archive.namelist()) == ["a.jpg", "b.jpg", "d.jpg"]
         assert archive.read("b.jpg") == (tmp_path / "JPEGImages" / "b.jpg").read_bytes()
 
 
