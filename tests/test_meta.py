@@ -54,8 +54,8 @@ def test_public_api_has_docstrings():
 )
 def test_light_imports(code):
     check = (
-        "\nimport sys\nheavy = sorted(m for m in ('PIL', 'numpy', 'orjson', 'json', 'defusedxml', 'pycocotools',"
-        " 'xml.etree.ElementTree', 'tqdm', 'dsformats_image_zip.reader', 'dsformats_image_zip.writer') "
+        "\nimport sys\nheavy = sorted(m for m in ('PIL', 'numpy', 'orjson', 'msgspec', 'json', 'defusedxml',"
+        " 'pycocotools', 'xml.etree.ElementTree', 'tqdm', 'dsformats_image_zip.reader', 'dsformats_image_zip.writer') "
         "if m in sys.modules)\nprint('HEAVY', heavy)"
     )
     wrapped = f"try:\n    {code}\nexcept SystemExit:\n    pass\n{check}"

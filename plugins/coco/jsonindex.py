@@ -89,7 +89,33 @@ def _drop_pages(data: Any) -> None:
         data.madvise(mmap.MADV_DONTNEED)
 
 
-class JsonFile:
+class _ListSection:
+    """What :class:`JsonFile` and :class:`JsonView` share: parsing elements of the list section by number."""
+
+    name: str
+    list_key: str
+
+    def raw_elements(self, indexes: Sequence[int]) -> list[Any]:  # pragma: no cover - both define it
+        raise NotImplementedError
+
+    def loads(self, raw: Any, index: int) -> Any:
+        """Parse ``raw``, the bytes of element ``index``; DatasetError naming it when they are not JSON."""
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise DatasetError(f"invalid JSON: {exc}", f"{self.name}: {self.list_key}[{index}]") from None
+
+    def elements(self, indexes: Sequence[int]) -> list[Any]:
+        """Parse the elements ``indexes`` of the list section (as ``element`` each, with less overhead)."""
+        loads = self.loads
+        return [loads(raw, index) for index, raw in zip(indexes, self.raw_elements(indexes), strict=True)]
+
+    def element(self, index: int) -> Any:
+        """Parse element ``index`` of the list section (numbered as in the file)."""
+        return self.loads(self.raw_elements([index])[0], index)
+
+
+class JsonFile(_ListSection):
     """One JSON object file: ``section(key)`` parses a top-level value; ``element(i)`` one annotation."""
 
     def __init__(self, path: Path, name: str, list_key: str = "annotations") -> None:
@@ -332,56 +358,46 @@ class JsonFile:
     def __len__(self) -> int:
         return len(self.starts)
 
-    def parsed(self, start: int = 0, stop: int | None = None, *, invalid: Any = _RAISE) -> Iterator[Any]:
-        """The elements ``start`` to ``stop`` (default: all) of the list section, parsed in order (as
-        :meth:`element`, with less overhead). An element that is not valid JSON raises, or gives ``invalid``."""
-        data, loads = self._data, orjson.loads
-        stop = len(self.starts) if stop is None else stop
+    def raw(self, start: int = 0, stop: int | None = None) -> Iterator[Any]:
+        """The bytes of the elements ``start`` to ``stop`` (default: all) of the list section, in order, unparsed."""
+        data, starts, ends = self._data, self.starts, self.ends
+        stop = len(starts) if stop is None else stop
         for index in range(start, stop):
             if index > start and not index % _DROP_EVERY:
                 _drop_pages(data)
+            yield data[starts[index] : ends[index]]
+
+    def parsed(self, start: int = 0, stop: int | None = None, *, invalid: Any = _RAISE) -> Iterator[Any]:
+        """The elements ``start`` to ``stop`` (default: all) of the list section, parsed in order (as
+        :meth:`element`, with less overhead). An element that is not valid JSON raises, or gives ``invalid``."""
+        loads = orjson.loads
+        for index, raw in enumerate(self.raw(start, stop), start):
             try:
-                yield loads(data[self.starts[index] : self.ends[index]])
+                yield loads(raw)
             except orjson.JSONDecodeError as exc:
                 if invalid is _RAISE:
                     raise DatasetError(f"invalid JSON: {exc}", f"{self.name}: {self.list_key}[{index}]") from None
                 yield invalid
 
-    def elements(self, indexes: Sequence[int]) -> list[Any]:
-        """Parse the elements ``indexes`` of the list section (as :meth:`element` each, with less overhead)."""
-        return _parse_spans(self, self._data, indexes, [self.starts[i] for i in indexes],
-                            [self.ends[i] for i in indexes])
-
-    def element(self, index: int) -> Any:
-        """Parse element ``index`` of the list section (``annotations``)."""
-        self._parsed += 1
-        if not self._parsed % _DROP_EVERY:
-            _drop_pages(self._data)
-        raw = self._data[self.starts[index] : self.ends[index]]
-        try:
-            return orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise DatasetError(f"invalid JSON: {exc}", f"{self.name}: {self.list_key}[{index}]") from None
+    def raw_elements(self, indexes: Sequence[int]) -> list[Any]:
+        """The bytes of the elements ``indexes`` of the list section, unparsed."""
+        return _slices(self, self._data, [self.starts[i] for i in indexes], [self.ends[i] for i in indexes])
 
 
-def _parse_spans(owner: Any, data: Any, indexes: Sequence[int], starts: list[int], ends: list[int]) -> list[Any]:
-    """Parse ``data[start:end]`` for each span of the elements ``indexes`` of ``owner`` (a JsonFile or JsonView)."""
-    loads = orjson.loads
+def _slices(owner: Any, data: Any, starts: list[int], ends: list[int]) -> list[Any]:
+    """The bytes ``data[start:end]`` of each span, for ``owner`` (a JsonFile or JsonView, which counts them)."""
     parsed = owner._parsed
     out = []
-    for index, start, end in zip(indexes, starts, ends, strict=True):
+    for start, end in zip(starts, ends, strict=True):
         parsed += 1
         if not parsed % _DROP_EVERY:
             _drop_pages(data)
-        try:
-            out.append(loads(data[start:end]))
-        except orjson.JSONDecodeError as exc:
-            raise DatasetError(f"invalid JSON: {exc}", f"{owner.name}: {owner.list_key}[{index}]") from None
+        out.append(data[start:end])
     owner._parsed = parsed
     return out
 
 
-class JsonView:
+class JsonView(_ListSection):
     """Some elements of a scanned :class:`JsonFile`, numbered as in the file; picklable (no open mapping).
 
     A scale-out worker gets this instead of scanning the file again. A local file is mapped on first use; a
@@ -415,26 +431,12 @@ class JsonView:
                          ends=ends)
         return state
 
-    def elements(self, indexes: Sequence[int]) -> list[Any]:
-        """:meth:`element` of each of ``indexes``, with less overhead."""
+    def raw_elements(self, indexes: Sequence[int]) -> list[Any]:
+        """The bytes of the elements ``indexes`` (which must be in this view), unparsed."""
         if self._data is None:
             self._data, self._parsed = _load(self.path, self.name), 0
         positions = self.indexes.searchsorted(indexes)
-        return _parse_spans(self, self._data, indexes, self.starts[positions].tolist(), self.ends[positions].tolist())
-
-    def element(self, index: int) -> Any:
-        """Parse element ``index`` (its position in the file's list section), which must be in this view."""
-        if self._data is None:
-            self._data, self._parsed = _load(self.path, self.name), 0
-        self._parsed += 1
-        if not self._parsed % _DROP_EVERY:
-            _drop_pages(self._data)
-        pos = int(self.indexes.searchsorted(index))
-        raw = self._data[int(self.starts[pos]) : int(self.ends[pos])]
-        try:
-            return orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise DatasetError(f"invalid JSON: {exc}", f"{self.name}: {self.list_key}[{index}]") from None
+        return _slices(self, self._data, self.starts[positions].tolist(), self.ends[positions].tolist())
 
     def close(self) -> None:
         """Release the mapping (the view's own elements, which cannot be read again, are kept)."""

@@ -596,7 +596,34 @@ class CocoReader:
         irregular: list[int] = []
         invalid: set[int] = set()
         keys: set[str] = set()
-        for i, ann in enumerate(json.parsed(start, stop, invalid=_INVALID), start):
+        import orjson
+
+        decode: Any = None
+        decoded_codes = codes if codes is not None else array("h")
+        if codes is not None:
+            from .fastdecode import NOT_PLAIN, index_decoder
+
+            decode = index_decoder()
+        for i, raw in enumerate(json.raw(start, stop), start):
+            if decode is not None:  # instances: the common element is checked by typed decoding, in C
+                try:
+                    decoded = decode(raw)
+                except NOT_PLAIN:  # anything else (or an error) is checked as before, with orjson
+                    pass
+                else:
+                    if (index := local.get(decoded.image_id)) is None or not (
+                        (cid := decoded.category_id) in labels or not cid
+                    ):
+                        irregular.append(i)
+                    else:
+                        owners[i - start] = index
+                        if cid:
+                            decoded_codes[i - start] = _decoded_code(decoded, items[index].size)
+                    continue
+            try:
+                ann = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                ann = _INVALID
             if (
                 type(ann) is dict
                 and type(image_id := ann.get("image_id")) is int
@@ -909,6 +936,41 @@ class _Deferred(DeferredAnnotations):
         assert self.source.json is not None
         return self.source.json.elements(self.elements)
 
+    def plain(self) -> list[Any]:
+        """Per element of :attr:`elements`: its :func:`.fastdecode.record_decoder` record when it is a box and
+        polygons with a numeric area and no other key, else its JSON object parsed again.
+
+        A record's ``segmentation`` and ``bbox`` are JSON text without whitespace, the polygons as a list of
+        non-empty lists (``[]`` for none), exactly as :meth:`polygons` gives them; numbers keep their text.
+        """
+        from .fastdecode import NOT_PLAIN, record_decoder
+
+        json = self.source.json
+        assert json is not None
+        decode, loads = record_decoder(), json.loads
+        out = []
+        for element, code, raw in zip(self.elements, self.codes, json.raw_elements(self.elements), strict=True):
+            if code & 3 == 1:
+                try:
+                    record = decode(raw)
+                except NOT_PLAIN:
+                    pass
+                else:
+                    if memoryview(record.area)[0] in _NUMBER_START:
+                        record.bbox = bytes(record.bbox).translate(None, _SPACE)
+                        if code >> 2:
+                            polygons = bytes(record.segmentation).translate(None, _SPACE)
+                            record.segmentation = polygons
+                            if polygons.startswith(b"[[") and b"[]" not in polygons:
+                                out.append(record)
+                                continue
+                        else:
+                            record.segmentation = b"[]"
+                            out.append(record)
+                            continue
+            out.append(loads(raw, element))
+        return out
+
     def fields(
         self, ann: dict[str, Any]
     ) -> tuple[int, str, dict[str, Any], list[Any] | None, list[list[Any]], Rle | None]:
@@ -945,6 +1007,8 @@ _PLAIN_IMAGE_KEYS = frozenset(IMAGE_KEYS)  # the image records CocoReader._plain
 #: Annotation files with this many elements are indexed by two processes (see CocoReader._index).
 _FORK_INDEX_FROM = 20_000
 _INVALID = object()  # an element that is not valid JSON
+_NUMBER_START = frozenset(b"-0123456789")  # the first bytes of a JSON number
+_SPACE = b" \t\r\n"  # JSON whitespace
 
 
 def _kinds_of(codes: list[int]) -> dict[str, int]:
@@ -998,6 +1062,30 @@ def _plain_code(ann: dict, size: tuple[int, int] | None) -> int:
         code |= 2
     elif segmentation is not None:
         return -1
+    return code if 0 < code < 1 << 14 else -1
+
+
+def _decoded_code(plain: Any, size: tuple[int, int] | None) -> int:
+    """:func:`_plain_code` of an element decoded by :func:`.fastdecode.index_decoder` (its types are checked)."""
+    bbox = plain.bbox
+    code = 0
+    if bbox:
+        if len(bbox) != 4:
+            return -1
+        code = 1
+    segmentation = plain.segmentation
+    if type(segmentation) is list:
+        for part in segmentation:
+            if part:
+                if len(part) % 2 or len(part) < 6:
+                    return -1
+                code += 4
+    elif segmentation is not None:
+        try:
+            _rle({"size": segmentation.size, "counts": segmentation.counts}, "", size)
+        except DatasetError:
+            return -1
+        code |= 2
     return code if 0 < code < 1 << 14 else -1
 
 

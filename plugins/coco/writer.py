@@ -54,7 +54,6 @@ from .schema import (
     PANOPTIC,
     PANOPTIC_SUFFIX,
     PERSON_KEYPOINTS,
-    PLAIN_ANN_KEYS,
     SCORE_ATTR,
     STUFF,
     TASK_ATTR,
@@ -78,8 +77,6 @@ geometry = _LazyGeometry()
 SPOOL = ".coco-spool"
 STATE = "state.json"  # in SPOOL, when the spool is kept for a merge
 _SHAPES = (Bbox, Polygon, Mask)
-_NUMBERS = frozenset({int, float})
-
 
 
 def _crowd(value: Any, default: int) -> int:
@@ -459,27 +456,27 @@ class CocoWriter:
         """:meth:`_annotations` from the COCO reader's elements, giving the same records, ids and report.
 
         A plain element (a box and polygons, or a box and an RLE mask under ``--segmentation-mode guess``; no
-        task tag) is written from its JSON object; any other is built by the reader (:meth:`convert`) and takes
-        the full path.
+        task tag) is written from its JSON (the commonest from its JSON text); any other is built by the reader
+        (:meth:`convert`) and takes the full path.
         """
         pending: list[tuple[int, bytes, str]] = []
         counts: dict[str, int] = {}
         panoptic: list[Mask] = []
         boxes = polygon_count = 0
-        labels, ids, reindex, dumps = raw.labels, self.categories.ids, self.reindex, orjson.dumps
-        for element, code, ann in zip(raw.elements, raw.codes, raw.parsed(), strict=True):
-            # The commonest element, inline: a box and polygons, a numeric area, nothing else. The record is
-            # what _plain_bytes makes of fields(ann): is_crowd read as a flag, no attributes left.
-            if code & 3 == 1 and PLAIN_ANN_KEYS.issuperset(ann) and ann.get(AREA_ATTR).__class__ in _NUMBERS:
-                segmentation = ann.get("segmentation")
-                polygons = raw.polygons(segmentation) if segmentation else []
-                label = labels[ann["category_id"]]
-                record = {"category_id": ids.get(label) or self.categories.id_of(label, report),
-                          "segmentation": polygons, "area": ann[AREA_ATTR], "bbox": ann["bbox"],
-                          "iscrowd": 1 if ann.get("iscrowd") else 0}
-                pending.append((0 if reindex else ann["id"], dumps(record), label))
+        labels, ids, reindex = raw.labels, self.categories.ids, self.reindex
+        for element, code, ann in zip(raw.elements, raw.codes, raw.plain(), strict=True):
+            # The commonest element, inline: a box and polygons, a numeric area, nothing else, decoded by the
+            # reader with its JSON text. The record is what _plain_bytes makes of fields(ann): is_crowd read as a
+            # flag, no attributes left.
+            if ann.__class__ is not dict:
+                label = labels[ann.category_id]
+                record = b'{"category_id":%d,"segmentation":%s,"area":%s,"bbox":%s,"iscrowd":%d}' % (
+                    ids.get(label) or self.categories.id_of(label, report), ann.segmentation, ann.area, ann.bbox,
+                    1 if ann.iscrowd else 0,
+                )
+                pending.append((0 if reindex else ann.id, record, label))
                 boxes += 1
-                polygon_count += len(polygons)
+                polygon_count += code >> 2
                 continue
             if not code & 2 or self.mode == "guess":
                 ann_id, label, attributes, bbox, polygons, rle = raw.fields(ann)

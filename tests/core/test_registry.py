@@ -173,8 +173,8 @@ def test_building_the_registry_imports_no_heavy_module():
     import subprocess
 
     code = ("import sys, dsformats; r = dsformats.build_registry(); assert 'image_zip' in r.formats; "
-            "heavy = [m for m in ('PIL', 'numpy', 'orjson', 'json', 'defusedxml', 'pycocotools', 'xml.etree') "
-            "if m in sys.modules]; print(heavy)")
+            "heavy = [m for m in ('PIL', 'numpy', 'orjson', 'msgspec', 'json', 'defusedxml', 'pycocotools', "
+            "'xml.etree') if m in sys.modules]; print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
