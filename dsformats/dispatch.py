@@ -360,7 +360,9 @@ def _guarded(
         report.items_read[item.subset] += 1
         deferred = item.deferred
         if deferred is not None:  # counted without building them; built only when some must go
-            unsupported = {kind: n for kind, n in deferred.kinds().items() if kind not in supported and n}
+            unsupported = {}
+            if deferred.possible_kinds is None or not supported.issuperset(deferred.possible_kinds):
+                unsupported = {kind: n for kind, n in deferred.kinds().items() if kind not in supported and n}
         else:
             unsupported = {}
             for ann in item.annotations:

@@ -619,6 +619,9 @@ class DeferredAnnotations(abc.ABC):
 
     #: The format whose writer understands :meth:`raw` ("" for none).
     format: ClassVar[str] = ""
+    #: Every kind :meth:`build` may give, when the subclass knows (a target that holds them all need not count
+    #: :meth:`kinds`); None: unknown.
+    possible_kinds: ClassVar[frozenset[str] | None] = None
 
     def __init__(self) -> None:
         self._built: tuple[Annotation, ...] | None = None

@@ -550,6 +550,10 @@ class CocoReader:
         else:
             # The common case is checked in two halves, the second in a forked child, when the file is big
             split = count // 2 if count >= _FORK_INDEX_FROM else count
+            if task == INSTANCES:  # its decoder made once, before the fork
+                from .fastdecode import index_decoder
+
+                index_decoder()
             second = forked(lambda: self._index_range(source, local, split, count)) if split < count else None
             try:
                 owners, codes, irregular, invalid, keys = self._index_range(source, local, 0, split)
@@ -889,6 +893,7 @@ class _Deferred(DeferredAnnotations):
     """
 
     format = "coco"
+    possible_kinds = frozenset({"bbox", "polygon", "mask"})  # see _kinds_of
 
     def __init__(
         self, reader: CocoReader, source: _Source, record: _ItemRecord, elements: list[int], codes: list[int]
@@ -958,14 +963,13 @@ class _Deferred(DeferredAnnotations):
                 else:
                     if memoryview(record.area)[0] in _NUMBER_START:
                         record.bbox = bytes(record.bbox).translate(None, _SPACE)
-                        if code >> 2:
-                            polygons = bytes(record.segmentation).translate(None, _SPACE)
-                            record.segmentation = polygons
-                            if polygons.startswith(b"[[") and b"[]" not in polygons:
-                                out.append(record)
-                                continue
-                        else:
+                        if not code >> 2:
                             record.segmentation = b"[]"
+                            out.append(record)
+                            continue
+                        polygons = record.segmentation = bytes(record.segmentation).translate(None, _SPACE)
+                        # nested lists (no flat polygon), as many as non-empty polygons (no empty one)
+                        if polygons[1] == 0x5B and polygons.count(b"[") == (code >> 2) + 1:
                             out.append(record)
                             continue
             out.append(loads(raw, element))

@@ -418,6 +418,24 @@ def test_deferred_annotations_are_counted_without_building_and_built_only_to_dro
     assert report.dropped == {"polyline": [2, "boxes cannot store polyline annotations"]}
 
 
+def test_deferred_annotations_of_kinds_the_target_holds_are_not_counted(monkeypatch):
+    """``possible_kinds`` within the target's kinds: kinds() is not called; beyond them (or unknown): it is."""
+    from dsformats.dispatch import _guarded
+    from dsformats.report import Report
+
+    spec = FormatSpec(name="shapes", description="", annotation_kinds=("bbox", "polygon"))
+    box = Bbox(x=1, y=2, w=3, h=4, label="a")
+    counted = []
+    monkeypatch.setattr(CountedAnnotations, "kinds", lambda self: counted.append(self) or {"bbox": 1})
+    sources = [CountedAnnotations([box]) for _ in range(3)]
+    sources[0].possible_kinds = frozenset({"bbox"})
+    sources[1].possible_kinds = frozenset({"bbox", "mask"})
+    report = Report()
+    items = list(_guarded([Item(id=str(n), annotations=s) for n, s in enumerate(sources)], spec, report, None, None))
+    assert counted == sources[1:] and all(item.deferred is s for item, s in zip(items, sources, strict=True))
+    assert all(s.builds == 0 for s in sources) and not report.dropped
+
+
 def test_a_format_reads_files_with_its_extensions_itself():
     """``FormatSpec.reads_file``: such a file goes to the reader as it is (and may be sharded by ``auto``);
     any other archive is opened as the tree it holds."""
