@@ -270,6 +270,10 @@ class _ItemRecord:
     def attributes(self) -> dict[str, Any]:
         return {IMAGE_ID_ATTR: self.image_id, **(self.extras or {})}
 
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:  # pickled with shard readers: a plain tuple is fastest
+        return _ItemRecord, (self.subset, self.id, self.file_name, self.images_dir, self.image_id, self.size,
+                             self.extras)
+
 
 class CocoReader:
     """Items of every COCO task file found at ``path``, merged per subset and image.
@@ -622,7 +626,15 @@ class CocoReader:
                     else:
                         owners[i - start] = index
                         if cid:
-                            decoded_codes[i - start] = _decoded_code(decoded, items[index].size)
+                            segmentation = decoded.segmentation
+                            if segmentation.__class__ is list and len(decoded.bbox) == 4:  # the commonest, inline
+                                code = 1
+                                for part in segmentation:
+                                    if part:
+                                        code = code + 4 if len(part) >= 6 and not len(part) % 2 else -1 << 20
+                                decoded_codes[i - start] = code if 0 < code < 1 << 14 else -1
+                            else:
+                                decoded_codes[i - start] = _decoded_code(decoded, items[index].size)
                     continue
             try:
                 ann = orjson.loads(raw)
