@@ -84,7 +84,7 @@ class Joiner:
     def __init__(self, boundary: Path | None = None) -> None:
         self._linked: dict[tuple[Path, str], bool] = {}
         self._boundary = boundary
-        self._real: dict[Path, str] = {}
+        self._inside: set[Path] = set()  # roots found inside the boundary
         self._prefix: dict[Path, str] = {}  # str(root) + "/" of each local root (text)
         self._remote: dict[tuple[int, str], tuple[Any, Any, str, str, str] | None] = {}
 
@@ -106,11 +106,6 @@ class Joiner:
         _, fs, base, prefix, suffix = spec
         full = base + rel
         return _Member(fs, full, prefix + full + suffix, root, rel)
-
-    def _realpath(self, folder: Path) -> str:
-        if folder not in self._real:
-            self._real[folder] = os.path.realpath(folder)
-        return self._real[folder]
 
     def __call__(self, root: Path, name: str, *, location: str | None = None) -> Path:
         joined = self.text(root, name, location=location)
@@ -134,10 +129,11 @@ class Joiner:
     def _plain(self, root: Path, name: str, location: str | None) -> str | None:
         """``name`` made safe (:func:`safe_relative`) when no folder on its way below ``root`` is a symlink;
         None when one is (then :func:`join_within` decides). Refuses a ``root`` outside the boundary."""
-        if self._boundary is not None:
-            bound, real = self._realpath(self._boundary), self._realpath(root)
+        if self._boundary is not None and root not in self._inside:
+            bound, real = os.path.realpath(self._boundary), os.path.realpath(root)
             if real != bound and not real.startswith(bound.rstrip(os.sep) + os.sep):
                 raise DatasetError(f"the images folder {root} is a symlink that points outside the dataset", location)
+            self._inside.add(root)
         rel = safe_relative(name, location=location)
         folder = rel.rpartition("/")[0]
         if folder:

@@ -10,6 +10,7 @@ order in which shards met them) or when the shards' category catalogs differ.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -117,9 +118,16 @@ def _check_unique(subset: str, sources: Sequence[SpoolSource]) -> None:
     """Refuse two images of ``subset`` with one file name (an item id that repeats across shards)."""
     if len(sources) < 2:
         return
-    owners: dict[str, int] = {}
+    owners: dict[bytes, int] = {}
     for number, source in enumerate(sources):
-        for name in _file_names(source):
-            if owners.setdefault(name, number) != number:
-                raise DatasetError(f"image {subset}/{name} is written by two shards (an item id repeats across "
-                                   "shards)")
+        with open(source.images, "rb") as lines:
+            while block := b"".join(lines.readlines(1 << 20)):
+                # the file names as the writer's JSON strings (orjson's: equal names, equal bytes), found in C
+                for name in _FILE_NAME.findall(block):
+                    if owners.setdefault(name, number) != number:
+                        raise DatasetError(f"image {subset}/{orjson.loads(name)} is written by two shards (an item "
+                                           "id repeats across shards)")
+
+
+#: The ``file_name`` of an image record line of a spool (the writer's keys: width, height, file_name, ...).
+_FILE_NAME = re.compile(rb'"file_name":("(?:[^"\\\n]|\\.)*")')

@@ -141,6 +141,26 @@ def test_item_repeated_across_shards_is_an_error(tmp_path):
             merge_parts(tmp_path / str(n), header, [*items, items[0]], [6], options)
 
 
+def test_repeated_names_are_found_whatever_they_hold(tmp_path):
+    """File names with quotes (escaped in JSON) and non-ASCII text, and attribute strings that look like a file name:
+    distinct names merge; a name repeated across shards is refused, named as it is."""
+    odd = ['a"b', "é/日本", 'x","file_name":"y', "plain"]
+    rng = random.Random(5)
+    items = [Item(id=name, media=dsformats.Media.from_bytes(random_image(rng, 4, 3, ".png"), ".png"),
+                  attributes={"note": f'"file_name":"{odd[-1 - n]}.png"'})
+             for n, name in enumerate(odd)]
+    header = Header(subsets=("default",))
+    dsformats.write(items, tmp_path / "single", "coco", header=header)
+    (tmp_path / "ok").mkdir()
+    assert merge_parts(tmp_path / "ok", header, items, [2], {}) is True
+    assert tree(tmp_path / "ok" / "merged") == tree(tmp_path / "single")
+    for n, name in enumerate(odd):
+        (tmp_path / f"bad{n}").mkdir()
+        with pytest.raises(DatasetError, match="shards") as error:
+            merge_parts(tmp_path / f"bad{n}", header, [*items, items[n]], [len(items)], {})
+        assert f"image default/{name}.png is written by two shards" in str(error.value)
+
+
 @pytest.mark.parametrize("cuts", [[1], [13, 14, 30]])
 @pytest.mark.parametrize("options", [{}, {"tasks": ["person_keypoints", "instances", "captions"]}])
 def test_merge_of_unique_ids_equals_single_writer(tmp_path, cuts, options):
