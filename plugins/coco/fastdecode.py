@@ -1,4 +1,5 @@
-"""Typed msgspec decoders of the commonest instances annotation: a box and polygons (or an RLE mask).
+"""Typed msgspec decoders of the commonest instances annotation (a box and polygons, or an RLE mask), and of
+the commonest ``images`` list.
 
 orjson builds a dict of every element, which Python code then checks key by key. These decoders check the
 common element's types in C while parsing it, and fail (with one of :data:`NOT_PLAIN`) on anything else, which
@@ -60,3 +61,14 @@ def record_decoder() -> Any:
         kw_only=True,
     )
     return msgspec.json.Decoder(record).decode
+
+
+@functools.cache
+def images_decoder() -> Any:
+    """Decodes an ``images`` list whose every record has exactly the keys ``id``, ``file_name``, ``width`` and
+    ``height`` (ints, a string): the common case, which the reader then takes record by record as typed."""
+    image = msgspec.defstruct(
+        "PlainImage", [("id", _Int), ("file_name", str), ("width", _Int), ("height", _Int)],
+        forbid_unknown_fields=True,
+    )
+    return msgspec.json.Decoder(list[image]).decode

@@ -344,12 +344,16 @@ class JsonFile(_ListSection):
     def _close_scalar(self, key: str, start: int, end: int) -> None:
         self.spans[key] = (start, end)
 
+    def section_bytes(self, key: str) -> bytes | None:
+        """The JSON text of the top-level value ``key``, or None when absent."""
+        span = self.spans.get(key)
+        return None if span is None else bytes(self._data[span[0] : span[1]]).strip(_WS).rstrip(b",")
+
     def section(self, key: str, default: Any = None) -> Any:
         """The parsed top-level value ``key``, or ``default`` when absent."""
-        span = self.spans.get(key)
-        if span is None:
+        raw = self.section_bytes(key)
+        if raw is None:
             return default
-        raw = bytes(self._data[span[0] : span[1]]).strip(_WS).rstrip(b",")
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError as exc:

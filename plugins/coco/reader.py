@@ -415,13 +415,23 @@ class CocoReader:
             raise DatasetError("expected a list", f"{name}: categories")
         file_info["categories"] = [self._read_category(source, i, c) for i, c in enumerate(categories)]
 
-        images = json.section("images")
-        if not isinstance(images, list):
-            raise DatasetError("expected a list", f"{name}: images")
+        images = _typed_images(json) if task == INSTANCES else None
+        typed = images is not None
+        if images is None:
+            images = json.section("images")
+            if not isinstance(images, list):
+                raise DatasetError("expected a list", f"{name}: images")
         local: dict[int, int] = {}
         dead: set[int] = set()  # ids of images skipped as bad items: their annotations go with them
         for i, image in enumerate(images):
-            if self._plain_image(source, image, local):
+            if typed:
+                if self._plain_image(source, image.id, image.file_name, image.width, image.height, local):
+                    continue
+                image = {"id": image.id, "file_name": image.file_name, "width": image.width, "height": image.height}
+            elif (type(image) is dict and image.keys() == _PLAIN_IMAGE_KEYS and type(image["id"]) is int
+                  and type(image["file_name"]) is str and type(image["width"]) is int
+                  and type(image["height"]) is int and self._plain_image(
+                      source, image["id"], image["file_name"], image["width"], image["height"], local)):
                 continue
             where = f"{name}: images[{i}]"
             image_id = None
@@ -484,15 +494,15 @@ class CocoReader:
             self._keypoints.setdefault(label, KeypointSchema(names=names, skeleton=edges))
         return label
 
-    def _plain_image(self, source: _Source, image: Any, local: dict[int, int]) -> bool:
+    def _plain_image(
+        self, source: _Source, image_id: int, file_name: str, width: int, height: int, local: dict[int, int]
+    ) -> bool:
         """Add an image record of the common case, which :meth:`_add_image` adds as it is, without building its
-        error locations: exactly the keys ``id``, ``file_name``, ``width`` and ``height``; integers (a size that
-        :func:`declared_size` takes); a file name already normal; a new id, name and item id. False (nothing
-        added) for any other record, which takes the full path, where its problem is named."""
-        if not (type(image) is dict and image.keys() == _PLAIN_IMAGE_KEYS and type(image_id := image["id"]) is int
-                and image_id not in local and type(file_name := image["file_name"]) is str
-                and type(width := image["width"]) is int and type(height := image["height"]) is int
-                and 0 < width <= MAX_IMAGE_SIDE and 0 < height <= MAX_IMAGE_SIDE
+        error locations: exactly the keys ``id``, ``file_name``, ``width`` and ``height`` (checked by the
+        caller: ints and a string); a size that :func:`declared_size` takes; a file name already normal; a new
+        id, name and item id. False (nothing added) for any other record, which takes the full path, where its
+        problem is named."""
+        if not (image_id not in local and 0 < width <= MAX_IMAGE_SIDE and 0 < height <= MAX_IMAGE_SIDE
                 and (key := (source.subset, file_name)) not in self._by_key):
             return False
         try:
@@ -1025,6 +1035,19 @@ _FORK_INDEX_FROM = 20_000
 _INVALID = object()  # an element that is not valid JSON
 _NUMBER_START = frozenset(b"-0123456789")  # the first bytes of a JSON number
 _SPACE = b" \t\r\n"  # JSON whitespace
+
+
+def _typed_images(json: JsonFile) -> list[Any] | None:
+    """The ``images`` list decoded by :func:`.fastdecode.images_decoder`, when every record is a common one."""
+    from .fastdecode import NOT_PLAIN, images_decoder
+
+    raw = json.section_bytes("images")
+    if raw is None:
+        return None
+    try:
+        return images_decoder()(raw)
+    except NOT_PLAIN:
+        return None
 
 
 def _kinds_of(codes: list[int]) -> dict[str, int]:

@@ -101,8 +101,11 @@ def file_stem(task: str, subset: str) -> str:
 
 
 def split_name(name: str) -> tuple[str, str]:
-    """``("a/b/1", ".jpg")`` for ``a/b/1.JPG``: the item id and the lower-case suffix."""
-    stem, suffix = posixpath.splitext(name)
+    """``("a/b/1", ".jpg")`` for ``a/b/1.JPG``: the item id and the lower-case suffix (as ``posixpath.splitext``)."""
+    dot, slash = name.rfind("."), name.rfind("/")
+    if dot > slash + 1 and name[slash + 1] != ".":  # the common case: a dot after the name's first character
+        return name[:dot], name[dot:].lower()
+    stem, suffix = posixpath.splitext(name)  # no dot, or leading dots (".hidden", "a/..b.png")
     return stem, suffix.lower()
 
 

@@ -666,3 +666,18 @@ def test_image_records_read_the_same_with_or_without_the_common_case_path(tmp_pa
     assert items[0][2] == (4, 3) and items[1][2] is None and items[2][3]["license"] == 2
     assert [box[0] for box in items[0][4]] == [1, 6]  # image 6 is a.jpg again: its box joins item a
     assert len(skipped) == 6 and "duplicate image id 1" in skipped[0] and "would both be item 'a'" in skipped[2]
+
+
+def test_split_name_is_posix_splitext_with_a_lower_case_suffix():
+    import posixpath
+    import random
+
+    from dsformats_coco.schema import split_name
+
+    rng = random.Random(1)
+    names = ["a.JPG", "a/b.Png", ".h", "a/.h", "..a.b", "a/..b.png", "a.", ".", "..", "a.b/c", "a..b", ".a.b"]
+    names += ["".join(rng.choice("./ab") for _ in range(rng.randint(1, 7))) for _ in range(5000)]
+    for name in names:
+        stem, suffix = posixpath.splitext(name)
+        assert split_name(name) == (stem, suffix.lower()), name
+    assert split_name("d/IMG.0001.JPEG") == ("d/IMG.0001", ".jpeg")
