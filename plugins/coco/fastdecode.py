@@ -71,4 +71,4 @@ def images_decoder() -> Any:
         "PlainImage", [("id", _Int), ("file_name", str), ("width", _Int), ("height", _Int)],
         forbid_unknown_fields=True,
     )
-    return msgspec.json.Decoder(list[image]).decode
+    return msgspec.json.Decoder(list[image]).decode  # type: ignore[valid-type]
