@@ -29,7 +29,7 @@ _BOM = b"\xef\xbb\xbf"
 #: Elements parsed between two releases of the mapped pages read so far (see :func:`_drop_pages`).
 _DROP_EVERY = 8192
 #: Bytes scanned per numpy pass over the annotations list (the passes' temporary arrays are a few times this).
-_CHUNK = 1 << 20
+_CHUNK = 1 << 18
 #: Files up to this size are also fully parsed once, so syntax errors are reported with orjson's position.
 _VALIDATE_LIMIT = 4 << 20
 

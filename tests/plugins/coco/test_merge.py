@@ -201,3 +201,25 @@ def test_panoptic_pngs_that_differ_only_in_case_across_shards_are_warned_about_a
     assert registry.merge("coco", parts, tmp_path / "merged", checked, report) is True
     assert sorted(report.warnings) == sorted(single.warnings)
     assert tree(tmp_path / "merged") == tree(tmp_path / "single")
+
+
+@pytest.mark.parametrize("block", [7, 64, 1 << 16])
+def test_spool_runs_give_back_every_line_whatever_the_block_size(monkeypatch, block):
+    """Element lines ("{...") come in runs, other lines one by one, in order, lines longer than a block too."""
+    import io
+
+    from dsformats_coco import spool
+
+    rng = random.Random(block)
+    lines = []
+    for n in range(300):
+        body = b"x" * rng.choice([0, 3, 50, 200, 70_000])
+        lines.append((b'{"id":%d,%s}\n' % (n, body)) if rng.random() < 0.7 else (b"%d 0 {%s}\n" % (n, body)))
+    monkeypatch.setattr(spool, "_BLOCK", block)
+    runs = list(spool._runs(io.BytesIO(b"".join(lines))))
+    assert b"".join(text for _, text in runs) == b"".join(lines)
+    for whole, text in runs:
+        assert all(line.startswith(b"{") == whole for line in text.splitlines())
+        assert whole or text.count(b"\n") == 1
+    if block > 1000:  # several element lines to a run
+        assert sum(whole for whole, _ in runs) < sum(line.startswith(b"{") for line in lines)
