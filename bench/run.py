@@ -374,7 +374,8 @@ def table(loads: list[Workload], floor_times: dict[str, float], header: str) -> 
             else:
                 row += ["—"] * 4
         floor = floor_times.get(w.floor or "")
-        row += [f"{floor:.2f} s ({best(ours).seconds / floor:.1f}× floor)" if floor else "—"]
+        # two decimals: a ratio at a target's edge (1.5×) must not be rounded onto it
+        row += [f"{floor:.3f} s ({best(ours).seconds / floor:.2f}× floor)" if floor else "—"]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
 

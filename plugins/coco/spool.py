@@ -320,8 +320,9 @@ def _runs(lines: IO[bytes]) -> Iterator[tuple[bool, bytes]]:
         if not end:
             pending.append(chunk)
             continue
-        yield from _split_runs(b"".join([*pending, chunk[:end]]))
-        pending = [chunk[end:]]
+        block = chunk if end == len(chunk) else chunk[:end]
+        yield from _split_runs(b"".join([*pending, block]) if pending else block)
+        pending = [chunk[end:]] if end < len(chunk) else []
     yield from _split_runs(b"".join(pending))
 
 
@@ -354,7 +355,8 @@ class _Joined:
     def add_lines(self, lines: bytes) -> None:
         """Add elements given one per line (each ending in ``\n``)."""
         self.flush()
-        self.out.write(self.head + lines[:-1].replace(b"\n", b",\n"))
+        self.out.write(self.head)
+        self.out.write(memoryview(lines.replace(b"\n", b",\n"))[:-2])  # one copy of the block
         self.head = b",\n"
 
     def flush(self) -> None:
