@@ -54,7 +54,6 @@ def _element_pattern() -> re.Pattern[bytes] | None:
 
 
 _ELEMENT: re.Pattern[bytes] | None = None
-_RAISE = object()  # JsonFile.parsed: raise on an element that is not valid JSON
 
 
 def _load(path: Path, name: str) -> Any:
@@ -370,18 +369,6 @@ class JsonFile(_ListSection):
             if index > start and not index % _DROP_EVERY:
                 _drop_pages(data)
             yield data[starts[index] : ends[index]]
-
-    def parsed(self, start: int = 0, stop: int | None = None, *, invalid: Any = _RAISE) -> Iterator[Any]:
-        """The elements ``start`` to ``stop`` (default: all) of the list section, parsed in order (as
-        :meth:`element`, with less overhead). An element that is not valid JSON raises, or gives ``invalid``."""
-        loads = orjson.loads
-        for index, raw in enumerate(self.raw(start, stop), start):
-            try:
-                yield loads(raw)
-            except orjson.JSONDecodeError as exc:
-                if invalid is _RAISE:
-                    raise DatasetError(f"invalid JSON: {exc}", f"{self.name}: {self.list_key}[{index}]") from None
-                yield invalid
 
     def raw_elements(self, indexes: Sequence[int]) -> list[Any]:
         """The bytes of the elements ``indexes`` of the list section, unparsed."""

@@ -123,11 +123,16 @@ def _check_unique(subset: str, sources: Sequence[SpoolSource]) -> None:
         with open(source.images, "rb") as lines:
             while block := b"".join(lines.readlines(1 << 20)):
                 # the file names as the writer's JSON strings (orjson's: equal names, equal bytes), found in C
-                for name in _FILE_NAME.findall(block):
+                names = _FILE_NAME.findall(block)
+                if len(names) != block.count(b"\n"):  # not one a line as the writer writes them: parse them
+                    names = [orjson.dumps(orjson.loads(line.split(b" ", 1)[1])["file_name"])
+                             for line in block.splitlines()]
+                for name in names:
                     if owners.setdefault(name, number) != number:
                         raise DatasetError(f"image {subset}/{orjson.loads(name)} is written by two shards (an item "
                                            "id repeats across shards)")
 
 
-#: The ``file_name`` of an image record line of a spool (the writer's keys: width, height, file_name, ...).
-_FILE_NAME = re.compile(rb'"file_name":("(?:[^"\\\n]|\\.)*")')
+#: The ``file_name`` of a spooled image record line: ``<explicit id> {"width":W,"height":H,"file_name":"..."``
+#: at its start, as the writer writes it (an attribute's nested ``file_name`` later on the line is not matched).
+_FILE_NAME = re.compile(rb'^-?\d+ \{"width":-?\d+,"height":-?\d+,"file_name":("(?:[^"\\\n]|\\.)*")', re.MULTILINE)

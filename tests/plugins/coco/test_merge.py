@@ -141,13 +141,21 @@ def test_item_repeated_across_shards_is_an_error(tmp_path):
             merge_parts(tmp_path / str(n), header, [*items, items[0]], [6], options)
 
 
-def test_repeated_names_are_found_whatever_they_hold(tmp_path):
-    """File names with quotes (escaped in JSON) and non-ASCII text, and attribute strings that look like a file name:
-    distinct names merge; a name repeated across shards is refused, named as it is."""
+@pytest.mark.parametrize("parsed", [False, True], ids=["regex", "parsed"])
+def test_repeated_names_are_found_whatever_they_hold(tmp_path, monkeypatch, parsed):
+    """File names with quotes (escaped in JSON) and non-ASCII text, and attributes that look like a file name:
+    distinct names merge; a name repeated across shards is refused, named as it is (also where the spool's
+    lines are parsed instead)."""
+    if parsed:
+        import re
+
+        from dsformats_coco import merge
+
+        monkeypatch.setattr(merge, "_FILE_NAME", re.compile(rb"(?!)"))  # matches nothing
     odd = ['a"b', "é/日本", 'x","file_name":"y', "plain"]
     rng = random.Random(5)
     items = [Item(id=name, media=dsformats.Media.from_bytes(random_image(rng, 4, 3, ".png"), ".png"),
-                  attributes={"note": f'"file_name":"{odd[-1 - n]}.png"'})
+                  attributes={"note": f'"file_name":"{odd[-1 - n]}.png"', "meta": {"file_name": f"{odd[-1 - n]}.png"}})
              for n, name in enumerate(odd)]
     header = Header(subsets=("default",))
     dsformats.write(items, tmp_path / "single", "coco", header=header)
