@@ -10,6 +10,7 @@ three integer arrays.
 
 from __future__ import annotations
 
+import abc
 import mmap
 import re
 import sys
@@ -88,14 +89,15 @@ def _drop_pages(data: Any) -> None:
         data.madvise(mmap.MADV_DONTNEED)
 
 
-class _ListSection:
+class _ListSection(abc.ABC):
     """What :class:`JsonFile` and :class:`JsonView` share: parsing elements of the list section by number."""
 
     name: str
     list_key: str
 
-    def raw_elements(self, indexes: Sequence[int]) -> list[Any]:  # pragma: no cover - both define it
-        raise NotImplementedError
+    @abc.abstractmethod
+    def raw_elements(self, indexes: Sequence[int]) -> list[Any]:
+        """The bytes of the elements ``indexes`` of the list section, unparsed."""
 
     def loads(self, raw: Any, index: int) -> Any:
         """Parse ``raw``, the bytes of element ``index``; DatasetError naming it when they are not JSON."""
