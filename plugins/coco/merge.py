@@ -133,6 +133,7 @@ def _check_unique(subset: str, sources: Sequence[SpoolSource]) -> None:
                                            "id repeats across shards)")
 
 
-#: The ``file_name`` of a spooled image record line: ``<explicit id> {"width":W,"height":H,"file_name":"..."``
-#: at its start, as the writer writes it (an attribute's nested ``file_name`` later on the line is not matched).
-_FILE_NAME = re.compile(rb'^-?\d+ \{"width":-?\d+,"height":-?\d+,"file_name":("(?:[^"\\\n]|\\.)*")', re.MULTILINE)
+#: The ``file_name`` of a spooled image record line, ``<explicit id> {"width":W,"height":H,"file_name":"..."``, as
+#: the writer writes it: orjson puts no space outside strings (and escapes every quote inside one), so the space
+#: and brace match only there, never an attribute's nested ``file_name`` later on the line.
+_FILE_NAME = re.compile(rb' \{"width":-?\d+,"height":-?\d+,"file_name":("(?:[^"\\\n]|\\.)*")')

@@ -155,7 +155,8 @@ def test_repeated_names_are_found_whatever_they_hold(tmp_path, monkeypatch, pars
     odd = ['a"b', "é/日本", 'x","file_name":"y', "plain"]
     rng = random.Random(5)
     items = [Item(id=name, media=dsformats.Media.from_bytes(random_image(rng, 4, 3, ".png"), ".png"),
-                  attributes={"note": f'"file_name":"{odd[-1 - n]}.png"', "meta": {"file_name": f"{odd[-1 - n]}.png"}})
+                  attributes={"note": f' {{"width":4,"height":3,"file_name":"{odd[-1 - n]}.png"}}',
+                              "meta": {"width": 4, "height": 3, "file_name": f"{odd[-1 - n]}.png"}})
              for n, name in enumerate(odd)]
     header = Header(subsets=("default",))
     dsformats.write(items, tmp_path / "single", "coco", header=header)
