@@ -13,7 +13,7 @@ Keep the plugin module light: import Pillow, numpy or JSON libraries inside ``ds
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from dsformats.detect import Detection, Probe
     from dsformats.formats import FormatSpec, Reader, Writer
     from dsformats.model import Header
+    from dsformats.placement import PlannedMedia
 
 PROJECT = "dsformats"
 
@@ -84,6 +85,18 @@ def dsformats_merge(format: str, parts: Sequence[Path], path: Path, options: Map
     consumed (files moved out of them). Return None when ``format`` is not yours or when these parts cannot
     give that exact output: the engine then converts in a single process instead. ``report`` (the merged
     :class:`~dsformats.Report`) takes warnings.
+    """
+
+
+@hookspec(firstresult=True)
+def dsformats_placed_size(format: str, media: Iterable[PlannedMedia], options: Mapping[str, Any]) -> int | None:
+    """Optional: the exact bytes that a part holding items with these ``media`` (in order) takes in the merged
+    output of ``format``; None when it is not yours or you cannot tell.
+
+    Only for a format whose merge keeps parts where the scale-out engine placed them (see
+    :mod:`dsformats.placement`): its writer then writes a shard's part into its byte range of the merged output
+    (:func:`dsformats.policy.placement`), and its merge adopts it without copying when the part fits the range
+    exactly. ``options`` are the validated writer options.
     """
 
 

@@ -6,7 +6,8 @@ the report and returns. :func:`warn` records a warning in the current conversion
 The dispatcher sets both up for the duration of a conversion. :func:`writing_partial` tells a writer that
 it writes one shard of a scale-out conversion, whose partial output its format's merge hook will combine.
 :func:`stored_kinds` tells a reader which annotation kinds the conversion's target can store, so that it
-may skip building the others and only count them with :func:`not_stored`.
+may skip building the others and only count them with :func:`not_stored`. :func:`placement` tells a shard's
+writer where its part goes in the merged output (see :mod:`dsformats.placement`).
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ import logging
 from collections.abc import Iterator
 
 from dsformats.errors import DatasetError
+from dsformats.placement import Placement
 from dsformats.report import Report
 
 __all__ = [
-    "bad_item", "collecting", "not_stored", "partial_output", "reporting", "stored_kinds", "storing", "warn",
-    "writing_partial",
+    "bad_item", "collecting", "not_stored", "partial_output", "placement", "placing", "reporting", "stored_kinds",
+    "storing", "warn", "writing_partial",
 ]
 
 _log = logging.getLogger("dsformats")
@@ -32,6 +34,7 @@ _collected: contextvars.ContextVar[list[DatasetError] | None] = contextvars.Cont
     "dsformats_collected", default=None
 )
 _partial: contextvars.ContextVar[bool] = contextvars.ContextVar("dsformats_partial", default=False)
+_placement: contextvars.ContextVar[Placement | None] = contextvars.ContextVar("dsformats_placement", default=None)
 _storing: contextvars.ContextVar[tuple[str, frozenset[str], Report] | None] = contextvars.ContextVar(
     "dsformats_storing", default=None
 )
@@ -97,6 +100,22 @@ def partial_output() -> Iterator[None]:
         yield
     finally:
         _partial.reset(token)
+
+
+def placement() -> Placement | None:
+    """Where the current shard's part goes in the merged output, when the scale-out engine placed it (see
+    :mod:`dsformats.placement`); None otherwise. A writer that cannot use it ignores it."""
+    return _placement.get()
+
+
+@contextlib.contextmanager
+def placing(where: Placement | None) -> Iterator[None]:
+    """Within the block, :func:`placement` returns ``where`` (set by the local scale-out engine around a shard)."""
+    token = _placement.set(where)
+    try:
+        yield
+    finally:
+        _placement.reset(token)
 
 
 def not_stored_reason(target: str, kind: str) -> str:

@@ -28,6 +28,7 @@ from dsformats.detect import Confidence, Detection, Probe
 from dsformats.errors import DatasetError, DuplicateFormatError, PluginLoadError, UnknownFormatError
 from dsformats.formats import PLUGIN_API_VERSION, FormatSpec, Reader, Writer
 from dsformats.model import Header
+from dsformats.placement import PlannedMedia
 
 if sys.version_info >= (3, 12):
     from importlib import metadata
@@ -167,6 +168,11 @@ class Registry:
         return self._pm.hook.dsformats_merge(
             format=format, parts=parts, path=Path(path), options=dict(options), report=report
         )
+
+    def placed_size(self, format: str, media: Iterable[PlannedMedia], options: Mapping[str, Any]) -> int | None:
+        """Call ``dsformats_placed_size``: None when no plugin sizes a placed part (see :mod:`dsformats.placement`)."""
+        result: int | None = self._pm.hook.dsformats_placed_size(format=format, media=media, options=dict(options))
+        return result
 
     def detect(self, path: str | os.PathLike[str] | Any) -> list[Detection]:
         """Ask every plugin about ``path``; return all verdicts, best first.

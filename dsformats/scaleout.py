@@ -28,10 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from dsformats import archives, dispatch
-from dsformats.errors import DsformatsError, OptionError
+from dsformats.errors import DatasetError, DsformatsError, OptionError
 from dsformats.formats import FormatSpec
 from dsformats.model import Header
-from dsformats.policy import partial_output, reporting
+from dsformats.placement import Placement
+from dsformats.policy import partial_output, placing, reporting
 from dsformats.registry import Registry, default_registry
 from dsformats.report import Report
 
@@ -210,6 +211,7 @@ def _convert_shard(task: Mapping[str, Any]) -> Report:
     with (
         reporting(report, skip_bad_items=task["skip_bad_items"]),
         partial_output(),
+        placing(task.get("placement")),
         shipped or dispatch.read(task["src"], task["source_format"], options=reader_options, registry=registry)
         as reader,
     ):
@@ -297,6 +299,39 @@ def _processes(workers: int) -> Iterator[_Engine]:
                 future.cancel()
 
         yield _Engine(lambda task, index: pool.submit(_convert_shard, task), cancel)
+
+
+class _Placer:
+    """Reserves each shard's byte range of the merged output file, in shard order, for as long as the shards'
+    readers predict their media and the target sizes them (see :mod:`dsformats.placement`)."""
+
+    def __init__(self, registry: Registry, format: str, options: Mapping[str, Any], folder: Path) -> None:
+        self.registry, self.format, self.options = registry, format, options
+        self.path = folder / "placed-output"  # made with the first placement
+        self.offset: int | None = 0
+
+    def place(self, plan: Mapping[str, Any]) -> Placement | None:
+        """The range of the shard ``plan`` (with its shipped reader), after the earlier ones'; None from the first
+        shard that cannot be sized on."""
+        if self.offset is None:
+            return None
+        shipped = plan.get("reader")
+        planned = getattr(shipped.reader, "planned_media", None) if shipped is not None else None
+        size = None
+        if callable(planned):
+            try:
+                media = planned()
+                size = None if media is None else self.registry.placed_size(self.format, media, self.options)
+            except (DatasetError, OSError):  # a prediction only: the shard is written as an ordinary part
+                size = None
+        if size is None:
+            self.offset = None
+            return None
+        if not self.offset:
+            self.path.touch()
+        placement = Placement(str(self.path), self.offset, size)
+        self.offset += size
+        return placement
 
 
 class _Parts:
@@ -475,12 +510,16 @@ def convert_distributed(
             _add_report(report, probe)
             dispatch.report_metadata(header, info.spec, report, reg, checked)
             runner = _processes(workers) if engine == "processes" else _dask(scheduler, workers, retries)
+            # Local workers write their parts straight into the merged output where the target can size them.
+            local = engine == "processes" and parts_dir is None and parts.url is None and not archives.is_url(dst)
+            placer = _Placer(reg, info.name, checked, parts.local) if local else None
             with runner as pool:
                 for index, shard in enumerate(plans):
                     task = {
                         "src": str(src), "source_format": source_format, "reader_options": dict(reader_options or {}),
                         "shard": shard, "format": info.name, "writer_options": task_options, "header": header,
                         "part": parts.part(index), "skip_bad_items": skip_bad_items,
+                        "placement": placer.place(shard) if placer is not None else None,
                     }
                     run.add(pool.submit(task, index))
 

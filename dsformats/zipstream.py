@@ -40,7 +40,7 @@ from zlib import crc32
 
 __all__ = [
     "MARK_EVERY", "Compressed", "SpoolingZipWriter", "StreamingZipReader", "ZipMember", "compress", "fast_crc32",
-    "raw_inflater",
+    "raw_inflater", "stored_member_size",
 ]
 
 _CD = struct.Struct(zipfile.structCentralDir)  # type: ignore[attr-defined]
@@ -437,6 +437,19 @@ class SpoolingZipWriter(zipfile.ZipFile):
         writer.filelist.append_record(records, count)  # type: ignore[attr-defined]
         return writer
 
+    @classmethod
+    def at_start(cls, path: str | PathLike[str], compression: int) -> SpoolingZipWriter:
+        """A writer of a new archive at the start of the existing file ``path``, whose bytes it leaves as they are
+        (for :meth:`adopt_archive`); closing it writes the central directory after the members it has."""
+        fp = open(path, "r+b")  # noqa: SIM115 - closed by the writer
+        try:
+            writer = cls(fp, "w", compression=compression, spool_dir=Path(fspath(path)).parent)
+        except BaseException:
+            fp.close()
+            raise
+        writer._filePassed = 0  # type: ignore[attr-defined] # zipfile closes the file with the archive
+        return writer
+
     def _write_end_record(self) -> None:  # noqa: D401 - zipfile's
         assert self.fp is not None and isinstance(self.filelist, _SpooledRecords)
         self.filelist.copy_to(self.fp)
@@ -496,6 +509,15 @@ class SpoolingZipWriter(zipfile.ZipFile):
         compression, other local headers). Else ``check`` is called with each member's name (it may raise)
         before anything is written.
         """
+        return self._take_archive(source, check, copy=True)
+
+    def adopt_archive(self, source: StreamingZipReader, check: Callable[[str], None]) -> bool:
+        """As :meth:`append_archive`, for a ``source`` whose members already lie in this writer's file where they
+        would be appended (a placed part, see :mod:`dsformats.placement`): only its central directory records
+        are taken (the bytes stay where they are)."""
+        return self._take_archive(source, check, copy=False)
+
+    def _take_archive(self, source: StreamingZipReader, check: Callable[[str], None], *, copy: bool) -> bool:
         if not self._seekable:  # type: ignore[attr-defined] # its members would need data descriptors
             return False
         base = self.start_dir  # type: ignore[attr-defined]
@@ -510,11 +532,29 @@ class SpoolingZipWriter(zipfile.ZipFile):
                 raise ValueError("Can't write to the ZIP file while there is another write handle open on it.")
             fp, source_fp = self.fp, source.fp
             assert fp is not None and source_fp is not None
-            _copy_range(source_fp, fp, base, size)
+            if copy:
+                _copy_range(source_fp, fp, base, size)
             self.start_dir = base + size  # type: ignore[attr-defined]
             self._didModify = True  # type: ignore[attr-defined]
             self.filelist.append_record(records, count)  # type: ignore[attr-defined]
         return True
+
+    def truncate(self) -> None:
+        """Cut the file at the end of the members written so far (drops bytes a failed placement left beyond)."""
+        with self._lock:  # type: ignore[attr-defined]
+            assert self.fp is not None
+            self.fp.flush()
+            self.fp.truncate(self.start_dir)  # type: ignore[attr-defined]
+
+
+def stored_member_size(name: str, size: int) -> int:
+    """The bytes :meth:`SpoolingZipWriter.write_compressed` writes for a stored member ``name`` of ``size`` bytes
+    (local header with its ZIP64 field, and the data); ValueError for a name zip cannot hold."""
+    try:
+        encoded = name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"member name {name!r} is not UTF-8") from None
+    return _local_size(len(encoded), size)
 
 
 def _local_size(name_length: int, compress_size: int) -> int:

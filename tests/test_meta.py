@@ -17,10 +17,10 @@ ROOT = Path(__file__).resolve().parents[1]
 HOOKS = sorted(name for name in dir(hookspecs) if name.startswith("dsformats_"))
 
 
-def test_there_are_six_hooks():
+def test_there_are_seven_hooks():
     assert HOOKS == [
         "dsformats_detect", "dsformats_formats", "dsformats_header_losses", "dsformats_merge",
-        "dsformats_open_reader", "dsformats_open_writer",
+        "dsformats_open_reader", "dsformats_open_writer", "dsformats_placed_size",
     ]
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import collections
 import copy
+import os
+import posixpath
 import weakref
 from array import array
 from collections.abc import Iterator, Sequence
@@ -40,6 +42,7 @@ from dsformats.fileaccess import Joiner, as_path, is_local, join_within, open_bi
 from dsformats.limits import MAX_IMAGE_SIDE, declared_size
 from dsformats.model import DeferredAnnotations
 from dsformats.parallel import forked
+from dsformats.placement import PlannedMedia
 from dsformats.policy import bad_item, not_stored, stored_kinds, warn
 
 from .jsonindex import JsonFile, JsonView
@@ -904,6 +907,30 @@ class CocoReader:
             part.json = JsonView(source.json, part.order if part.order is not None else ())
             clone._sources.append(part)
         return clone
+
+    def planned_media(self) -> Iterator[PlannedMedia] | None:
+        """The media of the items this (shard) reader yields, in order: each image record's file, its size from
+        the file system (see :mod:`dsformats.placement`). None when the images are not local files."""
+        if not all(is_local(record.images_dir) for record in self._items[:1]):
+            return None
+        return self._planned_media()
+
+    def _planned_media(self) -> Iterator[PlannedMedia]:
+        positions = range(self._first, self._first + len(self._items))  # as items() reads them
+        if self.positions is not None:
+            positions = positions[self.positions.start : self.positions.stop]
+        for index in positions:
+            if index in self._bad:
+                continue
+            record = self._items[index - self._first]
+            if not is_local(record.images_dir):
+                yield PlannedMedia(record.subset, record.id, "", None)
+                continue
+            try:
+                size: int | None = os.stat(f"{record.images_dir}/{record.file_name}").st_size
+            except OSError:
+                size = None
+            yield PlannedMedia(record.subset, record.id, posixpath.splitext(record.file_name)[1].lower(), size)
 
 
 class _Deferred(DeferredAnnotations):

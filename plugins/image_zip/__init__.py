@@ -107,6 +107,16 @@ def dsformats_open_writer(format: str, path: Path, options: Mapping[str, Any]):
 
 
 @hookimpl
+def dsformats_placed_size(format: str, media: Any, options: Mapping[str, Any]):
+    """The bytes a stored archive's members take for items with these media (for placed scale-out shards)."""
+    if format != FORMAT:
+        return None
+    from .writer import placed_size
+
+    return placed_size(media, options)
+
+
+@hookimpl
 def dsformats_merge(format: str, parts: list[Path], path: Path, options: Mapping[str, Any], report: Any):
     """Merge the partial archives of a scale-out run into one archive (or publish one per shard)."""
     if format != FORMAT:

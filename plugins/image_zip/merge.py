@@ -14,6 +14,7 @@ from typing import Any
 from dsformats import DatasetError, Report
 from dsformats.fileaccess import safe_relative
 from dsformats.idset import repeated_values
+from dsformats.placement import MARKER, Placement, placed_part, read_marker
 from dsformats.zipstream import SpoolingZipWriter, StreamingZipReader, ZipMember
 
 from .schema import COMPRESSION, SHARD_ITEMS, case_clash, member_stem, same_item, shard_archive_name
@@ -105,7 +106,8 @@ def merge(parts: Sequence[Path], path: Path, options: Mapping[str, Any], report:
 
     Members are appended as the parts store them (compressed bytes copied, not inflated) with the same
     settings as the writer (same date, attributes, compression and zip64 headers), so the archive bytes equal
-    a single writer's output. With
+    a single writer's output. Parts that local workers placed in the merged output file (see
+    :mod:`dsformats.placement`) stay there: only their central directory records are taken. With
     ``shards_out``, each part's archive is checked and moved, unchanged, to ``<stem>-<shard>.zip``. None (the
     conversion runs in one process) when one item is in two shards.
     """
@@ -130,8 +132,25 @@ def merge(parts: Sequence[Path], path: Path, options: Mapping[str, Any], report:
     target = path / name
     target.parent.mkdir(parents=True, exist_ok=True)
     archive: SpoolingZipWriter | None = None
+    placed: Path | None = None  # the merged output file that placed parts were written into, the archive's file
+    adopting = True  # every part so far was adopted where it was placed
     try:
-        for part in _until_failed(parts, failed):
+        for index, part in enumerate(_until_failed(parts, failed)):
+            marker = read_marker(part)
+            if marker is not None and archive is None:  # placed from offset 0 on: the archive is that file
+                placed = Path(marker[0].path)
+                archive = SpoolingZipWriter.at_start(placed, compression)
+            if marker is not None and adopting:
+                assert archive is not None
+                if _adopted(archive, part / name, marker, members):
+                    members.end_shard()
+                    members.items.append(part / SHARD_ITEMS)
+                    continue
+                # Not where it was predicted: this part and the later placed ones become ordinary parts, and the
+                # archive goes on from the last part adopted.
+                adopting = False
+                _unplace(parts, index, name)
+                archive.truncate()
             moved = False
             if archive is None:  # the first part is the archive's start: moved, not copied, where it can be
                 archive = _moved_first(part / name, target, compression, members)
@@ -151,8 +170,44 @@ def merge(parts: Sequence[Path], path: Path, options: Mapping[str, Any], report:
     finally:
         if archive is not None:
             archive.close()
+    if placed is not None:
+        shutil.move(placed, target)  # a rename: the parts are beside the output
     members.archives.append(target)
     return _finish(members, failed)  # an error discards the staged output
+
+
+def _adopted(archive: SpoolingZipWriter, tail: Path, marker: tuple[Placement, int], members: _Members) -> bool:
+    """Adopt a placed part where it lies, when it fills its range of the archive's file exactly and the range
+    starts where the archive's members end; False (nothing taken) otherwise."""
+    placement, length = marker
+    if placement.offset != archive.start_dir or length < placement.size:  # type: ignore[attr-defined]
+        return False
+    with placed_part(placement, length, tail) as stream:
+        try:
+            source = StreamingZipReader(stream)
+        except zipfile.BadZipFile:  # left for the ordinary path to read (and report)
+            return False
+        with source:
+            return source.start_dir == placement.size and archive.adopt_archive(source, members.add)
+
+
+def _unplace(parts: Sequence[Path], first: int, name: str) -> None:
+    """Turn part ``first`` and every later placed part into ordinary parts (the bytes of each copied out of the
+    merged output file into its archive), waiting for their shards: the archive is then free to grow over their
+    ranges. Stops at a failed shard, which the merge meets next."""
+    for index in range(first, len(parts)):
+        try:
+            part = parts[index]
+        except Exception:  # noqa: BLE001 - the merge's loop takes the same part next and records the failure
+            return
+        marker = read_marker(part)
+        if marker is None:
+            continue
+        whole = part / f"{name}.whole"
+        with placed_part(*marker, part / name) as source, open(whole, "wb") as target:
+            shutil.copyfileobj(source, target, 1 << 20)
+        os.replace(whole, part / name)
+        (part / MARKER).unlink()
 
 
 def _moved_first(part: Path, target: Path, compression: int, members: _Members) -> SpoolingZipWriter | None:

@@ -64,6 +64,13 @@ def path_suffix(name: str) -> str:
     return base[dot:] if 0 < dot < len(base) - 1 else ""
 
 
+def member_path(subset: str, item_id: str, suffix: str, *, image_ext: str | None, subset_dirs: bool) -> str:
+    """The member an item is stored as, before the name is checked: ``[<subset>/]<id><ext>``, where the
+    extension is ``image_ext`` when given, else the media's ``suffix``, else :data:`DEFAULT_IMAGE_EXT`."""
+    prefix = f"{subset}/" if subset_dirs else ""
+    return prefix + item_id + (image_ext or suffix or DEFAULT_IMAGE_EXT)
+
+
 def member_stem(name: str) -> tuple[str, str]:
     """``(stem, suffix)`` of a POSIX member name: the stem is what it reads back as (``1.jpg`` and ``1.png``
     are distinct members of one item id)."""

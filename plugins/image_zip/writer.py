@@ -5,8 +5,9 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import contextlib
+import io
 import zipfile
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -16,15 +17,16 @@ from dsformats.fileaccess import safe_relative
 from dsformats.idset import KeyMap
 from dsformats.imaging import reencode_task, same_encoding
 from dsformats.parallel import ordered_map, resolve_jobs
-from dsformats.policy import bad_item, writing_partial
-from dsformats.zipstream import Compressed, SpoolingZipWriter, compress
+from dsformats.placement import PlacedFile, Placement, PlannedMedia, write_marker
+from dsformats.policy import bad_item, placement, writing_partial
+from dsformats.zipstream import Compressed, SpoolingZipWriter, compress, stored_member_size
 
 from .schema import (
     COMPRESSION,
-    DEFAULT_IMAGE_EXT,
     MEMBER_DATE_TIME,
     SHARD_ITEMS,
     case_clash,
+    member_path,
     member_stem,
     same_item,
     shard_archive_name,
@@ -91,9 +93,9 @@ class ImageZipWriter:
     def member_name(self, item: Item) -> str:
         """The archive member that ``item`` is stored as."""
         assert item.media is not None
-        ext = self.image_ext or item.media.suffix or DEFAULT_IMAGE_EXT
-        prefix = f"{item.subset}/" if self.subset_dirs else ""
-        return safe_relative(prefix + item.id + ext, location=f"item {item.id!r}")
+        name = member_path(item.subset, item.id, item.media.suffix, image_ext=self.image_ext,
+                           subset_dirs=self.subset_dirs)
+        return safe_relative(name, location=f"item {item.id!r}")
 
     def write(self, header: Header, items: Iterable[Item], report: Report) -> None:
         """Store every item's image; items without one are counted as dropped."""
@@ -104,7 +106,7 @@ class ImageZipWriter:
         with (
             contextlib.closing(planned),
             contextlib.closing(packed),
-            SpoolingZipWriter(self.archive_path, "w", compression=self.compression) as archive,
+            self._archive(placement() if writing_partial() else None) as archive,
             open(self.root / SHARD_ITEMS, "w", encoding="utf-8", errors="surrogatepass") if writing_partial()
             else contextlib.nullcontext() as shard_items,
         ):
@@ -127,6 +129,26 @@ class ImageZipWriter:
                     shard_items.write(f"{item.subset}/{item.id}\0")  # ids and subsets hold no NUL
                 report.wrote_media(reencoded)
                 report.wrote_item(item.subset)
+
+    @contextlib.contextmanager
+    def _archive(self, placed: Placement | None) -> Iterator[SpoolingZipWriter]:
+        """The archive being written: a new file, or, for a placed shard, its range of the merged output file
+        followed by the part's archive file (see :mod:`dsformats.placement`), recorded in the part once closed."""
+        if placed is None:
+            with SpoolingZipWriter(self.archive_path, "w", compression=self.compression) as archive:
+                yield archive
+            return
+        raw = PlacedFile(placed, self.archive_path)
+        stream = io.BufferedWriter(raw, 1 << 16)
+        try:
+            archive = SpoolingZipWriter(stream, "w", compression=self.compression, spool_dir=self.archive_path.parent)
+        except BaseException:
+            stream.close()
+            raise
+        archive._filePassed = 0  # type: ignore[attr-defined] # zipfile closes the file with the archive
+        with archive:
+            yield archive
+        write_marker(self.root, placed, raw.length)
 
     def _packed(
         self, planned: Iterable[tuple[tuple[Item, str, DatasetError | None], Any]]
@@ -215,3 +237,24 @@ class ImageZipWriter:
                     yield (item, name, exc), None
                     continue
                 yield (item, name, None), (data, item.media.suffix, item.media.name, suffix)
+
+
+def placed_size(media: Iterable[PlannedMedia], options: Mapping[str, Any]) -> int | None:
+    """The bytes of the members a stored archive's writer writes for items with these media, copied unchanged
+    (``dsformats_placed_size``); None for a compressed archive, a re-encoding, ``--shards-out`` (one archive
+    a shard) or a media of unknown size."""
+    if COMPRESSION[options["compression"]] != zipfile.ZIP_STORED or options["shards_out"]:
+        return None
+    image_ext, subset_dirs = options["image_ext"], options["subset_dirs"]
+    total = 0
+    for planned in media:
+        if planned.suffix is None:  # no image: not stored
+            continue
+        if planned.size is None or (image_ext and not same_encoding(image_ext, planned.suffix)):
+            return None
+        name = member_path(planned.subset, planned.id, planned.suffix, image_ext=image_ext, subset_dirs=subset_dirs)
+        try:
+            total += stored_member_size(safe_relative(name), planned.size)
+        except (DatasetError, ValueError):  # the writer refuses the name: nothing to place
+            return None
+    return total

@@ -9,6 +9,7 @@ and images are never decoded.
 from __future__ import annotations
 
 import codecs
+import os
 import posixpath
 import re
 from array import array
@@ -45,6 +46,7 @@ from dsformats.fileaccess import (
 )
 from dsformats.imaging import is_image_name
 from dsformats.limits import declared_size
+from dsformats.placement import PlannedMedia
 from dsformats.policy import bad_item, not_stored, stored_kinds, warn
 
 from .catalog import IdNumbers
@@ -871,6 +873,31 @@ class VocReader:
         clone._object_plans, clone._header_plans = _Plans(_object_plan), _Plans(_header_plan, limit=256)
         clone._document_plans = _document_plans()
         return clone
+
+    def planned_media(self) -> Iterator[PlannedMedia] | None:
+        """The media of the items this (shard) reader yields, in order, as the scan found them: the image named
+        after the id (its size from the file system). A prediction (see :mod:`dsformats.placement`): an XML
+        naming another image makes it wrong. None for a tree that is not local."""
+        if self._local is None:
+            return None
+        return self._planned_media(self._local)
+
+    def _planned_media(self, root: str) -> Iterator[PlannedMedia]:
+        files, suffixes, names, item_id = self._files, self._image_suffix, self._suffix_names, self._ids.id
+        for subset, numbers in self._runs(self.positions):
+            for number in numbers:
+                name = item_id(number)
+                if files[number] & _IMAGE:
+                    suffix = names[suffixes[number]]
+                    try:
+                        size: int | None = os.stat(f"{root}/{IMAGES_DIR}/{name}{suffix}").st_size
+                    except OSError:
+                        size = None
+                    yield PlannedMedia(subset, name, suffix.lower(), size)
+                elif files[number] & _XML:  # its image is whatever the XML names, if anything
+                    yield PlannedMedia(subset, name, "", None)
+                else:
+                    yield PlannedMedia(subset, name, None, None)
 
     def __getstate__(self) -> dict[str, Any]:
         if len(self._ids) <= _SHIP_LIMIT:

@@ -101,6 +101,51 @@ def test_processes_engine_output_equals_single_process(data, tmp_path, folder, s
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "single"]
 
 
+@pytest.mark.parametrize(("folder", "source"), [("coco", "coco"), ("voc", "voc"), ("voc_generated", "voc")])
+def test_local_workers_place_image_zip_parts_in_the_merged_archive(data, tmp_path, monkeypatch, folder, source):
+    """Each shard's members go straight to their range of the merged archive (dsformats.placement): the merge
+    copies no member, and the archive is one writer's."""
+    import dsformats.zipstream
+    from dsformats.scaleout import convert_distributed
+
+    single = dsformats.convert(data / folder, tmp_path / "single", "image_zip", source_format=source)
+    copies: list[object] = []
+    copy_range = dsformats.zipstream._copy_range
+    monkeypatch.setattr(dsformats.zipstream, "_copy_range", lambda *args: copies.append(args) or copy_range(*args))
+    report = convert_distributed(data / folder, tmp_path / "out", "image_zip", source_format=source,
+                                 engine="processes", workers=2, shards=4)
+    assert tree(tmp_path / "out") == tree(tmp_path / "single")
+    assert report.items_written == single.items_written and report.dropped == single.dropped
+    assert copies == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "single"]
+
+
+def test_a_wrong_placement_prediction_costs_a_copy_not_a_byte(data, tmp_path, monkeypatch):
+    """An XML that names another image than the one named after its id: the scan's prediction of that shard's
+    bytes is wrong, so its part and the later ones are copied as ordinary parts, into the same archive."""
+    import shutil
+
+    import dsformats.zipstream
+    from dsformats.scaleout import convert_distributed
+
+    voc = shutil.copytree(data / "voc", tmp_path / "voc")
+    images = sorted((voc / "JPEGImages").iterdir())
+    other = next(p for p in images[1:] if p.stat().st_size != images[0].stat().st_size)
+    xml = voc / "Annotations" / f"{images[0].stem}.xml"
+    xml.write_text(xml.read_text().replace(f"<filename>{images[0].name}<", f"<filename>{other.name}<"))
+    single = dsformats.convert(voc, tmp_path / "single", "image_zip", source_format="voc")
+    copies: list[object] = []
+    copy_range = dsformats.zipstream._copy_range
+    monkeypatch.setattr(dsformats.zipstream, "_copy_range", lambda *args: copies.append(args) or copy_range(*args))
+    report = convert_distributed(voc, tmp_path / "out", "image_zip", source_format="voc", engine="processes",
+                                 workers=2, shards=4)
+    assert tree(tmp_path / "out") == tree(tmp_path / "single")
+    assert report.items_written == single.items_written
+    assert len(copies) == 4  # the first part was the wrong one: every part copied
+    with zipfile.ZipFile(tmp_path / "out" / "default.zip") as archive:
+        assert archive.read(images[0].name) == other.read_bytes()
+
+
 def test_the_client_releases_its_index_once_every_shard_is_shipped(data, tmp_path, monkeypatch):
     """The shard readers share the client's index; the merge starts at once, and the client's reader is released
     as soon as they are all pickled: by the time the merge has taken its last part, at the latest."""

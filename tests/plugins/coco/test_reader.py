@@ -681,3 +681,25 @@ def test_split_name_is_posix_splitext_with_a_lower_case_suffix():
         stem, suffix = posixpath.splitext(name)
         assert split_name(name) == (stem, suffix.lower()), name
     assert split_name("d/IMG.0001.JPEG") == ("d/IMG.0001", ".jpeg")
+
+
+def test_planned_media_are_each_shards_images(tmp_path):
+    """What a shard reader predicts for placed scale-out parts (dsformats.placement): each image record's file
+    and its size, in item order; a missing file's size is unknown."""
+    from dsformats.testing import generate_items
+
+    header, items = generate_items(("bbox",), seed=8, count=10)
+    dsformats.write(items, tmp_path / "coco", "coco", header=header, options={"save_images": True})
+    missing = next((tmp_path / "coco" / "images").rglob("*.png"))
+    missing.unlink()
+    unknown = []
+    with dsformats.read(tmp_path / "coco", "coco") as reader:
+        for shard in reader.shards(3):
+            sharded = reader.shard_reader(shard.key)
+            planned = list(sharded.planned_media())
+            with sharded:
+                actual = [(i.subset, i.id, i.media.suffix, Path(i.media.path)) for i in sharded.items()]
+            assert [p[:3] for p in planned] == [a[:3] for a in actual] != []
+            assert [p.size for p in planned] == [a[3].stat().st_size if a[3].exists() else None for a in actual]
+            unknown += [path for p, (*_, path) in zip(planned, actual, strict=True) if p.size is None]
+    assert unknown == [missing]

@@ -548,3 +548,28 @@ def test_a_size_no_image_can_have_is_ignored_with_a_warning(tmp_path, monkeypatc
         f"{tmp_path / 'Annotations' / name}.xml: <size> of {width} by {height} is not an image size; ignored (the "
         "image's own header gives its size where it is needed)" for name, (width, height) in sorted(sizes.items())
         if name in "abc"]
+
+
+def test_planned_media_are_each_shards_images(datumaro_fixtures, tmp_path):
+    """What a shard reader predicts for placed scale-out parts (dsformats.placement): the image the scan found
+    for each item, with its size; an item whose XML alone knows its image is predicted with its size unknown."""
+    from dsformats.testing import generate_items
+
+    header, items = generate_items(("bbox",), seed=5, count=12)
+    dsformats.write(items, tmp_path / "voc", "voc", header=header, options={"save_images": True})
+    roots = [tmp_path / "voc", copy_fixture(datumaro_fixtures, "voc_dataset1", tmp_path)]
+    for root in roots:
+        with dsformats.read(root, "voc") as reader:
+            for shard in reader.shards(3):
+                sharded = reader.shard_reader(shard.key)
+                planned = list(sharded.planned_media())
+                with sharded:
+                    actual = [(i.subset, i.id, i.media) for i in sharded.items()]
+                assert [(p.subset, p.id) for p in planned] == [(s, i) for s, i, _ in actual] != []
+                for p, (_, _, media) in zip(planned, actual, strict=True):
+                    if media is None:
+                        assert (p.suffix, p.size) == (None, None)
+                    elif os.path.isfile(media.path):
+                        assert (p.suffix, p.size) == (media.suffix, os.path.getsize(media.path))
+                    else:
+                        assert (p.suffix, p.size) == ("", None)
