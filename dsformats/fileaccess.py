@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import IO, Any
 
 from dsformats.errors import DatasetError
 
 __all__ = [
-    "Joiner", "as_path", "is_local", "join_within", "open_binary", "read_file", "safe_relative", "walk_files",
+    "Joiner", "as_path", "holds_no_symlink", "is_local", "join_within", "open_binary", "read_file", "safe_relative",
+    "walk_files",
     "worth_reading_ahead",
 ]
 
@@ -72,6 +73,17 @@ def join_within(root: Path, name: str, *, location: str | None = None) -> Path:
     return target
 
 
+def holds_no_symlink(folder: Path) -> bool:
+    """Whether the local ``folder`` lists no symlink among its entries (one listing: most file systems give
+    the entries' types with it). For a :class:`Joiner` whose names are mostly directly inside ``folder``: it
+    then skips a test per name. A symlink made afterwards is not seen, as one made between a test and an open."""
+    try:
+        with os.scandir(folder) as listing:
+            return not any(entry.is_symlink() for entry in listing)
+    except OSError:
+        return False
+
+
 class Joiner:
     """:func:`join_within` for many names, with the symlink checks of each directory done once.
 
@@ -81,9 +93,12 @@ class Joiner:
     is a symlink leading out of it is refused.
     """
 
-    def __init__(self, boundary: Path | None = None) -> None:
+    def __init__(self, boundary: Path | None = None, *, unlinked: Collection[Path] = ()) -> None:
         self._linked: dict[tuple[Path, str], bool] = {}
         self._boundary = boundary
+        #: Roots listed beforehand without a symlink among their entries (:func:`holds_no_symlink`): a name
+        #: directly inside one is not tested itself.
+        self._unlinked = frozenset(unlinked)
         self._inside: set[Path] = set()  # roots found inside the boundary
         self._prefix: dict[Path, str] = {}  # str(root) + "/" of each local root (text)
         self._remote: dict[tuple[int, str], tuple[Any, Any, str, str, str] | None] = {}
@@ -122,7 +137,7 @@ class Joiner:
             if prefix is None:
                 prefix = self._prefix[root] = "" if str(root) == "." else str(root).rstrip("/") + "/"
             target = prefix + rel
-            if not os.path.islink(target):
+            if ("/" not in rel and root in self._unlinked) or not os.path.islink(target):
                 return target
         return str(join_within(root, name, location=location))
 

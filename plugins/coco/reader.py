@@ -38,7 +38,16 @@ from dsformats import (
     range_shards,
     shard_range,
 )
-from dsformats.fileaccess import Joiner, as_path, is_local, join_within, open_binary, safe_relative, walk_files
+from dsformats.fileaccess import (
+    Joiner,
+    as_path,
+    holds_no_symlink,
+    is_local,
+    join_within,
+    open_binary,
+    safe_relative,
+    walk_files,
+)
 from dsformats.limits import MAX_IMAGE_SIDE, declared_size
 from dsformats.model import DeferredAnnotations
 from dsformats.parallel import forked
@@ -295,6 +304,7 @@ class CocoReader:
         self._sources: list[_Source] = []
         self._items: list[_ItemRecord] = []
         self._first = 0  # the item index of _items[0] (a shard reader holds only its range)
+        self._unlinked: frozenset[Path] = frozenset()  # image folders that hold no symlink (see Joiner)
         self._indexed = False  # a shard reader arrives indexed: entering it reads nothing
         self._png: tuple[Path, Any, Any] | None = None
         #: Deferred annotations given out and maybe not built yet: built when the reader closes, so that items
@@ -345,6 +355,10 @@ class CocoReader:
                 raise DatasetError(f"no task file for tasks {', '.join(self.tasks)}", str(self.path))
         sources.sort(key=lambda s: (s.subset, TASKS.index(s.task or INSTANCES)))
         self._sources = sources
+        # Image folders without a symlink, listed once here (shard readers inherit it): their images are not
+        # tested one by one for being symlinks.
+        folders = {source.images_dir for source in sources if is_local(source.images_dir)}
+        self._unlinked = frozenset(folder for folder in folders if holds_no_symlink(folder))
 
         self._labels: dict[str, LabelDef] = {}
         self._keypoints: dict[str, KeypointSchema] = {}
@@ -719,7 +733,8 @@ class CocoReader:
             by_subset.setdefault(source.subset, []).append(source)
         # A directory input bounds where images may live; for a single JSON file (or --images-dir) the
         # images folder itself is the boundary.
-        join = Joiner(self.path if is_local(self.path) and self.path.is_dir() and not self.images_dir else None)
+        boundary = self.path if is_local(self.path) and self.path.is_dir() and not self.images_dir else None
+        join = Joiner(boundary, unlinked=self._unlinked)
         positions = range(self._first, self._first + len(self._items))
         if self.positions is not None:
             positions = positions[self.positions.start : self.positions.stop]

@@ -110,6 +110,29 @@ def test_joiner_refuses_what_join_within_refuses_and_gives_the_same_paths(tmp_pa
         getattr(bounded, method)(root, "in.jpg")
 
 
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="no symlinks")
+def test_a_joiner_tests_no_name_of_a_folder_listed_without_symlinks(tmp_path, monkeypatch):
+    """``unlinked`` roots (:func:`holds_no_symlink`, one listing) skip the per-name symlink test for names
+    directly inside them; a folder that holds a symlink is not one of them, and is tested name by name."""
+    from dsformats.fileaccess import holds_no_symlink
+
+    plain, linked = tmp_path / "plain", tmp_path / "linked"
+    (plain / "sub").mkdir(parents=True)
+    linked.mkdir()
+    (plain / "a.jpg").write_bytes(b"a")
+    (tmp_path / "secret.jpg").write_bytes(b"s")
+    os.symlink(tmp_path / "secret.jpg", linked / "b.jpg")
+    assert holds_no_symlink(plain) and not holds_no_symlink(linked) and not holds_no_symlink(tmp_path / "none")
+    tested: list[str] = []
+    islink = os.path.islink
+    monkeypatch.setattr(os.path, "islink", lambda path: tested.append(str(path)) or islink(path))
+    join = Joiner(unlinked=[plain])
+    assert join.text(plain, "a.jpg") == f"{plain}/a.jpg" and tested == []
+    assert join.text(plain, "sub/c.jpg") == f"{plain}/sub/c.jpg" and f"{plain}/sub/c.jpg" in tested
+    with pytest.raises(DatasetError, match="symlink that points outside"):
+        Joiner(unlinked=[plain]).text(linked, "b.jpg")
+
+
 # ------------------------------------------------------------------------------------------------- verify
 def test_verify_reports_a_dataset_that_cannot_be_opened(tmp_path):
     (tmp_path / "bad.zip").write_bytes(b"PK\x03\x04 not really")

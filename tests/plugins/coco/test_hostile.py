@@ -198,6 +198,28 @@ def test_symlinked_image_outside_is_not_followed(tmp_path, make_image):
     assert "symlink that points outside" in message and "a.jpg" in message
 
 
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="no symlinks")
+def test_an_image_made_a_symlink_is_seen_by_the_listing_at_open(tmp_path, make_image, monkeypatch):
+    """The reader lists each images folder once at open; a folder without a symlink skips the test per image,
+    one with a symlink keeps it (the symlink among plain images is still refused)."""
+    doc = base_doc()
+    root = write_doc(tmp_path / "coco", doc)
+    (root / "images" / "train").mkdir(parents=True)
+    for image in doc["images"]:
+        (root / "images" / "train" / image["file_name"]).write_bytes(make_image(4, 4, ".jpg"))
+    tested: list[str] = []
+    islink = os.path.islink
+    monkeypatch.setattr(os.path, "islink", lambda path: tested.append(str(path)) or islink(path))
+    assert len(read_all(root)) == len(doc["images"]) and not [t for t in tested if t.endswith(".jpg")]
+    (tmp_path / "secret.jpg").write_bytes(make_image(4, 4, ".jpg"))
+    first = root / "images" / "train" / doc["images"][0]["file_name"]
+    first.unlink()
+    os.symlink(tmp_path / "secret.jpg", first)
+    message = _error(root)
+    assert "symlink that points outside" in message and first.name in message
+
+
 @pytest.mark.skipif(not hasattr(os, "symlink"), reason="no symlinks")
 def test_symlinked_annotation_file_outside_is_not_read(tmp_path):
     outside = write_doc(tmp_path / "elsewhere", base_doc()) / "annotations" / "instances_train.json"
