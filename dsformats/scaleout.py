@@ -23,7 +23,7 @@ import shutil
 import tempfile
 import threading
 import uuid
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ from dsformats import archives, dispatch
 from dsformats.errors import DatasetError, DsformatsError, OptionError
 from dsformats.formats import FormatSpec
 from dsformats.model import Header
-from dsformats.placement import Placement
+from dsformats.placement import Placement, PlannedMedia
 from dsformats.policy import partial_output, placing, reporting
 from dsformats.registry import Registry, default_registry
 from dsformats.report import Report
@@ -44,6 +44,11 @@ ShardProgress = Callable[[int, int, int], None]
 #: Range shards per worker when the reader has no ``shards()``: more shards balance load better, each costs
 #: one reader opening (for COCO, one parse of the JSON) on a worker.
 SHARDS_PER_WORKER = 4
+
+#: Shards are placed in the merged output (see :mod:`dsformats.placement`) while their parts average at least this
+#: many bytes an item: the first shard's size decides (predicting takes a ``stat`` per file on the client, about
+#: what the merge spends copying 10 KB of a part).
+PLACED_MIN_BYTES = 16 << 10
 
 #: ``engine="auto"`` uses the local process pool from this many items on (below, one process is faster:
 #: starting the pool and merging cost about as much as converting a couple of thousand items).
@@ -312,16 +317,24 @@ class _Placer:
 
     def place(self, plan: Mapping[str, Any]) -> Placement | None:
         """The range of the shard ``plan`` (with its shipped reader), after the earlier ones'; None from the first
-        shard that cannot be sized on."""
+        shard that cannot be sized on, and after a shard whose files average under :data:`PLACED_MIN_BYTES`."""
         if self.offset is None:
             return None
         shipped = plan.get("reader")
         planned = getattr(shipped.reader, "planned_media", None) if shipped is not None else None
-        size = None
+        size, count = None, 0
+
+        def counted(media: Iterable[PlannedMedia]) -> Iterator[PlannedMedia]:
+            nonlocal count
+            for each in media:
+                count += 1
+                yield each
+
         if callable(planned):
             try:
                 media = planned()
-                size = None if media is None else self.registry.placed_size(self.format, media, self.options)
+                if media is not None:
+                    size = self.registry.placed_size(self.format, counted(media), self.options)
             except (DatasetError, OSError):  # a prediction only: the shard is written as an ordinary part
                 size = None
         if size is None:
@@ -330,7 +343,8 @@ class _Placer:
         if not self.offset:
             self.path.touch()
         placement = Placement(str(self.path), self.offset, size)
-        self.offset += size
+        # A stat a file costs about what the merge spends copying 10 KB: parts of small files are left to it.
+        self.offset = self.offset + size if size >= PLACED_MIN_BYTES * count else None
         return placement
 
 

@@ -104,20 +104,25 @@ def test_processes_engine_output_equals_single_process(data, tmp_path, folder, s
 @pytest.mark.parametrize(("folder", "source"), [("coco", "coco"), ("voc", "voc"), ("voc_generated", "voc")])
 def test_local_workers_place_image_zip_parts_in_the_merged_archive(data, tmp_path, monkeypatch, folder, source):
     """Each shard's members go straight to their range of the merged archive (dsformats.placement): the merge
-    copies no member, and the archive is one writer's."""
+    copies no member, and the archive is one writer's. Files that average under PLACED_MIN_BYTES are placed for
+    the first shard only (the later shards' parts are copied, as predicting costs a stat a file)."""
     import dsformats.zipstream
-    from dsformats.scaleout import convert_distributed
+    from dsformats import scaleout
 
     single = dsformats.convert(data / folder, tmp_path / "single", "image_zip", source_format=source)
     copies: list[object] = []
     copy_range = dsformats.zipstream._copy_range
     monkeypatch.setattr(dsformats.zipstream, "_copy_range", lambda *args: copies.append(args) or copy_range(*args))
-    report = convert_distributed(data / folder, tmp_path / "out", "image_zip", source_format=source,
-                                 engine="processes", workers=2, shards=4)
-    assert tree(tmp_path / "out") == tree(tmp_path / "single")
-    assert report.items_written == single.items_written and report.dropped == single.dropped
-    assert copies == []
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "single"]
+    for small, copied in [(0, 0), (1 << 20, 3)]:  # files of any size placed; else only the first shard's
+        monkeypatch.setattr(scaleout, "PLACED_MIN_BYTES", small)
+        copies.clear()
+        out = tmp_path / f"out{small}"
+        report = scaleout.convert_distributed(data / folder, out, "image_zip", source_format=source,
+                                              engine="processes", workers=2, shards=4)
+        assert tree(out) == tree(tmp_path / "single")
+        assert report.items_written == single.items_written and report.dropped == single.dropped
+        assert len(copies) == copied
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out0", f"out{1 << 20}", "single"]
 
 
 def test_a_wrong_placement_prediction_costs_a_copy_not_a_byte(data, tmp_path, monkeypatch):
@@ -126,6 +131,7 @@ def test_a_wrong_placement_prediction_costs_a_copy_not_a_byte(data, tmp_path, mo
     import shutil
 
     import dsformats.zipstream
+    from dsformats import scaleout
     from dsformats.scaleout import convert_distributed
 
     voc = shutil.copytree(data / "voc", tmp_path / "voc")
@@ -133,6 +139,7 @@ def test_a_wrong_placement_prediction_costs_a_copy_not_a_byte(data, tmp_path, mo
     other = next(p for p in images[1:] if p.stat().st_size != images[0].stat().st_size)
     xml = voc / "Annotations" / f"{images[0].stem}.xml"
     xml.write_text(xml.read_text().replace(f"<filename>{images[0].name}<", f"<filename>{other.name}<"))
+    monkeypatch.setattr(scaleout, "PLACED_MIN_BYTES", 0)  # tiny images: placed all the same
     single = dsformats.convert(voc, tmp_path / "single", "image_zip", source_format="voc")
     copies: list[object] = []
     copy_range = dsformats.zipstream._copy_range
