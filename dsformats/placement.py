@@ -21,6 +21,7 @@ ordinary part. So a wrong prediction costs a copy, never a byte of output.
 
 from __future__ import annotations
 
+import abc
 import io
 import os
 from pathlib import Path
@@ -48,7 +49,30 @@ class Placement(NamedTuple):
     size: int
 
 
-class PlacedFile(io.RawIOBase):
+class _Seekable(io.RawIOBase):
+    """A raw file that keeps its own position (``_position``) and end (``_end()``), for the classes below."""
+
+    _position = 0
+
+    @abc.abstractmethod
+    def _end(self) -> int:
+        """The position of the end of the file."""
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._end()}[whence]
+        if base + offset < 0:
+            raise OSError(f"negative seek position {base + offset}")
+        self._position = base + offset
+        return self._position
+
+
+class PlacedFile(_Seekable):
     """A new, seekable, write-only file whose first ``placement.size`` bytes go to ``placement``'s range of its
     shared file and whose further bytes go to the file ``rest`` (created, or emptied)."""
 
@@ -67,18 +91,8 @@ class PlacedFile(io.RawIOBase):
     def writable(self) -> bool:
         return True
 
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._position
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self.length}[whence]
-        if base + offset < 0:
-            raise OSError(f"negative seek position {base + offset}")
-        self._position = base + offset
-        return self._position
+    def _end(self) -> int:
+        return self.length
 
     def write(self, data: Any) -> int:
         start, total = self._position, memoryview(data).nbytes
@@ -141,7 +155,7 @@ def read_marker(folder: str | os.PathLike[str]) -> tuple[Placement, int] | None:
     return Placement(record["path"], record["offset"], record["size"]), record["length"]
 
 
-class _Joined(io.RawIOBase):
+class _Joined(_Seekable):
     """Read-only, seekable: bytes ``[offset, offset + first)`` of one file, then the first ``second`` bytes of
     another."""
 
@@ -154,18 +168,8 @@ class _Joined(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._position
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._length}[whence]
-        if base + offset < 0:
-            raise OSError(f"negative seek position {base + offset}")
-        self._position = base + offset
-        return self._position
+    def _end(self) -> int:
+        return self._length
 
     def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")
