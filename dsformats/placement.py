@@ -8,7 +8,9 @@ engine (:mod:`dsformats.scaleout`), for each shard in order:
 1. asks the shard's reader for its :class:`PlannedMedia` (``reader.planned_media()``, optional: the items'
    media predicted from the reader's index, without reading annotations);
 2. asks the target (hook ``dsformats_placed_size``) how many bytes a part of those items takes in the merged
-   output; None (or a reader without ``planned_media``) ends placement, for this shard and the later ones;
+   output; None (or a reader without ``planned_media``) ends placement, for this shard and the later ones, and
+   a shard whose files average under ``scaleout.PLACED_MIN_BYTES`` ends it for the later ones (predicting
+   costs a ``stat`` a file, about what copying 10 KB costs);
 3. gives the shard's writer a :class:`Placement` (:func:`dsformats.policy.placement`): the shared output file
    and the range ``[offset, offset + size)`` that the earlier shards' sizes leave it.
 

@@ -46,8 +46,8 @@ ShardProgress = Callable[[int, int, int], None]
 SHARDS_PER_WORKER = 4
 
 #: Shards are placed in the merged output (see :mod:`dsformats.placement`) while their parts average at least this
-#: many bytes an item: the first shard's size decides (predicting takes a ``stat`` per file on the client, about
-#: what the merge spends copying 10 KB of a part).
+#: many bytes an item (predicting takes a ``stat`` per file on the client, about what the merge spends copying
+#: 10 KB of a part): after a shard of smaller files, the later ones write ordinary parts.
 PLACED_MIN_BYTES = 16 << 10
 
 #: ``engine="auto"`` uses the local process pool from this many items on (below, one process is faster:

@@ -925,10 +925,8 @@ class CocoReader:
 
     def planned_media(self) -> Iterator[PlannedMedia] | None:
         """The media of the items this (shard) reader yields, in order: each image record's file, its size from
-        the file system (see :mod:`dsformats.placement`). None when the images are not local files."""
-        if not all(is_local(record.images_dir) for record in self._items[:1]):
-            return None
-        return self._planned_media()
+        the file system (see :mod:`dsformats.placement`). None for a dataset in an archive or on object storage."""
+        return self._planned_media() if is_local(self.path) else None
 
     def _planned_media(self) -> Iterator[PlannedMedia]:
         positions = range(self._first, self._first + len(self._items))  # as items() reads them

@@ -703,3 +703,6 @@ def test_planned_media_are_each_shards_images(tmp_path):
             assert [p.size for p in planned] == [a[3].stat().st_size if a[3].exists() else None for a in actual]
             unknown += [path for p, (*_, path) in zip(planned, actual, strict=True) if p.size is None]
     assert unknown == [missing]
+    archive = shutil.make_archive(str(tmp_path / "zipped"), "zip", tmp_path / "coco")
+    with dsformats.read(archive, "coco") as reader:  # inside an archive: nothing predicted
+        assert reader.shard_reader(reader.shards(2)[0].key).planned_media() is None
