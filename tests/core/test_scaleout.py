@@ -125,6 +125,23 @@ def test_local_workers_place_image_zip_parts_in_the_merged_archive(data, tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out0", f"out{1 << 20}", "single"]
 
 
+def test_a_prediction_that_fails_places_nothing(data, tmp_path, monkeypatch):
+    """A reader's planned_media() that raises (a plugin's bug) is only a prediction: the shards write ordinary
+    parts and the conversion gives one process's bytes."""
+    from dsformats_voc.reader import VocReader
+
+    from dsformats.scaleout import convert_distributed
+
+    def broken(self: VocReader) -> None:
+        raise RuntimeError("no prediction")
+
+    monkeypatch.setattr(VocReader, "planned_media", broken)
+    dsformats.convert(data / "voc", tmp_path / "single", "image_zip", source_format="voc")
+    convert_distributed(data / "voc", tmp_path / "out", "image_zip", source_format="voc", engine="processes",
+                        workers=2, shards=3)
+    assert tree(tmp_path / "out") == tree(tmp_path / "single")
+
+
 def test_a_wrong_placement_prediction_costs_a_copy_not_a_byte(data, tmp_path, monkeypatch):
     """An XML that names another image than the one named after its id: the scan's prediction of that shard's
     bytes is wrong, so its part and the later ones are copied as ordinary parts, into the same archive."""
