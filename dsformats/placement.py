@@ -180,14 +180,15 @@ class _Joined(_Seekable):
             return 0
         if position < self._first:
             wanted = min(len(view), self._first - position)
-            count = os.preadv(self._files[0].fileno(), [view[:wanted]], self._offset + position)
+            data = os.pread(self._files[0].fileno(), wanted, self._offset + position)
         else:
             wanted = min(len(view), self._length - position)
-            count = os.preadv(self._files[1].fileno(), [view[:wanted]], position - self._first)
-        if count == 0:
+            data = os.pread(self._files[1].fileno(), wanted, position - self._first)
+        if not data:
             raise EOFError(f"a placed part ends early, at byte {position:,}")
-        self._position += count
-        return count
+        view[: len(data)] = data
+        self._position += len(data)
+        return len(data)
 
     def close(self) -> None:
         if not self.closed:

@@ -525,7 +525,8 @@ def convert_distributed(
             dispatch.report_metadata(header, info.spec, report, reg, checked)
             runner = _processes(workers) if engine == "processes" else _dask(scheduler, workers, retries)
             # Local workers write their parts straight into the merged output where the target can size them.
-            local = engine == "processes" and parts_dir is None and parts.url is None and not archives.is_url(dst)
+            local = (engine == "processes" and parts_dir is None and parts.url is None and not archives.is_url(dst)
+                     and hasattr(os, "pwrite"))
             placer = _Placer(reg, info.name, checked, parts.local) if local else None
             with runner as pool:
                 for index, shard in enumerate(plans):
