@@ -429,11 +429,10 @@ class SpoolingZipWriter(zipfile.ZipFile):
         try:
             fp.truncate(size)
             fp.seek(size)
-            writer = cls(fp, "w", compression=compression, spool_dir=Path(fspath(path)).parent)
         except BaseException:
             fp.close()
             raise
-        writer._filePassed = 0  # type: ignore[attr-defined] # zipfile closes the file with the archive
+        writer = cls.owning(fp, compression, Path(fspath(path)).parent)
         writer.filelist.append_record(records, count)  # type: ignore[attr-defined]
         return writer
 
@@ -441,11 +440,16 @@ class SpoolingZipWriter(zipfile.ZipFile):
     def at_start(cls, path: str | PathLike[str], compression: int) -> SpoolingZipWriter:
         """A writer of a new archive at the start of the existing file ``path``, whose bytes it leaves as they are
         (for :meth:`adopt_archive`); closing it writes the central directory after the members it has."""
-        fp = open(path, "r+b")  # noqa: SIM115 - closed by the writer
+        return cls.owning(open(path, "r+b"), compression, Path(fspath(path)).parent)  # noqa: SIM115
+
+    @classmethod
+    def owning(cls, stream: IO[bytes], compression: int, spool_dir: str | PathLike[str]) -> SpoolingZipWriter:
+        """A writer of a new archive from ``stream``'s position on, which it closes with the archive (or now,
+        when it cannot start); its records are spooled in ``spool_dir``."""
         try:
-            writer = cls(fp, "w", compression=compression, spool_dir=Path(fspath(path)).parent)
+            writer = cls(stream, "w", compression=compression, spool_dir=spool_dir)
         except BaseException:
-            fp.close()
+            stream.close()
             raise
         writer._filePassed = 0  # type: ignore[attr-defined] # zipfile closes the file with the archive
         return writer

@@ -140,13 +140,7 @@ class ImageZipWriter:
             return
         raw = PlacedFile(placed, self.archive_path)
         stream = io.BufferedWriter(raw, 1 << 16)
-        try:
-            archive = SpoolingZipWriter(stream, "w", compression=self.compression, spool_dir=self.archive_path.parent)
-        except BaseException:
-            stream.close()
-            raise
-        archive._filePassed = 0  # type: ignore[attr-defined] # zipfile closes the file with the archive
-        with archive:
+        with SpoolingZipWriter.owning(stream, self.compression, self.archive_path.parent) as archive:
             yield archive
         write_marker(self.root, placed, raw.length)
 
